@@ -1,0 +1,358 @@
+//! PCR0 signing (the EIF signature section) and its verification.
+//!
+//! Layout (FORMAT.md §2, "signature"): the section is a CBOR array with one entry
+//! `{"signing_certificate": [u8...], "signature": [u8...]}` where both values are arrays
+//! of unsigned integers (serde_cbor's `Vec<u8>`), the certificate is the PEM file verbatim
+//! and the signature is an untagged COSE_Sign1 (ES384) over
+//! `{"register_index": 0, "register_value": [u8...PCR0]}`.
+//!
+//! ECDSA here uses RFC 6979 deterministic nonces, so unlike the reference tool a signed
+//! image built twice from the same inputs and key is byte-identical.
+
+use crate::cbor::{self, Value};
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Encode};
+use p384::ecdsa::signature::{Signer, Verifier};
+use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
+use std::fmt;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+/// id-ecPublicKey
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// secp384r1
+const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// COSE protected header `{1: -35}` (alg: ES384), encoded.
+pub const COSE_PROTECTED_ES384: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
+
+/// Why signing material could not be used or a signature section did not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    #[error("signing certificate: no PEM CERTIFICATE block found")]
+    NoCertificatePem,
+    #[error("signing certificate: bad PEM: {0}")]
+    CertificatePem(String),
+    #[error("signing certificate: bad DER: {0}")]
+    CertificateDer(String),
+    #[error("signing certificate: public key is not EC P-384 (algorithm {algorithm}, curve {curve})")]
+    CertificateNotP384 { algorithm: String, curve: String },
+    #[error("signing certificate: invalid P-384 public key")]
+    CertificateKey,
+    #[error("private key: bad PEM (expected a PKCS#8 \"PRIVATE KEY\" or SEC1 \"EC PRIVATE KEY\" block)")]
+    KeyPem,
+    #[error("private key: encrypted keys are not supported")]
+    KeyEncrypted,
+    #[error("private key: not an EC P-384 key ({0})")]
+    KeyNotP384(String),
+    #[error("private key: malformed P-384 key")]
+    KeyMalformed,
+    #[error("private key does not match the signing certificate's public key")]
+    KeyCertificateMismatch,
+    #[error("signature section: {0}")]
+    Cbor(#[from] cbor::CborError),
+    #[error("signature section: {0}")]
+    Malformed(&'static str),
+    #[error("signature section: unsupported COSE algorithm (only ES384 is accepted)")]
+    UnsupportedAlgorithm,
+    #[error("signature section signs PCR{0}, expected PCR0")]
+    WrongRegister(u64),
+    #[error("signature section signs a PCR0 that is not this image's PCR0")]
+    Pcr0Mismatch,
+    #[error("signature section: COSE_Sign1 signature does not verify against the certificate")]
+    BadSignature,
+}
+
+/// A parsed signing certificate: the PEM bytes as given (stored verbatim in the image)
+/// and the DER (measured into PCR8).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningCertificate {
+    pem: Vec<u8>,
+    der: Vec<u8>,
+    key: VerifyingKey,
+}
+
+impl fmt::Debug for SigningCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningCertificate")
+            .field("der_len", &self.der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningCertificate {
+    /// Parses a PEM certificate. Text before the first `BEGIN CERTIFICATE` line is
+    /// ignored (as OpenSSL does); the key must be EC P-384.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, SignError> {
+        let der = pem_certificate_der(pem)?;
+        let key = p384_key_of_certificate(&der)?;
+        Ok(SigningCertificate {
+            pem: pem.to_vec(),
+            der,
+            key,
+        })
+    }
+
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+}
+
+/// A certificate plus the matching private key. The key is zeroized on drop and never
+/// appears in `Debug` output.
+pub struct SigningMaterial {
+    cert: SigningCertificate,
+    key: SigningKey,
+}
+
+impl fmt::Debug for SigningMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningMaterial")
+            .field("cert", &self.cert)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl SigningMaterial {
+    /// Certificate PEM and private key PEM (PKCS#8 or SEC1). Checks that they match.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, SignError> {
+        let cert = SigningCertificate::from_pem(cert_pem)?;
+        let key = parse_private_key(key_pem)?;
+        if key.verifying_key() != cert.verifying_key() {
+            return Err(SignError::KeyCertificateMismatch);
+        }
+        Ok(SigningMaterial { cert, key })
+    }
+
+    pub fn certificate(&self) -> &SigningCertificate {
+        &self.cert
+    }
+
+    /// The signature section payload for an image whose PCR0 is `pcr0`.
+    pub fn signature_section(&self, pcr0: &[u8]) -> Vec<u8> {
+        let payload = cose_payload(pcr0);
+        let to_be_signed = sig_structure(&COSE_PROTECTED_ES384, &payload);
+        let sig: Signature = self.key.sign(&to_be_signed);
+        let sig_bytes = sig.to_bytes();
+
+        let mut cose = Vec::new();
+        cbor::head(&mut cose, cbor::MAJOR_ARRAY, 4);
+        cbor::bytes(&mut cose, &COSE_PROTECTED_ES384);
+        cbor::head(&mut cose, cbor::MAJOR_MAP, 0);
+        cbor::bytes(&mut cose, &payload);
+        cbor::bytes(&mut cose, &sig_bytes);
+
+        let mut out = Vec::new();
+        cbor::head(&mut out, cbor::MAJOR_ARRAY, 1);
+        cbor::head(&mut out, cbor::MAJOR_MAP, 2);
+        cbor::text(&mut out, "signing_certificate");
+        cbor::u8_array(&mut out, self.cert.pem());
+        cbor::text(&mut out, "signature");
+        cbor::u8_array(&mut out, &cose);
+        out
+    }
+}
+
+/// `{"register_index": 0, "register_value": [u8...]}`
+fn cose_payload(pcr0: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    cbor::head(&mut p, cbor::MAJOR_MAP, 2);
+    cbor::text(&mut p, "register_index");
+    cbor::head(&mut p, cbor::MAJOR_UINT, 0);
+    cbor::text(&mut p, "register_value");
+    cbor::u8_array(&mut p, pcr0);
+    p
+}
+
+/// COSE Sig_structure for Signature1 with empty external AAD.
+fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    cbor::head(&mut s, cbor::MAJOR_ARRAY, 4);
+    cbor::text(&mut s, "Signature1");
+    cbor::bytes(&mut s, protected);
+    cbor::bytes(&mut s, &[]);
+    cbor::bytes(&mut s, payload);
+    s
+}
+
+/// One verified entry of a signature section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrSignature {
+    pub certificate: SigningCertificate,
+    pub register_index: u64,
+    pub register_value: Vec<u8>,
+    /// The COSE_Sign1 bytes.
+    pub cose: Vec<u8>,
+}
+
+/// Decodes a signature section and verifies each entry's COSE_Sign1 against its
+/// certificate. Does not compare against the image's PCR0 (see [`check_pcr0`]).
+pub fn parse_signature_section(payload: &[u8]) -> Result<Vec<PcrSignature>, SignError> {
+    let top = cbor::decode_all(payload)?;
+    let Value::Array(entries) = top else {
+        return Err(SignError::Malformed("expected a CBOR array"));
+    };
+    if entries.is_empty() {
+        return Err(SignError::Malformed("no signature entries"));
+    }
+    entries.iter().map(parse_entry).collect()
+}
+
+fn parse_entry(entry: &Value<'_>) -> Result<PcrSignature, SignError> {
+    let cert_pem = entry
+        .map_get("signing_certificate")
+        .and_then(Value::as_byte_vec)
+        .ok_or(SignError::Malformed("entry lacks a signing_certificate byte field"))?;
+    let cose = entry
+        .map_get("signature")
+        .and_then(Value::as_byte_vec)
+        .ok_or(SignError::Malformed("entry lacks a signature byte field"))?;
+    let certificate = SigningCertificate::from_pem(&cert_pem)?;
+
+    let mut cose_v = cbor::decode_all(&cose)?;
+    if let Value::Tag(18, inner) = cose_v {
+        cose_v = *inner;
+    }
+    let Value::Array(parts) = cose_v else {
+        return Err(SignError::Malformed("COSE_Sign1 is not an array"));
+    };
+    let [Value::Bytes(protected), Value::Map(_), Value::Bytes(cpayload), Value::Bytes(sig)] =
+        parts.as_slice()
+    else {
+        return Err(SignError::Malformed("COSE_Sign1 is not [bstr, map, bstr, bstr]"));
+    };
+    let prot = cbor::decode_all(protected)?;
+    let alg = match &prot {
+        Value::Map(kv) => kv.iter().find_map(|(k, v)| match (k, v) {
+            (Value::Uint(1), Value::Nint(n)) => Some(*n),
+            _ => None,
+        }),
+        _ => None,
+    };
+    // -35 is encoded as Nint(34)
+    if alg != Some(34) {
+        return Err(SignError::UnsupportedAlgorithm);
+    }
+    let signature = Signature::from_slice(sig).map_err(|_| SignError::BadSignature)?;
+    certificate
+        .verifying_key()
+        .verify(&sig_structure(protected, cpayload), &signature)
+        .map_err(|_| SignError::BadSignature)?;
+
+    let pl = cbor::decode_all(cpayload)?;
+    let register_index = match pl.map_get("register_index") {
+        Some(Value::Uint(n)) => *n,
+        _ => return Err(SignError::Malformed("COSE payload lacks register_index")),
+    };
+    let register_value = pl
+        .map_get("register_value")
+        .and_then(Value::as_byte_vec)
+        .ok_or(SignError::Malformed("COSE payload lacks register_value"))?;
+    Ok(PcrSignature {
+        certificate,
+        register_index,
+        register_value,
+        cose: cose.clone(),
+    })
+}
+
+/// Checks that the first entry signs register 0 with the value `pcr0`.
+pub fn check_pcr0(sigs: &[PcrSignature], pcr0: &[u8]) -> Result<(), SignError> {
+    let first = sigs
+        .first()
+        .ok_or(SignError::Malformed("no signature entries"))?;
+    if first.register_index != 0 {
+        return Err(SignError::WrongRegister(first.register_index));
+    }
+    if first.register_value != pcr0 {
+        return Err(SignError::Pcr0Mismatch);
+    }
+    Ok(())
+}
+
+/// Finds the first `-----BEGIN CERTIFICATE-----` block and decodes it to DER.
+fn pem_certificate_der(pem: &[u8]) -> Result<Vec<u8>, SignError> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let start = find(pem, BEGIN).ok_or(SignError::NoCertificatePem)?;
+    let end_rel = find(&pem[start..], END).ok_or(SignError::NoCertificatePem)?;
+    let block = &pem[start..start + end_rel + END.len()];
+    let (label, der) =
+        der::pem::decode_vec(block).map_err(|e| SignError::CertificatePem(e.to_string()))?;
+    if label != "CERTIFICATE" {
+        return Err(SignError::NoCertificatePem);
+    }
+    Ok(der)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn p384_key_of_certificate(der: &[u8]) -> Result<VerifyingKey, SignError> {
+    let cert = Certificate::from_der(der).map_err(|e| SignError::CertificateDer(e.to_string()))?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
+        return Err(SignError::CertificateNotP384 {
+            algorithm: spki.algorithm.oid.to_string(),
+            curve: curve.map_or_else(|| "none".to_string(), |c| c.to_string()),
+        });
+    }
+    let point = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(SignError::CertificateKey)?;
+    VerifyingKey::from_sec1_bytes(point).map_err(|_| SignError::CertificateKey)
+}
+
+fn parse_private_key(pem: &[u8]) -> Result<SigningKey, SignError> {
+    let text = std::str::from_utf8(pem).map_err(|_| SignError::KeyPem)?;
+    let (label, der) = der::pem::decode_vec(text.trim().as_bytes()).map_err(|_| SignError::KeyPem)?;
+    let der = Zeroizing::new(der);
+    match label {
+        "PRIVATE KEY" => {
+            let info = pkcs8::PrivateKeyInfo::from_der(&der).map_err(|_| SignError::KeyMalformed)?;
+            let curve = info
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            if info.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
+                return Err(SignError::KeyNotP384(format!(
+                    "algorithm {}, curve {}",
+                    info.algorithm.oid,
+                    curve.map_or_else(|| "none".to_string(), |c| c.to_string())
+                )));
+            }
+            let sk = p384::SecretKey::try_from(info).map_err(|_| SignError::KeyMalformed)?;
+            Ok(SigningKey::from(sk))
+        }
+        "EC PRIVATE KEY" => {
+            let sk = p384::SecretKey::from_sec1_der(&der)
+                .map_err(|_| SignError::KeyNotP384("SEC1 key is not on P-384".into()))?;
+            Ok(SigningKey::from(sk))
+        }
+        "ENCRYPTED PRIVATE KEY" => Err(SignError::KeyEncrypted),
+        _ => Err(SignError::KeyPem),
+    }
+}
+
+/// Re-encodes DER through the certificate parser (used by tests to check canonical form).
+pub fn reencode_certificate(der: &[u8]) -> Result<Vec<u8>, SignError> {
+    let cert = Certificate::from_der(der).map_err(|e| SignError::CertificateDer(e.to_string()))?;
+    cert.to_der()
+        .map_err(|e| SignError::CertificateDer(e.to_string()))
+}

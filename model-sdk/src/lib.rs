@@ -1,0 +1,1 @@
+//! cleanroom-model-sdk

@@ -1,0 +1,66 @@
+//! Messages on the three links: client ↔ enclave (inside attested TLS), enclave ↔ host
+//! (blob fetch and audit append), client ↔ host (blob upload, audit log download).
+
+use crate::job::QuerySpec;
+use crate::signing::Signed;
+use crate::{Bytes, Digest};
+use serde::{Deserialize, Serialize};
+
+/// Client → enclave, inside the TLS channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Ask for evidence bound to this nonce and this TLS connection.
+    Attest { nonce: Bytes },
+    /// Owner: the data key for one dataset and the grant for one job.
+    ReleaseKey { dataset_digest: Digest, data_key: Bytes, grant: Signed },
+    /// Provider: run a job. Module and sealed index are blobs in the host's store.
+    SubmitJob { spec: QuerySpec, module_blob: Digest, sealed_index_blob: Digest },
+}
+
+/// Enclave → client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EnclaveMessage {
+    Evidence { platform: String, simulated: bool, document: Bytes, public_key: Bytes, policy_digest: Digest },
+    KeyAccepted { grant_id: String },
+    JobResult { result: Signed },
+    Error { code: String, message: String },
+}
+
+/// Enclave → host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostRequest {
+    GetBlob { digest: Digest },
+    AppendAudit { record: Signed },
+}
+
+/// Client → host blob API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BlobRequest {
+    Put { data: Bytes },
+    Get { digest: Digest },
+    AuditLog,
+}
+
+/// Host → enclave or client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostResponse {
+    Blob { data: Bytes },
+    Stored { digest: Digest },
+    Appended { count: u64 },
+    AuditLog { records: Vec<Signed> },
+    Error { code: String, message: String },
+}
+
+/// Domain-separated binding of evidence to a nonce, a TLS connection and a key.
+/// Goes into the attestation `user_data` (Nitro) or `report_data` (SNP).
+pub fn channel_binding(nonce: &[u8], tls_exporter: &[u8], public_key: &[u8], policy: &Digest) -> Digest {
+    Digest::of_parts("cleanroom/channel-binding/v1", &[nonce, tls_exporter, public_key, policy.as_bytes()])
+}
+
+/// TLS exporter label used for the channel binding (RFC 8446 §7.5).
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-cleanroom-attestation";
