@@ -277,6 +277,10 @@ pub enum Error {
         /// Caller's maximum.
         max: u32,
     },
+    /// An expectation was set that this platform's evidence cannot satisfy
+    /// (e.g. PCRs for SEV-SNP, a measurement for Nitro). Refused rather than ignored.
+    #[error("expectation `{0}` does not apply to this platform's evidence")]
+    ExpectationNotApplicable(&'static str),
     /// The SNP certificate bundle could not be decoded.
     #[error("malformed SNP certificate bundle: {0}")]
     BundleMalformed(&'static str),
@@ -339,6 +343,7 @@ impl Error {
             Error::MigrationAgentNotAllowed => "migration_agent",
             Error::SmtNotAllowed => "smt",
             Error::VmplTooHigh { .. } => "vmpl",
+            Error::ExpectationNotApplicable(_) => "expectation_not_applicable",
             Error::BundleMalformed(_) => "bundle",
         }
     }

@@ -30,14 +30,20 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod base64;
 pub mod cbor;
+mod chain;
+mod cose;
 pub mod der;
 mod error;
+mod fields;
 pub mod hexser;
 pub mod nitro;
 pub mod policy;
 pub mod simulated;
 pub mod snp;
+#[cfg(test)]
+mod testdata;
 
 use std::collections::BTreeMap;
 use std::fmt;

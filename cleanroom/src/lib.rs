@@ -1,1 +1,9 @@
-//! cleanroom
+//! cleanroom: the owner's, provider's and auditor's side of the clean room.
+
+pub mod audit;
+pub mod client;
+pub mod datagen;
+pub mod keystore;
+pub mod ledger;
+pub mod local_run;
+pub mod prepare;

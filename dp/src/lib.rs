@@ -1,1 +1,100 @@
-//! cleanroom-dp
+//! cleanroom-dp: exact discrete differential privacy for the clean room. No I/O.
+//!
+//! * [`rational`]: exact rationals; [`Epsilon`], [`Delta`], [`Rho`] parsed from decimal text.
+//! * [`sampler`]: Bernoulli(exp(-γ)), discrete Laplace and discrete Gaussian exactly as in
+//!   Canonne–Kamath–Steinke 2020, no floating point on any sampling path.
+//! * [`fixed`]: fixed-point encoding with clamping, and checked integer aggregation.
+//! * [`bounding`]: per-privacy-unit contribution bounding (reservoir sampling).
+//! * [`mechanism`]: count, sum, histogram, group-by with partition selection, ...
+//! * [`accountant`]: pure-ε and zCDP budget accounting.
+//!
+//! See `README.md` beside this crate for the derivations.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod accountant;
+pub mod bounding;
+pub mod cache;
+pub mod fixed;
+pub mod mechanism;
+pub mod plan;
+pub mod rational;
+pub mod rng;
+pub mod sampler;
+
+pub use accountant::{BudgetExceeded, PureDpAccountant};
+pub use bounding::{BoundStats, RowBounder};
+pub use fixed::FixedPoint;
+pub use mechanism::{Mechanism, Release};
+pub use rational::{Delta, Epsilon, Rational, Rho};
+pub use rng::{seeded_rng, seeded_rng_from_u64, DpRng};
+pub use sampler::{bernoulli, bernoulli_exp, discrete_gaussian, discrete_laplace};
+
+/// Every error this crate returns. Parameters are validated before any noise is drawn or any
+/// budget is touched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpError {
+    /// A number could not be parsed (only non-negative decimals and `num/den` are accepted).
+    #[error("invalid number {0:?}: expected a non-negative decimal like 0.5, 1e-6 or a fraction like 1/3")]
+    InvalidNumber(String),
+    /// A denominator or divisor was zero.
+    #[error("zero denominator")]
+    ZeroDenominator,
+    /// A float parameter was NaN or infinite.
+    #[error("parameter is NaN or infinite")]
+    NonFinite,
+    /// A parameter that must be non-negative was negative.
+    #[error("parameter is negative")]
+    Negative,
+    /// ε must be strictly positive.
+    #[error("epsilon must be > 0")]
+    NonPositiveEpsilon,
+    /// δ must be in [0, 1).
+    #[error("delta must be in [0, 1)")]
+    DeltaOutOfRange,
+    /// δ must be strictly positive for this mechanism.
+    #[error("delta must be > 0 for partition selection and (epsilon, delta) conversion")]
+    ZeroDelta,
+    /// ρ must be strictly positive.
+    #[error("rho must be > 0")]
+    NonPositiveRho,
+    /// A probability above 1.
+    #[error("probability must be in [0, 1]")]
+    ProbabilityOutOfRange,
+    /// A noise scale of zero (no noise) was requested.
+    #[error("noise scale must be > 0")]
+    ZeroScale,
+    /// A noise scale above [`sampler::MAX_SCALE`].
+    #[error("noise scale exceeds the supported maximum of 10^15")]
+    ScaleTooLarge,
+    /// Exact arithmetic or an aggregate would overflow; nothing was released.
+    #[error("arithmetic overflow in {0}")]
+    Overflow(&'static str),
+    /// Clamping bounds with lower > upper (or non-finite bounds).
+    #[error("invalid bounds: lower {lo} > upper {hi} or not finite")]
+    InvalidBounds {
+        /// lower bound as given
+        lo: String,
+        /// upper bound as given
+        hi: String,
+    },
+    /// A value to encode was NaN.
+    #[error("value is NaN")]
+    NaN,
+    /// Fixed-point scale must be >= 1.
+    #[error("fixed-point scale must be >= 1")]
+    InvalidFixedScale,
+    /// A contribution bound (rows per unit, partitions per unit, sensitivity) of zero.
+    #[error("{0} must be >= 1")]
+    ZeroBound(&'static str),
+    /// A declared domain is empty or larger than supported.
+    #[error("domain size {0} is empty or exceeds the limit")]
+    DomainSize(usize),
+    /// A quantile outside [0, 1].
+    #[error("quantile must be in [0, 1]")]
+    QuantileOutOfRange,
+    /// The privacy budget does not cover the request.
+    #[error(transparent)]
+    BudgetExceeded(#[from] BudgetExceeded),
+}

@@ -59,10 +59,7 @@ impl Rational {
             return Err(DpError::ZeroDenominator);
         }
         let g = gcd(num, den);
-        Ok(Rational {
-            num: num / g,
-            den: den / g,
-        })
+        Ok(Rational { num: num / g, den: den / g })
     }
 
     /// The integer `n`.
@@ -128,12 +125,8 @@ impl Rational {
         let g1 = gcd(self.num, other.den);
         let g2 = gcd(other.num, self.den);
         let (g1, g2) = (g1.max(1), g2.max(1));
-        let n = (self.num / g1)
-            .checked_mul(other.num / g2)
-            .ok_or(DpError::Overflow("rational mul"))?;
-        let d = (self.den / g2)
-            .checked_mul(other.den / g1)
-            .ok_or(DpError::Overflow("rational mul"))?;
+        let n = (self.num / g1).checked_mul(other.num / g2).ok_or(DpError::Overflow("rational mul"))?;
+        let d = (self.den / g2).checked_mul(other.den / g1).ok_or(DpError::Overflow("rational mul"))?;
         Rational::new(n, d)
     }
 
@@ -142,10 +135,7 @@ impl Rational {
         if other.num == 0 {
             return Err(DpError::ZeroDenominator);
         }
-        self.checked_mul(&Rational {
-            num: other.den,
-            den: other.num,
-        })
+        self.checked_mul(&Rational { num: other.den, den: other.num })
     }
 
     /// Multiply by an integer.
@@ -185,10 +175,7 @@ impl Default for Rational {
 
 impl Ord for Rational {
     fn cmp(&self, other: &Self) -> Ordering {
-        match (
-            self.num.checked_mul(other.den),
-            other.num.checked_mul(self.den),
-        ) {
+        match (self.num.checked_mul(other.den), other.num.checked_mul(self.den)) {
             (Some(a), Some(b)) => a.cmp(&b),
             _ => {
                 let (an, ad) = self.as_big();
@@ -215,16 +202,14 @@ impl fmt::Display for Rational {
         let a = d.trailing_zeros();
         d >>= a;
         let mut b = 0u32;
-        while d % 5 == 0 {
+        while d.is_multiple_of(5) {
             d /= 5;
             b += 1;
         }
         if d == 1 {
             let k = a.max(b);
             // multiply num by 10^k / den = 2^(k-a) * 5^(k-b)
-            let factor = 2u128
-                .checked_pow(k - a)
-                .and_then(|x| 5u128.checked_pow(k - b).and_then(|y| x.checked_mul(y)));
+            let factor = 2u128.checked_pow(k - a).and_then(|x| 5u128.checked_pow(k - b).and_then(|y| x.checked_mul(y)));
             if let Some(scaled) = factor.and_then(|f| self.num.checked_mul(f)) {
                 if let Some(p) = 10u128.checked_pow(k) {
                     let int = scaled / p;
@@ -275,9 +260,7 @@ impl FromStr for Rational {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(bad());
         }
-        if !int_part.bytes().all(|c| c.is_ascii_digit())
-            || !frac_part.bytes().all(|c| c.is_ascii_digit())
-        {
+        if !int_part.bytes().all(|c| c.is_ascii_digit()) || !frac_part.bytes().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
         let mut exp10: i64 = match exp {
@@ -288,8 +271,7 @@ impl FromStr for Rational {
                     Some(b'+') => (false, &e[1..]),
                     _ => (false, e),
                 };
-                if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|c| c.is_ascii_digit())
-                {
+                if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
                     return Err(bad());
                 }
                 let v: i64 = digits.parse().map_err(|_| bad())?;
@@ -303,11 +285,8 @@ impl FromStr for Rational {
         let digits = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
         exp10 -= frac_part.len() as i64;
-        let mut num: u128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().map_err(|_| DpError::Overflow("decimal parse"))?
-        };
+        let mut num: u128 =
+            if digits.is_empty() { 0 } else { digits.parse().map_err(|_| DpError::Overflow("decimal parse"))? };
         if num == 0 {
             return Ok(Rational::ZERO);
         }
@@ -320,7 +299,7 @@ impl FromStr for Rational {
             num = num.checked_mul(p).ok_or(DpError::Overflow("decimal parse"))?;
         } else {
             // strip trailing zeros of num against the negative exponent first
-            while exp10 < 0 && num % 10 == 0 {
+            while exp10 < 0 && num.is_multiple_of(10) {
                 num /= 10;
                 exp10 += 1;
             }
@@ -434,10 +413,7 @@ impl Epsilon {
 
     /// `self - other` if strictly positive, else `None`.
     pub fn checked_sub(&self, other: &Epsilon) -> Result<Option<Epsilon>, DpError> {
-        Ok(self
-            .0
-            .checked_sub(&other.0)?
-            .and_then(|r| Epsilon::try_from(r).ok()))
+        Ok(self.0.checked_sub(&other.0)?.and_then(|r| Epsilon::try_from(r).ok()))
     }
 
     /// `self / k` for an integer `k >= 1` (budget splits).
@@ -535,15 +511,12 @@ mod tests {
     #[test]
     fn parse_rejects_garbage() {
         for s in [
-            "", "-1", "+1", "NaN", "inf", "1e", "e5", ".", "1..2", "1/0", " 1", "1 ", "0x10", "1e99999",
-            "1/", "/2", "1e-99", "1e40",
+            "", "-1", "+1", "NaN", "inf", "1e", "e5", ".", "1..2", "1/0", " 1", "1 ", "0x10", "1e99999", "1/", "/2",
+            "1e-99", "1e40",
         ] {
             assert!(s.parse::<Rational>().is_err(), "{s:?} should fail");
         }
-        assert!(matches!(
-            "0".parse::<Epsilon>(),
-            Err(DpError::NonPositiveEpsilon)
-        ));
+        assert!(matches!("0".parse::<Epsilon>(), Err(DpError::NonPositiveEpsilon)));
         assert!(matches!("1".parse::<Delta>(), Err(DpError::DeltaOutOfRange)));
         assert!("0".parse::<Delta>().is_ok());
     }
@@ -571,9 +544,7 @@ mod tests {
         let big1 = Rational::new(u128::MAX - 1, u128::MAX).unwrap();
         let big2 = Rational::new(u128::MAX - 2, u128::MAX - 1).unwrap();
         assert!(big1 > big2);
-        assert!(Rational::from_integer(u128::MAX)
-            .checked_add(&Rational::ONE)
-            .is_err());
+        assert!(Rational::from_integer(u128::MAX).checked_add(&Rational::ONE).is_err());
     }
 
     #[test]

@@ -131,11 +131,7 @@ struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.input.len())
-            .ok_or(CborError::Truncated(self.pos))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len()).ok_or(CborError::Truncated(self.pos))?;
         let s = &self.input[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -166,10 +162,7 @@ impl<'a> Decoder<'a> {
     fn len(&mut self, info: u8, at: usize) -> Result<usize, CborError> {
         let n = self.arg(info, at)?;
         // Anything longer than the rest of the input cannot be complete.
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= self.input.len() - self.pos)
-            .ok_or(CborError::Truncated(at))
+        usize::try_from(n).ok().filter(|&n| n <= self.input.len() - self.pos).ok_or(CborError::Truncated(at))
     }
 
     fn item(&mut self, depth: usize) -> Result<Value<'a>, CborError> {
@@ -189,9 +182,7 @@ impl<'a> Decoder<'a> {
             MAJOR_TEXT => {
                 let n = self.len(info, at)?;
                 let b = self.take(n)?;
-                std::str::from_utf8(b)
-                    .map(Value::Text)
-                    .map_err(|_| CborError::BadUtf8(at))
+                std::str::from_utf8(b).map(Value::Text).map_err(|_| CborError::BadUtf8(at))
             }
             MAJOR_ARRAY => {
                 let n = self.len(info, at)?;
@@ -264,14 +255,8 @@ mod tests {
         let deep = vec![0x81u8; 1000];
         assert!(decode_all(&deep).is_err());
         // indefinite length
-        assert!(matches!(
-            decode_all(&[0x9f, 0xff]),
-            Err(CborError::Unsupported(0))
-        ));
-        assert!(matches!(
-            decode_all(&[0x01, 0x02]),
-            Err(CborError::TrailingBytes(1))
-        ));
+        assert!(matches!(decode_all(&[0x9f, 0xff]), Err(CborError::Unsupported(0))));
+        assert!(matches!(decode_all(&[0x01, 0x02]), Err(CborError::TrailingBytes(1))));
         for n in 0..v.len() {
             let _ = decode_all(&v[..n]);
         }

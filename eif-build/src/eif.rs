@@ -204,10 +204,7 @@ pub fn build(spec: &ImageSpec<'_>) -> Result<BuiltImage, BuildError> {
     }
 
     write_header(&mut out, spec.arch, &table);
-    Ok(BuiltImage {
-        bytes: out,
-        measurements,
-    })
+    Ok(BuiltImage { bytes: out, measurements })
 }
 
 fn write_header(out: &mut [u8], arch: Arch, table: &[(u64, u64)]) {
@@ -261,13 +258,24 @@ pub struct Header {
 }
 
 /// One section of a parsed image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Section<'a> {
     pub index: usize,
     /// File offset of the 12-byte section header.
     pub offset: u64,
     pub kind: SectionType,
     pub payload: &'a [u8],
+}
+
+impl std::fmt::Debug for Section<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Section")
+            .field("index", &self.index)
+            .field("offset", &self.offset)
+            .field("kind", &self.kind)
+            .field("len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// A parsed, checked image borrowing from the file bytes.
@@ -330,11 +338,7 @@ impl<'a> Eif<'a> {
         let header = Header {
             version,
             flags,
-            arch: if flags & 1 != 0 {
-                Arch::Aarch64
-            } else {
-                Arch::X86_64
-            },
+            arch: if flags & 1 != 0 { Arch::Aarch64 } else { Arch::X86_64 },
             default_mem: be64(file, 8),
             default_cpus: be64(file, 16),
             num_sections,
@@ -349,55 +353,30 @@ impl<'a> Eif<'a> {
             let offset = be64(file, OFFSETS_AT + 8 * index);
             let table_size = be64(file, SIZES_AT + 8 * index);
             if offset != expected {
-                return Err(ReadError::NotContiguous {
-                    index,
-                    offset,
-                    expected,
-                });
+                return Err(ReadError::NotContiguous { index, offset, expected });
             }
             // offset <= file_len holds here (expected never exceeds it)
             if file_len - offset < SECTION_HEADER_SIZE as u64 {
-                return Err(ReadError::SectionHeaderPastEnd {
-                    index,
-                    offset,
-                    file_len: file.len(),
-                });
+                return Err(ReadError::SectionHeaderPastEnd { index, offset, file_len: file.len() });
             }
             let at = offset as usize;
             let code = be16(file, at);
             let sflags = be16(file, at + 2);
             let size = be64(file, at + 4);
             if size != table_size {
-                return Err(ReadError::SizeMismatch {
-                    index,
-                    table: table_size,
-                    section: size,
-                });
+                return Err(ReadError::SizeMismatch { index, table: table_size, section: size });
             }
             let start = offset + SECTION_HEADER_SIZE as u64;
             let available = file_len - start;
             if size > available {
-                return Err(ReadError::PayloadPastEnd {
-                    index,
-                    size,
-                    available,
-                });
+                return Err(ReadError::PayloadPastEnd { index, size, available });
             }
-            let kind =
-                SectionType::from_code(code).ok_or(ReadError::UnknownSectionType { index, code })?;
+            let kind = SectionType::from_code(code).ok_or(ReadError::UnknownSectionType { index, code })?;
             if sflags != 0 {
-                return Err(ReadError::SectionFlags {
-                    index,
-                    flags: sflags,
-                });
+                return Err(ReadError::SectionFlags { index, flags: sflags });
             }
             let (s, e) = (start as usize, (start + size) as usize);
-            sections.push(Section {
-                index,
-                offset,
-                kind,
-                payload: &file[s..e],
-            });
+            sections.push(Section { index, offset, kind, payload: &file[s..e] });
             expected = start + size;
         }
         if expected != file_len {
@@ -405,10 +384,7 @@ impl<'a> Eif<'a> {
         }
         let computed = crc(file);
         if computed != header.crc32 {
-            return Err(ReadError::CrcMismatch {
-                stored: header.crc32,
-                computed,
-            });
+            return Err(ReadError::CrcMismatch { stored: header.crc32, computed });
         }
 
         let one = |kind: SectionType, name: &'static str, required: bool| {
@@ -423,11 +399,8 @@ impl<'a> Eif<'a> {
         let cmdline = one(SectionType::Cmdline, "cmdline", true)?;
         one(SectionType::Metadata, "metadata", false)?;
         let signature = one(SectionType::Signature, "signature", false)?;
-        let ramdisks: Vec<&[u8]> = sections
-            .iter()
-            .filter(|s| s.kind == SectionType::Ramdisk)
-            .map(|s| s.payload)
-            .collect();
+        let ramdisks: Vec<&[u8]> =
+            sections.iter().filter(|s| s.kind == SectionType::Ramdisk).map(|s| s.payload).collect();
         if ramdisks.is_empty() {
             return Err(ReadError::MissingSection("ramdisk"));
         }
@@ -443,10 +416,7 @@ impl<'a> Eif<'a> {
             Some(s) => Some(sign::parse_signature_section(s.payload)?),
             None => None,
         };
-        let cert_der = signatures
-            .as_ref()
-            .and_then(|s| s.first())
-            .map(|e| e.certificate.der().to_vec());
+        let cert_der = signatures.as_ref().and_then(|s| s.first()).map(|e| e.certificate.der().to_vec());
         let mut measurer = ImageMeasurer::new(algorithm);
         measurer.boot_bytes(kernel);
         measurer.boot_bytes(cmdline);
@@ -458,32 +428,17 @@ impl<'a> Eif<'a> {
             // The signed value is a PCR0 in the algorithm of its own length.
             let signed_len = sigs.first().map_or(0, |s| s.register_value.len());
             let pcr0 = match HashAlgorithm::from_output_len(signed_len) {
-                Some(a) if a != algorithm => crate::pcr::measure_inputs(
-                    a,
-                    kernel,
-                    cmdline,
-                    &ramdisks,
-                    None,
-                )
-                .pcr0,
+                Some(a) if a != algorithm => crate::pcr::measure_inputs(a, kernel, cmdline, &ramdisks, None).pcr0,
                 _ => measurements.pcr0.clone(),
             };
             sign::check_pcr0(sigs, &pcr0)?;
         }
 
-        Ok(Eif {
-            header,
-            sections,
-            measurements,
-            signatures,
-        })
+        Ok(Eif { header, sections, measurements, signatures })
     }
 
     fn first(&self, kind: SectionType) -> Option<&'a [u8]> {
-        self.sections
-            .iter()
-            .find(|s| s.kind == kind)
-            .map(|s| s.payload)
+        self.sections.iter().find(|s| s.kind == kind).map(|s| s.payload)
     }
 
     pub fn kernel(&self) -> &'a [u8] {
@@ -499,11 +454,7 @@ impl<'a> Eif<'a> {
     }
 
     pub fn ramdisks(&self) -> Vec<&'a [u8]> {
-        self.sections
-            .iter()
-            .filter(|s| s.kind == SectionType::Ramdisk)
-            .map(|s| s.payload)
-            .collect()
+        self.sections.iter().filter(|s| s.kind == SectionType::Ramdisk).map(|s| s.payload).collect()
     }
 
     pub fn is_signed(&self) -> bool {

@@ -120,10 +120,7 @@ pub struct PcrAccumulator {
 
 impl PcrAccumulator {
     pub fn new(alg: HashAlgorithm) -> Self {
-        PcrAccumulator {
-            alg,
-            inner: Hasher::new(alg),
-        }
+        PcrAccumulator { alg, inner: Hasher::new(alg) }
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -272,11 +269,7 @@ mod tests {
 
     #[test]
     fn algorithm_names_round_trip() {
-        for a in [
-            HashAlgorithm::Sha256,
-            HashAlgorithm::Sha384,
-            HashAlgorithm::Sha512,
-        ] {
+        for a in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
             assert_eq!(a.to_string().parse::<HashAlgorithm>().unwrap(), a);
             assert_eq!(HashAlgorithm::from_output_len(a.output_len()), Some(a));
         }

@@ -74,9 +74,7 @@ pub struct SigningCertificate {
 
 impl fmt::Debug for SigningCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningCertificate")
-            .field("der_len", &self.der.len())
-            .finish_non_exhaustive()
+        f.debug_struct("SigningCertificate").field("der_len", &self.der.len()).finish_non_exhaustive()
     }
 }
 
@@ -86,11 +84,7 @@ impl SigningCertificate {
     pub fn from_pem(pem: &[u8]) -> Result<Self, SignError> {
         let der = pem_certificate_der(pem)?;
         let key = p384_key_of_certificate(&der)?;
-        Ok(SigningCertificate {
-            pem: pem.to_vec(),
-            der,
-            key,
-        })
+        Ok(SigningCertificate { pem: pem.to_vec(), der, key })
     }
 
     pub fn pem(&self) -> &[u8] {
@@ -115,10 +109,7 @@ pub struct SigningMaterial {
 
 impl fmt::Debug for SigningMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningMaterial")
-            .field("cert", &self.cert)
-            .field("key", &"<redacted>")
-            .finish()
+        f.debug_struct("SigningMaterial").field("cert", &self.cert).field("key", &"<redacted>").finish()
     }
 }
 
@@ -225,9 +216,7 @@ fn parse_entry(entry: &Value<'_>) -> Result<PcrSignature, SignError> {
     let Value::Array(parts) = cose_v else {
         return Err(SignError::Malformed("COSE_Sign1 is not an array"));
     };
-    let [Value::Bytes(protected), Value::Map(_), Value::Bytes(cpayload), Value::Bytes(sig)] =
-        parts.as_slice()
-    else {
+    let [Value::Bytes(protected), Value::Map(_), Value::Bytes(cpayload), Value::Bytes(sig)] = parts.as_slice() else {
         return Err(SignError::Malformed("COSE_Sign1 is not [bstr, map, bstr, bstr]"));
     };
     let prot = cbor::decode_all(protected)?;
@@ -257,19 +246,12 @@ fn parse_entry(entry: &Value<'_>) -> Result<PcrSignature, SignError> {
         .map_get("register_value")
         .and_then(Value::as_byte_vec)
         .ok_or(SignError::Malformed("COSE payload lacks register_value"))?;
-    Ok(PcrSignature {
-        certificate,
-        register_index,
-        register_value,
-        cose: cose.clone(),
-    })
+    Ok(PcrSignature { certificate, register_index, register_value, cose: cose.clone() })
 }
 
 /// Checks that the first entry signs register 0 with the value `pcr0`.
 pub fn check_pcr0(sigs: &[PcrSignature], pcr0: &[u8]) -> Result<(), SignError> {
-    let first = sigs
-        .first()
-        .ok_or(SignError::Malformed("no signature entries"))?;
+    let first = sigs.first().ok_or(SignError::Malformed("no signature entries"))?;
     if first.register_index != 0 {
         return Err(SignError::WrongRegister(first.register_index));
     }
@@ -286,8 +268,7 @@ fn pem_certificate_der(pem: &[u8]) -> Result<Vec<u8>, SignError> {
     let start = find(pem, BEGIN).ok_or(SignError::NoCertificatePem)?;
     let end_rel = find(&pem[start..], END).ok_or(SignError::NoCertificatePem)?;
     let block = &pem[start..start + end_rel + END.len()];
-    let (label, der) =
-        der::pem::decode_vec(block).map_err(|e| SignError::CertificatePem(e.to_string()))?;
+    let (label, der) = der::pem::decode_vec(block).map_err(|e| SignError::CertificatePem(e.to_string()))?;
     if label != "CERTIFICATE" {
         return Err(SignError::NoCertificatePem);
     }
@@ -301,21 +282,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn p384_key_of_certificate(der: &[u8]) -> Result<VerifyingKey, SignError> {
     let cert = Certificate::from_der(der).map_err(|e| SignError::CertificateDer(e.to_string()))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
     if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
         return Err(SignError::CertificateNotP384 {
             algorithm: spki.algorithm.oid.to_string(),
             curve: curve.map_or_else(|| "none".to_string(), |c| c.to_string()),
         });
     }
-    let point = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or(SignError::CertificateKey)?;
+    let point = spki.subject_public_key.as_bytes().ok_or(SignError::CertificateKey)?;
     VerifyingKey::from_sec1_bytes(point).map_err(|_| SignError::CertificateKey)
 }
 
@@ -326,10 +300,7 @@ fn parse_private_key(pem: &[u8]) -> Result<SigningKey, SignError> {
     match label {
         "PRIVATE KEY" => {
             let info = pkcs8::PrivateKeyInfo::from_der(&der).map_err(|_| SignError::KeyMalformed)?;
-            let curve = info
-                .algorithm
-                .parameters
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            let curve = info.algorithm.parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
             if info.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
                 return Err(SignError::KeyNotP384(format!(
                     "algorithm {}, curve {}",
@@ -353,6 +324,5 @@ fn parse_private_key(pem: &[u8]) -> Result<SigningKey, SignError> {
 /// Re-encodes DER through the certificate parser (used by tests to check canonical form).
 pub fn reencode_certificate(der: &[u8]) -> Result<Vec<u8>, SignError> {
     let cert = Certificate::from_der(der).map_err(|e| SignError::CertificateDer(e.to_string()))?;
-    cert.to_der()
-        .map_err(|e| SignError::CertificateDer(e.to_string()))
+    cert.to_der().map_err(|e| SignError::CertificateDer(e.to_string()))
 }

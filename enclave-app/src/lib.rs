@@ -1,1 +1,11 @@
-//! enclave-app
+//! The supervisor that runs inside the enclave.
+//!
+//! It boots, creates an ephemeral key pair from the platform's randomness, measures the
+//! owner's policy into the attested state, and then serves an attested TLS channel over
+//! which owners release data keys and budget grants and providers submit jobs. Every
+//! job's result is DP-noised, signed with the attested key, audited and only then sent.
+
+pub mod host;
+pub mod platform;
+pub mod service;
+pub mod tls;

@@ -1,1 +1,498 @@
-//! cleanroom-model-sdk
+//! Guest SDK for cleanroom models.
+//!
+//! A model provider implements [`Model`] and calls [`export_model!`]; the SDK supplies
+//! everything the cleanroom Wasm ABI (version [`ABI_VERSION`], see `docs/wasm-abi.md`)
+//! needs: the `cleanroom_abi` custom section, the `cleanroom_process_batch` export, and
+//! the calls that copy input columns into guest memory and emit one score per row.
+//!
+//! The same crate builds natively. There [`run_native`] runs a model over a [`Batch`]
+//! through exactly the code path the sandbox uses, so a provider (or a test) can compare
+//! the sandbox's output with the native one bit for bit. Use [`math`] rather than
+//! `f64::ln`/`f64::exp`: the standard library's versions call the platform's libm, whose
+//! last bit may differ from the one compiled into the Wasm module.
+//!
+//! ```
+//! use cleanroom_model_sdk::{export_model, Kind, Model, Row};
+//!
+//! #[derive(Default)]
+//! struct Doubler;
+//! impl Model for Doubler {
+//!     const INPUTS: &'static [Kind] = &[Kind::F64];
+//!     fn score(&self, row: &Row<'_>) -> f64 {
+//!         2.0 * row.f64(0)
+//!     }
+//! }
+//! export_model!(Doubler);
+//! ```
+#![no_std]
+
+extern crate alloc;
+
+pub use alloc::vec::Vec;
+use core::fmt;
+
+/// Version of the cleanroom Wasm ABI this SDK speaks.
+pub const ABI_VERSION: u32 = 1;
+/// Name of the custom section that declares the ABI version and the inputs.
+pub const ABI_SECTION: &str = "cleanroom_abi";
+/// Length in bytes of a privacy-unit token.
+pub const TOKEN_LEN: usize = 32;
+/// Most input columns a module may declare.
+pub const MAX_INPUTS: usize = 64;
+
+/// Type of one input column, as declared in the `cleanroom_abi` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// `f64` little-endian, 8 bytes per row.
+    F64 = 0,
+    /// `i64` little-endian, 8 bytes per row.
+    I64 = 1,
+    /// Dictionary code, `u32` little-endian, 4 bytes per row.
+    Code = 2,
+    /// Privacy-unit token, 32 bytes per row.
+    Token = 3,
+}
+
+impl Kind {
+    pub const fn width(self) -> usize {
+        match self {
+            Kind::F64 | Kind::I64 => 8,
+            Kind::Code => 4,
+            Kind::Token => TOKEN_LEN,
+        }
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::F64 => "f64",
+            Kind::I64 => "i64",
+            Kind::Code => "code",
+            Kind::Token => "token",
+        }
+    }
+}
+
+/// Length of the `cleanroom_abi` section for a model with these inputs.
+pub const fn manifest_len(inputs: &[Kind]) -> usize {
+    12 + inputs.len()
+}
+
+/// Content of the `cleanroom_abi` section: `abi_version: u32le`, `outputs_per_row: u32le`
+/// (always 1 in version 1), `n_inputs: u32le`, then one [`Kind`] byte per input.
+pub const fn manifest<const N: usize>(inputs: &[Kind]) -> [u8; N] {
+    assert!(N == manifest_len(inputs), "manifest length");
+    assert!(inputs.len() <= MAX_INPUTS, "too many inputs");
+    let mut out = [0u8; N];
+    let v = ABI_VERSION.to_le_bytes();
+    let o = 1u32.to_le_bytes();
+    let n = (inputs.len() as u32).to_le_bytes();
+    let mut i = 0;
+    while i < 4 {
+        out[i] = v[i];
+        out[4 + i] = o[i];
+        out[8 + i] = n[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < inputs.len() {
+        out[12 + j] = inputs[j] as u8;
+        j += 1;
+    }
+    out
+}
+
+/// One input column of a batch, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Column<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+    Code(&'a [u32]),
+    Token(&'a [[u8; TOKEN_LEN]]),
+}
+
+impl Column<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::F64(v) => v.len(),
+            Column::I64(v) => v.len(),
+            Column::Code(v) => v.len(),
+            Column::Token(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn kind(&self) -> Kind {
+        match self {
+            Column::F64(_) => Kind::F64,
+            Column::I64(_) => Kind::I64,
+            Column::Code(_) => Kind::Code,
+            Column::Token(_) => Kind::Token,
+        }
+    }
+}
+
+/// Why a batch could not be handed to a model natively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// The model declares `expected` inputs, the batch has `got` columns.
+    InputCount { expected: usize, got: usize },
+    /// Column `index` has the wrong type.
+    Kind { index: usize, expected: Kind, got: Kind },
+    /// Column `index` has `got` rows, the first column has `rows`.
+    Ragged { index: usize, rows: usize, got: usize },
+    /// The model produced `got` scores for `rows` rows.
+    Output { rows: usize, got: usize },
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::InputCount { expected, got } => write!(f, "model reads {expected} columns, batch has {got}"),
+            BatchError::Kind { index, expected, got } => {
+                write!(f, "input {index}: model reads {}, column is {}", expected.name(), got.name())
+            }
+            BatchError::Ragged { index, rows, got } => write!(f, "input {index} has {got} rows, expected {rows}"),
+            BatchError::Output { rows, got } => write!(f, "model produced {got} scores for {rows} rows"),
+        }
+    }
+}
+
+/// The input columns of one batch, in the order the model declared them.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    rows: usize,
+    columns: &'a [Column<'a>],
+}
+
+impl<'a> Batch<'a> {
+    /// Check that the columns have equal lengths and match `inputs`.
+    pub fn new(inputs: &[Kind], columns: &'a [Column<'a>]) -> Result<Self, BatchError> {
+        if inputs.len() != columns.len() {
+            return Err(BatchError::InputCount { expected: inputs.len(), got: columns.len() });
+        }
+        let rows = columns.first().map(Column::len).unwrap_or(0);
+        for (index, (c, &k)) in columns.iter().zip(inputs).enumerate() {
+            if c.kind() != k {
+                return Err(BatchError::Kind { index, expected: k, got: c.kind() });
+            }
+            if c.len() != rows {
+                return Err(BatchError::Ragged { index, rows, got: c.len() });
+            }
+        }
+        Ok(Batch { rows, columns })
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn columns(&self) -> &'a [Column<'a>] {
+        self.columns
+    }
+    /// Column `i`, or a panic (a trap in the sandbox) if there is none.
+    pub fn column(&self, i: usize) -> Column<'a> {
+        self.columns[i]
+    }
+    pub fn f64s(&self, i: usize) -> &'a [f64] {
+        match self.columns[i] {
+            Column::F64(v) => v,
+            c => kind_panic(i, Kind::F64, c.kind()),
+        }
+    }
+    pub fn i64s(&self, i: usize) -> &'a [i64] {
+        match self.columns[i] {
+            Column::I64(v) => v,
+            c => kind_panic(i, Kind::I64, c.kind()),
+        }
+    }
+    pub fn codes(&self, i: usize) -> &'a [u32] {
+        match self.columns[i] {
+            Column::Code(v) => v,
+            c => kind_panic(i, Kind::Code, c.kind()),
+        }
+    }
+    pub fn tokens(&self, i: usize) -> &'a [[u8; TOKEN_LEN]] {
+        match self.columns[i] {
+            Column::Token(v) => v,
+            c => kind_panic(i, Kind::Token, c.kind()),
+        }
+    }
+    /// Row `index` (panics if out of range).
+    pub fn row(&self, index: usize) -> Row<'_> {
+        assert!(index < self.rows, "row out of range");
+        Row { batch: self, index }
+    }
+}
+
+#[cold]
+fn kind_panic(i: usize, want: Kind, got: Kind) -> ! {
+    panic!("input {i}: read as {} but it is {}", want.name(), got.name())
+}
+
+/// One row of a batch: typed access to its values by input index.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    batch: &'a Batch<'a>,
+    index: usize,
+}
+
+impl Row<'_> {
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    pub fn f64(&self, input: usize) -> f64 {
+        self.batch.f64s(input)[self.index]
+    }
+    pub fn i64(&self, input: usize) -> i64 {
+        self.batch.i64s(input)[self.index]
+    }
+    pub fn code(&self, input: usize) -> u32 {
+        self.batch.codes(input)[self.index]
+    }
+    pub fn token(&self, input: usize) -> &[u8; TOKEN_LEN] {
+        &self.batch.tokens(input)[self.index]
+    }
+}
+
+/// A model: reads the declared input columns, returns one score per row.
+pub trait Model {
+    /// The input columns, in the order the query spec names them.
+    const INPUTS: &'static [Kind];
+
+    /// Score one row.
+    fn score(&self, row: &Row<'_>) -> f64;
+
+    /// Score a whole batch, appending exactly `batch.rows()` values to `out`. Override
+    /// for columnar speed; the default calls [`Model::score`] row by row.
+    fn score_batch(&self, batch: &Batch<'_>, out: &mut Vec<f64>) {
+        out.reserve(batch.rows());
+        for i in 0..batch.rows() {
+            out.push(self.score(&batch.row(i)));
+        }
+    }
+}
+
+/// Run `model` natively over `columns`, through the same code path as the sandbox.
+pub fn run_native<M: Model>(model: &M, columns: &[Column<'_>]) -> Result<Vec<f64>, BatchError> {
+    let batch = Batch::new(M::INPUTS, columns)?;
+    let mut out = Vec::with_capacity(batch.rows());
+    model.score_batch(&batch, &mut out);
+    if out.len() != batch.rows() {
+        return Err(BatchError::Output { rows: batch.rows(), got: out.len() });
+    }
+    Ok(out)
+}
+
+/// Deterministic math: pure-Rust implementations that give the same bits on every target.
+pub mod math {
+    /// Natural logarithm.
+    pub fn ln(x: f64) -> f64 {
+        libm::log(x)
+    }
+    /// `e^x`.
+    pub fn exp(x: f64) -> f64 {
+        libm::exp(x)
+    }
+    pub fn sqrt(x: f64) -> f64 {
+        libm::sqrt(x)
+    }
+    pub fn pow(x: f64, y: f64) -> f64 {
+        libm::pow(x, y)
+    }
+    pub fn tanh(x: f64) -> f64 {
+        libm::tanh(x)
+    }
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow.
+    pub fn sigmoid(x: f64) -> f64 {
+        if x >= 0.0 {
+            1.0 / (1.0 + exp(-x))
+        } else {
+            let e = exp(x);
+            e / (1.0 + e)
+        }
+    }
+}
+
+/// Glue used by [`export_model!`]; not a stable API.
+#[doc(hidden)]
+pub mod __guest {
+    use super::{Batch, Column, Kind, Model, TOKEN_LEN};
+    use alloc::vec::Vec;
+    use core::cell::UnsafeCell;
+
+    /// Status returned by `cleanroom_process_batch` (0 is success).
+    pub const STATUS_OK: i32 = 0;
+    /// The host reported fewer rows than requested for a column.
+    pub const STATUS_SHORT_READ: i32 = 1;
+    /// The model produced a number of scores different from the row count.
+    pub const STATUS_BAD_OUTPUT: i32 = 2;
+    /// `rows` was negative.
+    pub const STATUS_BAD_ROWS: i32 = 3;
+
+    enum Buf {
+        F64(Vec<f64>),
+        I64(Vec<i64>),
+        Code(Vec<u32>),
+        Token(Vec<[u8; TOKEN_LEN]>),
+    }
+
+    /// Per-instance state: the model and buffers reused across batches.
+    pub struct State<M> {
+        model: Option<M>,
+        bufs: Vec<Buf>,
+        out: Vec<f64>,
+    }
+
+    /// A cell for the single guest instance. A cleanroom module has no threads (the
+    /// sandbox refuses shared memory), so there is never concurrent access.
+    pub struct GuestCell<M>(UnsafeCell<State<M>>);
+
+    // SAFETY: only ever used on wasm32 without threads; see the type's documentation.
+    unsafe impl<M> Sync for GuestCell<M> {}
+
+    impl<M> GuestCell<M> {
+        pub const fn new() -> Self {
+            GuestCell(UnsafeCell::new(State { model: None, bufs: Vec::new(), out: Vec::new() }))
+        }
+    }
+
+    impl<M> Default for GuestCell<M> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// The host's column readers; each copies up to `max_rows` values of input `col`
+    /// to `dst` and returns how many it copied.
+    pub struct Host {
+        pub read_f64: unsafe extern "C" fn(i32, *mut f64, i32) -> i32,
+        pub read_i64: unsafe extern "C" fn(i32, *mut i64, i32) -> i32,
+        pub read_codes: unsafe extern "C" fn(i32, *mut u32, i32) -> i32,
+        pub read_tokens: unsafe extern "C" fn(i32, *mut [u8; TOKEN_LEN], i32) -> i32,
+        pub emit: unsafe extern "C" fn(*const f64, i32),
+    }
+
+    fn fill<T: Copy>(buf: &mut Vec<T>, zero: T, rows: usize, read: impl FnOnce(*mut T) -> i32) -> bool {
+        buf.clear();
+        buf.resize(rows, zero);
+        let got = read(buf.as_mut_ptr());
+        got >= 0 && got as usize == rows
+    }
+
+    /// Body of `cleanroom_process_batch`.
+    ///
+    /// # Safety
+    /// `cell` must not be accessed concurrently (true on wasm32 without threads) and
+    /// `host` must be the real ABI imports.
+    pub unsafe fn process_batch<M: Model>(cell: &GuestCell<M>, init: fn() -> M, host: &Host, rows: i32) -> i32 {
+        // SAFETY: single-threaded guest and no re-entrancy (the host never calls back in).
+        let state = unsafe { &mut *cell.0.get() };
+        if rows < 0 {
+            return STATUS_BAD_ROWS;
+        }
+        let n = rows as usize;
+        let model = state.model.get_or_insert_with(init);
+        if state.bufs.len() != M::INPUTS.len() {
+            state.bufs = M::INPUTS
+                .iter()
+                .map(|k| match k {
+                    Kind::F64 => Buf::F64(Vec::new()),
+                    Kind::I64 => Buf::I64(Vec::new()),
+                    Kind::Code => Buf::Code(Vec::new()),
+                    Kind::Token => Buf::Token(Vec::new()),
+                })
+                .collect();
+        }
+        for (i, b) in state.bufs.iter_mut().enumerate() {
+            let col = i as i32;
+            // SAFETY: each destination holds exactly `rows` elements of the right width.
+            let ok = unsafe {
+                match b {
+                    Buf::F64(v) => fill(v, 0.0, n, |p| (host.read_f64)(col, p, rows)),
+                    Buf::I64(v) => fill(v, 0, n, |p| (host.read_i64)(col, p, rows)),
+                    Buf::Code(v) => fill(v, 0, n, |p| (host.read_codes)(col, p, rows)),
+                    Buf::Token(v) => fill(v, [0; TOKEN_LEN], n, |p| (host.read_tokens)(col, p, rows)),
+                }
+            };
+            if !ok {
+                return STATUS_SHORT_READ;
+            }
+        }
+        let columns: Vec<Column<'_>> = state
+            .bufs
+            .iter()
+            .map(|b| match b {
+                Buf::F64(v) => Column::F64(v),
+                Buf::I64(v) => Column::I64(v),
+                Buf::Code(v) => Column::Code(v),
+                Buf::Token(v) => Column::Token(v),
+            })
+            .collect();
+        let Ok(batch) = Batch::new(M::INPUTS, &columns) else {
+            return STATUS_SHORT_READ;
+        };
+        state.out.clear();
+        model.score_batch(&batch, &mut state.out);
+        if state.out.len() != n {
+            return STATUS_BAD_OUTPUT;
+        }
+        // SAFETY: `out` holds `n` initialised f64s.
+        unsafe { (host.emit)(state.out.as_ptr(), rows) };
+        STATUS_OK
+    }
+}
+
+/// Export a [`Model`] as a cleanroom Wasm module.
+///
+/// `export_model!(MyModel)` builds the model with `Default::default()` on the first
+/// batch; `export_model!(MyModel, expr)` uses `expr` instead. On targets other than
+/// wasm32 the macro expands to nothing, so the crate still builds (and tests) natively.
+#[macro_export]
+macro_rules! export_model {
+    ($ty:ty) => {
+        $crate::export_model!($ty, <$ty as ::core::default::Default>::default());
+    };
+    ($ty:ty, $init:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            #[link_section = "cleanroom_abi"]
+            #[used]
+            static CLEANROOM_ABI: [u8; $crate::manifest_len(<$ty as $crate::Model>::INPUTS)] =
+                $crate::manifest(<$ty as $crate::Model>::INPUTS);
+
+            static STATE: $crate::__guest::GuestCell<$ty> = $crate::__guest::GuestCell::new();
+
+            mod imports {
+                #[link(wasm_import_module = "cleanroom")]
+                extern "C" {
+                    #[link_name = "read_f64"]
+                    pub fn read_f64(col: i32, dst: *mut f64, max_rows: i32) -> i32;
+                    #[link_name = "read_i64"]
+                    pub fn read_i64(col: i32, dst: *mut i64, max_rows: i32) -> i32;
+                    #[link_name = "read_codes"]
+                    pub fn read_codes(col: i32, dst: *mut u32, max_rows: i32) -> i32;
+                    #[link_name = "read_tokens"]
+                    pub fn read_tokens(col: i32, dst: *mut [u8; $crate::TOKEN_LEN], max_rows: i32) -> i32;
+                    #[link_name = "emit"]
+                    pub fn emit(ptr: *const f64, n: i32);
+                }
+            }
+
+            fn init() -> $ty {
+                $init
+            }
+
+            #[no_mangle]
+            pub extern "C" fn cleanroom_process_batch(rows: i32) -> i32 {
+                let host = $crate::__guest::Host {
+                    read_f64: imports::read_f64,
+                    read_i64: imports::read_i64,
+                    read_codes: imports::read_codes,
+                    read_tokens: imports::read_tokens,
+                    emit: imports::emit,
+                };
+                // SAFETY: wasm32 guests are single-threaded and `host` is the ABI imports.
+                unsafe { $crate::__guest::process_batch::<$ty>(&STATE, init, &host, rows) }
+            }
+        };
+    };
+}

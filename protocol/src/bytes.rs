@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for Bytes {
         if d.is_human_readable() {
             d.deserialize_str(V)
         } else {
-            d.deserialize_bytes(V)
+            d.deserialize_byte_buf(V)
         }
     }
 }

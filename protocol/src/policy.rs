@@ -43,6 +43,8 @@ pub struct Policy {
     pub owner_public_key: Bytes,
     /// The only dataset this policy governs.
     pub dataset_digest: Digest,
+    /// Sealed column holding the privacy-unit token; privacy is per unit, not per row.
+    pub privacy_unit: String,
     /// SHA-256 of the Wasm modules allowed to run.
     pub allowed_modules: Vec<Digest>,
     pub allowed_query_classes: Vec<String>,

@@ -210,6 +210,14 @@ mod tests {
     }
 
     #[test]
+    fn large_columns_round_trip() {
+        // Byte strings above ciborium's small-buffer size must decode too.
+        let b = RecordBatch::new(vec![Column { name: "x".into(), data: ColumnData::F64((0..5000).map(f64::from).collect()) }])
+            .unwrap();
+        assert_eq!(RecordBatch::decode(&b.encode()).unwrap(), b);
+    }
+
+    #[test]
     fn rejects_ragged_and_bad_codes() {
         let bad = RecordBatch::new(vec![
             Column { name: "a".into(), data: ColumnData::F64(vec![1.0]) },

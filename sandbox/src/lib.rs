@@ -1,1 +1,452 @@
-//! cleanroom-sandbox
+//! cleanroom-sandbox: runs a provider's model, compiled to WebAssembly, over decrypted
+//! record batches, with nothing but the cleanroom ABI (`docs/wasm-abi.md`) to talk to.
+//!
+//! The shape follows wasmtime's embedding API:
+//!
+//! - a [`SandboxConfig`] (the limits) is fixed once when the [`Sandbox`] is built;
+//! - the [`Sandbox`] owns one wasmtime `Engine`, the epoch ticker thread and the cache of
+//!   compiled modules (keyed by SHA-256 of the module bytes);
+//! - [`Sandbox::admit`] checks a module statically and compiles it, before anything runs;
+//! - [`Sandbox::start_job`] instantiates it in a fresh `Store` whose limits and deadline
+//!   belong to that one job; [`Job::process_batch`] streams batches through it.
+//!
+//! Any error ends the job; the caller must then release nothing from it.
+//!
+//! The thread calling [`Sandbox::start_job`] and [`Job::process_batch`] runs the guest
+//! on its own stack: it needs at least `max_wasm_stack` plus about 256 KiB of stack.
+
+mod abi;
+mod admission;
+mod error;
+mod host;
+
+pub use abi::{AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, EXPORT_MEMORY, EXPORT_PROCESS_BATCH, IMPORT_MODULE};
+pub use admission::MAX_TABLES;
+pub use error::{AdmissionError, RunError, SandboxError};
+
+use host::{HostState, Limiter, Staged};
+use protocol::table::RecordBatch;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::{Config, Engine, InstancePre, Linker, Memory, Store, TypedFunc};
+
+/// Interval of the epoch ticker; a job overruns its time limit by at most about this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Most elements of a module's table.
+pub const MAX_TABLE_ELEMENTS: u64 = 1 << 16;
+/// Most rows in one batch.
+pub const MAX_BATCH_ROWS: usize = 1 << 24;
+/// Compiled modules kept; the oldest is dropped beyond this.
+pub const MODULE_CACHE_CAPACITY: usize = 32;
+/// Largest accepted `max_wasm_stack`.
+pub const MAX_WASM_STACK_LIMIT: usize = 16 << 20;
+
+/// The limits of every job run by one [`Sandbox`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Most bytes of linear memory a job's instance may have.
+    pub memory_limit_bytes: u64,
+    /// Wall-clock limit of a whole job, from [`Sandbox::start_job`] on, instantiation included.
+    pub time_limit: Duration,
+    /// Largest module accepted by [`Sandbox::admit`].
+    pub max_module_bytes: usize,
+    /// Most bytes of native stack the guest may use.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            memory_limit_bytes: 256 << 20,
+            time_limit: Duration::from_secs(60),
+            max_module_bytes: 16 << 20,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// Build from the owner's policy limits, with the default stack.
+    pub fn from_policy(limits: &protocol::policy::SandboxLimits) -> Self {
+        SandboxConfig {
+            memory_limit_bytes: limits.memory_limit_bytes,
+            time_limit: Duration::from_millis(limits.time_limit_ms),
+            max_module_bytes: usize::try_from(limits.max_module_bytes).unwrap_or(usize::MAX),
+            ..SandboxConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), SandboxError> {
+        let bad = |s: &str| Err(SandboxError::Config(s.to_string()));
+        if self.memory_limit_bytes == 0 || self.memory_limit_bytes > 4 << 30 {
+            return bad("memory_limit_bytes must be between 1 byte and 4 GiB");
+        }
+        if self.time_limit.is_zero() {
+            return bad("time_limit must be positive");
+        }
+        if self.max_module_bytes == 0 {
+            return bad("max_module_bytes must be positive");
+        }
+        if self.max_wasm_stack < 64 << 10 || self.max_wasm_stack > MAX_WASM_STACK_LIMIT {
+            return bad("max_wasm_stack must be between 64 KiB and 16 MiB");
+        }
+        Ok(())
+    }
+}
+
+/// A module that passed admission and is compiled, ready to start jobs.
+#[derive(Clone)]
+pub struct AdmittedModule {
+    hash: [u8; 32],
+    manifest: AbiManifest,
+    size: usize,
+    compile_time: Duration,
+    pre: InstancePre<HostState>,
+}
+
+impl AdmittedModule {
+    /// SHA-256 of the module bytes: the value an owner's policy allows.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+    pub fn digest(&self) -> protocol::Digest {
+        protocol::Digest(self.hash)
+    }
+    pub fn abi_version(&self) -> u32 {
+        self.manifest.abi_version
+    }
+    /// Values the module emits per input row (always 1 in ABI version 1).
+    pub fn outputs_per_row(&self) -> u32 {
+        self.manifest.outputs_per_row
+    }
+    /// The input column kinds the module declared, in order.
+    pub fn inputs(&self) -> &[ColumnKind] {
+        &self.manifest.inputs
+    }
+    pub fn size_bytes(&self) -> usize {
+        self.size
+    }
+    /// Time spent compiling it (zero if it came from the cache... of the first admission).
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+}
+
+impl fmt::Debug for AdmittedModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmittedModule")
+            .field("hash", &protocol::Digest(self.hash).to_hex())
+            .field("manifest", &self.manifest)
+            .field("size", &self.size)
+            .field("compile_time", &self.compile_time)
+            .finish()
+    }
+}
+
+/// Ticks the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Result<Self, SandboxError> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("cleanroom-epoch".into())
+            .stack_size(64 << 10)
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Ticker(e.to_string()))?;
+        Ok(Ticker { stop: Some(tx), thread: Some(thread) })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    modules: HashMap<[u8; 32], AdmittedModule>,
+    order: VecDeque<[u8; 32]>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: SandboxConfig,
+    cache: Mutex<Cache>,
+    // Dropped last: jobs hold an `Arc<Inner>`, so the ticker outlives every job.
+    _ticker: Ticker,
+}
+
+/// One wasmtime engine with fixed limits, shared by all jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+fn engine_config(cfg: &SandboxConfig) -> Config {
+    let mut c = Config::new();
+    c.epoch_interruption(true)
+        .consume_fuel(false)
+        .max_wasm_stack(cfg.max_wasm_stack)
+        .cranelift_nan_canonicalization(true)
+        // Deterministic and single-threaded: no threads, no relaxed SIMD.
+        .wasm_shared_everything_threads(false)
+        .wasm_relaxed_simd(false)
+        .relaxed_simd_deterministic(true)
+        // One 32-bit memory; nothing the ABI does not need.
+        .wasm_multi_memory(false)
+        .wasm_memory64(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_tail_call(false)
+        .wasm_stack_switching(false)
+        .wasm_gc(false);
+    c
+}
+
+impl Sandbox {
+    /// Build the engine, the ABI linker and the epoch ticker.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        config.validate()?;
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let linker = host::linker(&engine).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let ticker = Ticker::start(engine.clone())?;
+        Ok(Sandbox {
+            inner: Arc::new(Inner { engine, linker, config, cache: Mutex::new(Cache::default()), _ticker: ticker }),
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Check and compile a module. Nothing is instantiated. A module admitted before
+    /// (same SHA-256) comes from the cache without being compiled again.
+    pub fn admit(&self, wasm: &[u8]) -> Result<AdmittedModule, AdmissionError> {
+        let cfg = &self.inner.config;
+        if wasm.len() > cfg.max_module_bytes {
+            return Err(AdmissionError::TooLarge { size: wasm.len(), limit: cfg.max_module_bytes });
+        }
+        let hash = protocol::Digest::of(wasm).0;
+        if let Some(m) = self.cache().modules.get(&hash) {
+            return Ok(m.clone());
+        }
+        let limits =
+            admission::StaticLimits { memory_bytes: cfg.memory_limit_bytes, table_elements: MAX_TABLE_ELEMENTS };
+        let manifest = admission::inspect(wasm, &limits)?;
+        let started = Instant::now();
+        let module = wasmtime::Module::from_binary(&self.inner.engine, wasm)
+            .map_err(|e| AdmissionError::Invalid(format!("{e:#}")))?;
+        // Defence in depth: wasmtime's own view must agree with the static pass.
+        for import in module.imports() {
+            if import.module() != abi::IMPORT_MODULE {
+                return Err(AdmissionError::ForbiddenImport {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                });
+            }
+        }
+        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| AdmissionError::Invalid(format!("{e:#}")))?;
+        let admitted = AdmittedModule { hash, manifest, size: wasm.len(), compile_time: started.elapsed(), pre };
+        let mut cache = self.cache();
+        if !cache.modules.contains_key(&hash) {
+            if cache.order.len() >= MODULE_CACHE_CAPACITY {
+                if let Some(old) = cache.order.pop_front() {
+                    cache.modules.remove(&old);
+                }
+            }
+            cache.order.push_back(hash);
+            cache.modules.insert(hash, admitted.clone());
+        }
+        Ok(admitted)
+    }
+
+    /// Number of compiled modules in the cache.
+    pub fn cached_modules(&self) -> usize {
+        self.cache().modules.len()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The cache holds no invariant a panic could break halfway; recover from poison.
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Instantiate `module` in a fresh store for one job reading `input_names` (in the
+    /// module's declared input order). The job's time limit starts now and covers
+    /// instantiation (a start function) and every batch.
+    pub fn start_job(&self, module: &AdmittedModule, input_names: &[String]) -> Result<Job, RunError> {
+        let started = Instant::now();
+        let cfg = &self.inner.config;
+        if !Engine::same(module.pre.module().engine(), &self.inner.engine) {
+            return Err(RunError::ForeignModule);
+        }
+        if input_names.len() != module.manifest.inputs.len() {
+            return Err(RunError::InputCount { declared: module.manifest.inputs.len(), given: input_names.len() });
+        }
+        let deadline = started + cfg.time_limit;
+        let state = HostState {
+            limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
+            columns: module.manifest.inputs.iter().map(|&kind| Staged { kind, bytes: Vec::new() }).collect(),
+            rows: 0,
+            in_batch: false,
+            out: Vec::new(),
+            memory: None,
+            deadline,
+            time_limit: cfg.time_limit,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Wake at the first tick that may be past the deadline, then check the clock.
+        let ticks = (cfg.time_limit.as_micros() / EPOCH_TICK.as_micros()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_callback(|ctx| {
+            let s = ctx.data();
+            if Instant::now() >= s.deadline {
+                Err(host::abort(RunError::TimeLimit { limit: s.time_limit }))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
+        let instance = module.pre.instantiate(&mut store).map_err(|e| host::classify(&store, e, true))?;
+        let memory = instance
+            .get_memory(&mut store, abi::EXPORT_MEMORY)
+            .ok_or_else(|| RunError::Instantiate("no exported memory".into()))?;
+        let process = instance
+            .get_typed_func::<i32, i32>(&mut store, abi::EXPORT_PROCESS_BATCH)
+            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+        store.data_mut().memory = Some(memory);
+        Ok(Job {
+            _sandbox: self.inner.clone(),
+            store,
+            process,
+            memory,
+            input_names: input_names.to_vec(),
+            ended: false,
+            batches: 0,
+            rows: 0,
+            started,
+        })
+    }
+}
+
+/// One job: one instance in its own store, fed batch after batch.
+pub struct Job {
+    // Keeps the epoch ticker alive for as long as the job can run.
+    _sandbox: Arc<Inner>,
+    store: Store<HostState>,
+    process: TypedFunc<i32, i32>,
+    memory: Memory,
+    input_names: Vec<String>,
+    ended: bool,
+    batches: u64,
+    rows: u64,
+    started: Instant,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("inputs", &self.input_names)
+            .field("ended", &self.ended)
+            .field("batches", &self.batches)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Job {
+    /// Run the module over `batch`: copy the job's input columns into guest memory on
+    /// request and return exactly one score per row. Any error ends the job.
+    pub fn process_batch(&mut self, batch: &RecordBatch) -> Result<Vec<f64>, RunError> {
+        if self.ended {
+            return Err(RunError::JobEnded);
+        }
+        let result = self.run(batch);
+        if result.is_err() {
+            self.ended = true;
+            // Drop staged plaintext now rather than when the job is dropped.
+            let s = self.store.data_mut();
+            s.columns.iter_mut().for_each(|c| c.bytes = Vec::new());
+            s.out = Vec::new();
+        }
+        result
+    }
+
+    fn run(&mut self, batch: &RecordBatch) -> Result<Vec<f64>, RunError> {
+        let rows = batch.rows;
+        if rows > MAX_BATCH_ROWS {
+            return Err(RunError::BatchTooLarge { rows, limit: MAX_BATCH_ROWS });
+        }
+        let state = self.store.data_mut();
+        if Instant::now() >= state.deadline {
+            return Err(RunError::TimeLimit { limit: state.time_limit });
+        }
+        for (name, staged) in self.input_names.iter().zip(state.columns.iter_mut()) {
+            let data = batch.column(name).ok_or_else(|| RunError::MissingColumn { name: name.clone() })?;
+            if !staged.stage(data) {
+                return Err(RunError::ColumnType {
+                    name: name.clone(),
+                    expected: staged.kind,
+                    found: data.type_name(),
+                });
+            }
+        }
+        state.rows = rows;
+        state.out.clear();
+        state.in_batch = true;
+        let status = self.process.call(&mut self.store, rows as i32);
+        self.store.data_mut().in_batch = false;
+        let status = status.map_err(|e| host::classify(&self.store, e, false))?;
+        if status != 0 {
+            return Err(RunError::ModelFailed { status });
+        }
+        let state = self.store.data_mut();
+        if state.out.len() != rows {
+            return Err(RunError::BadEmission { rows, emitted: state.out.len() });
+        }
+        self.batches += 1;
+        self.rows += rows as u64;
+        Ok(std::mem::take(&mut state.out))
+    }
+
+    /// Whether an error has ended this job.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+    /// Time since [`Sandbox::start_job`].
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+    /// Current size of the guest's linear memory in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.data_size(&self.store)
+    }
+}

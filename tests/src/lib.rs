@@ -1,1 +1,449 @@
-//! cleanroom-e2e
+//! Harness for end-to-end tests: a temporary owner/provider/host world with the real
+//! binaries, plus a hostile TLS relay for attacks on the attested channel.
+//!
+//! The binaries and the example module are built by `make test` before the tests run
+//! (`cargo build --release --workspace --bins` and the wasm32 build of credit-lr).
+
+use protocol::wire::{ClientMessage, EnclaveMessage};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Directory holding the workspace binaries (the profile directory of this test binary).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `make test` (it builds the binaries first)", p.display());
+    p
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+pub fn credit_lr_wasm() -> PathBuf {
+    let p = std::env::var_os("CLEANROOM_CREDIT_LR_WASM").map(PathBuf::from).unwrap_or_else(|| {
+        workspace_root().join("target/wasm32-unknown-unknown/release/credit_lr.wasm")
+    });
+    assert!(p.exists(), "{} is missing: run `make wasm`", p.display());
+    p
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// One self-contained world: owner files, a running host proxy and enclave.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub keys: PathBuf,
+    pub ledger: PathBuf,
+    pub policy: PathBuf,
+    pub sealed: PathBuf,
+    pub manifest: PathBuf,
+    pub store: PathBuf,
+    pub dataset: String,
+    pub policy_digest: String,
+    pub pcr0: String,
+    pub front: String,
+    pub blobs: String,
+    pub index: String,
+    pub collaborator: String,
+    proxy: Child,
+}
+
+pub struct WorldOptions {
+    pub rows: u64,
+    pub rows_per_chunk: u64,
+    pub budget: &'static str,
+    /// Extra modules (name, bytes) the policy allows besides credit-lr.
+    pub extra_modules: Vec<(String, Vec<u8>)>,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions { rows: 3000, rows_per_chunk: 500, budget: "2", extra_modules: vec![] }
+    }
+}
+
+impl World {
+    pub fn start(opts: WorldOptions) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let keys = d.join("owner.keys");
+        let ledger = d.join("ledger.sqlite");
+        let sealed = d.join("sealed");
+        let policy = d.join("policy.toml");
+        let store = d.join("host");
+        let run = |args: &[&str]| -> String {
+            let o = Command::new(bin("cleanroom")).args(args).output().expect("run cleanroom");
+            assert!(o.status.success(), "cleanroom {args:?} failed: {}", text(&o));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let data = d.join("data");
+        run(&["generate", "--rows", &opts.rows.to_string(), "--seed", "11", "--out", data.to_str().unwrap()]);
+        run(&[
+            "prepare",
+            data.join("bank.csv").to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--out",
+            sealed.to_str().unwrap(),
+            "--rows-per-chunk",
+            &opts.rows_per_chunk.to_string(),
+        ]);
+        let manifest = sealed.join("manifest.json");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let dataset = m["dataset_digest"].as_str().expect("dataset digest").to_string();
+        let mut args: Vec<String> = vec![
+            "policy".into(),
+            "init".into(),
+            "--keys".into(),
+            keys.to_str().unwrap().into(),
+            "--manifest".into(),
+            manifest.to_str().unwrap().into(),
+            "--allow-module".into(),
+            credit_lr_wasm().to_str().unwrap().into(),
+            "--collaborator".into(),
+            "acme".into(),
+            "--min-group-size".into(),
+            "5".into(),
+            "--release-quantum-ms".into(),
+            "50".into(),
+            "--time-limit-ms".into(),
+            "10000".into(),
+            "--out".into(),
+            policy.to_str().unwrap().into(),
+        ];
+        for (name, bytes) in &opts.extra_modules {
+            let p = d.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            args.push("--allow-module".into());
+            args.push(p.to_str().unwrap().into());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&argv);
+        let policy_digest = run(&["policy", "digest", policy.to_str().unwrap()]);
+        run(&[
+            "budget",
+            "set",
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "--dataset",
+            &dataset,
+            "--collaborator",
+            "acme",
+            "--total",
+            opts.budget,
+        ]);
+        let ready = d.join("ready.json");
+        let proxy = Command::new(bin("host-proxy"))
+            .args(["run", "--launch", "process", "--platform", "simulated"])
+            .arg("--enclave-bin")
+            .arg(bin("enclave-app"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--store")
+            .arg(&store)
+            .args(["--front-door", "tcp:127.0.0.1:0", "--blob-api", "tcp:127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(d.join("host-proxy.log")).unwrap())
+            .spawn()
+            .expect("start host-proxy");
+        let start = Instant::now();
+        while !ready.exists() {
+            assert!(start.elapsed() < Duration::from_secs(60), "host-proxy did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+        let front = r["front_door"].as_str().unwrap().to_string();
+        let blobs = r["blob_api"].as_str().unwrap().to_string();
+        let index = run(&["upload", "--blob-api", &blobs, "--sealed", sealed.to_str().unwrap()]);
+        let pcr0 = run(&["measure", bin("enclave-app").to_str().unwrap()]);
+        World {
+            dir,
+            keys,
+            ledger,
+            policy,
+            sealed,
+            manifest,
+            store,
+            dataset,
+            policy_digest,
+            pcr0,
+            front,
+            blobs,
+            index,
+            collaborator: "acme".into(),
+            proxy,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cr(&self, args: &[&str]) -> Output {
+        Command::new(bin("cleanroom")).args(args).output().expect("run cleanroom")
+    }
+
+    /// `cleanroom release` against `front_door` with the given expected PCR0.
+    pub fn release_via(&self, front_door: &str, pcr0: &str, job: &str, eps: &str) -> Output {
+        self.cr(&[
+            "release",
+            "--front-door",
+            front_door,
+            "--expect-pcr0",
+            pcr0,
+            "--allow-simulated",
+            "--keys",
+            self.keys.to_str().unwrap(),
+            "--ledger",
+            self.ledger.to_str().unwrap(),
+            "--policy",
+            self.policy.to_str().unwrap(),
+            "--job",
+            job,
+            "--collaborator",
+            &self.collaborator,
+            "--epsilon",
+            eps,
+        ])
+    }
+
+    pub fn release(&self, job: &str, eps: &str) -> Output {
+        self.release_via(&self.front, &self.pcr0, job, eps)
+    }
+
+    pub fn query(&self, job: &str, module: &Path) -> PathBuf {
+        let q = self.path(&format!("{job}.toml"));
+        let o = self.cr(&[
+            "query-init",
+            "--manifest",
+            self.manifest.to_str().unwrap(),
+            "--module",
+            module.to_str().unwrap(),
+            "--job",
+            job,
+            "--collaborator",
+            &self.collaborator,
+            "--out",
+            q.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        q
+    }
+
+    pub fn submit(&self, job: &str, module: &Path, index: &str) -> (Output, PathBuf) {
+        let q = self.query(job, module);
+        let out = self.path(&format!("{job}.result.json"));
+        let o = self.cr(&[
+            "submit",
+            "--front-door",
+            &self.front,
+            "--expect-pcr0",
+            &self.pcr0,
+            "--allow-simulated",
+            "--policy-digest",
+            &self.policy_digest,
+            "--blob-api",
+            &self.blobs,
+            "--module",
+            module.to_str().unwrap(),
+            "--query",
+            q.to_str().unwrap(),
+            "--sealed-index",
+            index,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (o, out)
+    }
+
+    pub fn fetch_audit(&self) -> PathBuf {
+        let out = self.path("audit.log");
+        let o = self.cr(&["audit", "fetch", "--blob-api", &self.blobs, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        out
+    }
+
+    pub fn verify_audit(&self, log: &Path) -> Output {
+        self.cr(&[
+            "audit",
+            "verify",
+            log.to_str().unwrap(),
+            "--ledger",
+            self.ledger.to_str().unwrap(),
+            "--allow-simulated",
+            "--expect-pcr0",
+            &self.pcr0,
+        ])
+    }
+
+    pub fn budget(&self) -> String {
+        text(&self.cr(&["budget", "show", "--ledger", self.ledger.to_str().unwrap()]))
+    }
+
+    /// Paths of the sealed chunk blobs in the host's store, in order, from the index.
+    pub fn chunk_blobs(&self) -> Vec<String> {
+        let index = std::fs::read(self.store.join("blobs").join(&self.index)).expect("index blob");
+        let idx: protocol::sealed::SealedIndex = protocol::from_cbor(&index).expect("index");
+        idx.chunks.iter().map(|d| d.to_hex()).collect()
+    }
+
+    /// Upload a hand-made sealed index (the host is untrusted and may do exactly this).
+    pub fn upload_index(&self, chunks: &[String]) -> String {
+        let idx = protocol::sealed::SealedIndex {
+            dataset_digest: self.dataset.parse().unwrap(),
+            chunks: chunks.iter().map(|c| c.parse().unwrap()).collect(),
+        };
+        let f = self.path("index.cbor");
+        std::fs::write(&f, protocol::to_cbor(&idx)).unwrap();
+        let o = self.cr(&["upload", "--blob-api", &self.blobs, "--file", f.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    pub fn host_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host-proxy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A hostile relay that terminates TLS itself.
+
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, transport::Stream>;
+
+/// A TLS client to the real enclave that trusts anything (what an attacker would run).
+pub fn raw_enclave_client(front_door: &str) -> Tls {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), "cleanroom-enclave".try_into().unwrap()).unwrap();
+    let s = transport::Stream::connect(&front_door.parse().unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, s)
+}
+
+/// Ask the real enclave for evidence with `nonce` over a connection of our own.
+pub fn fetch_evidence(front_door: &str, nonce: Vec<u8>) -> EnclaveMessage {
+    let mut c = raw_enclave_client(front_door);
+    transport::send(&mut c, &ClientMessage::Attest { nonce: protocol::Bytes(nonce) }).unwrap();
+    transport::recv(&mut c).unwrap()
+}
+
+pub enum RelayMode {
+    /// Answer every attestation request with this evidence (captured earlier).
+    Replay(EnclaveMessage),
+    /// Forward the victim's nonce to the real enclave on a separate connection and pass
+    /// the genuine evidence back (a relay splicing two TLS connections).
+    Forward(String),
+}
+
+/// A relay that terminates TLS with its own certificate and records what it receives.
+pub struct EvilRelay {
+    pub addr: String,
+    pub received: Arc<Mutex<Vec<String>>>,
+}
+
+impl EvilRelay {
+    pub fn start(mode: RelayMode) -> EvilRelay {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["cleanroom-enclave".into()]).unwrap().self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let cfg = Arc::new(cfg);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("tcp:{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(vec![]));
+        let rec = received.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(s) = s else { continue };
+                let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, transport::Stream::Tcp(s));
+                while let Ok(msg) = transport::recv::<_, ClientMessage>(&mut tls) {
+                    let reply = match (&msg, &mode) {
+                        (ClientMessage::Attest { .. }, RelayMode::Replay(ev)) => ev.clone(),
+                        (ClientMessage::Attest { nonce }, RelayMode::Forward(front)) => {
+                            fetch_evidence(front, nonce.0.clone())
+                        }
+                        (ClientMessage::ReleaseKey { .. }, _) => {
+                            rec.lock().unwrap().push("release_key".into());
+                            EnclaveMessage::KeyAccepted { grant_id: "stolen".into() }
+                        }
+                        (ClientMessage::SubmitJob { .. }, _) => {
+                            rec.lock().unwrap().push("submit_job".into());
+                            EnclaveMessage::Error { code: "x".into(), message: "x".into() }
+                        }
+                    };
+                    if transport::send(&mut tls, &reply).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        EvilRelay { addr, received }
+    }
+}

@@ -1,0 +1,331 @@
+use super::*;
+use crate::testdata;
+
+struct Case {
+    e: serde_json::Value,
+    report: Vec<u8>,
+    certs: SnpCerts,
+    at: UnixTime,
+}
+
+fn cases() -> Vec<Case> {
+    testdata::expected("snp")
+        .into_iter()
+        .map(|e| {
+            let report = testdata::read(e["file"].as_str().unwrap());
+            let vek = testdata::read(e["vek"].as_str().unwrap());
+            let at = UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap());
+            Case {
+                e,
+                report,
+                certs: SnpCerts {
+                    vek,
+                    ask: None,
+                    ark: None,
+                },
+                at,
+            }
+        })
+        .collect()
+}
+
+fn none() -> Expectations {
+    Expectations::default()
+}
+
+fn pem(rel: &str) -> Vec<u8> {
+    let text = String::from_utf8(testdata::read(rel)).unwrap();
+    der::pem_certificates(&text).unwrap().remove(0)
+}
+
+#[test]
+fn pinned_roots_match_their_fingerprints_and_testdata() {
+    for p in [Product::Milan, Product::Genoa, Product::Turin] {
+        let c = Certificate::parse(p.ark()).unwrap();
+        assert_eq!(hex::encode(c.sha256()), p.ark_sha256());
+        c.verify_signed_by(&c).unwrap();
+        Certificate::parse(p.ask()).unwrap().verify_signed_by(&c).unwrap();
+    }
+    assert_eq!(pem("snp/ark_milan.pem"), Product::Milan.ark());
+    assert_eq!(pem("snp/ark_genoa.pem"), Product::Genoa.ark());
+    assert_eq!(pem("snp/ask_milan.pem"), Product::Milan.ask());
+    assert_eq!(pem("snp/ask_genoa.pem"), Product::Genoa.ask());
+    assert_eq!(pem("snp/asvk_milan.pem"), Product::Milan.asvk().unwrap());
+    let ark = Certificate::parse(Product::Milan.ark()).unwrap();
+    let asvk = Certificate::parse(Product::Milan.asvk().unwrap()).unwrap();
+    asvk.verify_signed_by(&ark).unwrap();
+    assert_eq!(asvk.subject_cn().as_deref(), Some("SEV-VLEK-Milan"));
+}
+
+#[test]
+fn every_report_verifies_with_the_listed_fields() {
+    let cases = cases();
+    assert_eq!(cases.len(), 4);
+    for c in &cases {
+        let name = c.e["file"].as_str().unwrap();
+        assert_eq!(testdata::sha256_hex(&c.report), c.e["sha256"].as_str().unwrap());
+        let v = verify_snp(&c.report, &c.certs, &none(), &Options::default(), c.at)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(v.platform, Platform::Snp);
+        assert!(!v.simulated && !v.debug);
+        let s = v.snp.unwrap();
+        assert_eq!(s.product, c.e["product"].as_str().unwrap(), "{name}");
+        assert_eq!(hex::encode(&s.measurement), c.e["measurement"].as_str().unwrap());
+        assert_eq!(hex::encode(&s.report_data), c.e["report_data"].as_str().unwrap());
+        assert_eq!(u64::from(s.version), c.e["report_version"].as_u64().unwrap());
+        assert_eq!(format!("{:#x}", s.policy), c.e["policy"].as_str().unwrap());
+        assert_eq!(u64::from(s.vmpl), c.e["vmpl"].as_u64().unwrap());
+        let t = &c.e["reported_tcb"];
+        assert_eq!(
+            (s.reported_tcb.bootloader, s.reported_tcb.tee, s.reported_tcb.snp, s.reported_tcb.microcode),
+            (
+                t["bootloader"].as_u64().unwrap() as u8,
+                t["tee"].as_u64().unwrap() as u8,
+                t["snp"].as_u64().unwrap() as u8,
+                t["microcode"].as_u64().unwrap() as u8
+            ),
+            "{name}"
+        );
+        assert_eq!(hex::encode(&s.chip_id[..8]), c.e["chip_id_prefix"].as_str().unwrap());
+        assert_eq!(s.signing_key, "vcek");
+        for check in ["signature", "tcb_binding", "chip_id_binding", "ark_pinned"] {
+            assert!(v.checks_passed.iter().any(|x| x == check), "{name} {check}");
+        }
+        // same through a bundle and the dispatcher, with explicit ASK/ARK
+        let ask = if s.product.starts_with("Genoa") { "snp/ask_genoa.pem" } else { "snp/ask_milan.pem" };
+        let ark = if s.product.starts_with("Genoa") { "snp/ark_genoa.pem" } else { "snp/ark_milan.pem" };
+        let certs = SnpCerts { vek: c.certs.vek.clone(), ask: Some(pem(ask)), ark: Some(pem(ark)) };
+        let b = encode_bundle(&c.report, &certs);
+        assert!(crate::verify_evidence(Platform::Snp, &b, &none(), &Options::default(), c.at).is_ok());
+    }
+}
+
+#[test]
+fn refused_outside_the_validity_window() {
+    for c in cases() {
+        let name = c.e["file"].as_str().unwrap();
+        let [start, end] = [0, 1].map(|i| c.e["valid_window_unix"][i].as_u64().unwrap());
+        for t in [start, end] {
+            assert!(verify_snp(&c.report, &c.certs, &none(), &Options::default(), UnixTime::from_secs(t)).is_ok());
+        }
+        for also in c.e["also"].as_array().unwrap() {
+            let at = UnixTime::from_secs(also["at"].as_u64().unwrap());
+            let r = verify_snp(&c.report, &c.certs, &none(), &Options::default(), at);
+            match also["verdict"].as_str().unwrap() {
+                "invalid: VEK not yet valid" => assert!(
+                    matches!(&r, Err(Error::CertificateNotYetValid { role, .. }) if role == "VEK"),
+                    "{name}: {r:?}"
+                ),
+                "invalid: certificate expired" => {
+                    assert!(matches!(&r, Err(Error::CertificateExpired { .. })), "{name}: {r:?}")
+                }
+                other => panic!("unknown verdict {other}"),
+            }
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.contains(also["verdict"].as_str().unwrap().trim_start_matches("invalid: ")), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn expectations() {
+    let c = cases().remove(0);
+    let o = Options::default();
+    let run = |s: SnpExpectations| {
+        verify_snp(&c.report, &c.certs, &Expectations { snp: s, ..Default::default() }, &o, c.at)
+    };
+    let m = hex::decode(c.e["measurement"].as_str().unwrap()).unwrap();
+    let rd = hex::decode(c.e["report_data"].as_str().unwrap()).unwrap();
+    let v = run(SnpExpectations {
+        measurement: Some(m.clone()),
+        report_data: Some(rd.clone()),
+        host_data: Some(vec![0; 32]),
+        min_tcb: Some(TcbVersion { bootloader: 3, tee: 0, snp: 8, microcode: 115, fmc: 0 }),
+        max_vmpl: Some(0),
+        ..Default::default()
+    })
+    .unwrap();
+    for check in ["measurement", "report_data", "host_data", "min_tcb", "vmpl"] {
+        assert!(v.checks_passed.iter().any(|x| x == check), "{check}");
+    }
+    let mut bad = m.clone();
+    bad[0] ^= 1;
+    assert_eq!(run(SnpExpectations { measurement: Some(bad), ..Default::default() }), Err(Error::MeasurementMismatch));
+    assert_eq!(run(SnpExpectations { report_data: Some(vec![0; 64]), ..Default::default() }), Err(Error::ReportDataMismatch));
+    assert_eq!(run(SnpExpectations { host_data: Some(vec![1; 32]), ..Default::default() }), Err(Error::HostDataMismatch));
+    assert_eq!(run(SnpExpectations { chip_id: Some(vec![1; 64]), ..Default::default() }), Err(Error::ExpectedChipIdMismatch));
+    assert_eq!(
+        run(SnpExpectations { min_tcb: Some(TcbVersion { snp: 9, ..Default::default() }), ..Default::default() }),
+        Err(Error::TcbTooLow("snp"))
+    );
+    // policy 0x30000 allows SMT
+    assert_eq!(run(SnpExpectations { deny_smt: true, ..Default::default() }), Err(Error::SmtNotAllowed));
+    // a Nitro-only expectation is refused, not ignored
+    let mut e = Expectations::default();
+    e.pcrs.insert(0, vec![0; 48]);
+    assert_eq!(verify_snp(&c.report, &c.certs, &e, &o, c.at), Err(Error::ExpectationNotApplicable("pcrs")));
+}
+
+#[test]
+fn vmpl_limit() {
+    let c = cases().into_iter().find(|c| c.e["vmpl"] == 1).unwrap();
+    let e = Expectations { snp: SnpExpectations { max_vmpl: Some(0), ..Default::default() }, ..Default::default() };
+    assert_eq!(
+        verify_snp(&c.report, &c.certs, &e, &Options::default(), c.at),
+        Err(Error::VmplTooHigh { vmpl: 1, max: 0 })
+    );
+}
+
+#[test]
+fn channel_binding_report_data() {
+    let c = cases().into_iter().find(|c| c.e["report_version"] == 5).unwrap();
+    let nonce = hex::decode("df82306ff38a9da023854af947d02a878cfab1b40a793823ff41dc51213b96aa").unwrap();
+    let key = hex::decode("03a8107030fabeac06b0df4ef865763918b5e2a9fa030e20025a4315dab4b2a6").unwrap();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA512);
+    ctx.update(&nonce);
+    ctx.update(&key);
+    let rd = ctx.finish().as_ref().to_vec();
+    let e = Expectations { snp: SnpExpectations { report_data: Some(rd), ..Default::default() }, ..Default::default() };
+    assert!(verify_snp(&c.report, &c.certs, &e, &Options::default(), c.at).is_ok());
+    let r = parse_report(&c.report).unwrap();
+    assert_eq!(r.launch_mit_vector, Some(0x0b));
+    assert_eq!(r.current_mit_vector, Some(0x0b));
+}
+
+fn with(report: &[u8], off: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut r = report.to_vec();
+    r[off..off + bytes.len()].copy_from_slice(bytes);
+    r
+}
+
+#[test]
+fn mutations() {
+    let c = cases().remove(0);
+    let o = Options::default();
+    let v = |r: &[u8]| verify_snp(r, &c.certs, &none(), &o, c.at);
+    // flipped byte in the signed region
+    let mut r = c.report.clone();
+    r[0x90] ^= 1;
+    assert_eq!(v(&r), Err(Error::SignatureInvalid));
+    // flipped byte of r and s
+    for off in [0x2A0, 0x2E8 + 47] {
+        let mut r = c.report.clone();
+        r[off] ^= 0x10;
+        assert_eq!(v(&r), Err(Error::SignatureInvalid));
+    }
+    // padding
+    assert_eq!(v(&with(&c.report, 0x2A0 + 50, &[1])), Err(Error::ReservedNonZero(0x2A0 + 50)));
+    assert_eq!(v(&with(&c.report, 0x400, &[1])), Err(Error::ReservedNonZero(0x400)));
+    // size
+    assert_eq!(v(&c.report[..1183]), Err(Error::ReportSize(1183)));
+    let mut long = c.report.clone();
+    long.push(0);
+    assert_eq!(v(&long), Err(Error::ReportSize(1185)));
+    // version, algorithm, signing key
+    assert_eq!(v(&with(&c.report, 0, &1u32.to_le_bytes())), Err(Error::UnsupportedReportVersion(1)));
+    assert_eq!(v(&with(&c.report, 0x34, &2u32.to_le_bytes())), Err(Error::UnsupportedSignatureAlgorithm(2)));
+    assert_eq!(v(&with(&c.report, 0x48, &(7u32 << 2).to_le_bytes())), Err(Error::UnsupportedSigningKey(7)));
+    assert!(matches!(
+        v(&with(&c.report, 0x48, &(1u32 << 2).to_le_bytes())),
+        Err(Error::SigningKeyKindMismatch { report: "vlek", cert: "vcek" })
+    ));
+    // changed policy (debug) / TCB: signature catches it first
+    let p = u64::from_le_bytes(c.report[8..16].try_into().unwrap()) | POLICY_DEBUG;
+    assert_eq!(v(&with(&c.report, 8, &p.to_le_bytes())), Err(Error::SignatureInvalid));
+    assert_eq!(v(&with(&c.report, 0x180, &[4])), Err(Error::SignatureInvalid));
+    // another report's VCEK
+    let other = cases().remove(1);
+    assert_eq!(verify_snp(&c.report, &other.certs, &none(), &o, c.at), Err(Error::SignatureInvalid));
+}
+
+#[test]
+fn genoa_needs_the_genoa_chain() {
+    let c = cases().into_iter().find(|c| c.e["product"] == "Genoa").unwrap();
+    let o = Options::default();
+    let certs = SnpCerts { ask: Some(pem("snp/ask_milan.pem")), ..c.certs.clone() };
+    assert!(matches!(
+        verify_snp(&c.report, &certs, &none(), &o, c.at),
+        Err(Error::ChainNameMismatch { .. })
+    ));
+    let certs = SnpCerts { ark: Some(pem("snp/ark_milan.pem")), ..c.certs.clone() };
+    assert_eq!(verify_snp(&c.report, &certs, &none(), &o, c.at), Err(Error::UntrustedRoot("AMD ARK")));
+    // ASK that is not a CA: use the VCEK itself as the ASK
+    let certs = SnpCerts { ask: Some(c.certs.vek.clone()), ..c.certs.clone() };
+    assert!(verify_snp(&c.report, &certs, &none(), &o, c.at).is_err());
+}
+
+#[test]
+fn tcb_and_chip_binding_are_checked() {
+    // The checks run after the signature, so exercise them on a verified
+    // report with a VEK whose extensions differ: use the Turin VCEK parsing
+    // and the binding logic directly.
+    let c = cases().remove(0);
+    let v = extract_report(&c.report, &c.certs, c.at).unwrap();
+    assert_eq!(v.product, Product::Milan);
+    assert_eq!(v.reported_tcb, TcbVersion { bootloader: 3, tee: 0, snp: 8, microcode: 115, fmc: 0 });
+    let turin = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vcek_turin.der")).unwrap();
+    let vek = Certificate::parse(&turin).unwrap();
+    assert_eq!(product_name(&vek).unwrap(), "Turin");
+    assert!(vek_u8(&vek, &amd_oid::FMC, "fmc").is_ok());
+    assert_eq!(vek.extension(&amd_oid::HWID).unwrap().value.len(), 8);
+    // Turin VCEK chains to the pinned Turin ARK via the built-in ASK
+    let ark = Certificate::parse(Product::Turin.ark()).unwrap();
+    let ask = Certificate::parse(Product::Turin.ask()).unwrap();
+    let roles = ["ARK".to_owned(), "ASK".to_owned(), "VEK".to_owned()];
+    crate::chain::verify_chain(&[ark, ask, vek.clone()], &roles, UnixTime::from_secs(1_800_000_000)).unwrap();
+    // the Milan report with a Turin VCEK: product/CPUID or chain refuse it
+    let certs = SnpCerts { vek: turin.clone(), ask: None, ark: None };
+    assert!(verify_snp(&c.report, &certs, &none(), &Options::default(), c.at).is_err());
+    // missing extension
+    assert_eq!(vek_u8(&vek, &[0x2b, 0x06], "x"), Err(Error::VekExtensionMissing("x")));
+}
+
+#[test]
+fn turin_tcb_layout() {
+    let t = TcbVersion::from_raw(u64::from_le_bytes([1, 2, 3, 4, 0, 0, 0, 5]), Product::Turin);
+    assert_eq!(t, TcbVersion { fmc: 1, bootloader: 2, tee: 3, snp: 4, microcode: 5 });
+    let m = TcbVersion::from_raw(0x7300_0000_0000_0803_u64.swap_bytes().swap_bytes(), Product::Milan);
+    assert_eq!((m.bootloader, m.tee, m.snp, m.microcode), (3, 8, 0, 0x73));
+}
+
+#[test]
+fn bundles() {
+    let c = cases().remove(0);
+    let b = encode_bundle(&c.report, &c.certs);
+    let (r, certs) = decode_bundle(&b).unwrap();
+    assert_eq!(r, c.report);
+    assert_eq!(certs, c.certs);
+    let mut trailing = b.clone();
+    trailing.push(0);
+    assert!(matches!(decode_bundle(&trailing), Err(Error::Cbor(_))));
+    assert_eq!(decode_bundle(&[0x80]), Err(Error::BundleMalformed("not a map")));
+    let mut w = Writer::new();
+    w.map(1).text("vek").bytes(&[1]);
+    assert_eq!(decode_bundle(&w.into_bytes()), Err(Error::MissingField("report")));
+    assert!(matches!(decode_bundle(&vec![0; MAX_BUNDLE_LEN + 1]), Err(Error::InputTooLarge { .. })));
+    // sorting loose certificates
+    let sorted = sort_certs(vec![pem("snp/ark_milan.pem"), c.certs.vek.clone(), pem("snp/ask_milan.pem")]).unwrap();
+    assert_eq!(sorted.vek, c.certs.vek);
+    assert!(sorted.ask.is_some() && sorted.ark.is_some());
+    assert_eq!(sort_certs(vec![pem("snp/ark_milan.pem")]), Err(Error::MissingCertificate("VCEK or VLEK")));
+}
+
+#[test]
+fn debug_and_migration_policy_bits() {
+    let c = cases().remove(0);
+    let v = extract_report(&c.report, &c.certs, c.at).unwrap();
+    let mut dbg = v.clone();
+    dbg.report.policy |= POLICY_DEBUG;
+    let mut checks = Vec::new();
+    assert_eq!(check_expectations(&dbg, &SnpExpectations::default(), &Options::default(), &mut checks), Err(Error::DebugNotAllowed));
+    let allow = Options { allow_debug: true, ..Default::default() };
+    assert!(check_expectations(&dbg, &SnpExpectations::default(), &allow, &mut checks).is_ok());
+    let mut ma = v.clone();
+    ma.report.policy |= POLICY_MIGRATE_MA;
+    assert_eq!(
+        check_expectations(&ma, &SnpExpectations::default(), &Options::default(), &mut checks),
+        Err(Error::MigrationAgentNotAllowed)
+    );
+    let e = SnpExpectations { allow_migration_agent: true, ..Default::default() };
+    assert!(check_expectations(&ma, &e, &Options::default(), &mut checks).is_ok());
+}

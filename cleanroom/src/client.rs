@@ -1,0 +1,288 @@
+//! The client side of the attested channel, used by owners and providers.
+//!
+//! Connect through the (untrusted) host proxy, finish a TLS 1.3 handshake without PKI,
+//! then ask for evidence bound to a fresh nonce, this connection's TLS exporter and the
+//! enclave's key, and verify it with `attestation-verifier` against the measurement and
+//! policy the caller expects. Only a session that passed every check is returned; the
+//! caller sends secrets over nothing else.
+
+use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime, Verdict};
+use protocol::wire::{channel_binding, BlobRequest, ClientMessage, EnclaveMessage, HostResponse, EXPORTER_LABEL};
+use protocol::{Bytes, Digest};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime as TlsTime};
+use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use transport::{Endpoint, Stream, TransportError};
+
+/// PCR holding the policy digest (Nitro's first application PCR).
+pub const POLICY_PCR: u16 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the enclave: {0}")]
+    Transport(#[from] TransportError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("attestation refused: {0}")]
+    Attestation(#[from] attestation_verifier::Error),
+    #[error("attestation refused: {0}")]
+    Binding(&'static str),
+    #[error("enclave refused: {code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("unexpected reply from the enclave")]
+    Unexpected,
+    #[error("blob store: {0}")]
+    Blob(String),
+}
+
+/// What the caller expects the enclave to be.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// PCR0 (image measurement) the caller recomputed from source.
+    pub pcr0: Vec<u8>,
+    pub policy_digest: Digest,
+    /// Accept simulated (insecure, development) evidence. Off unless asked for.
+    pub allow_simulated: bool,
+    /// Largest accepted age of the evidence.
+    pub max_age: Duration,
+}
+
+/// PCR16 after the enclave extends it once with the policy digest.
+pub fn expected_policy_pcr(policy: &Digest) -> Vec<u8> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
+    ctx.update(&[0u8; 48]);
+    ctx.update(policy.as_bytes());
+    ctx.finish().as_ref().to_vec()
+}
+
+/// Accepts any certificate during the handshake (there is no PKI here), but still makes
+/// the server prove possession of the certificate's key, and remembers the certificate
+/// so its key can be compared with the attested one afterwards.
+#[derive(Debug)]
+struct RecordingVerifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    seen: Mutex<Option<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: TlsTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.seen.lock().expect("cert lock") = Some(end_entity.to_vec());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not accepted".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Read one DER TLV at the start of `d`: (tag, contents, rest).
+fn der_tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = d.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize), &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The Ed25519 public key in a certificate's SubjectPublicKeyInfo, if that is its type.
+pub fn ed25519_key_of_cert(cert: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate, _) = der_tlv(cert)?;
+    let (_, tbs, _) = der_tlv(certificate)?;
+    let mut rest = tbs;
+    let (tag, _, r) = der_tlv(rest)?;
+    if tag == 0xa0 {
+        rest = r; // explicit version
+    }
+    // serial, signature algorithm, issuer, validity, subject
+    for _ in 0..5 {
+        rest = der_tlv(rest)?.2;
+    }
+    let (_, spki, _) = der_tlv(rest)?;
+    let (_, alg, after_alg) = der_tlv(spki)?;
+    let (_, oid, _) = der_tlv(alg)?;
+    if oid != [0x2b, 0x65, 0x70] {
+        return None;
+    }
+    let (tag, bits, _) = der_tlv(after_alg)?;
+    if tag != 0x03 || bits.len() != 33 || bits[0] != 0 {
+        return None;
+    }
+    Some(bits[1..].to_vec())
+}
+
+pub struct AttestedSession {
+    tls: StreamOwned<ClientConnection, Stream>,
+    pub verdict: Verdict,
+    pub public_key: Vec<u8>,
+    pub platform: String,
+    pub simulated: bool,
+    pub evidence: Vec<u8>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Connect, attest and verify. The returned session is the only thing secrets go over.
+pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<AttestedSession, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(RecordingVerifier { provider: provider.clone(), seen: Mutex::new(None) });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from("cleanroom-enclave").expect("static name");
+    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let stream = Stream::connect_retry(front_door, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_secs(600))).map_err(TransportError::Io)?;
+    let mut tls = StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+
+    let mut nonce = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| ClientError::Tls("system randomness failed".into()))?;
+    transport::send(&mut tls, &ClientMessage::Attest { nonce: Bytes(nonce.to_vec()) })?;
+    let (platform, simulated, document, public_key) = match transport::recv(&mut tls)? {
+        EnclaveMessage::Evidence { platform, simulated, document, public_key, .. } => {
+            (platform, simulated, document.0, public_key.0)
+        }
+        EnclaveMessage::Error { code, message } => return Err(ClientError::Refused { code, message }),
+        _ => return Err(ClientError::Unexpected),
+    };
+
+    let mut exporter = [0u8; 32];
+    tls.conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let binding = channel_binding(&nonce, &exporter, &public_key, &expect.policy_digest);
+    let kind: Platform = platform.parse().map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
+    let mut pcrs = BTreeMap::new();
+    pcrs.insert(0u16, expect.pcr0.clone());
+    pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
+    let expectations = Expectations {
+        pcrs,
+        nonce: Some(nonce.to_vec()),
+        user_data: Some(binding.as_bytes().to_vec()),
+        public_key: Some(public_key.clone()),
+        max_age_ms: Some(expect.max_age.as_millis() as u64),
+        ..Default::default()
+    };
+    let options = Options { allow_simulated: expect.allow_simulated, allow_debug: false };
+    let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
+    // The TLS server must hold the attested key: no relay can substitute its own certificate.
+    let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
+    if ed25519_key_of_cert(&cert).as_deref() != Some(public_key.as_slice()) {
+        return Err(ClientError::Binding(
+            "TLS certificate key is not the attested key (a relay terminated TLS)",
+        ));
+    }
+    Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document })
+}
+
+impl AttestedSession {
+    pub fn call(&mut self, msg: &ClientMessage) -> Result<EnclaveMessage, ClientError> {
+        transport::send(&mut self.tls, msg)?;
+        match transport::recv(&mut self.tls)? {
+            EnclaveMessage::Error { code, message } => Err(ClientError::Refused { code, message }),
+            reply => Ok(reply),
+        }
+    }
+}
+
+/// Client of the host proxy's blob API.
+pub struct BlobClient {
+    s: Stream,
+}
+
+impl BlobClient {
+    pub fn connect(ep: &Endpoint) -> Result<BlobClient, ClientError> {
+        let s = Stream::connect_retry(ep, Duration::from_secs(10))?;
+        Ok(BlobClient { s })
+    }
+
+    fn call(&mut self, req: &BlobRequest) -> Result<HostResponse, ClientError> {
+        transport::send(&mut self.s, req)?;
+        match transport::recv(&mut self.s)? {
+            HostResponse::Error { code, message } => Err(ClientError::Blob(format!("{code}: {message}"))),
+            r => Ok(r),
+        }
+    }
+
+    /// Upload and check the host named it by its real content hash.
+    pub fn put(&mut self, data: Vec<u8>) -> Result<Digest, ClientError> {
+        let expected = Digest::of(&data);
+        match self.call(&BlobRequest::Put { data: Bytes(data) })? {
+            HostResponse::Stored { digest } if digest == expected => Ok(digest),
+            HostResponse::Stored { .. } => Err(ClientError::Blob("host stored the blob under a wrong digest".into())),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    pub fn audit_log(&mut self) -> Result<Vec<protocol::signing::Signed>, ClientError> {
+        match self.call(&BlobRequest::AuditLog)? {
+            HostResponse::AuditLog { records } => Ok(records),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_walk_rejects_garbage_without_panicking() {
+        for len in 0..64 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+            assert_eq!(ed25519_key_of_cert(&junk), None);
+        }
+        assert_eq!(der_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn policy_pcr_is_a_single_extend() {
+        let p = Digest::of(b"policy");
+        assert_eq!(expected_policy_pcr(&p).len(), 48);
+        assert_ne!(expected_policy_pcr(&p), expected_policy_pcr(&Digest::of(b"other")));
+    }
+}

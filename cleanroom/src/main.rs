@@ -1,0 +1,673 @@
+//! `cleanroom`: the command line for data owners, model providers and auditors.
+
+use clap::{Args, Parser, Subcommand};
+use cleanroom::client::{connect_attested, BlobClient, Expected};
+use cleanroom::keystore::KeyStore;
+use cleanroom::ledger::{GrantRequest, Ledger};
+use protocol::grant::GRANT_CONTEXT;
+use protocol::job::{OutputSpec, QuerySpec};
+use protocol::manifest::Manifest;
+use protocol::policy::{Decimal, Policy, SandboxLimits};
+use protocol::result::{JobResult, RESULT_CONTEXT};
+use protocol::sealed::SealedIndex;
+use protocol::signing::Signed;
+use protocol::wire::{ClientMessage, EnclaveMessage};
+use protocol::{Bytes, Digest};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use transport::Endpoint;
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(name = "cleanroom", about = "cleanroom: owner, provider and auditor tools")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate the synthetic bank table (CSV and Parquet), deterministically.
+    Generate {
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Owner: check, tokenize, generalize and seal a table; write its manifest.
+    Prepare {
+        input: PathBuf,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 16_384)]
+        rows_per_chunk: u64,
+        #[arg(long, default_value_t = 10)]
+        k_target: u64,
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Owner: write or inspect a policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Provider: write a query spec for a module and dataset.
+    QueryInit {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        module: PathBuf,
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        collaborator: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the simulated platform's PCR0 for an enclave-app binary (SHA-384 of the file).
+    Measure { binary: PathBuf },
+    /// Upload a sealed dataset (chunks + index) or a file to the host's blob store.
+    Upload {
+        #[arg(long)]
+        blob_api: Endpoint,
+        #[arg(long, conflicts_with = "file")]
+        sealed: Option<PathBuf>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Owner: the privacy-budget ledger.
+    #[command(subcommand)]
+    Budget(BudgetCmd),
+    /// Owner: attest the enclave, then release the data key and a budget grant for one job.
+    Release {
+        #[command(flatten)]
+        attest: AttestArgs,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        collaborator: String,
+        #[arg(long)]
+        epsilon: String,
+        /// Seconds the grant stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Provider: attest the enclave, submit a module and query, receive the signed result.
+    Submit {
+        #[command(flatten)]
+        attest: AttestArgs,
+        #[arg(long)]
+        policy_digest: Digest,
+        #[arg(long)]
+        blob_api: Endpoint,
+        #[arg(long)]
+        module: PathBuf,
+        #[arg(long)]
+        query: PathBuf,
+        #[arg(long)]
+        sealed_index: Digest,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a result's signature and the evidence for its signing key.
+    VerifyResult {
+        result: PathBuf,
+        #[arg(long)]
+        allow_simulated: bool,
+        #[arg(long)]
+        expect_pcr0: Option<String>,
+    },
+    /// Owner: compute the true values on the owner's own machine (no DP; never leaves it).
+    OwnerCheck {
+        #[arg(long)]
+        sealed: PathBuf,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        module: PathBuf,
+        #[arg(long)]
+        query: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a DP result next to the owner's true values.
+    Compare { result: PathBuf, truth: PathBuf },
+    /// Fetch, verify or export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args)]
+struct AttestArgs {
+    /// The host proxy's front door.
+    #[arg(long)]
+    front_door: Endpoint,
+    /// Expected PCR0 (hex), recomputed from source.
+    #[arg(long)]
+    expect_pcr0: String,
+    /// Accept simulated evidence (development only; not hardware-backed).
+    #[arg(long)]
+    allow_simulated: bool,
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Write a policy for a prepared dataset.
+    Init {
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long = "allow-module", required = true)]
+        modules: Vec<PathBuf>,
+        #[arg(long = "collaborator", required = true)]
+        collaborators: Vec<String>,
+        #[arg(long, default_value = "1")]
+        max_epsilon: String,
+        #[arg(long, default_value_t = 50)]
+        min_group_size: u64,
+        #[arg(long, default_value_t = 1)]
+        max_rows_per_unit: u32,
+        #[arg(long, default_value_t = 500)]
+        release_quantum_ms: u64,
+        #[arg(long, default_value_t = 120_000)]
+        time_limit_ms: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a policy's digest (what PCR16 measures).
+    Digest { policy: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum BudgetCmd {
+    /// Set the total ε for a dataset and collaborator.
+    Set {
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        dataset: Digest,
+        #[arg(long)]
+        collaborator: String,
+        #[arg(long)]
+        total: String,
+    },
+    /// Show budget spent and remaining.
+    Show {
+        #[arg(long)]
+        ledger: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Download the audit log from the host.
+    Fetch {
+        #[arg(long)]
+        blob_api: Endpoint,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a log offline: signatures, chain, attestation of each signing key, ledger.
+    Verify {
+        log: PathBuf,
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        #[arg(long)]
+        allow_simulated: bool,
+        #[arg(long)]
+        expect_pcr0: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cleanroom: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn read(path: &Path) -> Res<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn read_text(path: &Path) -> Res<String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+/// Write a file atomically so a crash never leaves half a result.
+fn write_atomic(path: &Path, data: &[u8]) -> Res {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn parse_hex(s: &str, what: &str) -> Res<Vec<u8>> {
+    hex::decode(s.trim()).map_err(|_| format!("{what} must be hex").into())
+}
+
+fn load_policy(path: &Path) -> Res<Policy> {
+    Ok(Policy::from_toml(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+fn load_manifest(path: &Path) -> Res<Manifest> {
+    Ok(Manifest::from_json(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+fn sha384_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA384, data))
+}
+
+fn run(cmd: Cmd) -> Res {
+    match cmd {
+        Cmd::Generate { rows, seed, out } => {
+            std::fs::create_dir_all(&out)?;
+            let (csv, pq) = (out.join("bank.csv"), out.join("bank.parquet"));
+            let s = cleanroom::datagen::generate(rows, seed, &csv, &pq)?;
+            println!("generated {rows} customers (seed {seed}): {} and {}", csv.display(), pq.display());
+            println!("{s:?}");
+        }
+        Cmd::Prepare { input, keys, out, rows_per_chunk, k_target, overwrite } => {
+            let mut ks = KeyStore::create_or_open(&keys)?;
+            let opts = cleanroom::prepare::PrepareOptions {
+                rows_per_chunk,
+                now_unix: now(),
+                k_target,
+                overwrite,
+                ..Default::default()
+            };
+            let r = cleanroom::prepare::prepare(&input, &mut ks, &out, &opts)?;
+            println!("sealed {} rows into {} chunks in {}", r.rows, r.chunks, out.display());
+            println!("dataset digest:  {}", r.dataset_digest);
+            println!("manifest digest: {}", r.manifest_digest);
+            for c in &r.manifest.columns {
+                let sealed = c.sealed_name.as_deref().unwrap_or("-");
+                println!("  {:<15} {:<18} {:<30} -> {}", c.source_name, format!("{:?}", c.label), transform_text(&c.transform), sealed);
+            }
+            if let Some(k) = &r.k_anonymity {
+                println!(
+                    "k-anonymity over {:?}: k_min = {}, {} classes, {} classes ({} rows) below k = {}",
+                    k.quasi_identifiers, k.k_min, k.classes, k.classes_below_target, k.rows_below_target, k.k_target
+                );
+            }
+            for f in &r.findings {
+                println!("  PII scan: column {} matched {} {} times in {} values", f.column, f.detector, f.matches, f.sampled);
+            }
+        }
+        Cmd::Policy(PolicyCmd::Init {
+            keys,
+            manifest,
+            modules,
+            collaborators,
+            max_epsilon,
+            min_group_size,
+            max_rows_per_unit,
+            release_quantum_ms,
+            time_limit_ms,
+            out,
+        }) => {
+            let ks = KeyStore::create_or_open(&keys)?;
+            let m = load_manifest(&manifest)?;
+            let mut allowed = vec![];
+            for p in &modules {
+                allowed.push(Digest::of(&read(p)?));
+            }
+            let policy = Policy {
+                policy_id: format!("{}-policy", m.dataset_name),
+                owner_public_key: Bytes(ks.signing_key().public_key()),
+                dataset_digest: m.dataset_digest,
+                privacy_unit: m.privacy_unit.clone(),
+                allowed_modules: allowed,
+                allowed_query_classes: protocol::policy::QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
+                collaborators,
+                min_group_size,
+                max_rows_per_unit,
+                max_epsilon_per_job: Decimal(max_epsilon),
+                partition_delta: Decimal("0.000001".into()),
+                release_quantum_ms,
+                sandbox: SandboxLimits {
+                    time_limit_ms,
+                    memory_limit_bytes: 256 * 1024 * 1024,
+                    max_module_bytes: 8 * 1024 * 1024,
+                },
+            };
+            // Round-trip through the parser so we never write a policy we would refuse.
+            let text = policy.to_toml();
+            let parsed = Policy::from_toml(&text)?;
+            write_atomic(&out, text.as_bytes())?;
+            println!("policy written to {}; digest {}", out.display(), parsed.digest());
+        }
+        Cmd::Policy(PolicyCmd::Digest { policy }) => println!("{}", load_policy(&policy)?.digest()),
+        Cmd::QueryInit { manifest, module, job, collaborator, out } => {
+            let m = load_manifest(&manifest)?;
+            let spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator);
+            spec.validate()?;
+            write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
+            println!("query written to {} (ε total {})", out.display(), release::query_epsilon(&spec)?);
+        }
+        Cmd::Measure { binary } => println!("{}", sha384_hex(&read(&binary)?)),
+        Cmd::Upload { blob_api, sealed, file } => {
+            let mut c = BlobClient::connect(&blob_api)?;
+            if let Some(dir) = sealed {
+                let m = load_manifest(&dir.join("manifest.json"))?;
+                let mut chunks = vec![];
+                for i in 0..m.chunks {
+                    chunks.push(c.put(read(&dir.join("chunks").join(cleanroom::prepare::chunk_file_name(i)))?)?);
+                }
+                let index = SealedIndex { dataset_digest: m.dataset_digest, chunks };
+                let d = c.put(protocol::to_cbor(&index))?;
+                eprintln!("uploaded {} sealed chunks; sealed index:", m.chunks);
+                println!("{d}");
+            } else if let Some(f) = file {
+                println!("{}", c.put(read(&f)?)?);
+            } else {
+                return Err("give --sealed DIR or --file FILE".into());
+            }
+        }
+        Cmd::Budget(BudgetCmd::Set { ledger, dataset, collaborator, total }) => {
+            let l = Ledger::open(&ledger)?;
+            l.set_budget(&dataset, &collaborator, &total, now())?;
+            let b = l.budget(&dataset, &collaborator)?;
+            println!("budget for {collaborator} on {dataset}: total ε {}, spent {}, remaining {}", b.total, b.spent, b.remaining);
+        }
+        Cmd::Budget(BudgetCmd::Show { ledger }) => {
+            let l = Ledger::open(&ledger)?;
+            println!("{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}", "dataset", "collaborator", "total ε", "spent", "remaining", "grants");
+            for b in l.budgets()? {
+                println!(
+                    "{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}",
+                    b.dataset.to_hex(),
+                    b.collaborator,
+                    b.total.to_string(),
+                    b.spent.to_string(),
+                    b.remaining.to_string(),
+                    b.grants
+                );
+            }
+        }
+        Cmd::Release { attest, keys, ledger, policy, job, collaborator, epsilon, ttl } => {
+            let ks = KeyStore::open(&keys)?;
+            let policy = load_policy(&policy)?;
+            let expect = expected(&attest, policy.digest())?;
+            let mut session = connect_attested(&attest.front_door, &expect)?;
+            print_verdict(&session.verdict, &session.platform, session.simulated);
+            let data_key = ks
+                .data_key(&policy.dataset_digest)
+                .ok_or_else(|| format!("no data key for dataset {} in {}", policy.dataset_digest, keys.display()))?;
+            let mut grant_nonce = [0u8; 16];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut grant_nonce)
+                .map_err(|_| "system randomness failed")?;
+            let t = now();
+            // Recorded as spent before anything is sent: a crash loses budget, never creates it.
+            let grant = Ledger::open(&ledger)?.issue_grant(GrantRequest {
+                grant_id: format!("grant-{}", hex::encode(grant_nonce)),
+                job_id: &job,
+                dataset: policy.dataset_digest,
+                policy_digest: policy.digest(),
+                collaborator: &collaborator,
+                epsilon: &epsilon,
+                enclave_public_key: &session.public_key,
+                nonce: grant_nonce,
+                now: t,
+                expires_at: t + ttl,
+            })?;
+            println!(
+                "ledger: granted ε {} for job {job} to {collaborator} (remaining {} -> {})",
+                grant.epsilon, grant.ledger_remaining_before, grant.ledger_remaining_after
+            );
+            let signed = ks.signing_key().sign(GRANT_CONTEXT, &grant);
+            let reply = session.call(&ClientMessage::ReleaseKey {
+                dataset_digest: policy.dataset_digest,
+                data_key: Bytes(data_key.0.to_vec()),
+                grant: signed,
+            })?;
+            match reply {
+                EnclaveMessage::KeyAccepted { grant_id } => {
+                    println!("data key and grant {grant_id} released to the attested enclave")
+                }
+                _ => return Err("unexpected reply to key release".into()),
+            }
+        }
+        Cmd::Submit { attest, policy_digest, blob_api, module, query, sealed_index, out } => {
+            let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            let wasm = read(&module)?;
+            if Digest::of(&wasm) != spec.module_hash {
+                return Err(format!("{} is not the module named in the query", module.display()).into());
+            }
+            let expect = expected(&attest, policy_digest)?;
+            let mut session = connect_attested(&attest.front_door, &expect)?;
+            print_verdict(&session.verdict, &session.platform, session.simulated);
+            let module_blob = BlobClient::connect(&blob_api)?.put(wasm)?;
+            println!("module {module_blob} uploaded; submitting job {}", spec.job_id);
+            let reply = session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index })?;
+            let EnclaveMessage::JobResult { result } = reply else {
+                return Err("unexpected reply to job submission".into());
+            };
+            // The result must be signed by the key we just attested.
+            result.verify(RESULT_CONTEXT, &session.public_key)?;
+            let decoded: JobResult = result.decode()?;
+            write_atomic(&out, serde_json::to_string_pretty(&result)?.as_bytes())?;
+            println!(
+                "signed result for job {} received ({} outputs, ε spent {}{}); written to {}",
+                decoded.job_id,
+                decoded.outputs.len(),
+                decoded.epsilon_spent,
+                if decoded.simulated { ", SIMULATED attestation" } else { "" },
+                out.display()
+            );
+        }
+        Cmd::VerifyResult { result, allow_simulated, expect_pcr0 } => {
+            let signed: Signed = serde_json::from_slice(&read(&result)?)?;
+            signed.verify_self_signed(RESULT_CONTEXT)?;
+            let r: JobResult = signed.decode()?;
+            let mut pcrs = std::collections::BTreeMap::new();
+            pcrs.insert(16u16, cleanroom::client::expected_policy_pcr(&r.policy_digest));
+            if let Some(p) = expect_pcr0 {
+                pcrs.insert(0u16, parse_hex(&p, "--expect-pcr0")?);
+            }
+            let expect = attestation_verifier::Expectations {
+                pcrs,
+                public_key: Some(signed.signer.0.clone()),
+                user_data: Some(r.policy_digest.as_bytes().to_vec()),
+                ..Default::default()
+            };
+            let kind: attestation_verifier::Platform = r.platform.parse().map_err(|_| "unknown platform")?;
+            let opts = attestation_verifier::Options { allow_simulated, allow_debug: false };
+            let v = attestation_verifier::verify_evidence(
+                kind,
+                r.evidence.as_slice(),
+                &expect,
+                &opts,
+                attestation_verifier::UnixTime::from_secs(r.released_at),
+            )?;
+            println!(
+                "result for job {} is signed by an attested enclave key ({}{})",
+                r.job_id,
+                r.platform,
+                if v.simulated { ", SIMULATED: not hardware-backed" } else { "" }
+            );
+        }
+        Cmd::OwnerCheck { sealed, keys, policy, module, query, out } => {
+            let ks = KeyStore::open(&keys)?;
+            let policy = load_policy(&policy)?;
+            let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            let key = ks.data_key(&policy.dataset_digest).ok_or("no data key for the policy's dataset")?;
+            let batches = cleanroom::prepare::open_sealed(&sealed, &key)?;
+            let (outputs, stats) = cleanroom::local_run::run_exact(&batches, &read(&module)?, &spec, &policy)?;
+            let doc = serde_json::json!({
+                "label": "owner's own check: exact values from plaintext, computed on the owner's machine; not DP, never released",
+                "rows": stats.rows_read,
+                "units": stats.units,
+                "outputs": outputs,
+            });
+            write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+            println!("owner's exact check over {} rows written to {}", stats.rows_read, out.display());
+        }
+        Cmd::Compare { result, truth } => compare(&result, &truth)?,
+        Cmd::Audit(AuditCmd::Fetch { blob_api, out }) => {
+            let records = BlobClient::connect(&blob_api)?.audit_log()?;
+            let mut text = String::new();
+            for r in &records {
+                text.push_str(&serde_json::to_string(r)?);
+                text.push('\n');
+            }
+            write_atomic(&out, text.as_bytes())?;
+            println!("{} audit records written to {}", records.len(), out.display());
+        }
+        Cmd::Audit(AuditCmd::Verify { log, ledger, allow_simulated, expect_pcr0 }) => {
+            let records = host_proxy_log(&log)?;
+            let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
+            let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
+            let s = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref())?;
+            println!(
+                "audit log OK: {} records in {} segment(s); {} key releases, {} jobs released, {} refused{}",
+                s.records,
+                s.segments,
+                s.keys_released,
+                s.jobs_released.len(),
+                s.jobs_refused,
+                if s.simulated { "; SIMULATED attestation (development only)" } else { "" }
+            );
+            for (job, eps) in &s.jobs_released {
+                println!("  job {job}: ε {eps}");
+            }
+            for w in &s.warnings {
+                println!("  warning: {w}");
+            }
+            if let Some(l) = &ledger {
+                for b in l.budgets()? {
+                    println!(
+                        "  ledger: {} on {}: spent ε {} of {}, remaining {}",
+                        b.collaborator, b.dataset, b.spent, b.total, b.remaining
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn host_proxy_log(path: &Path) -> Res<Vec<Signed>> {
+    let text = read_text(path)?;
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        out.push(serde_json::from_str(line).map_err(|e| format!("audit log line {} is not a signed record: {e}", i + 1))?);
+    }
+    Ok(out)
+}
+
+fn transform_text(t: &protocol::manifest::Transform) -> String {
+    use protocol::manifest::Transform::*;
+    match t {
+        Tokenized { key_id } => format!("tokenized (HMAC key {key_id})"),
+        Dropped => "dropped".into(),
+        Generalized { rule } => format!("generalized ({rule})"),
+        Kept => "kept".into(),
+    }
+}
+
+fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
+    Ok(Expected {
+        pcr0: parse_hex(&a.expect_pcr0, "--expect-pcr0")?,
+        policy_digest,
+        allow_simulated: a.allow_simulated,
+        max_age: Duration::from_secs(300),
+    })
+}
+
+fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: bool) {
+    if simulated {
+        println!("attestation: SIMULATED evidence accepted because --allow-simulated was given (development only, not hardware-backed)");
+    }
+    println!(
+        "attestation verified ({platform}): checks passed: {}",
+        v.checks_passed.join(", ")
+    );
+}
+
+/// The demo query: mean predicted risk per zip3, customers per risk decile, AUC.
+fn demo_query(m: &Manifest, module_hash: Digest, job_id: String, collaborator: String) -> QuerySpec {
+    QuerySpec {
+        job_id,
+        collaborator,
+        dataset_digest: m.dataset_digest,
+        module_hash,
+        inputs: ["income", "utilization", "late_payments", "tenure_months", "birth_decade"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        outputs: vec![
+            OutputSpec::GroupMean {
+                name: "mean_risk_by_zip3".into(),
+                group_by: "zip3".into(),
+                lower: 0.0,
+                upper: 1.0,
+                epsilon: Decimal("0.4".into()),
+            },
+            OutputSpec::Histogram {
+                name: "customers_per_risk_decile".into(),
+                edges: (0..=10).map(|i| i as f64 / 10.0).collect(),
+                epsilon: Decimal("0.3".into()),
+            },
+            OutputSpec::Auc {
+                name: "auc_vs_defaulted".into(),
+                label: "defaulted".into(),
+                bins: 100,
+                epsilon: Decimal("0.3".into()),
+            },
+        ],
+    }
+}
+
+fn compare(result: &Path, truth: &Path) -> Res {
+    let signed: Signed = serde_json::from_slice(&read(result)?)?;
+    let r: JobResult = signed.decode()?;
+    let t: serde_json::Value = serde_json::from_slice(&read(truth)?)?;
+    let truth_outputs: Vec<protocol::result::OutputRelease> = serde_json::from_value(t["outputs"].clone())?;
+    println!("DP result (released to the provider) vs the owner's own exact check (never released)");
+    for o in &r.outputs {
+        let exact = truth_outputs.iter().find(|x| x.name == o.name);
+        println!("\n{} ({}, ε = {}, noise scale {})", o.name, o.mechanism, o.epsilon, o.noise_scale);
+        println!("  {:<16} {:>14} {:>14} {:>10}", "key", "DP value", "true value", "abs error");
+        let show = o.values.len().min(12);
+        for v in &o.values[..show] {
+            let tv = exact.and_then(|e| e.values.iter().find(|x| x.key == v.key)).map(|x| x.value);
+            match tv {
+                Some(tv) => println!("  {:<16} {:>14.4} {:>14.4} {:>10.4}", v.key, v.value, tv, (v.value - tv).abs()),
+                None => println!("  {:<16} {:>14.4} {:>14} {:>10}", v.key, v.value, "-", "-"),
+            }
+        }
+        if o.values.len() > show {
+            println!("  … {} more", o.values.len() - show);
+        }
+        if o.suppressed_groups > 0 {
+            let exact_kept = exact.map(|e| e.values.len()).unwrap_or(0);
+            println!(
+                "  {} groups withheld by DP partition selection / minimum size ({} groups pass the minimum size exactly)",
+                o.suppressed_groups, exact_kept
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,472 @@
+//! End-to-end tests of the owner's preparation: generate → prepare → open_sealed.
+
+use cleanroom::datagen::{self, Customer, Generator};
+use cleanroom::keystore::KeyStore;
+use cleanroom::prepare::{
+    open_sealed, prepare, ColumnRule, ColumnTransform, OpenError, PrepareError, PrepareOptions, CHUNKS_DIR,
+    MANIFEST_FILE,
+};
+use protocol::manifest::{Sensitivity, Transform};
+use protocol::sealed::SealError;
+use protocol::table::{ColumnData, RecordBatch};
+use protocol::Digest;
+use std::path::{Path, PathBuf};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    csv: PathBuf,
+    parquet: PathBuf,
+    rows: Vec<Customer>,
+}
+
+fn fixture(rows: u64, seed: u64) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bank.csv");
+    let parquet = dir.path().join("bank.parquet");
+    datagen::generate(rows, seed, &csv, &parquet).unwrap();
+    let rows = Generator::new(seed).take(rows as usize).collect();
+    Fixture { dir, csv, parquet, rows }
+}
+
+impl Fixture {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn keystore(&self, name: &str) -> KeyStore {
+        KeyStore::create_or_open(&self.path(name)).unwrap()
+    }
+}
+
+fn opts(rows_per_chunk: u64) -> PrepareOptions {
+    PrepareOptions { rows_per_chunk, now_unix: 1_764_000_000, ..PrepareOptions::default() }
+}
+
+fn column<'a>(batches: &'a [RecordBatch], name: &str) -> Vec<&'a ColumnData> {
+    batches.iter().map(|b| b.column(name).unwrap_or_else(|| panic!("no column {name}"))).collect()
+}
+
+fn all_f64(batches: &[RecordBatch], name: &str) -> Vec<f64> {
+    column(batches, name)
+        .into_iter()
+        .flat_map(|c| match c {
+            ColumnData::F64(v) => v.clone(),
+            other => panic!("{name} is {}", other.type_name()),
+        })
+        .collect()
+}
+
+fn all_i64(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+    column(batches, name)
+        .into_iter()
+        .flat_map(|c| match c {
+            ColumnData::I64(v) => v.clone(),
+            other => panic!("{name} is {}", other.type_name()),
+        })
+        .collect()
+}
+
+fn all_dict(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    column(batches, name)
+        .into_iter()
+        .flat_map(|c| match c {
+            ColumnData::Dict { codes, values } => codes.iter().map(|&k| values[k as usize].clone()).collect::<Vec<_>>(),
+            other => panic!("{name} is {}", other.type_name()),
+        })
+        .collect()
+}
+
+fn all_tokens(batches: &[RecordBatch], name: &str) -> Vec<[u8; 32]> {
+    column(batches, name)
+        .into_iter()
+        .flat_map(|c| match c {
+            ColumnData::Token(v) => v.clone(),
+            other => panic!("{name} is {}", other.type_name()),
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn round_trip_gives_expected_values() {
+    let f = fixture(2_500, 11);
+    let mut ks = f.keystore("owner.keys");
+    let out = f.path("sealed");
+    let report = prepare(&f.csv, &mut ks, &out, &opts(1_000)).unwrap();
+    assert_eq!((report.rows, report.chunks), (2_500, 3));
+    assert_eq!(report.chunk_digests.len(), 3);
+    assert!(!report.data_key_reused);
+
+    let key = KeyStore::open(&f.path("owner.keys")).unwrap().data_key(&report.dataset_digest).expect("key saved");
+    let batches = open_sealed(&out, &key).unwrap();
+    assert_eq!(batches.iter().map(|b| b.rows).collect::<Vec<_>>(), [1_000, 1_000, 500]);
+    let names: Vec<&str> = batches[0].columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "customer_token",
+            "zip3",
+            "birth_decade",
+            "income",
+            "credit_limit",
+            "utilization",
+            "late_payments",
+            "tenure_months",
+            "defaulted"
+        ]
+    );
+
+    let tok = ks.tokenization_key().tokenizer();
+    let expect_tokens: Vec<[u8; 32]> = f.rows.iter().map(|c| tok.token(c.customer_id.as_bytes())).collect();
+    assert_eq!(all_tokens(&batches, "customer_token"), expect_tokens);
+    assert_eq!(all_dict(&batches, "zip3"), f.rows.iter().map(|c| c.zip[..3].to_string()).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "birth_decade"), f.rows.iter().map(|c| c.birth_year / 10 * 10).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "income"), f.rows.iter().map(|c| c.income).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "credit_limit"), f.rows.iter().map(|c| c.credit_limit).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "utilization"), f.rows.iter().map(|c| c.utilization).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "late_payments"), f.rows.iter().map(|c| c.late_payments).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "tenure_months"), f.rows.iter().map(|c| c.tenure_months).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "defaulted"), f.rows.iter().map(|c| c.defaulted).collect::<Vec<_>>());
+}
+
+#[test]
+fn manifest_describes_columns_lineage_and_k_anonymity() {
+    let f = fixture(3_000, 12);
+    let mut ks = f.keystore("owner.keys");
+    let out = f.path("sealed");
+    let r = prepare(&f.csv, &mut ks, &out, &opts(16_384)).unwrap();
+    let m = cleanroom::prepare::load_manifest(&out).unwrap();
+    assert_eq!(m, r.manifest);
+    assert_eq!(m.digest(), r.manifest_digest);
+    assert_eq!(m.dataset_name, "bank");
+    assert_eq!(m.privacy_unit, "customer_token");
+    assert_eq!(m.lineage.source_file, "bank.csv", "a file name, not a host path");
+    assert_eq!(m.lineage.source_format, "csv");
+    assert_eq!(m.lineage.source_digest, Digest::of(&std::fs::read(&f.csv).unwrap()));
+    assert_eq!(m.lineage.ingested_at, 1_764_000_000);
+    assert_eq!((m.rows, m.chunks, m.rows_per_chunk), (3_000, 1, 16_384));
+    let spec = |n: &str| m.columns.iter().find(|c| c.source_name == n).unwrap();
+    assert_eq!(spec("customer_id").transform, Transform::Tokenized { key_id: ks.key_id() });
+    assert_eq!(spec("customer_id").label, Sensitivity::DirectIdentifier);
+    assert_eq!(spec("email").transform, Transform::Dropped);
+    assert_eq!(spec("email").sealed_name, None);
+    assert_eq!(spec("zip").transform, Transform::Generalized { rule: "prefix:3".into() });
+    assert_eq!(spec("zip").sealed_type.as_deref(), Some("dict"));
+    assert_eq!(spec("birth_year").transform, Transform::Generalized { rule: "bin:10".into() });
+    assert_eq!(spec("income").label, Sensitivity::Sensitive);
+    assert_eq!(m.sealed_schema().len(), 9);
+
+    let k = r.k_anonymity.unwrap();
+    assert_eq!(k.quasi_identifiers, ["zip3", "birth_decade"]);
+    assert_eq!(k.k_target, 10);
+    assert!(k.classes > 100 && k.k_min >= 1 && k.classes_below_target > 0, "{k:?}");
+    assert!(k.rows_below_target < 3_000);
+
+    // The direct identifiers were scanned and their PII reported (expected; they are dropped).
+    let found = |c: &str, d: &str| m.pii_findings.iter().any(|p| p.column == c && p.detector == d);
+    assert!(found("email", "email") && found("ssn", "ssn") && found("phone", "phone"), "{:?}", m.pii_findings);
+    assert!(m.pii_findings.iter().all(|p| p.declared_label == Sensitivity::DirectIdentifier));
+
+    // The key file sits outside the output, and the output holds nothing but these files.
+    let files = files_under(&out);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().any(|p| p.ends_with(MANIFEST_FILE)));
+    assert!(files.iter().any(|p| p.ends_with(format!("{CHUNKS_DIR}/000000.sealed"))));
+}
+
+#[test]
+fn sealed_output_never_contains_raw_identifiers() {
+    let f = fixture(400, 13);
+    let mut ks = f.keystore("owner.keys");
+    let out = f.path("sealed");
+    let r = prepare(&f.parquet, &mut ks, &out, &opts(128)).unwrap();
+    let mut bytes = Vec::new();
+    for p in files_under(&out) {
+        bytes.extend(std::fs::read(p).unwrap());
+    }
+    assert_eq!(bytes.len() as u64, r.bytes_written);
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for c in &f.rows {
+        for v in [&c.customer_id, &c.email, &c.ssn, &c.phone, &c.full_name, &c.zip] {
+            assert!(!contains(v.as_bytes()), "sealed output contains a raw identifier");
+        }
+    }
+    // Sanity check of the check: the plaintext identifiers are in the source.
+    let src = std::fs::read(&f.csv).unwrap();
+    assert!(src.windows(f.rows[0].email.len()).any(|w| w == f.rows[0].email.as_bytes()));
+}
+
+#[test]
+fn csv_and_parquet_give_the_same_dataset() {
+    let f = fixture(1_500, 14);
+    let mut ks = f.keystore("owner.keys");
+    let a = prepare(&f.csv, &mut ks, &f.path("from_csv"), &opts(500)).unwrap();
+    let b = prepare(&f.parquet, &mut ks, &f.path("from_parquet"), &opts(500)).unwrap();
+    assert_eq!(a.dataset_digest, b.dataset_digest);
+    assert_eq!(b.manifest.lineage.source_format, "parquet");
+    assert_ne!(a.manifest.lineage.source_digest, b.manifest.lineage.source_digest);
+    // Same plaintext ⇒ the stored key is reused, so both copies stay readable.
+    assert!(b.data_key_reused);
+    let key = ks.data_key(&a.dataset_digest).unwrap();
+    assert_eq!(open_sealed(&f.path("from_csv"), &key).unwrap(), open_sealed(&f.path("from_parquet"), &key).unwrap());
+}
+
+#[test]
+fn tokenization_depends_on_the_owner_key() {
+    let f = fixture(300, 15);
+    let mut ks1 = f.keystore("one.keys");
+    let mut ks2 = f.keystore("two.keys");
+    let a = prepare(&f.csv, &mut ks1, &f.path("a"), &opts(1_000)).unwrap();
+    let a2 = prepare(&f.csv, &mut ks1, &f.path("a2"), &opts(1_000)).unwrap();
+    let b = prepare(&f.csv, &mut ks2, &f.path("b"), &opts(1_000)).unwrap();
+    assert_eq!(a.dataset_digest, a2.dataset_digest, "same key, same tokens");
+    assert_ne!(a.dataset_digest, b.dataset_digest, "different key, different tokens");
+    let ta =
+        all_tokens(&open_sealed(&f.path("a"), &ks1.data_key(&a.dataset_digest).unwrap()).unwrap(), "customer_token");
+    let tb =
+        all_tokens(&open_sealed(&f.path("b"), &ks2.data_key(&b.dataset_digest).unwrap()).unwrap(), "customer_token");
+    assert!(ta.iter().zip(&tb).all(|(x, y)| x != y));
+    // Another owner's data key does not open this dataset.
+    let wrong = ks2.data_key(&b.dataset_digest).unwrap();
+    assert!(matches!(open_sealed(&f.path("a"), &wrong), Err(OpenError::Seal { .. })));
+}
+
+fn chunk_path(out: &Path, i: u64) -> PathBuf {
+    out.join(CHUNKS_DIR).join(cleanroom::prepare::chunk_file_name(i))
+}
+
+#[test]
+fn tampered_chunks_fail_with_clear_errors() {
+    let f = fixture(900, 16);
+    let mut ks = f.keystore("owner.keys");
+    let out = f.path("sealed");
+    let r = prepare(&f.csv, &mut ks, &out, &opts(300)).unwrap();
+    let key = ks.data_key(&r.dataset_digest).unwrap();
+    open_sealed(&out, &key).unwrap();
+
+    // One flipped byte near the end of chunk 1 (inside the ciphertext).
+    let p1 = chunk_path(&out, 1);
+    let orig = std::fs::read(&p1).unwrap();
+    let mut bad = orig.clone();
+    let n = bad.len();
+    bad[n - 20] ^= 0x01;
+    std::fs::write(&p1, &bad).unwrap();
+    let e = open_sealed(&out, &key).unwrap_err();
+    assert!(matches!(e, OpenError::Seal { source: SealError::Authentication { index: 1 }, .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("000001.sealed") && msg.contains("authentication failed"), "{msg}");
+    std::fs::write(&p1, &orig).unwrap();
+
+    // Two chunks swapped.
+    let p0 = chunk_path(&out, 0);
+    let c0 = std::fs::read(&p0).unwrap();
+    std::fs::write(&p0, &orig).unwrap();
+    std::fs::write(&p1, &c0).unwrap();
+    let e = open_sealed(&out, &key).unwrap_err();
+    assert!(matches!(e, OpenError::Seal { source: SealError::OutOfOrder { expected: 0, got: 1 }, .. }), "{e}");
+    std::fs::write(&p0, &c0).unwrap();
+    std::fs::write(&p1, &orig).unwrap();
+
+    // The final chunk dropped.
+    std::fs::remove_file(chunk_path(&out, 2)).unwrap();
+    let e = open_sealed(&out, &key).unwrap_err();
+    assert!(matches!(e, OpenError::Incomplete { source: SealError::Truncated { chunks: 2 }, .. }), "{e}");
+    assert!(e.to_string().contains("truncated"), "{e}");
+
+    // Garbage instead of a chunk.
+    std::fs::write(chunk_path(&out, 2), b"not cbor").unwrap();
+    let e = open_sealed(&out, &key).unwrap_err();
+    assert!(matches!(e, OpenError::Chunk { .. }), "{e}");
+}
+
+/// Rewrite the generated CSV: `edit(header_fields, row_index, fields)`.
+fn edit_csv(f: &Fixture, name: &str, edit: impl Fn(usize, &mut Vec<String>)) -> PathBuf {
+    let text = std::fs::read_to_string(&f.csv).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        edit(i, &mut fields);
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    let p = f.path(name);
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+#[test]
+fn pii_pasted_into_a_kept_column_is_refused_unless_allowed() {
+    let f = fixture(200, 17);
+    let mut ks = f.keystore("owner.keys");
+    let input = edit_csv(&f, "notes.csv", |i, fields| {
+        fields.push(match i {
+            0 => "notes".into(),
+            57 => "call back: jane.roe@example.com".into(),
+            _ => "ok".into(),
+        })
+    });
+    let mut o = opts(1_000);
+    o.rules.push(ColumnRule::new("notes", Sensitivity::Sensitive, ColumnTransform::KeepDict));
+    let e = prepare(&input, &mut ks, &f.path("out"), &o).unwrap_err();
+    match &e {
+        PrepareError::PiiInKeptColumn { column, detector, matches, scanned } => {
+            assert_eq!((column.as_str(), *detector, *matches, *scanned), ("notes", "email", 1, 200));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(!e.to_string().contains("jane"), "the error must not echo the value");
+    assert!(!f.path("out").exists(), "nothing written on refusal");
+    assert!(ks.datasets().is_empty());
+
+    o.allow_pii_in_kept_columns = true;
+    let r = prepare(&input, &mut ks, &f.path("out"), &o).unwrap();
+    let finding = r.findings.iter().find(|p| p.column == "notes").unwrap();
+    assert_eq!(
+        (finding.detector.as_str(), finding.matches, finding.declared_label),
+        ("email", 1, Sensitivity::Sensitive)
+    );
+
+    // An email pasted into a numeric column is reported as PII, not as a type error.
+    let input = edit_csv(&f, "income.csv", |i, fields| {
+        if i == 3 {
+            fields[7] = "jane.roe@example.com".into();
+        }
+    });
+    let e = prepare(&input, &mut ks, &f.path("out2"), &opts(1_000)).unwrap_err();
+    assert!(matches!(&e, PrepareError::PiiInKeptColumn { column, .. } if column == "income"), "{e}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let f = fixture(50, 18);
+    let mut ks = f.keystore("owner.keys");
+    let run = |ks: &mut KeyStore, input: &Path, o: &PrepareOptions| prepare(input, ks, &f.path("out"), o).unwrap_err();
+
+    let extra = edit_csv(&f, "extra.csv", |i, fields| fields.push(if i == 0 { "mystery".into() } else { "1".into() }));
+    let e = run(&mut ks, &extra, &opts(100));
+    assert!(matches!(&e, PrepareError::UnknownColumn { column } if column == "mystery"), "{e}");
+
+    let missing = edit_csv(&f, "missing.csv", |_, fields| {
+        fields.remove(4);
+    });
+    let e = run(&mut ks, &missing, &opts(100));
+    assert!(matches!(&e, PrepareError::MissingColumn { column } if column == "phone"), "{e}");
+
+    let wrong_type = edit_csv(&f, "type.csv", |i, fields| {
+        if i == 5 {
+            fields[10] = "many".into();
+        }
+    });
+    let e = run(&mut ks, &wrong_type, &opts(100));
+    assert_eq!(e.to_string(), "row 5, column \"late_payments\": expected an integer, got text of 4 characters");
+
+    let ragged = edit_csv(&f, "ragged.csv", |i, fields| {
+        if i == 9 {
+            fields.pop();
+        }
+    });
+    let e = run(&mut ks, &ragged, &opts(100));
+    assert!(matches!(e, PrepareError::Csv { line: Some(10), .. }), "{e}");
+    assert!(e.to_string().contains("12 fields where the header has 13"), "{e}");
+
+    let short_zip = edit_csv(&f, "zip.csv", |i, fields| {
+        if i == 2 {
+            fields[5] = "9".into();
+        }
+    });
+    let e = run(&mut ks, &short_zip, &opts(100));
+    assert!(e.to_string().starts_with("row 2, column \"zip\""), "{e}");
+
+    let empty_id = edit_csv(&f, "id.csv", |i, fields| {
+        if i == 1 {
+            fields[0] = String::new();
+        }
+    });
+    let e = run(&mut ks, &empty_id, &opts(100));
+    assert_eq!(e.to_string(), "row 1, column \"customer_id\": empty identifier");
+
+    let header_only = edit_csv(&f, "empty.csv", |_, _| {});
+    std::fs::write(&header_only, datagen::COLUMNS.join(",") + "\n").unwrap();
+    assert!(matches!(run(&mut ks, &header_only, &opts(100)), PrepareError::Empty));
+
+    let fake_pq = f.path("fake.parquet");
+    std::fs::write(&fake_pq, b"customer_id\nC1\n").unwrap();
+    assert!(matches!(run(&mut ks, &fake_pq, &opts(100)), PrepareError::Parquet { .. }));
+
+    let e = run(&mut ks, &f.path("nope.csv"), &opts(100));
+    assert!(matches!(e, PrepareError::Io { .. }), "{e}");
+
+    let mut no_unit = opts(100);
+    no_unit.rules[0].transform = ColumnTransform::Drop;
+    assert!(matches!(run(&mut ks, &f.csv, &no_unit), PrepareError::InvalidRules(_)));
+    let mut kept_ssn = opts(100);
+    kept_ssn.rules[3].transform = ColumnTransform::KeepDict;
+    let e = run(&mut ks, &f.csv, &kept_ssn);
+    assert!(e.to_string().contains("\"ssn\" is a direct identifier"), "{e}");
+    assert!(matches!(run(&mut ks, &f.csv, &opts(0)), PrepareError::InvalidOptions(_)));
+
+    assert!(!f.path("out").exists());
+    assert!(ks.datasets().is_empty());
+}
+
+#[test]
+fn existing_output_is_not_overwritten_by_default() {
+    let f = fixture(100, 19);
+    let mut ks = f.keystore("owner.keys");
+    let out = f.path("sealed");
+    let first = prepare(&f.csv, &mut ks, &out, &opts(30)).unwrap();
+    assert_eq!(first.chunks, 4);
+    let e = prepare(&f.csv, &mut ks, &out, &opts(30)).unwrap_err();
+    assert!(matches!(e, PrepareError::OutputExists { .. }), "{e}");
+    // With overwrite, a differently chunked dataset replaces it completely.
+    let mut o = opts(60);
+    o.overwrite = true;
+    let second = prepare(&f.csv, &mut ks, &out, &o).unwrap();
+    assert_eq!(second.chunks, 2);
+    assert_ne!(second.dataset_digest, first.dataset_digest);
+    let batches = open_sealed(&out, &ks.data_key(&second.dataset_digest).unwrap()).unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(ks.datasets().len(), 2);
+}
+
+/// Timing at demo scale. Run with
+/// `cargo test -p cleanroom --release --test prepare -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn demo_scale_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, pq) = (dir.path().join("bank.csv"), dir.path().join("bank.parquet"));
+    let t = std::time::Instant::now();
+    let g = datagen::generate(datagen::DEFAULT_ROWS, 42, &csv, &pq).unwrap();
+    let gen_s = t.elapsed().as_secs_f64();
+    let mut ks = KeyStore::create_or_open(&dir.path().join("owner.keys")).unwrap();
+    let t = std::time::Instant::now();
+    let r = prepare(&csv, &mut ks, &dir.path().join("csv_out"), &opts(16_384)).unwrap();
+    let prep_csv_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let r2 = prepare(&pq, &mut ks, &dir.path().join("pq_out"), &opts(16_384)).unwrap();
+    let prep_pq_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let b = open_sealed(&dir.path().join("csv_out"), &ks.data_key(&r.dataset_digest).unwrap()).unwrap();
+    let open_s = t.elapsed().as_secs_f64();
+    assert_eq!(r.dataset_digest, r2.dataset_digest);
+    assert_eq!(b.iter().map(|b| b.rows as u64).sum::<u64>(), datagen::DEFAULT_ROWS);
+    eprintln!("{g:?}");
+    eprintln!("k-anonymity: {:?}", r.k_anonymity);
+    eprintln!(
+        "generate {gen_s:.2}s, prepare csv {prep_csv_s:.2}s, prepare parquet {prep_pq_s:.2}s, open_sealed {open_s:.2}s, \
+         {} chunks, {} bytes",
+        r.chunks, r.bytes_written
+    );
+}

@@ -1,0 +1,71 @@
+//! enclave-app: the supervisor. In an enclave image it is `/init` (PID 1); in
+//! development it runs as a local process with the simulated platform.
+
+use clap::Parser;
+use enclave_app::host::HostClient;
+use enclave_app::service::Enclave;
+use protocol::policy::Policy;
+use std::process::ExitCode;
+use transport::{Endpoint, Listener};
+
+#[derive(Parser)]
+#[command(about = "cleanroom enclave supervisor")]
+struct Args {
+    /// nitro | snp | simulated. No silent fallback: a missing device is an error.
+    #[arg(long)]
+    platform: String,
+    /// Where clients reach the attested TLS channel (through the host proxy).
+    #[arg(long)]
+    listen: Endpoint,
+    /// The host proxy's service endpoint (blobs, audit log).
+    #[arg(long)]
+    host: Endpoint,
+    /// The owner's policy (TOML). Its digest is measured into PCR16 at boot.
+    #[arg(long)]
+    policy: std::path::PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("enclave-app: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.policy).map_err(|e| format!("policy {}: {e}", args.policy.display()))?;
+    let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
+    let platform = enclave_app::platform::from_name(&args.platform).map_err(|e| e.to_string())?;
+    let simulated = platform.simulated();
+    let enclave = Enclave::boot(platform, policy, HostClient::new(args.host)).map_err(|e| e.to_string())?;
+    let listener = Listener::bind(&args.listen).map_err(|e| e.to_string())?;
+    let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
+    eprintln!(
+        "enclave-app: platform={}{} policy={} key={} listening on {bound}",
+        args.platform,
+        if simulated { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
+        enclave.policy_digest(),
+        hex_short(&enclave.public_key()),
+    );
+    loop {
+        match listener.accept() {
+            Ok(stream) => {
+                let e = enclave.clone();
+                std::thread::spawn(move || {
+                    if let Err(err) = e.serve(stream) {
+                        eprintln!("enclave-app: connection ended: {err}");
+                    }
+                });
+            }
+            Err(e) => eprintln!("enclave-app: accept: {e}"),
+        }
+    }
+}
+
+fn hex_short(b: &[u8]) -> String {
+    b.iter().take(8).map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,52 @@
+//! Launching the enclave. `process` runs enclave-app as a local child process (with the
+//! simulated platform); `qemu` and `nitro` boot the real image and are added by the
+//! image work. The child is killed when the launcher is dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use transport::Endpoint;
+
+pub struct ProcessLaunch {
+    pub enclave_bin: PathBuf,
+    pub platform: String,
+    pub policy: PathBuf,
+    pub listen: Endpoint,
+    pub host: Endpoint,
+}
+
+pub struct Launched {
+    child: Child,
+}
+
+impl Launched {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Has the enclave exited? Returns its status if so.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn launch_process(l: &ProcessLaunch) -> std::io::Result<Launched> {
+    let child = Command::new(&l.enclave_bin)
+        .arg("--platform")
+        .arg(&l.platform)
+        .arg("--listen")
+        .arg(l.listen.to_string())
+        .arg("--host")
+        .arg(l.host.to_string())
+        .arg("--policy")
+        .arg(&l.policy)
+        .stdin(Stdio::null())
+        .spawn()?;
+    Ok(Launched { child })
+}

@@ -1,0 +1,404 @@
+//! From per-row model outputs to what may leave the enclave.
+//!
+//! The sandbox turns every row into one score. This crate, which does no I/O, then
+//! 1. keeps at most `max_rows_per_unit` rows per privacy unit (chosen at random),
+//! 2. clamps each score to the bounds the query declares,
+//! 3. aggregates in fixed-point integers,
+//! 4. adds exact discrete Laplace noise with a scale derived from those bounds, and
+//! 5. releases a group only if its noisy count passes DP partition selection and the
+//!    policy's minimum group size.
+//!
+//! The same aggregation runs in [`Mode::Exact`] on the owner's own machine, so the owner
+//! can compare the DP release with the true values; that mode is never used in the enclave.
+
+use dp::{Delta, Epsilon, FixedPoint, RowBounder};
+use protocol::job::{OutputSpec, QuerySpec};
+use protocol::policy::{Decimal, Policy};
+use protocol::result::{OutputRelease, ReleasedValue};
+use protocol::table::{ColumnData, RecordBatch, TOKEN_LEN};
+use rand_core::{CryptoRng, RngCore};
+use std::collections::{BTreeMap, HashMap};
+
+/// Fixed-point resolution of sums: 1.0 is 10,000 units.
+pub const FIXED_POINT_RESOLUTION: i64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("column {0:?} is not in the dataset")]
+    MissingColumn(String),
+    #[error("column {column:?} must be {expected}, found {found}")]
+    ColumnType { column: String, expected: &'static str, found: &'static str },
+    #[error("label column {column:?} holds {value} at row {row}; labels must be 0 or 1")]
+    BadLabel { column: String, row: usize, value: i64 },
+    #[error("the model returned {got} scores for a batch of {rows} rows")]
+    ScoreCount { rows: usize, got: usize },
+    #[error("the model returned a non-finite score at row {row}")]
+    NonFiniteScore { row: usize },
+    #[error("invalid ε {value:?}: {why}")]
+    BadEpsilon { value: String, why: String },
+    #[error("DP mechanism: {0}")]
+    Dp(#[from] dp::DpError),
+}
+
+/// Per-row values the outputs need besides the score: a group id or a label.
+#[derive(Clone)]
+struct Row {
+    score: f64,
+    extras: Box<[u32]>,
+}
+
+/// Interns group keys across batches (dictionary codes are per batch).
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    keys: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.to_string());
+        self.ids.insert(key.to_string(), id);
+        id
+    }
+}
+
+pub fn parse_epsilon(d: &Decimal) -> Result<Epsilon, ReleaseError> {
+    d.as_str().parse().map_err(|e: dp::DpError| ReleaseError::BadEpsilon { value: d.to_string(), why: e.to_string() })
+}
+
+pub fn parse_delta(d: &Decimal) -> Result<Delta, ReleaseError> {
+    d.as_str().parse().map_err(|e: dp::DpError| ReleaseError::BadEpsilon { value: d.to_string(), why: e.to_string() })
+}
+
+/// Total ε a query asks for (basic composition over its outputs).
+pub fn query_epsilon(spec: &QuerySpec) -> Result<Epsilon, ReleaseError> {
+    let mut total: Option<Epsilon> = None;
+    for o in &spec.outputs {
+        let e = parse_epsilon(o.epsilon())?;
+        total = Some(match total {
+            None => e,
+            Some(t) => t.checked_add(&e)?,
+        });
+    }
+    total.ok_or_else(|| ReleaseError::BadEpsilon { value: String::new(), why: "query has no outputs".into() })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub rows_read: u64,
+    pub units: u64,
+    pub rows_dropped_by_bounding: u64,
+}
+
+/// Streaming accumulator for one job.
+pub struct Accumulator {
+    spec: QuerySpec,
+    unit_column: String,
+    max_rows_per_unit: u32,
+    bounder: RowBounder<[u8; TOKEN_LEN], Row>,
+    groups: Vec<Interner>,
+    rows_read: u64,
+}
+
+/// Whether to add noise (in the enclave) or compute true values (owner's own check).
+pub enum Mode<'a, R: RngCore + CryptoRng> {
+    Dp { rng: &'a mut R, min_group_size: u64, partition_delta: Delta },
+    Exact { min_group_size: u64 },
+}
+
+impl Accumulator {
+    /// `bounding_seed` drives which rows are kept for units over the limit.
+    pub fn new(spec: &QuerySpec, policy: &Policy, bounding_seed: [u8; 32]) -> Result<Self, ReleaseError> {
+        Ok(Accumulator {
+            spec: spec.clone(),
+            unit_column: policy.privacy_unit.clone(),
+            max_rows_per_unit: policy.max_rows_per_unit,
+            bounder: RowBounder::new(policy.max_rows_per_unit, bounding_seed)?,
+            groups: spec.outputs.iter().map(|_| Interner::default()).collect(),
+            rows_read: 0,
+        })
+    }
+
+    /// Add one decrypted batch and the model's score for each of its rows.
+    pub fn add_batch(&mut self, batch: &RecordBatch, scores: &[f64]) -> Result<(), ReleaseError> {
+        if scores.len() != batch.rows {
+            return Err(ReleaseError::ScoreCount { rows: batch.rows, got: scores.len() });
+        }
+        let units = match column(batch, &self.unit_column)? {
+            ColumnData::Token(t) => t,
+            other => {
+                return Err(ReleaseError::ColumnType {
+                    column: self.unit_column.clone(),
+                    expected: "token",
+                    found: other.type_name(),
+                })
+            }
+        };
+        // Per output, the extra value of each row.
+        let mut extras: Vec<Vec<u32>> = Vec::with_capacity(self.spec.outputs.len());
+        for (i, out) in self.spec.outputs.iter().enumerate() {
+            extras.push(match out {
+                OutputSpec::GroupMean { group_by, .. } => match column(batch, group_by)? {
+                    ColumnData::Dict { codes, values } => {
+                        let map: Vec<u32> = values.iter().map(|v| self.groups[i].id(v)).collect();
+                        codes.iter().map(|&c| map[c as usize]).collect()
+                    }
+                    other => {
+                        return Err(ReleaseError::ColumnType {
+                            column: group_by.clone(),
+                            expected: "dict",
+                            found: other.type_name(),
+                        })
+                    }
+                },
+                OutputSpec::Auc { label, .. } => match column(batch, label)? {
+                    ColumnData::I64(v) => v
+                        .iter()
+                        .enumerate()
+                        .map(|(row, &x)| match x {
+                            0 | 1 => Ok(x as u32),
+                            value => Err(ReleaseError::BadLabel { column: label.clone(), row, value }),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    other => {
+                        return Err(ReleaseError::ColumnType {
+                            column: label.clone(),
+                            expected: "i64",
+                            found: other.type_name(),
+                        })
+                    }
+                },
+                OutputSpec::Histogram { .. } => vec![0; batch.rows],
+            });
+        }
+        for (row, (&unit, &score)) in units.iter().zip(scores).enumerate() {
+            if !score.is_finite() {
+                return Err(ReleaseError::NonFiniteScore { row });
+            }
+            let e: Box<[u32]> = extras.iter().map(|col| col[row]).collect();
+            self.bounder.offer(unit, Row { score, extras: e });
+        }
+        self.rows_read += batch.rows as u64;
+        Ok(())
+    }
+
+    /// Finish: bound contributions, aggregate, and release (or compute exactly).
+    pub fn finish<R: RngCore + CryptoRng>(self, mut mode: Mode<'_, R>) -> Result<(Vec<OutputRelease>, Stats), ReleaseError> {
+        let (per_unit, bstats) = self.bounder.finish_with_stats();
+        let stats = Stats {
+            rows_read: self.rows_read,
+            units: per_unit.len() as u64,
+            rows_dropped_by_bounding: bstats.rows_dropped,
+        };
+        let rows: Vec<&Row> = per_unit.iter().flat_map(|(_, rs)| rs.iter()).collect();
+        let k = self.max_rows_per_unit;
+        let mut out = Vec::with_capacity(self.spec.outputs.len());
+        for (i, spec) in self.spec.outputs.iter().enumerate() {
+            let eps = parse_epsilon(spec.epsilon())?;
+            out.push(match spec {
+                OutputSpec::GroupMean { name, lower, upper, .. } => {
+                    group_mean(name, &rows, i, &self.groups[i].keys, *lower, *upper, &eps, k, &mut mode)?
+                }
+                OutputSpec::Histogram { name, edges, .. } => histogram(name, &rows, edges, &eps, k, &mut mode)?,
+                OutputSpec::Auc { name, bins, .. } => auc(name, &rows, i, *bins as usize, &eps, k, &mut mode)?,
+            });
+        }
+        Ok((out, stats))
+    }
+}
+
+fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ColumnData, ReleaseError> {
+    batch.column(name).ok_or_else(|| ReleaseError::MissingColumn(name.to_string()))
+}
+
+fn mechanism_name<R: RngCore + CryptoRng>(mode: &Mode<'_, R>) -> &'static str {
+    match mode {
+        Mode::Dp { .. } => "discrete_laplace",
+        Mode::Exact { .. } => "none (owner's exact check, not DP)",
+    }
+}
+
+/// Noisy (or exact) counts of a histogram with L1 sensitivity `l1`.
+fn noisy_counts<R: RngCore + CryptoRng>(
+    counts: &[u64],
+    eps: &Epsilon,
+    l1: u64,
+    mode: &mut Mode<'_, R>,
+) -> Result<(Vec<i64>, String), ReleaseError> {
+    match mode {
+        Mode::Dp { rng, .. } => {
+            let rel = dp::mechanism::laplace_histogram(counts, eps, l1, &mut **rng)?;
+            let scale = rel.first().map(|r| r.scale.to_string()).unwrap_or_default();
+            Ok((rel.into_iter().map(|r| r.value).collect(), scale))
+        }
+        Mode::Exact { .. } => Ok((counts.iter().map(|&c| c as i64).collect(), "0".into())),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn group_mean<R: RngCore + CryptoRng>(
+    name: &str,
+    rows: &[&Row],
+    slot: usize,
+    keys: &[String],
+    lower: f64,
+    upper: f64,
+    eps: &Epsilon,
+    k: u32,
+    mode: &mut Mode<'_, R>,
+) -> Result<OutputRelease, ReleaseError> {
+    let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
+    let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut sums: BTreeMap<u32, i64> = BTreeMap::new();
+    for r in rows {
+        let g = r.extras[slot];
+        *counts.entry(g).or_default() += 1;
+        let v = fp.encode(r.score, lower, upper)?;
+        let s = sums.entry(g).or_default();
+        *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
+    }
+    let total_groups = counts.len() as u64;
+    // Half the budget selects groups and counts them, half noises their sums.
+    let half = eps.checked_div_int(2)?;
+    let sum_bound = fp.per_unit_sum_bound(lower, upper, k)?;
+    let mut values = Vec::new();
+    let (sensitivity, scale);
+    match mode {
+        Mode::Dp { rng, min_group_size, partition_delta } => {
+            let selected = dp::mechanism::group_counts_with_selection(
+                counts,
+                &half,
+                partition_delta,
+                *min_group_size,
+                k,
+                &mut **rng,
+            )?;
+            let count_scale = dp::mechanism::laplace_scale(u64::from(k), &half)?;
+            let sum_scale = dp::mechanism::laplace_scale(sum_bound, &half)?;
+            for (g, count) in &selected {
+                let noisy_sum = dp::mechanism::laplace_sum(sums[g], &half, sum_bound, &mut **rng)?;
+                let mean = fp.decode(noisy_sum.value) / (count.value.max(1) as f64);
+                values.push(ReleasedValue { key: keys[*g as usize].clone(), value: mean.clamp(lower, upper) });
+            }
+            sensitivity = format!("count: {k}, sum: {sum_bound} fixed-point units");
+            scale = format!("count: {count_scale}, sum: {sum_scale}");
+        }
+        Mode::Exact { min_group_size } => {
+            for (g, &c) in &counts {
+                if c >= *min_group_size {
+                    values.push(ReleasedValue {
+                        key: keys[*g as usize].clone(),
+                        value: fp.decode(sums[g]) / c as f64,
+                    });
+                }
+            }
+            sensitivity = format!("count: {k}, sum: {sum_bound} fixed-point units");
+            scale = "0".into();
+        }
+    }
+    let suppressed = total_groups - values.len() as u64;
+    Ok(OutputRelease {
+        name: name.into(),
+        class: "group_mean".into(),
+        mechanism: mechanism_name(mode).into(),
+        epsilon: Decimal(eps.to_string()),
+        sensitivity,
+        noise_scale: scale,
+        fixed_point_resolution: Some(FIXED_POINT_RESOLUTION as u64),
+        values,
+        suppressed_groups: suppressed,
+        note: "ε split evenly between DP partition selection with noisy counts and the noisy sums; \
+               mean = noisy sum / noisy count, clamped to the declared bounds"
+            .into(),
+    })
+}
+
+fn bin_of(edges: &[f64], score: f64) -> usize {
+    let bins = edges.len() - 1;
+    // Scores outside the declared range go to the nearest end bin (clamping).
+    edges[1..bins].iter().take_while(|&&e| score >= e).count()
+}
+
+fn histogram<R: RngCore + CryptoRng>(
+    name: &str,
+    rows: &[&Row],
+    edges: &[f64],
+    eps: &Epsilon,
+    k: u32,
+    mode: &mut Mode<'_, R>,
+) -> Result<OutputRelease, ReleaseError> {
+    let mut counts = vec![0u64; edges.len() - 1];
+    for r in rows {
+        counts[bin_of(edges, r.score)] += 1;
+    }
+    let (noisy, scale) = noisy_counts(&counts, eps, u64::from(k), mode)?;
+    let values = noisy
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ReleasedValue { key: format!("[{}, {})", edges[i], edges[i + 1]), value: v.max(0) as f64 })
+        .collect();
+    Ok(OutputRelease {
+        name: name.into(),
+        class: "histogram".into(),
+        mechanism: mechanism_name(mode).into(),
+        epsilon: Decimal(eps.to_string()),
+        sensitivity: format!("{k}"),
+        noise_scale: scale,
+        fixed_point_resolution: None,
+        values,
+        suppressed_groups: 0,
+        note: "counts of bounded rows per declared bin; negative noisy counts shown as 0".into(),
+    })
+}
+
+fn auc<R: RngCore + CryptoRng>(
+    name: &str,
+    rows: &[&Row],
+    slot: usize,
+    bins: usize,
+    eps: &Epsilon,
+    k: u32,
+    mode: &mut Mode<'_, R>,
+) -> Result<OutputRelease, ReleaseError> {
+    // One histogram of 2·bins cells: negatives then positives. A row lands in exactly one
+    // cell, so a unit moves the whole vector by at most k in L1.
+    let mut counts = vec![0u64; 2 * bins];
+    for r in rows {
+        let b = ((r.score.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        counts[r.extras[slot] as usize * bins + b] += 1;
+    }
+    let (noisy, scale) = noisy_counts(&counts, eps, u64::from(k), mode)?;
+    let clamp: Vec<f64> = noisy.iter().map(|&v| v.max(0) as f64).collect();
+    let (neg, pos) = clamp.split_at(bins);
+    let (n, p): (f64, f64) = (neg.iter().sum(), pos.iter().sum());
+    let mut below = 0.0;
+    let mut wins = 0.0;
+    for b in 0..bins {
+        wins += pos[b] * (below + 0.5 * neg[b]);
+        below += neg[b];
+    }
+    let (value, note) = if n > 0.0 && p > 0.0 {
+        (wins / (n * p), "AUC from noisy per-label score histograms (ties within a bin count one half)")
+    } else {
+        (0.5, "AUC undefined: a label class is empty after noise; reported as 0.5")
+    };
+    Ok(OutputRelease {
+        name: name.into(),
+        class: "auc".into(),
+        mechanism: mechanism_name(mode).into(),
+        epsilon: Decimal(eps.to_string()),
+        sensitivity: format!("{k}"),
+        noise_scale: scale,
+        fixed_point_resolution: None,
+        values: vec![ReleasedValue { key: "auc".into(), value }],
+        suppressed_groups: 0,
+        note: note.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

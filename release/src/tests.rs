@@ -1,0 +1,126 @@
+use super::*;
+use protocol::job::OutputSpec;
+use protocol::policy::SandboxLimits;
+use protocol::table::Column;
+use protocol::Digest;
+
+fn policy(k: u32) -> Policy {
+    Policy {
+        policy_id: "t".into(),
+        owner_public_key: protocol::Bytes(vec![0; 32]),
+        dataset_digest: Digest::default(),
+        privacy_unit: "unit".into(),
+        allowed_modules: vec![],
+        allowed_query_classes: vec![],
+        collaborators: vec![],
+        min_group_size: 3,
+        max_rows_per_unit: k,
+        max_epsilon_per_job: Decimal("10".into()),
+        partition_delta: Decimal("0.000001".into()),
+        release_quantum_ms: 0,
+        sandbox: SandboxLimits { time_limit_ms: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
+    }
+}
+
+fn spec(eps: &str) -> QuerySpec {
+    QuerySpec {
+        job_id: "j".into(),
+        collaborator: "c".into(),
+        dataset_digest: Digest::default(),
+        module_hash: Digest::default(),
+        inputs: vec![],
+        outputs: vec![
+            OutputSpec::GroupMean {
+                name: "m".into(),
+                group_by: "g".into(),
+                lower: 0.0,
+                upper: 1.0,
+                epsilon: Decimal(eps.into()),
+            },
+            OutputSpec::Histogram { name: "h".into(), edges: vec![0.0, 0.5, 1.0], epsilon: Decimal(eps.into()) },
+            OutputSpec::Auc { name: "a".into(), label: "y".into(), bins: 4, epsilon: Decimal(eps.into()) },
+        ],
+    }
+}
+
+/// `n` units; unit i has score s(i), group "a" for even i else "b" (group "c" only unit 0),
+/// label 1 when the score is high.
+fn batch(units: &[u8], groups: &[u32], scores_labels: &[i64]) -> RecordBatch {
+    RecordBatch::new(vec![
+        Column { name: "unit".into(), data: ColumnData::Token(units.iter().map(|&u| [u; 32]).collect()) },
+        Column {
+            name: "g".into(),
+            data: ColumnData::Dict { codes: groups.to_vec(), values: vec!["a".into(), "b".into(), "c".into()] },
+        },
+        Column { name: "y".into(), data: ColumnData::I64(scores_labels.to_vec()) },
+    ])
+    .unwrap()
+}
+
+fn exact(acc: Accumulator) -> Vec<OutputRelease> {
+    acc.finish::<dp::DpRng>(Mode::Exact { min_group_size: 3 }).unwrap().0
+}
+
+#[test]
+fn exact_values_and_group_suppression() {
+    let mut acc = Accumulator::new(&spec("1"), &policy(1), [0; 32]).unwrap();
+    let b = batch(&[1, 2, 3, 4, 5, 6, 7], &[0, 0, 0, 1, 1, 1, 2], &[0, 0, 1, 0, 1, 1, 1]);
+    acc.add_batch(&b, &[0.1, 0.2, 0.9, 0.3, 0.8, 0.95, 0.5]).unwrap();
+    let out = exact(acc);
+    // Group means; "c" has one member and is withheld.
+    assert_eq!(out[0].values.len(), 2);
+    assert!((out[0].values[0].value - 0.4).abs() < 1e-9);
+    assert!((out[0].values[1].value - (0.3 + 0.8 + 0.95) / 3.0).abs() < 1e-9);
+    assert_eq!(out[0].suppressed_groups, 1);
+    // Histogram [0,0.5): 3, [0.5,1]: 4.
+    assert_eq!(out[1].values.iter().map(|v| v.value).collect::<Vec<_>>(), vec![3.0, 4.0]);
+    // AUC: positives 0.9, 0.8, 0.95, 0.5 vs negatives 0.1, 0.2, 0.3 → perfectly separated.
+    assert_eq!(out[2].values[0].value, 1.0);
+}
+
+#[test]
+fn rows_per_unit_are_bounded_before_aggregation() {
+    let mut acc = Accumulator::new(&spec("1"), &policy(1), [0; 32]).unwrap();
+    // Unit 9 appears five times; only one of its rows may count.
+    let b = batch(&[9, 9, 9, 9, 9, 1, 2], &[0; 7], &[0; 7]);
+    acc.add_batch(&b, &[0.9; 7]).unwrap();
+    let (out, stats) = acc.finish::<dp::DpRng>(Mode::Exact { min_group_size: 1 }).unwrap();
+    assert_eq!(stats.units, 3);
+    assert_eq!(stats.rows_dropped_by_bounding, 4);
+    assert_eq!(out[1].values.iter().map(|v| v.value).sum::<f64>(), 3.0);
+}
+
+#[test]
+fn dp_release_is_close_at_large_epsilon_and_names_its_mechanism() {
+    let mut acc = Accumulator::new(&spec("1000"), &policy(1), [0; 32]).unwrap();
+    let units: Vec<u8> = (0..200).collect();
+    let groups: Vec<u32> = (0..200).map(|i| (i % 2) as u32).collect();
+    let labels: Vec<i64> = (0..200).map(|i| (i % 3 == 0) as i64).collect();
+    let scores: Vec<f64> = (0..200).map(|i| if i % 3 == 0 { 0.9 } else { 0.2 }).collect();
+    acc.add_batch(&batch(&units, &groups, &labels), &scores).unwrap();
+    let mut rng = dp::seeded_rng([7; 32]);
+    let mode = Mode::Dp { rng: &mut rng, min_group_size: 3, partition_delta: "0.000001".parse().unwrap() };
+    let (out, _) = acc.finish(mode).unwrap();
+    assert_eq!(out[0].mechanism, "discrete_laplace");
+    assert_eq!(out[0].values.len(), 2);
+    let total: f64 = out[1].values.iter().map(|v| v.value).sum();
+    assert!((total - 200.0).abs() <= 10.0, "{total}");
+    assert!((out[2].values[0].value - 1.0).abs() < 0.05);
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let mut acc = Accumulator::new(&spec("1"), &policy(1), [0; 32]).unwrap();
+    let b = batch(&[1, 2], &[0, 0], &[0, 2]);
+    assert!(matches!(acc.add_batch(&b, &[0.1, 0.2]), Err(ReleaseError::BadLabel { row: 1, value: 2, .. })));
+    let b = batch(&[1, 2], &[0, 0], &[0, 1]);
+    assert!(matches!(acc.add_batch(&b, &[0.1]), Err(ReleaseError::ScoreCount { rows: 2, got: 1 })));
+    assert!(matches!(acc.add_batch(&b, &[0.1, f64::NAN]), Err(ReleaseError::NonFiniteScore { row: 1 })));
+    let no_unit = RecordBatch::new(vec![Column { name: "g".into(), data: ColumnData::I64(vec![1]) }]).unwrap();
+    assert!(matches!(acc.add_batch(&no_unit, &[0.1]), Err(ReleaseError::MissingColumn(_))));
+}
+
+#[test]
+fn query_epsilon_composes_outputs() {
+    assert_eq!(query_epsilon(&spec("0.25")).unwrap().to_string(), "0.75");
+}

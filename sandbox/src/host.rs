@@ -1,0 +1,212 @@
+//! Host side of the ABI: the per-job store data, the resource limiter, the `cleanroom`
+//! import functions and the mapping of wasmtime errors to [`RunError`].
+//!
+//! Every import checks its arguments and returns a typed abort (a trap) on misuse; none
+//! of them can panic on guest-controlled input.
+
+use crate::abi::{self, ColumnKind};
+use crate::error::RunError;
+use protocol::table::ColumnData;
+use std::time::{Duration, Instant};
+use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, Trap};
+
+/// A [`RunError`] raised from inside the host (an import, the limiter or the epoch
+/// callback); it travels through wasmtime as the trap's error and is recovered intact.
+#[derive(Debug)]
+pub(crate) struct Abort(pub RunError);
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Abort {}
+
+pub(crate) fn abort(e: RunError) -> wasmtime::Error {
+    wasmtime::Error::new(Abort(e))
+}
+
+/// Store limits for one job. Growth past a limit traps with a typed error rather than
+/// returning -1, so that hitting a limit always ends the job.
+pub(crate) struct Limiter {
+    memory_bytes: u64,
+    table_elements: u64,
+}
+
+impl Limiter {
+    pub fn new(memory_bytes: u64, table_elements: u64) -> Self {
+        Limiter { memory_bytes, table_elements }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_bytes {
+            return Err(abort(RunError::MemoryLimit { limit: self.memory_bytes }));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_elements {
+            return Err(abort(RunError::TableLimit { limit: self.table_elements }));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        crate::admission::MAX_TABLES
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// One input column staged as little-endian bytes for the current batch.
+pub(crate) struct Staged {
+    pub kind: ColumnKind,
+    pub bytes: Vec<u8>,
+}
+
+impl Staged {
+    /// Copy `data` in as little-endian bytes; false if its type is not `self.kind`.
+    pub fn stage(&mut self, data: &ColumnData) -> bool {
+        if ColumnKind::of(data) != self.kind {
+            return false;
+        }
+        let b = &mut self.bytes;
+        b.clear();
+        b.reserve(data.len() * self.kind.width());
+        match data {
+            ColumnData::F64(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
+            ColumnData::I64(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
+            ColumnData::Dict { codes, .. } => codes.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
+            ColumnData::Token(v) => v.iter().for_each(|x| b.extend_from_slice(x)),
+        }
+        true
+    }
+}
+
+/// Data of a job's store.
+pub(crate) struct HostState {
+    pub limiter: Limiter,
+    pub columns: Vec<Staged>,
+    pub rows: usize,
+    /// True only while `cleanroom_process_batch` runs.
+    pub in_batch: bool,
+    pub out: Vec<f64>,
+    pub memory: Option<Memory>,
+    pub deadline: Instant,
+    pub time_limit: Duration,
+}
+
+/// Range `[ptr, ptr + len)` of guest memory, or an out-of-bounds abort.
+fn guest_range(call: &'static str, mem_len: usize, ptr: i32, len: usize) -> Result<std::ops::Range<usize>, RunError> {
+    let start = ptr as u32 as usize;
+    match start.checked_add(len) {
+        Some(end) if end <= mem_len => Ok(start..end),
+        _ => Err(RunError::OutOfBounds { call, ptr: ptr as u32, len: len as u64 }),
+    }
+}
+
+fn memory_of(caller: &Caller<'_, HostState>, call: &'static str) -> Result<Memory, RunError> {
+    caller.data().memory.ok_or_else(|| RunError::AbiMisuse(format!("{call} called before instantiation finished")))
+}
+
+fn read(
+    mut caller: Caller<'_, HostState>,
+    kind: ColumnKind,
+    col: i32,
+    dst: i32,
+    max_rows: i32,
+) -> Result<i32, RunError> {
+    let call = kind.reader();
+    let s = caller.data();
+    if !s.in_batch {
+        return Err(RunError::AbiMisuse(format!("{call} called outside cleanroom_process_batch")));
+    }
+    let staged = usize::try_from(col)
+        .ok()
+        .and_then(|c| s.columns.get(c))
+        .ok_or_else(|| RunError::AbiMisuse(format!("{call}: no input column {col}")))?;
+    if staged.kind != kind {
+        return Err(RunError::AbiMisuse(format!("{call}: input column {col} is {}", staged.kind)));
+    }
+    let max = usize::try_from(max_rows).map_err(|_| RunError::AbiMisuse(format!("{call}: negative max_rows")))?;
+    let n = max.min(s.rows);
+    let len = n * kind.width();
+    let memory = memory_of(&caller, call)?;
+    let (mem, s) = memory.data_and_store_mut(&mut caller);
+    let range = guest_range(call, mem.len(), dst, len)?;
+    mem[range].copy_from_slice(&s.columns[col as usize].bytes[..len]);
+    // n <= rows <= MAX_BATCH_ROWS < i32::MAX
+    Ok(n as i32)
+}
+
+fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunError> {
+    let s = caller.data();
+    if !s.in_batch {
+        return Err(RunError::EmitOutsideBatch);
+    }
+    let n = usize::try_from(n).map_err(|_| RunError::AbiMisuse("emit: negative count".into()))?;
+    let emitted = s.out.len().saturating_add(n);
+    if emitted > s.rows {
+        return Err(RunError::BadEmission { rows: s.rows, emitted });
+    }
+    let memory = memory_of(&caller, "emit")?;
+    let (mem, s) = memory.data_and_store_mut(&mut caller);
+    let range = guest_range("emit", mem.len(), ptr, n * 8)?;
+    s.out.extend(mem[range].chunks_exact(8).map(|c| {
+        let x = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // One NaN only: a payload must not carry information out.
+        if x.is_nan() {
+            f64::NAN
+        } else {
+            x
+        }
+    }));
+    Ok(())
+}
+
+/// The linker with exactly the `cleanroom` imports and nothing else.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut l = Linker::new(engine);
+    let m = abi::IMPORT_MODULE;
+    l.func_wrap(m, "read_f64", |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
+        read(c, ColumnKind::F64, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, "read_i64", |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
+        read(c, ColumnKind::I64, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, "read_codes", |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
+        read(c, ColumnKind::Code, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, "read_tokens", |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
+        read(c, ColumnKind::Token, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, "emit", |c: Caller<'_, HostState>, ptr: i32, n: i32| emit(c, ptr, n).map_err(abort))?;
+    Ok(l)
+}
+
+/// Map an error from instantiation or a call to the reason the job ended.
+pub(crate) fn classify(store: &Store<HostState>, e: wasmtime::Error, instantiating: bool) -> RunError {
+    if let Some(Abort(r)) = e.downcast_ref::<Abort>() {
+        return r.clone();
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt | Trap::OutOfFuel => RunError::TimeLimit { limit: store.data().time_limit },
+            Trap::StackOverflow => RunError::StackOverflow,
+            t => RunError::Trap(t.to_string()),
+        };
+    }
+    if instantiating {
+        RunError::Instantiate(format!("{e:#}"))
+    } else {
+        RunError::Trap(format!("{e:#}"))
+    }
+}

@@ -1,0 +1,6 @@
+;; Asks the cleanroom namespace for a clock, which the ABI does not have.
+(module
+  (import "cleanroom" "now_nanos" (func $now (result i64)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param i32) (result i32) (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))

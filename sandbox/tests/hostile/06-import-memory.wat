@@ -1,0 +1,6 @@
+;; Imports a memory instead of defining one.
+(module
+  (import "cleanroom" "memory" (memory 1))
+  (export "memory" (memory 0))
+  (func (export "cleanroom_process_batch") (param i32) (result i32) (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))

@@ -1,0 +1,5 @@
+;; Claims an ABI version this sandbox does not speak.
+(module
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param i32) (result i32) (i32.const 0))
+  (@custom "cleanroom_abi" "\02\00\00\00\01\00\00\00\01\00\00\00\00"))

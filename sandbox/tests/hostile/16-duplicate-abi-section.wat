@@ -1,0 +1,6 @@
+;; Two cleanroom_abi sections that disagree.
+(module
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param i32) (result i32) (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00")
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\02\00\00\00\00\00"))

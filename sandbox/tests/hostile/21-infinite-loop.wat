@@ -1,0 +1,9 @@
+;; Spins forever inside a batch.
+(module
+  (import "cleanroom" "read_f64" (func $read_f64 (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param i32) (result i32)
+    (loop $l (br $l))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))

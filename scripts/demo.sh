@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole clean-room story on one machine: enclave-app as a local process with the
+# SIMULATED platform (no Nitro/SEV-SNP hardware here); every other component is real.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/target/release"
+WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr.wasm"
+DEMO="$ROOT/target/demo"
+ROWS="${DEMO_ROWS:-200000}"
+PROVIDER="acme-models"
+JOB="demo-job-1"
+
+cr() { "$BIN/cleanroom" "$@"; }
+heading() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+
+rm -rf "$DEMO"
+mkdir -p "$DEMO/data" "$DEMO/owner" "$DEMO/provider" "$DEMO/host"
+
+heading "1. Data: a synthetic bank table ($ROWS customers, deterministic)"
+cr generate --rows "$ROWS" --seed 7 --out "$DEMO/data"
+head -3 "$DEMO/data/bank.csv"
+
+heading "2. Owner prepares: manifest, HMAC tokenization, generalization, sealing"
+cr prepare "$DEMO/data/bank.parquet" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed"
+cp "$DEMO/sealed/manifest.json" "$DEMO/manifest.json"
+DATASET="$(sed -n 's/.*"dataset_digest": "\([0-9a-f]*\)".*/\1/p' "$DEMO/manifest.json" | head -1)"
+echo "the owner allows the provider's published module hash and writes the policy:"
+cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/manifest.json" \
+    --allow-module "$WASM" --collaborator "$PROVIDER" --max-epsilon 1 --out "$DEMO/owner/policy.toml"
+POLICY_DIGEST="$(cr policy digest "$DEMO/owner/policy.toml")"
+cr budget set --ledger "$DEMO/ledger.sqlite" --dataset "$DATASET" --collaborator "$PROVIDER" --total 3
+
+heading "3. Host operator launches the enclave (process mode, SIMULATED attestation)"
+rm -f "$DEMO/host/ready.json"
+"$BIN/host-proxy" run --launch process --enclave-bin "$BIN/enclave-app" --platform simulated \
+    --policy "$DEMO/owner/policy.toml" --store "$DEMO/host" \
+    --front-door tcp:127.0.0.1:0 --blob-api tcp:127.0.0.1:0 --ready-file "$DEMO/host/ready.json" \
+    2> "$DEMO/host/host-proxy.log" &
+PROXY_PID=$!
+trap 'kill $PROXY_PID 2>/dev/null || true; wait $PROXY_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do [ -s "$DEMO/host/ready.json" ] && break; sleep 0.1; done
+[ -s "$DEMO/host/ready.json" ] || { cat "$DEMO/host/host-proxy.log"; echo "host-proxy did not start"; exit 1; }
+FRONT="$(sed -n 's/.*"front_door":"\([^"]*\)".*/\1/p' "$DEMO/host/ready.json")"
+BLOBS="$(sed -n 's/.*"blob_api":"\([^"]*\)".*/\1/p' "$DEMO/host/ready.json")"
+echo "front door $FRONT, blob API $BLOBS"
+INDEX="$(cr upload --blob-api "$BLOBS" --sealed "$DEMO/sealed")"
+echo "the host stores only ciphertext blobs, by content hash; sealed index $INDEX"
+
+heading "4. Owner attests the enclave and releases the data key and a budget grant"
+PCR0="$(cr measure "$BIN/enclave-app")"
+echo "expected PCR0 (recomputed by the owner from the enclave-app it built): ${PCR0:0:32}…"
+echo "expected policy digest: $POLICY_DIGEST"
+cr release --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated \
+    --keys "$DEMO/owner/owner.keys" --ledger "$DEMO/ledger.sqlite" --policy "$DEMO/owner/policy.toml" \
+    --job "$JOB" --collaborator "$PROVIDER" --epsilon 1
+
+heading "5. Provider submits the credit-risk model (Wasm) and its query"
+cr query-init --manifest "$DEMO/manifest.json" --module "$WASM" --job "$JOB" --collaborator "$PROVIDER" \
+    --out "$DEMO/provider/query.toml"
+T0="$(date +%s.%N)"
+cr submit --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated --policy-digest "$POLICY_DIGEST" \
+    --blob-api "$BLOBS" --module "$WASM" --query "$DEMO/provider/query.toml" --sealed-index "$INDEX" \
+    --out "$DEMO/result.json"
+T1="$(date +%s.%N)"
+python3 -c "import json,sys; json.dump({'rows': $ROWS, 'submit_s': $T1 - $T0}, open('$DEMO/timings.json','w'))"
+echo "job wall time (attest + upload + run + release quantum): $(python3 -c "print(round($T1 - $T0, 2))") s"
+
+heading "6. Provider checks the signed result"
+cr verify-result "$DEMO/result.json" --allow-simulated --expect-pcr0 "$PCR0"
+
+heading "7. Owner verifies the audit log and its budget"
+cr audit fetch --blob-api "$BLOBS" --out "$DEMO/audit.log"
+cr audit verify "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0"
+cr budget show --ledger "$DEMO/ledger.sqlite"
+
+heading "Accuracy cost of ε: DP results next to the owner's own exact check"
+cr owner-check --sealed "$DEMO/sealed" --keys "$DEMO/owner/owner.keys" --policy "$DEMO/owner/policy.toml" \
+    --module "$WASM" --query "$DEMO/provider/query.toml" --out "$DEMO/owner/truth.json"
+cr compare "$DEMO/result.json" "$DEMO/owner/truth.json"
+
+printf '\nworking files in %s: result.json, audit.log, manifest.json, ledger.sqlite, sealed/, host/\n' "$DEMO"
+echo "NOTE: attestation in this demo is SIMULATED (development key, not hardware-backed)."

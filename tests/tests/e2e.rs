@@ -1,0 +1,240 @@
+//! End-to-end: real host-proxy, real enclave-app (simulated platform), real CLI.
+
+use cleanroom_e2e::*;
+use std::io::{Read, Write};
+
+fn assert_fails_with(o: &std::process::Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected failure, got success: {t}");
+    assert!(t.to_lowercase().contains(&needle.to_lowercase()), "expected {needle:?} in: {t}");
+    assert_eq!(t.trim().lines().filter(|l| l.contains("error")).count(), 1, "one clear error line: {t}");
+}
+
+fn audit_events(w: &World) -> Vec<String> {
+    let log = std::fs::read_to_string(w.store.join("audit.log")).unwrap_or_default();
+    log.lines()
+        .map(|l| {
+            let s: protocol::signing::Signed = serde_json::from_str(l).unwrap();
+            let r: protocol::audit::AuditRecord = s.decode().unwrap();
+            r.event
+        })
+        .collect()
+}
+
+#[test]
+fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
+    let w = World::start(WorldOptions::default());
+    let o = w.release("job-1", "1");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("SIMULATED"), "simulated evidence must be announced: {}", text(&o));
+    let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
+    assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
+
+    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+    let r: protocol::result::JobResult = signed.decode().unwrap();
+    assert!(r.simulated);
+    assert_eq!(r.rows_read, 3000);
+    assert_eq!(r.outputs.len(), 3);
+    assert!(r.outputs.iter().all(|o| o.mechanism == "discrete_laplace"));
+    let auc = r.outputs[2].values[0].value;
+    assert!((0.5..=1.0).contains(&auc), "AUC {auc}");
+    let deciles: f64 = r.outputs[1].values.iter().map(|v| v.value).sum();
+    assert!((deciles - 3000.0).abs() < 300.0, "decile counts sum {deciles}");
+
+    let o = w.cr(&["verify-result", result.to_str().unwrap(), "--allow-simulated", "--expect-pcr0", &w.pcr0]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Simulated results are refused unless the verifier opts in.
+    let o = w.cr(&["verify-result", result.to_str().unwrap()]);
+    assert_fails_with(&o, "simulated");
+
+    let log = w.fetch_audit();
+    let o = w.verify_audit(&log);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 jobs released"), "{}", text(&o));
+    assert_eq!(audit_events(&w), vec!["key_release", "job_released"]);
+    assert!(w.budget().contains(" 1 "), "{}", w.budget());
+
+    // The grant is single-use: the same job cannot run twice on it.
+    let (o, _) = w.submit("job-1", &credit_lr_wasm(), &w.index);
+    assert_fails_with(&o, "no_grant");
+}
+
+#[test]
+fn wrong_measurement_releases_no_key() {
+    let w = World::start(WorldOptions::default());
+    let wrong = "00".repeat(48);
+    let o = w.release_via(&w.front, &wrong, "job-1", "1");
+    assert_fails_with(&o, "pcr");
+    assert!(w.budget().contains(" 0 "), "nothing spent: {}", w.budget());
+    assert!(audit_events(&w).is_empty(), "the enclave received no key");
+}
+
+#[test]
+fn replayed_evidence_with_a_stale_nonce_releases_no_key() {
+    let w = World::start(WorldOptions::default());
+    let old = fetch_evidence(&w.front, vec![7u8; 32]);
+    let relay = EvilRelay::start(RelayMode::Replay(old));
+    let o = w.release_via(&relay.addr, &w.pcr0, "job-1", "1");
+    assert_fails_with(&o, "nonce");
+    assert!(relay.received.lock().unwrap().is_empty(), "a key reached the relay");
+    assert!(w.budget().contains(" 0 "), "{}", w.budget());
+}
+
+#[test]
+fn relay_terminating_tls_is_caught_by_the_channel_binding() {
+    let w = World::start(WorldOptions::default());
+    let relay = EvilRelay::start(RelayMode::Forward(w.front.clone()));
+    let o = w.release_via(&relay.addr, &w.pcr0, "job-1", "1");
+    assert_fails_with(&o, "user_data");
+    assert!(relay.received.lock().unwrap().is_empty(), "a key reached the relay");
+}
+
+/// Run a job over a manipulated sealed index or store and expect a refusal.
+fn tampered_ingest(manipulate: impl FnOnce(&World) -> String, expect: &str) {
+    let w = World::start(WorldOptions::default());
+    let o = w.release("job-1", "1");
+    assert!(o.status.success(), "{}", text(&o));
+    let index = manipulate(&w);
+    let (o, result) = w.submit("job-1", &credit_lr_wasm(), &index);
+    assert_fails_with(&o, expect);
+    assert!(!result.exists(), "no result may be written");
+    assert_eq!(audit_events(&w), vec!["key_release", "job_refused"]);
+}
+
+#[test]
+fn flipped_byte_in_a_sealed_chunk_fails_ingest() {
+    tampered_ingest(
+        |w| {
+            // The host is untrusted: it rewrites a stored chunk and lists the new blob.
+            let mut chunks = w.chunk_blobs();
+            let path = w.store.join("blobs").join(&chunks[2]);
+            let mut chunk: protocol::sealed::SealedChunk =
+                protocol::from_cbor(&std::fs::read(&path).unwrap()).unwrap();
+            chunk.ciphertext.0[100] ^= 1;
+            let f = w.path("evil.chunk");
+            std::fs::write(&f, protocol::to_cbor(&chunk)).unwrap();
+            let o = w.cr(&["upload", "--blob-api", &w.blobs, "--file", f.to_str().unwrap()]);
+            chunks[2] = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            w.upload_index(&chunks)
+        },
+        "chunk 2: authentication failed",
+    );
+}
+
+#[test]
+fn dropped_final_chunk_fails_ingest() {
+    tampered_ingest(
+        |w| {
+            let mut chunks = w.chunk_blobs();
+            chunks.pop();
+            w.upload_index(&chunks)
+        },
+        "truncated",
+    );
+}
+
+#[test]
+fn swapped_chunks_fail_ingest() {
+    tampered_ingest(
+        |w| {
+            let mut chunks = w.chunk_blobs();
+            chunks.swap(1, 2);
+            w.upload_index(&chunks)
+        },
+        "chunk 2 arrived where chunk 1 was expected",
+    );
+}
+
+#[test]
+fn module_importing_wasi_is_rejected_before_it_runs() {
+    let wasi = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (func (export "cleanroom_abi_version") (result i32) i32.const 1))"#,
+    )
+    .unwrap();
+    let w = World::start(WorldOptions { extra_modules: vec![("wasi.wasm".into(), wasi)], ..Default::default() });
+    let o = w.release("job-1", "1");
+    assert!(o.status.success(), "{}", text(&o));
+    let (o, result) = w.submit("job-1", &w.path("wasi.wasm"), &w.index);
+    assert_fails_with(&o, "module_rejected");
+    assert!(text(&o).contains("wasi_snapshot_preview1"), "{}", text(&o));
+    assert!(!result.exists());
+}
+
+#[test]
+fn job_over_the_remaining_budget_is_refused_and_spends_nothing() {
+    let w = World::start(WorldOptions { budget: "1.2", ..Default::default() });
+    assert!(w.release("job-1", "1").status.success());
+    let before = w.budget();
+    let o = w.release("job-2", "0.5");
+    assert_fails_with(&o, "budget exceeded");
+    assert_eq!(w.budget(), before, "ledger unchanged");
+    assert_eq!(audit_events(&w), vec!["key_release"], "no second key release reached the enclave");
+}
+
+#[test]
+fn edited_removed_or_reordered_audit_records_are_named() {
+    let w = World::start(WorldOptions::default());
+    assert!(w.release("job-1", "1").status.success());
+    let (o, _) = w.submit("job-1", &credit_lr_wasm(), &w.index);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(w.release("job-2", "0.5").status.success());
+    let log = w.fetch_audit();
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3);
+    let check = |name: &str, lines: Vec<String>, needle: &str| {
+        let p = w.path(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let o = w.verify_audit(&p);
+        assert_fails_with(&o, needle);
+    };
+    // Edit: change one character inside the signed payload of record 2.
+    let mut edited = lines.clone();
+    let mut s: protocol::signing::Signed = serde_json::from_str(&edited[1]).unwrap();
+    s.payload.0[10] ^= 1;
+    edited[1] = serde_json::to_string(&s).unwrap();
+    check("edited.log", edited, "record 2");
+    let mut removed = lines.clone();
+    removed.remove(1);
+    check("removed.log", removed, "record 2");
+    let mut reordered = lines.clone();
+    reordered.swap(1, 2);
+    check("reordered.log", reordered, "record 2");
+    let o = w.verify_audit(&log);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn malformed_input_to_network_endpoints_gets_an_error_and_service_continues() {
+    let w = World::start(WorldOptions::default());
+    let addr = w.blobs.trim_start_matches("tcp:").to_string();
+    // An oversized frame declaration on the blob API: an error frame, then the connection closes.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut buf = vec![];
+    let _ = s.read_to_end(&mut buf);
+    assert!(String::from_utf8_lossy(&buf).contains("malformed"), "{buf:?}");
+    // Garbage instead of a TLS handshake at the front door.
+    let mut s = std::net::TcpStream::connect(w.front.trim_start_matches("tcp:")).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let _ = s.read_to_end(&mut buf);
+    // Both services still work.
+    let o = w.release("job-1", "1");
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn cli_bad_input_is_one_clear_error_line() {
+    let w = World::start(WorldOptions::default());
+    let bad = w.path("bad.toml");
+    std::fs::write(&bad, "this is = not [a policy").unwrap();
+    let o = w.cr(&["policy", "digest", bad.to_str().unwrap()]);
+    assert_fails_with(&o, "bad.toml");
+    let o = w.cr(&["budget", "set", "--ledger", w.ledger.to_str().unwrap(), "--dataset", "nothex", "--collaborator", "x", "--total", "1"]);
+    assert!(!o.status.success());
+    let o = w.release("job-1", "-1");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(w.budget().contains(" 0 "), "{}", w.budget());
+}
