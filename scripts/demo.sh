@@ -22,7 +22,7 @@ cr generate --rows "$ROWS" --seed 7 --out "$DEMO/data"
 head -3 "$DEMO/data/bank.csv"
 
 heading "2. Owner prepares: manifest, HMAC tokenization, generalization, sealing"
-cr prepare "$DEMO/data/bank.parquet" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed"
+cr prepare "$DEMO/data/bank.parquet" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed" --ledger "$DEMO/ledger.sqlite"
 cp "$DEMO/sealed/manifest.json" "$DEMO/manifest.json"
 DATASET="$(sed -n 's/.*"dataset_digest": "\([0-9a-f]*\)".*/\1/p' "$DEMO/manifest.json" | head -1)"
 echo "the owner allows the provider's published module hash and writes the policy:"

@@ -58,19 +58,10 @@ pub enum InputEncoding {
 /// Text is recognised only if every byte is printable ASCII or whitespace:
 /// all hex digits with an even count → hex; otherwise valid base64 → base64.
 pub fn decode_auto(input: &[u8]) -> (Vec<u8>, InputEncoding) {
-    let texty = !input.is_empty()
-        && input
-            .iter()
-            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    let texty = !input.is_empty() && input.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
     if texty {
-        let compact: Vec<u8> = input
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        let body = compact
-            .strip_prefix(b"0x")
-            .unwrap_or(compact.as_slice());
+        let compact: Vec<u8> = input.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        let body = compact.strip_prefix(b"0x").unwrap_or(compact.as_slice());
         if !body.is_empty() && body.len().is_multiple_of(2) && body.iter().all(u8::is_ascii_hexdigit) {
             if let Ok(v) = hex::decode(body) {
                 return (v, InputEncoding::Hex);

@@ -211,10 +211,7 @@ impl Reader<'_> {
         let remaining = self.remaining();
         match usize::try_from(declared) {
             Ok(n) if n <= remaining => Ok(n),
-            _ => Err(CborError::LengthTooLarge {
-                declared,
-                remaining,
-            }),
+            _ => Err(CborError::LengthTooLarge { declared, remaining }),
         }
     }
 
@@ -306,9 +303,7 @@ impl Reader<'_> {
                 if major == 2 {
                     Ok(Value::Bytes(out))
                 } else {
-                    String::from_utf8(out)
-                        .map(Value::Text)
-                        .map_err(|_| CborError::InvalidUtf8)
+                    String::from_utf8(out).map(Value::Text).map_err(|_| CborError::InvalidUtf8)
                 }
             }
             4 => {
@@ -510,10 +505,7 @@ mod tests {
         assert_eq!(decode(&hex("00")).unwrap(), Value::Unsigned(0));
         assert_eq!(decode(&hex("1903e8")).unwrap(), Value::Unsigned(1000));
         assert_eq!(decode(&hex("3822")).unwrap().as_int(), Some(-35));
-        assert_eq!(
-            decode(&hex("1bffffffffffffffff")).unwrap(),
-            Value::Unsigned(u64::MAX)
-        );
+        assert_eq!(decode(&hex("1bffffffffffffffff")).unwrap(), Value::Unsigned(u64::MAX));
         assert_eq!(decode(&hex("4401020304")).unwrap(), Value::Bytes(vec![1, 2, 3, 4]));
         assert_eq!(decode(&hex("6161")).unwrap(), Value::Text("a".into()));
     }
@@ -550,18 +542,9 @@ mod tests {
 
     #[test]
     fn rejects_huge_lengths_without_allocating() {
-        assert!(matches!(
-            decode(&hex("5bffffffffffffffff")),
-            Err(CborError::LengthTooLarge { .. })
-        ));
-        assert!(matches!(
-            decode(&hex("9bffffffffffffffff")),
-            Err(CborError::LengthTooLarge { .. })
-        ));
-        assert!(matches!(
-            decode(&hex("bb7fffffffffffffff")),
-            Err(CborError::LengthTooLarge { .. })
-        ));
+        assert!(matches!(decode(&hex("5bffffffffffffffff")), Err(CborError::LengthTooLarge { .. })));
+        assert!(matches!(decode(&hex("9bffffffffffffffff")), Err(CborError::LengthTooLarge { .. })));
+        assert!(matches!(decode(&hex("bb7fffffffffffffff")), Err(CborError::LengthTooLarge { .. })));
         assert!(matches!(decode(&hex("450102")), Err(CborError::LengthTooLarge { .. })));
     }
 

@@ -8,24 +8,14 @@ const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 
 /// Verifies root → … → leaf (the caller has already pinned the root): names, CA flags, key usage, path
 /// lengths, critical extensions, signatures and validity at `at`.
-pub fn verify_chain(
-    chain: &[Certificate<'_>],
-    roles: &[String],
-    at: UnixTime,
-) -> Result<(), Error> {
+pub fn verify_chain(chain: &[Certificate<'_>], roles: &[String], at: UnixTime) -> Result<(), Error> {
     let n = chain.len();
     let at_s = at.as_secs();
     for (i, cert) in chain.iter().enumerate() {
         let r = &roles[i];
         for ext in &cert.extensions {
-            if ext.critical
-                && ext.oid != der::oid::BASIC_CONSTRAINTS
-                && ext.oid != der::oid::KEY_USAGE
-            {
-                return Err(Error::UnknownCriticalExtension {
-                    role: r.clone(),
-                    oid: der::oid_to_string(ext.oid),
-                });
+            if ext.critical && ext.oid != der::oid::BASIC_CONSTRAINTS && ext.oid != der::oid::KEY_USAGE {
+                return Err(Error::UnknownCriticalExtension { role: r.clone(), oid: der::oid_to_string(ext.oid) });
             }
         }
         if i > 0 {
@@ -38,10 +28,7 @@ pub fn verify_chain(
                 SignatureCheck::Invalid => Error::ChainSignatureInvalid { role: r.clone() },
             })?;
         }
-        let malformed = |source| Error::CertificateMalformed {
-            role: r.clone(),
-            source,
-        };
+        let malformed = |source| Error::CertificateMalformed { role: r.clone(), source };
         let bc = cert.basic_constraints().map_err(malformed)?;
         let ku = cert.key_usage().map_err(malformed)?;
         if i + 1 < n {
@@ -63,20 +50,190 @@ pub fn verify_chain(
         // at_s fits i64 for any realistic time; saturate otherwise (→ expired).
         let t = i64::try_from(at_s).unwrap_or(i64::MAX);
         if t < cert.not_before {
-            return Err(Error::CertificateNotYetValid {
-                role: r.clone(),
-                not_before: cert.not_before,
-                at: at_s,
-            });
+            return Err(Error::CertificateNotYetValid { role: r.clone(), not_before: cert.not_before, at: at_s });
         }
         if t > cert.not_after {
-            return Err(Error::CertificateExpired {
-                role: r.clone(),
-                not_after: cert.not_after,
-                at: at_s,
-            });
+            return Err(Error::CertificateExpired { role: r.clone(), not_after: cert.not_after, at: at_s });
         }
     }
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    //! Chain rules on certificates built here: a tiny DER writer plus ring's
+    //! ECDSA P-384 signing, so every constraint can be violated on purpose.
+
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P384_SHA384_ASN1_SIGNING};
+
+    use super::*;
+    use crate::der::oid;
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else if n < 0x100 {
+            out.extend_from_slice(&[0x81, n as u8]);
+        } else {
+            out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+        tlv(0x30, &parts.concat())
+    }
+
+    fn name(cn: &str) -> Vec<u8> {
+        let atv = seq(&[tlv(0x06, oid::COMMON_NAME), tlv(0x0c, cn.as_bytes())]);
+        seq(&[tlv(0x31, &atv)])
+    }
+
+    struct Key(EcdsaKeyPair);
+
+    impl Key {
+        fn new() -> Self {
+            let rng = SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng).unwrap();
+            Key(EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap())
+        }
+        fn spki(&self) -> Vec<u8> {
+            let alg = seq(&[tlv(0x06, oid::EC_PUBLIC_KEY), tlv(0x06, oid::SECP384R1)]);
+            let mut bits = vec![0u8];
+            bits.extend_from_slice(self.0.public_key().as_ref());
+            seq(&[alg, tlv(0x03, &bits)])
+        }
+    }
+
+    struct Spec<'a> {
+        subject: &'a str,
+        issuer: &'a str,
+        ca: Option<(bool, Option<u8>)>,
+        key_usage: Option<u8>,
+        extra_critical: bool,
+    }
+
+    fn cert(spec: &Spec<'_>, subject_key: &Key, issuer_key: &Key) -> Vec<u8> {
+        let sig_alg = seq(&[tlv(0x06, oid::ECDSA_SHA384)]);
+        let validity = seq(&[tlv(0x17, b"200101000000Z"), tlv(0x17, b"400101000000Z")]);
+        let mut exts = Vec::new();
+        if let Some((ca, pl)) = spec.ca {
+            let mut bc = Vec::new();
+            if ca {
+                bc.push(tlv(0x01, &[0xff]));
+            }
+            if let Some(p) = pl {
+                bc.push(tlv(0x02, &[p]));
+            }
+            exts.push(seq(&[tlv(0x06, oid::BASIC_CONSTRAINTS), tlv(0x01, &[0xff]), tlv(0x04, &seq(&bc))]));
+        }
+        if let Some(ku) = spec.key_usage {
+            exts.push(seq(&[tlv(0x06, oid::KEY_USAGE), tlv(0x01, &[0xff]), tlv(0x04, &tlv(0x03, &[0x01, ku]))]));
+        }
+        if spec.extra_critical {
+            exts.push(seq(&[tlv(0x06, &[0x2a, 0x03, 0x04]), tlv(0x01, &[0xff]), tlv(0x04, &[0x05, 0x00])]));
+        }
+        let mut tbs_parts = vec![
+            tlv(0xa0, &tlv(0x02, &[2])),
+            tlv(0x02, &[1]),
+            sig_alg.clone(),
+            name(spec.issuer),
+            validity,
+            name(spec.subject),
+            subject_key.spki(),
+        ];
+        if !exts.is_empty() {
+            tbs_parts.push(tlv(0xa3, &seq(&exts)));
+        }
+        let tbs = seq(&tbs_parts);
+        let sig = issuer_key.0.sign(&SystemRandom::new(), &tbs).unwrap();
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(sig.as_ref());
+        seq(&[tbs, sig_alg, tlv(0x03, &bits)])
+    }
+
+    const CA: Option<(bool, Option<u8>)> = Some((true, None));
+    const KU_CA: Option<u8> = Some(0x06); // keyCertSign | cRLSign
+    const KU_LEAF: Option<u8> = Some(0x80); // digitalSignature
+
+    fn check(ders: &[Vec<u8>]) -> Result<(), Error> {
+        let certs: Vec<Certificate<'_>> = ders.iter().map(|d| Certificate::parse(d).unwrap()).collect();
+        let n = certs.len();
+        let roles: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        verify_chain(&certs, &roles, UnixTime::from_secs(1_700_000_000))
+    }
+
+    fn spec<'a>(subject: &'a str, issuer: &'a str) -> Spec<'a> {
+        Spec { subject, issuer, ca: CA, key_usage: KU_CA, extra_critical: false }
+    }
+
+    #[test]
+    fn constraints() {
+        let (k0, k1, k2) = (Key::new(), Key::new(), Key::new());
+        let root = cert(&spec("root", "root"), &k0, &k0);
+        let int = cert(&spec("int", "root"), &k1, &k0);
+        let leaf_spec = Spec { ca: None, key_usage: KU_LEAF, ..spec("leaf", "int") };
+        let leaf = cert(&leaf_spec, &k2, &k1);
+        assert_eq!(check(&[root.clone(), int.clone(), leaf.clone()]), Ok(()));
+
+        // intermediate without CA flag
+        let not_ca = cert(&Spec { ca: Some((false, None)), ..spec("int", "root") }, &k1, &k0);
+        assert_eq!(check(&[root.clone(), not_ca, leaf.clone()]), Err(Error::NotACa { role: "c1".into() }));
+        // intermediate without keyCertSign
+        let no_sign = cert(&Spec { key_usage: KU_LEAF, ..spec("int", "root") }, &k1, &k0);
+        assert_eq!(check(&[root.clone(), no_sign, leaf.clone()]), Err(Error::NotACa { role: "c1".into() }));
+        // root with pathLen 0 above an intermediate
+        let root_pl0 = cert(&Spec { ca: Some((true, Some(0))), ..spec("root", "root") }, &k0, &k0);
+        assert_eq!(check(&[root_pl0, int.clone(), leaf.clone()]), Err(Error::PathLenExceeded { role: "c0".into() }));
+        // leaf whose key usage forbids signatures
+        let leaf_ku = cert(&Spec { ca: None, key_usage: Some(0x04), ..spec("leaf", "int") }, &k2, &k1);
+        assert_eq!(check(&[root.clone(), int.clone(), leaf_ku]), Err(Error::KeyUsage { role: "c2".into() }));
+        // unknown critical extension
+        let crit = cert(&Spec { ca: None, key_usage: KU_LEAF, extra_critical: true, ..spec("leaf", "int") }, &k2, &k1);
+        assert!(matches!(
+            check(&[root.clone(), int.clone(), crit]),
+            Err(Error::UnknownCriticalExtension { role, oid }) if role == "c2" && oid == "1.2.3.4"
+        ));
+        // signed by the wrong key
+        let forged = cert(&leaf_spec, &k2, &k0);
+        assert_eq!(
+            check(&[root.clone(), int.clone(), forged]),
+            Err(Error::ChainSignatureInvalid { role: "c2".into() })
+        );
+        // name chaining
+        let stranger = cert(&Spec { ca: None, key_usage: KU_LEAF, ..spec("leaf", "other") }, &k2, &k1);
+        assert_eq!(check(&[root.clone(), int.clone(), stranger]), Err(Error::ChainNameMismatch { role: "c2".into() }));
+        // validity (certificates valid 2020..2040)
+        let certs: Vec<Certificate<'_>> = [&root, &int, &leaf].iter().map(|d| Certificate::parse(d).unwrap()).collect();
+        let roles: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+        assert!(matches!(
+            verify_chain(&certs, &roles, UnixTime::from_secs(1_500_000_000)),
+            Err(Error::CertificateNotYetValid { role, .. }) if role == "c2"
+        ));
+        assert!(matches!(
+            verify_chain(&certs, &roles, UnixTime::from_secs(2_300_000_000)),
+            Err(Error::CertificateExpired { role, .. }) if role == "c2"
+        ));
+    }
+
+    #[test]
+    fn unsupported_signature_algorithm() {
+        let (k0, k1) = (Key::new(), Key::new());
+        let root = cert(&spec("root", "root"), &k0, &k0);
+        let mut leaf = cert(&Spec { ca: None, key_usage: KU_LEAF, ..spec("leaf", "root") }, &k1, &k0);
+        // rewrite ecdsa-with-SHA384 (…04 03 03) into ecdsa-with-SHA512 (…04 03 04) in both places
+        let pat = oid::ECDSA_SHA384;
+        let mut i = 0;
+        while i + pat.len() <= leaf.len() {
+            if &leaf[i..i + pat.len()] == pat {
+                leaf[i + pat.len() - 1] = 0x04;
+            }
+            i += 1;
+        }
+        assert_eq!(check(&[root, leaf]), Err(Error::CertificateAlgorithm { role: "c1".into() }));
+    }
+}

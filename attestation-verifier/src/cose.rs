@@ -40,9 +40,8 @@ pub fn parse(input: &[u8]) -> Result<CoseSign1, Error> {
         Value::Tag(_, _) => return Err(Error::CoseStructure("unexpected CBOR tag (not COSE_Sign1)")),
         _ => return Err(Error::CoseStructure("not an array")),
     };
-    let [protected, unprotected, payload, signature]: [Value; 4] = items
-        .try_into()
-        .map_err(|_| Error::CoseStructure("array does not have 4 elements"))?;
+    let [protected, unprotected, payload, signature]: [Value; 4] =
+        items.try_into().map_err(|_| Error::CoseStructure("array does not have 4 elements"))?;
     let Value::Bytes(protected) = protected else {
         return Err(Error::CoseStructure("protected header is not a byte string"));
     };
@@ -61,21 +60,12 @@ pub fn parse(input: &[u8]) -> Result<CoseSign1, Error> {
     let Value::Bytes(signature) = signature else {
         return Err(Error::CoseStructure("signature is not a byte string"));
     };
-    Ok(CoseSign1 {
-        protected,
-        protected_map,
-        payload,
-        signature,
-    })
+    Ok(CoseSign1 { protected, protected_map, payload, signature })
 }
 
 /// Checks that the protected header is exactly `{1: alg}` plus, optionally, the
 /// listed extra labels with the given values. `crit` and anything else is refused.
-pub fn check_protected(
-    map: &[(Value, Value)],
-    alg: i128,
-    extra: &[(i128, &Value)],
-) -> Result<(), Error> {
+pub fn check_protected(map: &[(Value, Value)], alg: i128, extra: &[(i128, &Value)]) -> Result<(), Error> {
     let mut saw_alg = false;
     for (k, v) in map {
         match k.as_int() {

@@ -142,21 +142,14 @@ impl<'a> Reader<'a> {
         let header = self.buf.len() - start - rest.len();
         let end = start + header + len;
         self.pos = end;
-        Ok(Tlv {
-            tag: t,
-            content: &rest[..len],
-            raw: &self.buf[start..end],
-        })
+        Ok(Tlv { tag: t, content: &rest[..len], raw: &self.buf[start..end] })
     }
 
     /// Reads an element that must have tag `wanted`.
     pub fn expect(&mut self, wanted: u8) -> Result<Tlv<'a>, DerError> {
         let tlv = self.read()?;
         if tlv.tag != wanted {
-            return Err(DerError::Unexpected {
-                found: tlv.tag,
-                wanted,
-            });
+            return Err(DerError::Unexpected { found: tlv.tag, wanted });
         }
         Ok(tlv)
     }
@@ -236,11 +229,7 @@ pub fn oid_to_string(oid: &[u8]) -> String {
             return "<invalid oid>".into();
         }
     }
-    parts
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(".")
+    parts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".")
 }
 
 /// OIDs (content octets).
@@ -267,18 +256,17 @@ pub mod oid {
 
 /// RSASSA-PSS parameters AMD uses: SHA-384, MGF1 with SHA-384, salt 48, trailer 1.
 pub const PSS_SHA384_PARAMS: &[u8] = &[
-    0x30, 0x39, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-    0x02, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
-    0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
-    0x00, 0xa2, 0x03, 0x02, 0x01, 0x30, 0xa3, 0x03, 0x02, 0x01, 0x01,
+    0x30, 0x39, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09,
+    0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x30, 0xa3, 0x03, 0x02,
+    0x01, 0x01,
 ];
 
 /// The same parameters with the (default) trailer field omitted, as in newer VCEKs.
 pub const PSS_SHA384_PARAMS_NO_TRAILER: &[u8] = &[
-    0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-    0x02, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
-    0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
-    0x00, 0xa2, 0x03, 0x02, 0x01, 0x30,
+    0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09,
+    0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x30,
 ];
 
 /// An AlgorithmIdentifier.
@@ -293,11 +281,7 @@ pub struct AlgorithmId<'a> {
 fn algorithm_id<'a>(t: Tlv<'a>) -> Result<AlgorithmId<'a>, DerError> {
     let mut r = Reader::new(t.content);
     let oid = r.expect(tag::OID)?.content;
-    let params = if r.is_empty() {
-        None
-    } else {
-        Some(r.read()?.raw)
-    };
+    let params = if r.is_empty() { None } else { Some(r.read()?.raw) };
     r.finish()?;
     Ok(AlgorithmId { oid, params })
 }
@@ -462,11 +446,7 @@ impl<'a> Certificate<'a> {
                 if extensions.iter().any(|o: &Extension<'_>| o.oid == oid) {
                     return Err(DerError::DuplicateExtension);
                 }
-                extensions.push(Extension {
-                    oid,
-                    critical,
-                    value,
-                });
+                extensions.push(Extension { oid, critical, value });
             }
         }
         t.finish()?;
@@ -517,10 +497,7 @@ impl<'a> Certificate<'a> {
             return Ok(None);
         };
         let bs = single(ext.value, tag::BIT_STRING)?;
-        let (unused, bits) = bs
-            .content
-            .split_first()
-            .ok_or(DerError::Invalid("key usage"))?;
+        let (unused, bits) = bs.content.split_first().ok_or(DerError::Invalid("key usage"))?;
         if *unused > 7 || bits.is_empty() || bits.len() > 2 {
             return Err(DerError::Invalid("key usage"));
         }
@@ -551,9 +528,7 @@ impl<'a> Certificate<'a> {
     /// Whether the public key is an EC P-384 key.
     pub fn is_p384_key(&self) -> bool {
         self.key_alg.oid == oid::EC_PUBLIC_KEY
-            && self.key_alg.params.is_some_and(|p| {
-                single(p, tag::OID).is_ok_and(|o| o.content == oid::SECP384R1)
-            })
+            && self.key_alg.params.is_some_and(|p| single(p, tag::OID).is_ok_and(|o| o.content == oid::SECP384R1))
     }
 
     /// Verifies that `self` is signed by `issuer`'s key.
@@ -561,25 +536,20 @@ impl<'a> Certificate<'a> {
     /// Accepted: ECDSA P-384 with SHA-384 (or SHA-256) by a P-384 issuer key,
     /// and RSASSA-PSS SHA-384/MGF1-SHA-384/salt 48 by an RSA issuer key.
     pub fn verify_signed_by(&self, issuer: &Certificate<'_>) -> Result<(), SignatureCheck> {
-        let alg: &dyn signature::VerificationAlgorithm = if self.sig_alg.oid == oid::ECDSA_SHA384
-            && self.sig_alg.params.is_none()
-            && issuer.is_p384_key()
-        {
-            &signature::ECDSA_P384_SHA384_ASN1
-        } else if self.sig_alg.oid == oid::ECDSA_SHA256
-            && self.sig_alg.params.is_none()
-            && issuer.is_p384_key()
-        {
-            &signature::ECDSA_P384_SHA256_ASN1
-        } else if self.sig_alg.oid == oid::RSASSA_PSS
-            && (self.sig_alg.params == Some(PSS_SHA384_PARAMS)
-                || self.sig_alg.params == Some(PSS_SHA384_PARAMS_NO_TRAILER))
-            && issuer.key_alg.oid == oid::RSA_ENCRYPTION
-        {
-            &signature::RSA_PSS_2048_8192_SHA384
-        } else {
-            return Err(SignatureCheck::UnsupportedAlgorithm);
-        };
+        let alg: &dyn signature::VerificationAlgorithm =
+            if self.sig_alg.oid == oid::ECDSA_SHA384 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
+                &signature::ECDSA_P384_SHA384_ASN1
+            } else if self.sig_alg.oid == oid::ECDSA_SHA256 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
+                &signature::ECDSA_P384_SHA256_ASN1
+            } else if self.sig_alg.oid == oid::RSASSA_PSS
+                && (self.sig_alg.params == Some(PSS_SHA384_PARAMS)
+                    || self.sig_alg.params == Some(PSS_SHA384_PARAMS_NO_TRAILER))
+                && issuer.key_alg.oid == oid::RSA_ENCRYPTION
+            {
+                &signature::RSA_PSS_2048_8192_SHA384
+            } else {
+                return Err(SignatureCheck::UnsupportedAlgorithm);
+            };
         signature::UnparsedPublicKey::new(alg, issuer.public_key)
             .verify(self.tbs, self.signature)
             .map_err(|_| SignatureCheck::Invalid)
@@ -608,10 +578,7 @@ pub fn common_name(name: &[u8]) -> Option<String> {
             let o = a.expect(tag::OID).ok()?;
             let v = a.read().ok()?;
             if o.content == oid::COMMON_NAME
-                && matches!(
-                    v.tag,
-                    tag::UTF8_STRING | tag::PRINTABLE_STRING | tag::IA5_STRING
-                )
+                && matches!(v.tag, tag::UTF8_STRING | tag::PRINTABLE_STRING | tag::IA5_STRING)
             {
                 return std::str::from_utf8(v.content).ok().map(str::to_owned);
             }

@@ -17,60 +17,38 @@ pub const MAX_MODULE_ID_LEN: usize = 256;
 pub fn text<'a>(v: &'a Value, field: &'static str) -> Result<&'a str, Error> {
     match v {
         Value::Text(t) => Ok(t),
-        _ => Err(Error::WrongFieldType {
-            field,
-            expected: "text string",
-        }),
+        _ => Err(Error::WrongFieldType { field, expected: "text string" }),
     }
 }
 
 pub fn bytes<'a>(v: &'a Value, field: &'static str) -> Result<&'a [u8], Error> {
     match v {
         Value::Bytes(b) => Ok(b),
-        _ => Err(Error::WrongFieldType {
-            field,
-            expected: "byte string",
-        }),
+        _ => Err(Error::WrongFieldType { field, expected: "byte string" }),
     }
 }
 
 pub fn uint(v: &Value, field: &'static str) -> Result<u64, Error> {
     match v {
         Value::Unsigned(n) => Ok(*n),
-        _ => Err(Error::WrongFieldType {
-            field,
-            expected: "unsigned integer",
-        }),
+        _ => Err(Error::WrongFieldType { field, expected: "unsigned integer" }),
     }
 }
 
 /// A byte string that may be null or absent (both mean `None`), at most `max` bytes.
-pub fn opt_bytes(
-    v: Option<&Value>,
-    field: &'static str,
-    max: usize,
-) -> Result<Option<Vec<u8>>, Error> {
+pub fn opt_bytes(v: Option<&Value>, field: &'static str, max: usize) -> Result<Option<Vec<u8>>, Error> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Bytes(b)) if b.len() > max => Err(Error::FieldSize {
-            field,
-            len: b.len(),
-        }),
+        Some(Value::Bytes(b)) if b.len() > max => Err(Error::FieldSize { field, len: b.len() }),
         Some(Value::Bytes(b)) => Ok(Some(b.clone())),
-        Some(_) => Err(Error::WrongFieldType {
-            field,
-            expected: "byte string or null",
-        }),
+        Some(_) => Err(Error::WrongFieldType { field, expected: "byte string or null" }),
     }
 }
 
 pub fn module_id(v: &Value) -> Result<String, Error> {
     let t = text(v, "module_id")?;
     if t.is_empty() || t.len() > MAX_MODULE_ID_LEN {
-        return Err(Error::FieldSize {
-            field: "module_id",
-            len: t.len(),
-        });
+        return Err(Error::FieldSize { field: "module_id", len: t.len() });
     }
     Ok(t.to_owned())
 }
@@ -86,40 +64,23 @@ pub fn digest(v: &Value) -> Result<String, Error> {
 /// `pcrs`: map of index (0..32) → 48-byte value, at least one entry.
 pub fn pcrs(v: &Value) -> Result<BTreeMap<u16, Vec<u8>>, Error> {
     let Value::Map(entries) = v else {
-        return Err(Error::WrongFieldType {
-            field: "pcrs",
-            expected: "map",
-        });
+        return Err(Error::WrongFieldType { field: "pcrs", expected: "map" });
     };
     if entries.is_empty() || entries.len() > MAX_PCRS {
-        return Err(Error::FieldSize {
-            field: "pcrs",
-            len: entries.len(),
-        });
+        return Err(Error::FieldSize { field: "pcrs", len: entries.len() });
     }
     let mut out = BTreeMap::new();
     for (k, val) in entries {
         let idx = match k {
             Value::Unsigned(n) if (*n as usize) < MAX_PCRS => *n as u16,
             Value::Unsigned(n) => {
-                return Err(Error::FieldSize {
-                    field: "pcrs index",
-                    len: usize::try_from(*n).unwrap_or(usize::MAX),
-                })
+                return Err(Error::FieldSize { field: "pcrs index", len: usize::try_from(*n).unwrap_or(usize::MAX) })
             }
-            _ => {
-                return Err(Error::WrongFieldType {
-                    field: "pcrs index",
-                    expected: "unsigned integer",
-                })
-            }
+            _ => return Err(Error::WrongFieldType { field: "pcrs index", expected: "unsigned integer" }),
         };
         let b = bytes(val, "pcr value")?;
         if b.len() != PCR_LEN {
-            return Err(Error::FieldSize {
-                field: "pcr value",
-                len: b.len(),
-            });
+            return Err(Error::FieldSize { field: "pcr value", len: b.len() });
         }
         out.insert(idx, b.to_vec());
     }
@@ -145,10 +106,7 @@ pub fn claims(payload: &Value) -> Result<crate::Claims, Error> {
     let digest = digest(get("digest")?)?;
     let timestamp = uint(get("timestamp")?, "timestamp")?;
     if timestamp == 0 {
-        return Err(Error::FieldSize {
-            field: "timestamp",
-            len: 0,
-        });
+        return Err(Error::FieldSize { field: "timestamp", len: 0 });
     }
     let pcrs = pcrs(get("pcrs")?)?;
     Ok(crate::Claims {

@@ -36,8 +36,7 @@ pub mod opt {
     /// Deserialize from hex or null.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| hex::decode(s).map_err(D::Error::custom))
-            .transpose()
+        s.map(|s| hex::decode(s).map_err(D::Error::custom)).transpose()
     }
 }
 
@@ -56,9 +55,7 @@ pub mod pcr_map {
     }
 
     /// Deserialize from a map of index → hex.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<u16, Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u16, Vec<u8>>, D::Error> {
         let raw = BTreeMap::<String, String>::deserialize(d)?;
         raw.into_iter()
             .map(|(k, v)| {

@@ -67,9 +67,7 @@ pub struct UnixTime {
 impl UnixTime {
     /// From seconds since the epoch.
     pub const fn from_secs(secs: u64) -> Self {
-        Self {
-            millis: secs.saturating_mul(1000),
-        }
+        Self { millis: secs.saturating_mul(1000) }
     }
 
     /// From milliseconds since the epoch.
@@ -170,11 +168,7 @@ impl Claims {
     /// Debug mode: PCR0, PCR1 and PCR2 present and all zero (how Nitro reports a
     /// debug-mode enclave).
     pub fn is_debug(&self) -> bool {
-        [0u16, 1, 2].iter().all(|i| {
-            self.pcrs
-                .get(i)
-                .is_some_and(|v| v.iter().all(|b| *b == 0))
-        })
+        [0u16, 1, 2].iter().all(|i| self.pcrs.get(i).is_some_and(|v| v.iter().all(|b| *b == 0)))
     }
 }
 

@@ -31,8 +31,8 @@ use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, Unix
 /// SHA-256 of the DER encoding of the AWS Nitro Enclaves root certificate
 /// (CN=aws.nitro-enclaves, 2019-10-28 … 2049-10-28).
 pub const AWS_NITRO_ROOT_G1_SHA256: [u8; 32] = [
-    0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46, 0x31, 0x95, 0xd6, 0x06, 0x31,
-    0x7e, 0xd7, 0xcd, 0xcc, 0x3c, 0x17, 0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b,
+    0x64, 0x1a, 0x03, 0x21, 0xa3, 0xe2, 0x44, 0xef, 0xe4, 0x56, 0x46, 0x31, 0x95, 0xd6, 0x06, 0x31, 0x7e, 0xd7, 0xcd,
+    0xcc, 0x3c, 0x17, 0x56, 0xe0, 0x98, 0x93, 0xf3, 0xc6, 0x8f, 0x79, 0xbb, 0x5b,
 ];
 
 /// The pinned AWS Nitro root certificate (DER).
@@ -45,18 +45,8 @@ pub const MAX_CERT_LEN: usize = 4096;
 /// Most certificates accepted in the cabundle.
 pub const MAX_CABUNDLE: usize = 8;
 
-const PAYLOAD_KEYS: &[&str] = &[
-    "module_id",
-    "digest",
-    "timestamp",
-    "pcrs",
-    "certificate",
-    "cabundle",
-    "public_key",
-    "user_data",
-    "nonce",
-];
-
+const PAYLOAD_KEYS: &[&str] =
+    &["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"];
 
 /// A strictly parsed, *not yet verified* Nitro attestation document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +68,7 @@ pub struct NitroDocument {
 fn cert_bytes(v: &Value, field: &'static str) -> Result<Vec<u8>, Error> {
     let b = fields::bytes(v, field)?;
     if b.is_empty() || b.len() > MAX_CERT_LEN {
-        return Err(Error::FieldSize {
-            field,
-            len: b.len(),
-        });
+        return Err(Error::FieldSize { field, len: b.len() });
     }
     Ok(b.to_vec())
 }
@@ -89,53 +76,29 @@ fn cert_bytes(v: &Value, field: &'static str) -> Result<Vec<u8>, Error> {
 /// Step 1: strict parsing only. Nothing is verified; use for inspection.
 pub fn parse_document(doc: &[u8]) -> Result<NitroDocument, Error> {
     if doc.len() > MAX_DOC_LEN {
-        return Err(Error::InputTooLarge {
-            len: doc.len(),
-            max: MAX_DOC_LEN,
-        });
+        return Err(Error::InputTooLarge { len: doc.len(), max: MAX_DOC_LEN });
     }
     let c = cose::parse(doc)?;
     cose::check_protected(&c.protected_map, ALG_ES384, &[])?;
     let payload = cbor::decode(&c.payload)?;
     let Value::Map(entries) = &payload else {
-        return Err(Error::WrongFieldType {
-            field: "payload",
-            expected: "map",
-        });
+        return Err(Error::WrongFieldType { field: "payload", expected: "map" });
     };
     fields::only_known_keys(entries, PAYLOAD_KEYS)?;
     let claims = fields::claims(&payload)?;
-    let certificate = cert_bytes(
-        payload
-            .map_get_text("certificate")
-            .ok_or(Error::MissingField("certificate"))?,
-        "certificate",
-    )?;
-    let cabundle = match payload
-        .map_get_text("cabundle")
-        .ok_or(Error::MissingField("cabundle"))?
-    {
+    let certificate =
+        cert_bytes(payload.map_get_text("certificate").ok_or(Error::MissingField("certificate"))?, "certificate")?;
+    let cabundle = match payload.map_get_text("cabundle").ok_or(Error::MissingField("cabundle"))? {
         Value::Array(items) => {
             if items.is_empty() || items.len() > MAX_CABUNDLE {
                 return Err(Error::CabundleLength(items.len()));
             }
-            items
-                .iter()
-                .map(|v| cert_bytes(v, "cabundle entry"))
-                .collect::<Result<Vec<_>, _>>()?
+            items.iter().map(|v| cert_bytes(v, "cabundle entry")).collect::<Result<Vec<_>, _>>()?
         }
-        _ => {
-            return Err(Error::WrongFieldType {
-                field: "cabundle",
-                expected: "array",
-            })
-        }
+        _ => return Err(Error::WrongFieldType { field: "cabundle", expected: "array" }),
     };
     if c.signature.len() != 96 {
-        return Err(Error::FieldSize {
-            field: "signature",
-            len: c.signature.len(),
-        });
+        return Err(Error::FieldSize { field: "signature", len: c.signature.len() });
     }
     Ok(NitroDocument {
         claims,
@@ -166,11 +129,7 @@ pub fn extract_claims(doc: &[u8], at: UnixTime) -> Result<Claims, Error> {
 
 /// [`extract_claims`] with a different pinned root fingerprint (for tests of
 /// private CAs; production code should use the AWS root).
-pub fn extract_claims_with_root(
-    doc: &[u8],
-    root_sha256: &[u8; 32],
-    at: UnixTime,
-) -> Result<Claims, Error> {
+pub fn extract_claims_with_root(doc: &[u8], root_sha256: &[u8; 32], at: UnixTime) -> Result<Claims, Error> {
     let d = parse_document(doc)?;
     let mut ders: Vec<&[u8]> = d.cabundle.iter().map(Vec::as_slice).collect();
     ders.push(&d.certificate);
@@ -180,10 +139,7 @@ pub fn extract_claims_with_root(
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            Certificate::parse(b).map_err(|source| Error::CertificateMalformed {
-                role: roles[i].clone(),
-                source,
-            })
+            Certificate::parse(b).map_err(|source| Error::CertificateMalformed { role: roles[i].clone(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if n < 2 || chain[0].sha256() != *root_sha256 {
@@ -192,9 +148,7 @@ pub fn extract_claims_with_root(
     crate::chain::verify_chain(&chain, &roles, at)?;
     let leaf = &chain[n - 1];
     if !leaf.is_p384_key() {
-        return Err(Error::CertificateAlgorithm {
-            role: "leaf".into(),
-        });
+        return Err(Error::CertificateAlgorithm { role: "leaf".into() });
     }
     UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, leaf.public_key)
         .verify(&cose::sig_structure(&d.protected, &d.payload), &d.signature)
@@ -204,12 +158,7 @@ pub fn extract_claims_with_root(
 
 /// Verifies a Nitro attestation document against the pinned AWS root at time
 /// `at`, then checks the caller's expectations. See the module docs.
-pub fn verify_nitro(
-    doc: &[u8],
-    expect: &Expectations,
-    opts: &Options,
-    at: UnixTime,
-) -> Result<Verdict, Error> {
+pub fn verify_nitro(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
     crate::snp::refuse_snp_expectations(expect)?;
     let claims = extract_claims(doc, at)?;
     let mut checks: Vec<String> = [

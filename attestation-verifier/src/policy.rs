@@ -43,11 +43,7 @@ pub fn check_claims(
     for (index, want) in &expect.pcrs {
         let got = claims.pcrs.get(index).ok_or(Error::PcrMissing(*index))?;
         if got != want {
-            return Err(Error::PcrMismatch {
-                index: *index,
-                expected: hex::encode(want),
-                actual: hex::encode(got),
-            });
+            return Err(Error::PcrMismatch { index: *index, expected: hex::encode(want), actual: hex::encode(got) });
         }
         checks.push(format!("pcr{index}"));
     }
@@ -78,10 +74,7 @@ pub fn check_claims(
     if let Some(max_age_ms) = expect.max_age_ms {
         let at_ms = at.as_millis();
         if claims.timestamp > at_ms.saturating_add(FUTURE_ALLOWANCE_MS) {
-            return Err(Error::FromFuture {
-                timestamp_ms: claims.timestamp,
-                at_ms,
-            });
+            return Err(Error::FromFuture { timestamp_ms: claims.timestamp, at_ms });
         }
         let age_ms = at_ms.saturating_sub(claims.timestamp);
         if age_ms > max_age_ms {

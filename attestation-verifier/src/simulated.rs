@@ -40,10 +40,8 @@ pub const DEV_KEY_SEED: [u8; 32] = *b"cleanroom-simulated-INSECURE-v1!";
 
 /// The Ed25519 public key derived from [`DEV_KEY_SEED`].
 pub const DEV_PUBLIC_KEY: [u8; 32] = [
-    0x1a, 0xe7, 0x27, 0x26, 0x14, 0x50, 0x04, 0xb2,
-    0x24, 0x3b, 0xa5, 0xc3, 0xd5, 0x8e, 0x77, 0xdb,
-    0xce, 0x52, 0x41, 0xa7, 0x8d, 0x79, 0xd6, 0xec,
-    0xc3, 0x8b, 0x3a, 0x57, 0x0b, 0xc1, 0x16, 0x93,
+    0x1a, 0xe7, 0x27, 0x26, 0x14, 0x50, 0x04, 0xb2, 0x24, 0x3b, 0xa5, 0xc3, 0xd5, 0x8e, 0x77, 0xdb, 0xce, 0x52, 0x41,
+    0xa7, 0x8d, 0x79, 0xd6, 0xec, 0xc3, 0x8b, 0x3a, 0x57, 0x0b, 0xc1, 0x16, 0x93,
 ];
 
 /// Content type placed in the protected header of every simulated document.
@@ -57,17 +55,8 @@ Never release real data or keys on it.";
 /// Largest simulated document accepted.
 pub const MAX_DOC_LEN: usize = 16 * 1024;
 
-const PAYLOAD_KEYS: &[&str] = &[
-    "simulated",
-    "warning",
-    "module_id",
-    "digest",
-    "timestamp",
-    "pcrs",
-    "public_key",
-    "user_data",
-    "nonce",
-];
+const PAYLOAD_KEYS: &[&str] =
+    &["simulated", "warning", "module_id", "digest", "timestamp", "pcrs", "public_key", "user_data", "nonce"];
 
 fn dev_key() -> Ed25519KeyPair {
     // The seed is a constant of the right length, so this cannot fail.
@@ -120,12 +109,7 @@ pub fn issue_simulated(claims: &Claims) -> Vec<u8> {
     let protected = protected_header();
     let sig = dev_key().sign(&cose::sig_structure(&protected, &payload));
     let mut w = Writer::new();
-    w.tag(cose::TAG_COSE_SIGN1)
-        .array(4)
-        .bytes(&protected)
-        .map(0)
-        .bytes(&payload)
-        .bytes(sig.as_ref());
+    w.tag(cose::TAG_COSE_SIGN1).array(4).bytes(&protected).map(0).bytes(&payload).bytes(sig.as_ref());
     w.into_bytes()
 }
 
@@ -145,53 +129,30 @@ pub struct SimulatedDocument {
 /// Strict parsing only (no signature check); use for inspection.
 pub fn parse_document(doc: &[u8]) -> Result<SimulatedDocument, Error> {
     if doc.len() > MAX_DOC_LEN {
-        return Err(Error::InputTooLarge {
-            len: doc.len(),
-            max: MAX_DOC_LEN,
-        });
+        return Err(Error::InputTooLarge { len: doc.len(), max: MAX_DOC_LEN });
     }
     let c = cose::parse(doc)?;
     let ct = Value::Text(CONTENT_TYPE.to_owned());
-    cose::check_protected(&c.protected_map, ALG_EDDSA, &[(HDR_CONTENT_TYPE, &ct)]).map_err(
-        |e| match e {
-            // An ES384 header here means a Nitro document was handed to the simulated verifier.
-            Error::UnsupportedAlgorithm => Error::WrongPlatform {
-                expected: Platform::Simulated,
-            },
-            other => other,
-        },
-    )?;
+    cose::check_protected(&c.protected_map, ALG_EDDSA, &[(HDR_CONTENT_TYPE, &ct)]).map_err(|e| match e {
+        // An ES384 header here means a Nitro document was handed to the simulated verifier.
+        Error::UnsupportedAlgorithm => Error::WrongPlatform { expected: Platform::Simulated },
+        other => other,
+    })?;
     let payload = cbor::decode(&c.payload)?;
     let Value::Map(entries) = &payload else {
-        return Err(Error::WrongFieldType {
-            field: "payload",
-            expected: "map",
-        });
+        return Err(Error::WrongFieldType { field: "payload", expected: "map" });
     };
     fields::only_known_keys(entries, PAYLOAD_KEYS)?;
     match payload.map_get_text("simulated") {
         Some(Value::Bool(true)) => {}
-        Some(_) => {
-            return Err(Error::WrongFieldType {
-                field: "simulated",
-                expected: "true",
-            })
-        }
+        Some(_) => return Err(Error::WrongFieldType { field: "simulated", expected: "true" }),
         None => return Err(Error::MissingField("simulated")),
     }
     let claims = fields::claims(&payload)?;
     if c.signature.len() != 64 {
-        return Err(Error::FieldSize {
-            field: "signature",
-            len: c.signature.len(),
-        });
+        return Err(Error::FieldSize { field: "signature", len: c.signature.len() });
     }
-    Ok(SimulatedDocument {
-        claims,
-        protected: c.protected,
-        payload: c.payload,
-        signature: c.signature,
-    })
+    Ok(SimulatedDocument { claims, protected: c.protected, payload: c.payload, signature: c.signature })
 }
 
 /// Parses and checks the signature of a simulated document and returns its claims,
@@ -206,23 +167,15 @@ pub fn extract_claims(doc: &[u8]) -> Result<Claims, Error> {
 
 /// Verifies simulated evidence. Refused with [`Error::SimulatedNotAllowed`]
 /// unless `opts.allow_simulated`; the verdict always says `simulated: true`.
-pub fn verify_simulated(
-    doc: &[u8],
-    expect: &Expectations,
-    opts: &Options,
-    at: UnixTime,
-) -> Result<Verdict, Error> {
+pub fn verify_simulated(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
     if !opts.allow_simulated {
         return Err(Error::SimulatedNotAllowed);
     }
     crate::snp::refuse_snp_expectations(expect)?;
     let mut checks = vec!["simulated_allowed".to_owned()];
     let claims = extract_claims(doc)?;
-    checks.extend(
-        ["cose_structure", "protected_header", "payload_fields", "signature"]
-            .iter()
-            .map(|s| (*s).to_owned()),
-    );
+    checks
+        .extend(["cose_structure", "protected_header", "payload_fields", "signature"].iter().map(|s| (*s).to_owned()));
     policy::check_claims(&claims, expect, opts, at, &mut checks)?;
     Ok(Verdict::from_claims(Platform::Simulated, claims, checks))
 }
@@ -245,10 +198,7 @@ mod tests {
     }
 
     fn allow() -> Options {
-        Options {
-            allow_simulated: true,
-            allow_debug: false,
-        }
+        Options { allow_simulated: true, allow_debug: false }
     }
 
     #[test]
@@ -290,7 +240,13 @@ mod tests {
         let doc = issue_simulated(&sample());
         let r = verify_simulated(&doc, &Expectations::default(), &Options::default(), UnixTime::from_millis(T));
         assert_eq!(r, Err(Error::SimulatedNotAllowed));
-        let r = crate::verify_evidence(Platform::Simulated, &doc, &Expectations::default(), &Options::default(), UnixTime::from_millis(T));
+        let r = crate::verify_evidence(
+            Platform::Simulated,
+            &doc,
+            &Expectations::default(),
+            &Options::default(),
+            UnixTime::from_millis(T),
+        );
         assert_eq!(r, Err(Error::SimulatedNotAllowed));
     }
 
@@ -301,6 +257,19 @@ mod tests {
         let r = crate::verify_evidence(Platform::Nitro, &doc, &Expectations::default(), &o, UnixTime::from_millis(T));
         assert!(r.is_err());
         assert!(matches!(r, Err(Error::UnsupportedAlgorithm) | Err(Error::WrongPlatform { .. })));
+    }
+
+    #[test]
+    fn nitro_document_is_not_simulated() {
+        let nitro = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/testdata/attestation/nitro/nitro_evervault_2022_signed.cbor"
+        ))
+        .unwrap();
+        assert_eq!(
+            verify_simulated(&nitro, &Expectations::default(), &allow(), UnixTime::from_millis(T)),
+            Err(Error::WrongPlatform { expected: Platform::Simulated })
+        );
     }
 
     #[test]
@@ -355,10 +324,7 @@ mod tests {
         }
         let doc = issue_simulated(&c);
         let at = UnixTime::from_millis(T);
-        assert_eq!(
-            verify_simulated(&doc, &Expectations::default(), &allow(), at),
-            Err(Error::DebugNotAllowed)
-        );
+        assert_eq!(verify_simulated(&doc, &Expectations::default(), &allow(), at), Err(Error::DebugNotAllowed));
         let o = Options { allow_simulated: true, allow_debug: true };
         assert!(verify_simulated(&doc, &Expectations::default(), &o, at).unwrap().debug);
     }

@@ -179,20 +179,8 @@ impl TcbVersion {
     pub fn from_raw(raw: u64, product: Product) -> Self {
         let b = raw.to_le_bytes();
         match product {
-            Product::Milan | Product::Genoa => Self {
-                bootloader: b[0],
-                tee: b[1],
-                snp: b[6],
-                microcode: b[7],
-                fmc: 0,
-            },
-            Product::Turin => Self {
-                fmc: b[0],
-                bootloader: b[1],
-                tee: b[2],
-                snp: b[3],
-                microcode: b[7],
-            },
+            Product::Milan | Product::Genoa => Self { bootloader: b[0], tee: b[1], snp: b[6], microcode: b[7], fmc: 0 },
+            Product::Turin => Self { fmc: b[0], bootloader: b[1], tee: b[2], snp: b[3], microcode: b[7] },
         }
     }
 
@@ -356,10 +344,7 @@ pub fn parse_report(b: &[u8]) -> Result<SnpReport, Error> {
     };
     // r and s: 72-byte little-endian fields, only the low 48 bytes significant;
     // the rest of the 512-byte signature area is reserved.
-    for off in (0x2A0 + 48..0x2A0 + 72)
-        .chain(0x2E8 + 48..0x2E8 + 72)
-        .chain(0x330..REPORT_LEN)
-    {
+    for off in (0x2A0 + 48..0x2A0 + 72).chain(0x2E8 + 48..0x2E8 + 72).chain(0x330..REPORT_LEN) {
         if b[off] != 0 {
             return Err(Error::ReservedNonZero(off));
         }
@@ -416,24 +401,16 @@ pub struct VerifiedReport {
 
 fn vek_u8(vek: &Certificate<'_>, oid: &[u8], name: &'static str) -> Result<u8, Error> {
     let ext = vek.extension(oid).ok_or(Error::VekExtensionMissing(name))?;
-    let malformed = |source| Error::CertificateMalformed {
-        role: "VEK".into(),
-        source,
-    };
+    let malformed = |source| Error::CertificateMalformed { role: "VEK".into(), source };
     let int = der::single(ext.value, der::tag::INTEGER).map_err(malformed)?;
     let v = der::small_uint(int.content).map_err(malformed)?;
     u8::try_from(v).map_err(|_| malformed(der::DerError::Invalid("TCB extension")))
 }
 
 fn product_name(vek: &Certificate<'_>) -> Result<String, Error> {
-    let ext = vek
-        .extension(&amd_oid::PRODUCT_NAME)
-        .ok_or(Error::VekExtensionMissing("productName"))?;
+    let ext = vek.extension(&amd_oid::PRODUCT_NAME).ok_or(Error::VekExtensionMissing("productName"))?;
     let s = der::single(ext.value, der::tag::IA5_STRING)
-        .map_err(|source| Error::CertificateMalformed {
-            role: "VEK".into(),
-            source,
-        })?;
+        .map_err(|source| Error::CertificateMalformed { role: "VEK".into(), source })?;
     Ok(String::from_utf8_lossy(s.content).into_owned())
 }
 
@@ -441,14 +418,10 @@ fn product_name(vek: &Certificate<'_>) -> Result<String, Error> {
 /// what AMD vouches for. No caller expectation is applied.
 pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<VerifiedReport, Error> {
     let r = parse_report(report)?;
-    let mut checks: Vec<String> = ["report_size", "report_version", "signature_algorithm"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let vek = Certificate::parse(&certs.vek).map_err(|source| Error::CertificateMalformed {
-        role: "VEK".into(),
-        source,
-    })?;
+    let mut checks: Vec<String> =
+        ["report_size", "report_version", "signature_algorithm"].iter().map(|s| (*s).to_owned()).collect();
+    let vek =
+        Certificate::parse(&certs.vek).map_err(|source| Error::CertificateMalformed { role: "VEK".into(), source })?;
     let cert_kind = match vek.subject_cn().as_deref() {
         Some("SEV-VCEK") => SigningKey::Vcek,
         Some("SEV-VLEK") => SigningKey::Vlek,
@@ -460,19 +433,13 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
         }
     };
     if cert_kind != r.signing_key {
-        return Err(Error::SigningKeyKindMismatch {
-            report: r.signing_key.as_str(),
-            cert: cert_kind.as_str(),
-        });
+        return Err(Error::SigningKeyKindMismatch { report: r.signing_key.as_str(), cert: cert_kind.as_str() });
     }
     let name = product_name(&vek)?;
     let product = Product::from_name(&name).ok_or_else(|| Error::UnknownProduct(name.clone()))?;
     if let Some(p) = Product::from_cpuid(r.cpuid[0], r.cpuid[1]) {
         if p != product {
-            return Err(Error::UnknownProduct(format!(
-                "{name} (report CPUID says {})",
-                p.as_str()
-            )));
+            return Err(Error::UnknownProduct(format!("{name} (report CPUID says {})", p.as_str())));
         }
     }
     checks.push("product".into());
@@ -481,12 +448,9 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
         (SigningKey::Vcek, Some(a)) => (a, "ASK"),
         (SigningKey::Vcek, None) => (product.ask(), "ASK"),
         (SigningKey::Vlek, Some(a)) => (a, "ASVK"),
-        (SigningKey::Vlek, None) => (
-            product
-                .asvk()
-                .ok_or(Error::MissingCertificate("ASVK (none built in for this product)"))?,
-            "ASVK",
-        ),
+        (SigningKey::Vlek, None) => {
+            (product.asvk().ok_or(Error::MissingCertificate("ASVK (none built in for this product)"))?, "ASVK")
+        }
     };
     let ark_der = product.ark();
     if let Some(supplied) = &certs.ark {
@@ -494,18 +458,14 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
             return Err(Error::UntrustedRoot("AMD ARK"));
         }
     }
-    let ark = Certificate::parse(ark_der).map_err(|source| Error::CertificateMalformed {
-        role: "ARK".into(),
-        source,
-    })?;
+    let ark =
+        Certificate::parse(ark_der).map_err(|source| Error::CertificateMalformed { role: "ARK".into(), source })?;
     if hex::encode(ark.sha256()) != product.ark_sha256() {
         return Err(Error::UntrustedRoot("AMD ARK"));
     }
     checks.push("ark_pinned".into());
-    let ask = Certificate::parse(ask_der).map_err(|source| Error::CertificateMalformed {
-        role: ask_role.into(),
-        source,
-    })?;
+    let ask =
+        Certificate::parse(ask_der).map_err(|source| Error::CertificateMalformed { role: ask_role.into(), source })?;
     let roles = ["ARK".to_owned(), ask_role.to_owned(), "VEK".to_owned()];
     let chain = [ark, ask, vek];
     crate::chain::verify_chain(&chain, &roles, at)?;
@@ -524,24 +484,30 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
     checks.push("signature".into());
 
     let reported = TcbVersion::from_raw(r.reported_tcb, product);
+    check_vek_binding(&r, vek, product, cert_kind, &mut checks)?;
+    Ok(VerifiedReport { report: r, product, product_name: name, reported_tcb: reported, checks })
+}
+
+/// Checks that the report's REPORTED_TCB equals the VEK's TCB extensions and,
+/// for a VCEK, that CHIP_ID equals its hwID (unless the guest masked the chip id).
+pub fn check_vek_binding(
+    r: &SnpReport,
+    vek: &Certificate<'_>,
+    product: Product,
+    cert_kind: SigningKey,
+    checks: &mut Vec<String>,
+) -> Result<(), Error> {
+    let reported = TcbVersion::from_raw(r.reported_tcb, product);
     let cert_tcb = TcbVersion {
         bootloader: vek_u8(vek, &amd_oid::BOOTLOADER, "bootloader")?,
         tee: vek_u8(vek, &amd_oid::TEE, "tee")?,
         snp: vek_u8(vek, &amd_oid::SNP, "snp")?,
         microcode: vek_u8(vek, &amd_oid::MICROCODE, "microcode")?,
-        fmc: if product == Product::Turin {
-            vek_u8(vek, &amd_oid::FMC, "fmc")?
-        } else {
-            0
-        },
+        fmc: if product == Product::Turin { vek_u8(vek, &amd_oid::FMC, "fmc")? } else { 0 },
     };
     for ((component, rep), (_, cert)) in reported.components().into_iter().zip(cert_tcb.components()) {
         if rep != cert {
-            return Err(Error::TcbMismatch {
-                component,
-                report: rep,
-                cert,
-            });
+            return Err(Error::TcbMismatch { component, report: rep, cert });
         }
     }
     checks.push("tcb_binding".into());
@@ -550,28 +516,16 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
         if r.mask_chip_id && r.chip_id.iter().all(|b| *b == 0) {
             checks.push("chip_id_masked".into());
         } else {
-            let hwid = vek
-                .extension(&amd_oid::HWID)
-                .ok_or(Error::VekExtensionMissing("hwID"))?
-                .value;
+            let hwid = vek.extension(&amd_oid::HWID).ok_or(Error::VekExtensionMissing("hwID"))?.value;
             let n = hwid.len();
-            let ok = n > 0
-                && n <= r.chip_id.len()
-                && r.chip_id[..n] == *hwid
-                && r.chip_id[n..].iter().all(|b| *b == 0);
+            let ok = n > 0 && n <= r.chip_id.len() && r.chip_id[..n] == *hwid && r.chip_id[n..].iter().all(|b| *b == 0);
             if !ok {
                 return Err(Error::ChipIdMismatch);
             }
             checks.push("chip_id_binding".into());
         }
     }
-    Ok(VerifiedReport {
-        report: r,
-        product,
-        product_name: name,
-        reported_tcb: reported,
-        checks,
-    })
+    Ok(())
 }
 
 fn refuse_nitro_expectations(expect: &Expectations) -> Result<(), Error> {
@@ -645,15 +599,13 @@ pub fn check_expectations(
         }
         checks.push("min_tcb".into());
     }
-    let cmp = |want: &Option<Vec<u8>>, have: &[u8], err: Error, name: &str, checks: &mut Vec<String>| {
-        match want {
-            Some(w) if w.as_slice() != have => Err(err),
-            Some(_) => {
-                checks.push(name.to_owned());
-                Ok(())
-            }
-            None => Ok(()),
+    let cmp = |want: &Option<Vec<u8>>, have: &[u8], err: Error, name: &str, checks: &mut Vec<String>| match want {
+        Some(w) if w.as_slice() != have => Err(err),
+        Some(_) => {
+            checks.push(name.to_owned());
+            Ok(())
         }
+        None => Ok(()),
     };
     cmp(&e.measurement, &r.measurement, Error::MeasurementMismatch, "measurement", checks)?;
     cmp(&e.report_data, &r.report_data, Error::ReportDataMismatch, "report_data", checks)?;
@@ -724,10 +676,7 @@ pub fn encode_bundle(report: &[u8], certs: &SnpCerts) -> Vec<u8> {
 /// Decodes an SNP evidence bundle made by [`encode_bundle`].
 pub fn decode_bundle(bundle: &[u8]) -> Result<(Vec<u8>, SnpCerts), Error> {
     if bundle.len() > MAX_BUNDLE_LEN {
-        return Err(Error::InputTooLarge {
-            len: bundle.len(),
-            max: MAX_BUNDLE_LEN,
-        });
+        return Err(Error::InputTooLarge { len: bundle.len(), max: MAX_BUNDLE_LEN });
     }
     let v = cbor::decode(bundle)?;
     let Value::Map(entries) = &v else {
@@ -738,31 +687,16 @@ pub fn decode_bundle(bundle: &[u8]) -> Result<(Vec<u8>, SnpCerts), Error> {
         match v.map_get_text(k) {
             None => Ok(None),
             Some(Value::Bytes(b)) => Ok(Some(b.clone())),
-            Some(_) => Err(Error::WrongFieldType {
-                field: k,
-                expected: "byte string",
-            }),
+            Some(_) => Err(Error::WrongFieldType { field: k, expected: "byte string" }),
         }
     };
     let report = get("report")?.ok_or(Error::MissingField("report"))?;
     let vek = get("vek")?.ok_or(Error::MissingField("vek"))?;
-    Ok((
-        report,
-        SnpCerts {
-            vek,
-            ask: get("ask")?,
-            ark: get("ark")?,
-        },
-    ))
+    Ok((report, SnpCerts { vek, ask: get("ask")?, ark: get("ark")? }))
 }
 
 /// Verifies an SNP evidence bundle (see [`encode_bundle`]).
-pub fn verify_snp_bundle(
-    bundle: &[u8],
-    expect: &Expectations,
-    opts: &Options,
-    at: UnixTime,
-) -> Result<Verdict, Error> {
+pub fn verify_snp_bundle(bundle: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
     let (report, certs) = decode_bundle(bundle)?;
     verify_snp(&report, &certs, expect, opts, at)
 }
@@ -775,10 +709,7 @@ pub fn sort_certs(ders: Vec<Vec<u8>>) -> Result<SnpCerts, Error> {
     let mut have_vek = false;
     for d in ders {
         let cn = Certificate::parse(&d)
-            .map_err(|source| Error::CertificateMalformed {
-                role: "supplied certificate".into(),
-                source,
-            })?
+            .map_err(|source| Error::CertificateMalformed { role: "supplied certificate".into(), source })?
             .subject_cn()
             .unwrap_or_default();
         if cn == "SEV-VCEK" || cn == "SEV-VLEK" {

@@ -18,12 +18,7 @@ pub fn read(rel: &str) -> Vec<u8> {
 /// The entries of expected.json of one kind.
 pub fn expected(kind: &str) -> Vec<Json> {
     let all: Json = serde_json::from_slice(&read("expected.json")).expect("expected.json");
-    all.as_array()
-        .expect("array")
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
+    all.as_array().expect("array").iter().filter(|e| e["kind"] == kind).cloned().collect()
 }
 
 /// SHA-256 hex.

@@ -34,7 +34,8 @@ impl Rng {
 }
 
 fn td(rel: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/attestation").join(rel)).unwrap()
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/attestation").join(rel))
+        .unwrap()
 }
 
 fn corpus() -> Vec<(Platform, Vec<u8>, Option<SnpCerts>, UnixTime)> {
@@ -147,7 +148,8 @@ fn mutate(base: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
         }
         5 => {
             // set a random byte to an interesting CBOR head
-            let heads = [0x00, 0x18, 0x1b, 0x3b, 0x5b, 0x5f, 0x7f, 0x9f, 0xbf, 0xbb, 0xd2, 0xf6, 0xf7, 0xf9, 0xfb, 0xff];
+            let heads =
+                [0x00, 0x18, 0x1b, 0x3b, 0x5b, 0x5f, 0x7f, 0x9f, 0xbf, 0xbb, 0xd2, 0xf6, 0xf7, 0xf9, 0xfb, 0xff];
             if !d.is_empty() {
                 let i = rng.below(d.len());
                 d[i] = heads[rng.below(heads.len())];

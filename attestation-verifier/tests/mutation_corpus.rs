@@ -152,7 +152,8 @@ fn nitro_corpus(t: &mut Tally) {
             let off = find(doc, c).unwrap();
             let step = (c.len() / 40).max(1);
             for k in (0..c.len()).step_by(step) {
-                let allowed: &[&str] = if label == "cabundle[0]" { &["root", "certificate_malformed"] } else { CERT_CLASSES };
+                let allowed: &[&str] =
+                    if label == "cabundle[0]" { &["root", "certificate_malformed"] } else { CERT_CLASSES };
                 t.check(&format!("{name} {label}[{k}]"), v(&flip(doc, off + k, (k % 8) as u8)), allowed);
             }
         }
@@ -182,7 +183,11 @@ fn nitro_corpus(t: &mut Tally) {
         t.check(&format!("{name} payload indefinite"), v(&rebuild(&items, &w.into_bytes())), &["signature"]);
         let mut rev = map.clone();
         rev.reverse();
-        t.check(&format!("{name} payload reordered"), v(&rebuild(&items, &cbor::encode(&Value::Map(rev)))), &["signature"]);
+        t.check(
+            &format!("{name} payload reordered"),
+            v(&rebuild(&items, &cbor::encode(&Value::Map(rev)))),
+            &["signature"],
+        );
         let mut it = items.clone();
         it[0] = Value::Bytes(vec![0xa1, 0x01, 0x39, 0x00, 0x22]); // {1: -35} with a 2-byte int
         let Value::Bytes(p) = &items[2] else { panic!() };
@@ -222,7 +227,11 @@ fn nitro_corpus(t: &mut Tally) {
                     &format!("{name} field {ki} wrong type {wi}"),
                     v(&rebuild(&items, &cbor::encode(&Value::Map(m)))),
                     // a byte string where null was is well-typed: only the signature catches it
-                    if optional && matches!(w, Value::Bytes(_)) { &["signature"] } else { &["field_type", "cabundle", "field_size"] },
+                    if optional && matches!(w, Value::Bytes(_)) {
+                        &["signature"]
+                    } else {
+                        &["field_type", "cabundle", "field_size"]
+                    },
                 );
             }
             // removed field
@@ -253,7 +262,11 @@ fn nitro_corpus(t: &mut Tally) {
             for j in (i + 1)..bundle.len() {
                 let mut b = bundle.clone();
                 b.swap(i, j);
-                t.check(&format!("{name} swap cabundle {i}<->{j}"), v(&with_chain(b, leaf.clone())), &["root", "chain_name"]);
+                t.check(
+                    &format!("{name} swap cabundle {i}<->{j}"),
+                    v(&with_chain(b, leaf.clone())),
+                    &["root", "chain_name"],
+                );
             }
             let mut b = bundle.clone();
             let l = std::mem::replace(&mut b[i], leaf.clone());
@@ -308,10 +321,7 @@ fn snp_corpus(t: &mut Tally) {
     let all: Vec<(Vec<u8>, SnpCerts)> = entries
         .iter()
         .map(|e| {
-            (
-                td(e["file"].as_str().unwrap()),
-                SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, ark: None },
-            )
+            (td(e["file"].as_str().unwrap()), SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, ark: None })
         })
         .collect();
     for (ei, (e, (report, certs))) in entries.iter().zip(&all).enumerate() {
@@ -345,7 +355,14 @@ fn snp_corpus(t: &mut Tally) {
         long.push(0);
         t.check(&format!("{name} extended"), v(&long, certs), &["report_size"]);
         // changed TCB / policy
-        for (off, label) in [(0x180, "tcb bootloader"), (0x186, "tcb snp"), (0x187, "tcb microcode"), (0x08, "policy"), (0x0a, "policy smt"), (0x0a, "policy debug")] {
+        for (off, label) in [
+            (0x180, "tcb bootloader"),
+            (0x186, "tcb snp"),
+            (0x187, "tcb microcode"),
+            (0x08, "policy"),
+            (0x0a, "policy smt"),
+            (0x0a, "policy debug"),
+        ] {
             let mut r = report.clone();
             r[off] = r[off].wrapping_add(if label == "policy debug" { 0x08 } else { 1 });
             t.check(&format!("{name} changed {label}"), v(&r, certs), &["signature"]);
@@ -369,9 +386,19 @@ fn snp_corpus(t: &mut Tally) {
                 &format!("{name} vek[{k}]"),
                 v(report, &c),
                 &[
-                    "certificate_malformed", "chain_name", "chain_signature", "certificate_algorithm",
-                    "critical_extension", "vek_extension", "product", "signing_key_kind", "signature",
-                    "tcb_binding", "chip_id_binding", "basic_constraints", "key_usage",
+                    "certificate_malformed",
+                    "chain_name",
+                    "chain_signature",
+                    "certificate_algorithm",
+                    "critical_extension",
+                    "vek_extension",
+                    "product",
+                    "signing_key_kind",
+                    "signature",
+                    "tcb_binding",
+                    "chip_id_binding",
+                    "basic_constraints",
+                    "key_usage",
                 ],
             );
         }
@@ -391,7 +418,11 @@ fn snp_corpus(t: &mut Tally) {
         // outside validity
         for also in e["also"].as_array().unwrap() {
             let at = UnixTime::from_secs(also["at"].as_u64().unwrap());
-            t.check(&format!("{name} at {at:?}"), snp::verify_snp(report, certs, &ex, &o, at), &["not_yet_valid", "expired"]);
+            t.check(
+                &format!("{name} at {at:?}"),
+                snp::verify_snp(report, certs, &ex, &o, at),
+                &["not_yet_valid", "expired"],
+            );
         }
     }
 }

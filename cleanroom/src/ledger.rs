@@ -89,9 +89,25 @@ impl Ledger {
                  grant_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, dataset TEXT NOT NULL,
                  collaborator TEXT NOT NULL, epsilon TEXT NOT NULL, enclave_key TEXT NOT NULL,
                  issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-                 UNIQUE (dataset, job_id));",
+                 UNIQUE (dataset, job_id));
+             CREATE TABLE IF NOT EXISTS manifests (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at INTEGER NOT NULL,
+                 dataset TEXT NOT NULL, manifest_digest TEXT NOT NULL, manifest TEXT NOT NULL);
+             CREATE TRIGGER IF NOT EXISTS manifests_append_only_u BEFORE UPDATE ON manifests
+                 BEGIN SELECT RAISE(ABORT, 'the manifest log is append-only'); END;
+             CREATE TRIGGER IF NOT EXISTS manifests_append_only_d BEFORE DELETE ON manifests
+                 BEGIN SELECT RAISE(ABORT, 'the manifest log is append-only'); END;",
         )?;
         Ok(Ledger { conn })
+    }
+
+    /// Append a prepared dataset's manifest and digest to the owner's append-only log.
+    pub fn record_manifest(&self, manifest: &protocol::manifest::Manifest, now: u64) -> Result<u64, LedgerError> {
+        self.conn.execute(
+            "INSERT INTO manifests (recorded_at, dataset, manifest_digest, manifest) VALUES (?1, ?2, ?3, ?4)",
+            params![now as i64, manifest.dataset_digest.to_hex(), manifest.digest().to_hex(), manifest.to_json()],
+        )?;
+        Ok(self.conn.last_insert_rowid() as u64)
     }
 
     /// Set the total budget for (dataset, collaborator). Lowering it below what is spent
@@ -256,6 +272,15 @@ mod tests {
         l.issue_grant(req("g4", "j4", "0.1")).unwrap();
         l.issue_grant(req("g5", "j5", "0.2")).unwrap();
         assert_eq!(l.budget(&Digest::of(b"d"), "acme").unwrap().remaining.to_string(), "0");
+    }
+
+    #[test]
+    fn manifest_log_is_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        l.conn.execute("INSERT INTO manifests (recorded_at, dataset, manifest_digest, manifest) VALUES (1,'a','b','{}')", []).unwrap();
+        assert!(l.conn.execute("UPDATE manifests SET dataset = 'x'", []).is_err());
+        assert!(l.conn.execute("DELETE FROM manifests", []).is_err());
     }
 
     #[test]

@@ -51,6 +51,9 @@ enum Cmd {
         k_target: u64,
         #[arg(long)]
         overwrite: bool,
+        /// The owner's ledger; the manifest and its digest are appended to its log.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
     },
     /// Owner: write or inspect a policy.
     #[command(subcommand)]
@@ -288,7 +291,7 @@ fn run(cmd: Cmd) -> Res {
             println!("generated {rows} customers (seed {seed}): {} and {}", csv.display(), pq.display());
             println!("{s:?}");
         }
-        Cmd::Prepare { input, keys, out, rows_per_chunk, k_target, overwrite } => {
+        Cmd::Prepare { input, keys, out, rows_per_chunk, k_target, overwrite, ledger } => {
             let mut ks = KeyStore::create_or_open(&keys)?;
             let opts = cleanroom::prepare::PrepareOptions {
                 rows_per_chunk,
@@ -301,6 +304,10 @@ fn run(cmd: Cmd) -> Res {
             println!("sealed {} rows into {} chunks in {}", r.rows, r.chunks, out.display());
             println!("dataset digest:  {}", r.dataset_digest);
             println!("manifest digest: {}", r.manifest_digest);
+            if let Some(l) = ledger {
+                let seq = Ledger::open(&l)?.record_manifest(&r.manifest, now())?;
+                println!("manifest appended to the owner's log in {} (entry {seq})", l.display());
+            }
             for c in &r.manifest.columns {
                 let sealed = c.sealed_name.as_deref().unwrap_or("-");
                 println!("  {:<15} {:<18} {:<30} -> {}", c.source_name, format!("{:?}", c.label), transform_text(&c.transform), sealed);

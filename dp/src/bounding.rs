@@ -102,6 +102,49 @@ impl<K: Hash + Eq + Ord, R, G: RngCore + CryptoRng> RowBounder<K, R, G> {
     }
 }
 
+/// Group-by contribution bounding for partition selection: each unit keeps at most
+/// `max_partitions_per_unit` of its distinct groups (chosen uniformly at random when it has
+/// more, by a partial Fisher–Yates shuffle with exact uniform indices) and contributes 1 to
+/// each kept group. Returns the number of distinct units per group, sorted by group, ready for
+/// [`crate::mechanism::group_counts_with_selection`] with the same `m`.
+pub fn distinct_units_per_group<K, G, I, Rg>(
+    rows: I,
+    max_partitions_per_unit: u32,
+    rng: &mut Rg,
+) -> Result<std::collections::BTreeMap<G, u64>, DpError>
+where
+    K: Ord,
+    G: Ord + Clone,
+    I: IntoIterator<Item = (K, G)>,
+    Rg: RngCore + CryptoRng + ?Sized,
+{
+    use std::collections::{BTreeMap, BTreeSet};
+    if max_partitions_per_unit == 0 {
+        return Err(DpError::ZeroBound("max_partitions_per_unit"));
+    }
+    let m = max_partitions_per_unit as usize;
+    let mut per_unit: BTreeMap<K, BTreeSet<G>> = BTreeMap::new();
+    for (k, g) in rows {
+        per_unit.entry(k).or_default().insert(g);
+    }
+    let mut counts: BTreeMap<G, u64> = BTreeMap::new();
+    for (_, groups) in per_unit {
+        let mut gs: Vec<G> = groups.into_iter().collect();
+        if gs.len() > m {
+            for i in 0..m {
+                let j = i + uniform_below((gs.len() - i) as u128, rng) as usize;
+                gs.swap(i, j);
+            }
+            gs.truncate(m);
+        }
+        for g in gs {
+            let c = counts.entry(g).or_insert(0);
+            *c = c.checked_add(1).ok_or(DpError::Overflow("group count"))?;
+        }
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +164,26 @@ mod tests {
         assert_eq!(out[1].1.len(), 2);
         assert!(out[1].1.iter().all(|r| [1, 3, 4, 6].contains(r)));
         assert!(RowBounder::<u32, u32>::new(0, [0; 32]).is_err());
+    }
+
+    #[test]
+    fn partitions_per_unit_are_bounded() {
+        let mut rng = crate::rng::seeded_rng_from_u64(5);
+        let rows = vec![("u1", "a"), ("u1", "a"), ("u1", "b"), ("u1", "c"), ("u2", "a"), ("u3", "c")];
+        let c = distinct_units_per_group(rows.clone(), 3, &mut rng).unwrap();
+        assert_eq!(c.into_iter().collect::<Vec<_>>(), [("a", 2), ("b", 1), ("c", 2)]);
+        let c = distinct_units_per_group(rows, 1, &mut rng).unwrap();
+        assert_eq!(c.values().sum::<u64>(), 3); // one group per unit
+        assert!(distinct_units_per_group(Vec::<(u8, u8)>::new(), 0, &mut rng).is_err());
+        // uniform choice: u1 keeps each of its 3 groups with probability 1/3
+        let mut hits = std::collections::BTreeMap::new();
+        for _ in 0..30_000 {
+            let c = distinct_units_per_group([(1, 'a'), (1, 'b'), (1, 'c')], 1, &mut rng).unwrap();
+            *hits.entry(*c.keys().next().unwrap()).or_insert(0u32) += 1;
+        }
+        for (_, h) in hits {
+            assert!((9_300..10_700).contains(&h), "{h}");
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   Canonne–Kamath–Steinke 2020, no floating point on any sampling path.
 //! * [`fixed`]: fixed-point encoding with clamping, and checked integer aggregation.
 //! * [`bounding`]: per-privacy-unit contribution bounding (reservoir sampling).
-//! * [`mechanism`]: count, sum, histogram, group-by with partition selection, ...
+//! * [`mechanism`]: count, sum, mean, histogram, quantile, group-by with partition selection.
+//! * [`cache`]: identical queries are answered from cache without spending again.
+//! * [`plan`]: noise scale, expected error and 95% interval before spending.
 //! * [`accountant`]: pure-ε and zCDP budget accounting.
 //!
 //! See `README.md` beside this crate for the derivations.
@@ -24,7 +26,7 @@ pub mod rng;
 pub mod sampler;
 
 pub use accountant::{BudgetExceeded, PureDpAccountant};
-pub use bounding::{BoundStats, RowBounder};
+pub use bounding::{distinct_units_per_group, BoundStats, RowBounder};
 pub use fixed::FixedPoint;
 pub use mechanism::{Mechanism, Release};
 pub use rational::{Delta, Epsilon, Rational, Rho};
@@ -97,4 +99,32 @@ pub enum DpError {
     /// The privacy budget does not cover the request.
     #[error(transparent)]
     BudgetExceeded(#[from] BudgetExceeded),
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_clear_messages() {
+        let cases: Vec<(DpError, &str)> = vec![
+            (DpError::InvalidNumber("x".into()), "invalid number \"x\""),
+            (DpError::NonPositiveEpsilon, "epsilon must be > 0"),
+            (DpError::DeltaOutOfRange, "delta must be in [0, 1)"),
+            (DpError::ZeroScale, "noise scale must be > 0"),
+            (DpError::Overflow("sum"), "arithmetic overflow in sum"),
+            (DpError::InvalidBounds { lo: "2".into(), hi: "1".into() }, "invalid bounds: lower 2 > upper 1"),
+            (DpError::ZeroBound("max_rows_per_unit"), "max_rows_per_unit must be >= 1"),
+            (
+                DpError::BudgetExceeded(BudgetExceeded {
+                    requested: Rational::ONE,
+                    remaining: Rational::new(1, 2).unwrap(),
+                }),
+                "privacy budget exceeded: requested 1, remaining 0.5",
+            ),
+        ];
+        for (e, want) in cases {
+            assert!(e.to_string().starts_with(want), "{e} !~ {want}");
+        }
+    }
 }

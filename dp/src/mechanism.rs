@@ -458,6 +458,58 @@ pub fn quantile<R: RngCore + CryptoRng + ?Sized>(
     })
 }
 
+/// A DP ROC AUC from score histograms by label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AucRelease {
+    /// Noisy counts of positive-label rows per score bin (ascending scores).
+    pub positives: Vec<Release>,
+    /// Noisy counts of negative-label rows per score bin.
+    pub negatives: Vec<Release>,
+    /// AUC computed from the noisy histograms (negative counts clamped to 0; ties count 1/2);
+    /// `None` if either class is empty after noise. Post-processing only.
+    pub auc: Option<f64>,
+}
+
+/// ε-DP AUC: the positive and negative score histograms together form one histogram over
+/// (label, bin) in which a unit with at most `max_rows_per_unit` rows changes the counts by
+/// at most k in L1, so one ε covers both (noise DLap(k/ε) per bin). The AUC is then computed
+/// from the noisy histograms.
+pub fn laplace_auc<R: RngCore + CryptoRng + ?Sized>(
+    positive_counts: &[u64],
+    negative_counts: &[u64],
+    epsilon: &Epsilon,
+    max_rows_per_unit: u32,
+    rng: &mut R,
+) -> Result<AucRelease, DpError> {
+    if positive_counts.len() != negative_counts.len() {
+        return Err(DpError::DomainSize(negative_counts.len()));
+    }
+    let mut all = positive_counts.to_vec();
+    all.extend_from_slice(negative_counts);
+    let mut rel = laplace_histogram(&all, epsilon, u64::from(max_rows_per_unit), rng)?;
+    let negatives = rel.split_off(positive_counts.len());
+    let positives = rel;
+    let pos: Vec<f64> = positives.iter().map(|r| r.value.max(0) as f64).collect();
+    let neg: Vec<f64> = negatives.iter().map(|r| r.value.max(0) as f64).collect();
+    Ok(AucRelease { auc: auc_from_histograms(&pos, &neg), positives, negatives })
+}
+
+/// AUC = P(score⁺ > score⁻) + ½·P(tie) from per-bin counts (bins in ascending score order).
+pub fn auc_from_histograms(pos: &[f64], neg: &[f64]) -> Option<f64> {
+    let np: f64 = pos.iter().sum();
+    let nn: f64 = neg.iter().sum();
+    if np <= 0.0 || nn <= 0.0 {
+        return None;
+    }
+    let mut neg_below = 0.0;
+    let mut acc = 0.0;
+    for (p, n) in pos.iter().zip(neg) {
+        acc += p * (neg_below + 0.5 * n);
+        neg_below += n;
+    }
+    Some(acc / (np * nn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +634,20 @@ mod tests {
         let mean = m.mean_fixed.unwrap();
         assert!((mean - 500.0).abs() < 50.0, "{mean}");
         assert!(laplace_mean(0, 0, &eps("1"), 5, 1, 1, &mut rng).is_err());
+    }
+
+    #[test]
+    fn auc_from_noisy_histograms() {
+        assert_eq!(auc_from_histograms(&[0.0, 10.0], &[10.0, 0.0]), Some(1.0));
+        assert_eq!(auc_from_histograms(&[5.0, 5.0], &[5.0, 5.0]), Some(0.5));
+        assert_eq!(auc_from_histograms(&[0.0], &[3.0]), None);
+        let mut rng = seeded_rng_from_u64(9);
+        let pos = [10u64, 100, 1000, 5000];
+        let neg = [5000u64, 1000, 100, 10];
+        let a = laplace_auc(&pos, &neg, &eps("1"), 1, &mut rng).unwrap();
+        assert_eq!(a.positives.len(), 4);
+        assert!(a.auc.unwrap() > 0.9);
+        assert!(laplace_auc(&pos, &neg[..3], &eps("1"), 1, &mut rng).is_err());
     }
 
     #[test]

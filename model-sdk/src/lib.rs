@@ -496,3 +496,48 @@ macro_rules! export_model {
         };
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[derive(Default)]
+    struct Sum;
+    impl Model for Sum {
+        const INPUTS: &'static [Kind] = &[Kind::F64, Kind::I64, Kind::Code, Kind::Token];
+        fn score(&self, row: &Row<'_>) -> f64 {
+            row.f64(0) + row.i64(1) as f64 + row.code(2) as f64 + row.token(3)[0] as f64
+        }
+    }
+    export_model!(Sum);
+
+    #[test]
+    fn manifest_layout() {
+        let m: [u8; 16] = manifest(Sum::INPUTS);
+        assert_eq!(m, [1, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 1, 2, 3]);
+        assert_eq!(manifest_len(Sum::INPUTS), 16);
+    }
+
+    #[test]
+    fn run_native_checks_its_inputs() {
+        let (f, i, c, t) = ([1.5, 2.0], [1i64, -1], [3u32, 0], [[7u8; TOKEN_LEN], [0u8; TOKEN_LEN]]);
+        let cols = [Column::F64(&f), Column::I64(&i), Column::Code(&c), Column::Token(&t)];
+        assert_eq!(run_native(&Sum, &cols).unwrap(), vec![12.5, 1.0]);
+        assert_eq!(run_native(&Sum, &cols[..3]), Err(BatchError::InputCount { expected: 4, got: 3 }));
+        let swapped = [Column::I64(&i), Column::F64(&f), Column::Code(&c), Column::Token(&t)];
+        assert_eq!(run_native(&Sum, &swapped), Err(BatchError::Kind { index: 0, expected: Kind::F64, got: Kind::I64 }));
+        let short = [Column::F64(&f), Column::I64(&i[..1]), Column::Code(&c), Column::Token(&t)];
+        assert_eq!(run_native(&Sum, &short), Err(BatchError::Ragged { index: 1, rows: 2, got: 1 }));
+        let empty: [Column<'_>; 4] = [Column::F64(&[]), Column::I64(&[]), Column::Code(&[]), Column::Token(&[])];
+        assert_eq!(run_native(&Sum, &empty).unwrap(), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn sigmoid_is_stable_at_the_extremes() {
+        assert_eq!(math::sigmoid(0.0), 0.5);
+        assert_eq!(math::sigmoid(1000.0), 1.0);
+        assert_eq!(math::sigmoid(-1000.0), 0.0);
+        assert!(math::sigmoid(f64::NAN).is_nan());
+    }
+}

@@ -71,6 +71,8 @@ pub enum RunError {
     MissingColumn { name: String },
     #[error("column {name:?} is {found}, the module reads {expected}")]
     ColumnType { name: String, expected: ColumnKind, found: &'static str },
+    #[error("column {name:?} has {len} values in a batch of {rows} rows")]
+    RaggedBatch { name: String, len: usize, rows: usize },
     #[error("batch of {rows} rows exceeds the limit of {limit}")]
     BatchTooLarge { rows: usize, limit: usize },
     #[error("time limit of {limit:?} exceeded")]

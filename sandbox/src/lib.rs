@@ -405,6 +405,10 @@ impl Job {
         }
         for (name, staged) in self.input_names.iter().zip(state.columns.iter_mut()) {
             let data = batch.column(name).ok_or_else(|| RunError::MissingColumn { name: name.clone() })?;
+            // `RecordBatch` has public fields, so its invariant is checked again here.
+            if data.len() != rows {
+                return Err(RunError::RaggedBatch { name: name.clone(), len: data.len(), rows });
+            }
             if !staged.stage(data) {
                 return Err(RunError::ColumnType {
                     name: name.clone(),

@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use attestation_verifier::base64::decode_auto;
 use attestation_verifier::der::{pem_certificates, Certificate};
 use attestation_verifier::{
-    nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, TcbVersion,
-    UnixTime, Verdict,
+    nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, TcbVersion, UnixTime, Verdict,
 };
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
@@ -153,13 +152,9 @@ fn read_input(path: &Path) -> Result<Vec<u8>, UsageError> {
 fn claim_expectations(c: &ClaimArgs) -> Result<Expectations, UsageError> {
     let mut pcrs = BTreeMap::new();
     for spec in &c.expect_pcr {
-        let (i, h) = spec
-            .split_once('=')
-            .ok_or_else(|| UsageError(format!("--expect-pcr {spec}: expected INDEX=HEX")))?;
-        let i: u16 = i
-            .trim()
-            .parse()
-            .map_err(|_| UsageError(format!("--expect-pcr {spec}: bad index")))?;
+        let (i, h) =
+            spec.split_once('=').ok_or_else(|| UsageError(format!("--expect-pcr {spec}: expected INDEX=HEX")))?;
+        let i: u16 = i.trim().parse().map_err(|_| UsageError(format!("--expect-pcr {spec}: bad index")))?;
         let v = hex_arg("expect-pcr", &Some(h.to_owned()))?.unwrap_or_default();
         if pcrs.insert(i, v).is_some() {
             return Err(UsageError(format!("--expect-pcr: PCR{i} given twice")));
@@ -205,10 +200,7 @@ fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>, UsageError> {
         let raw = std::fs::read(&f).map_err(|e| UsageError(format!("{}: {e}", f.display())))?;
         if let Ok(text) = std::str::from_utf8(&raw) {
             if text.contains("-----BEGIN CERTIFICATE-----") {
-                out.extend(
-                    pem_certificates(text)
-                        .map_err(|e| UsageError(format!("{}: {e}", f.display())))?,
-                );
+                out.extend(pem_certificates(text).map_err(|e| UsageError(format!("{}: {e}", f.display())))?);
                 continue;
             }
         }

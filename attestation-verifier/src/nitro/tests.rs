@@ -19,10 +19,7 @@ fn at_of(e: &serde_json::Value) -> UnixTime {
 }
 
 fn debug_ok() -> Options {
-    Options {
-        allow_debug: true,
-        allow_simulated: false,
-    }
+    Options { allow_debug: true, allow_simulated: false }
 }
 
 fn expected_pcrs(e: &serde_json::Value) -> BTreeMap<u16, Vec<u8>> {
@@ -54,10 +51,7 @@ fn every_document_verifies_with_the_listed_fields() {
         let name = e["file"].as_str().unwrap();
         assert_eq!(testdata::sha256_hex(bytes), e["sha256"].as_str().unwrap(), "{name}");
         let pcrs = expected_pcrs(e);
-        let expect = Expectations {
-            pcrs: pcrs.clone(),
-            ..Default::default()
-        };
+        let expect = Expectations { pcrs: pcrs.clone(), ..Default::default() };
         let v = verify_nitro(bytes, &expect, &debug_ok(), at_of(e)).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(v.platform, Platform::Nitro);
         assert!(!v.simulated);
@@ -244,10 +238,7 @@ fn indefinite_length_reencoding_parses_but_breaks_the_signature() {
     let re = rebuild(&items, &w.into_bytes());
     let parsed = parse_document(&re).unwrap();
     assert_eq!(parsed.claims.module_id, e["module_id"].as_str().unwrap());
-    assert_eq!(
-        verify_nitro(&re, &Expectations::default(), &debug_ok(), at_of(&e)),
-        Err(Error::SignatureInvalid)
-    );
+    assert_eq!(verify_nitro(&re, &Expectations::default(), &debug_ok(), at_of(&e)), Err(Error::SignatureInvalid));
 }
 
 #[test]
@@ -280,10 +271,7 @@ fn header_checks() {
 
 fn with_payload_entry(doc: &[u8], key: &str, new: Option<Value>) -> Vec<u8> {
     let (items, map) = split(doc);
-    let mut m: Vec<(Value, Value)> = map
-        .into_iter()
-        .filter(|(k, _)| *k != Value::Text(key.into()))
-        .collect();
+    let mut m: Vec<(Value, Value)> = map.into_iter().filter(|(k, _)| *k != Value::Text(key.into())).collect();
     if let Some(v) = new {
         m.push((Value::Text(key.into()), v));
     }
@@ -308,19 +296,13 @@ fn payload_field_checks() {
         p(with_payload_entry(&doc, "nonce", Some(Value::Bytes(vec![0; 5000])))),
         Err(Error::FieldSize { field: "nonce", .. })
     ));
-    assert!(matches!(
-        p(with_payload_entry(&doc, "extra", Some(Value::Null))),
-        Err(Error::UnknownField(_))
-    ));
+    assert!(matches!(p(with_payload_entry(&doc, "extra", Some(Value::Null))), Err(Error::UnknownField(_))));
     assert_eq!(p(with_payload_entry(&doc, "cabundle", Some(Value::Array(vec![])))), Err(Error::CabundleLength(0)));
     assert!(matches!(
         p(with_payload_entry(&doc, "pcrs", Some(Value::Map(vec![(Value::Unsigned(0), Value::Bytes(vec![0; 32]))])))),
         Err(Error::FieldSize { field: "pcr value", .. })
     ));
-    assert!(matches!(
-        p(with_payload_entry(&doc, "certificate", Some(Value::Bytes(vec![0x30, 0x00])))),
-        Ok(())
-    ));
+    assert!(matches!(p(with_payload_entry(&doc, "certificate", Some(Value::Bytes(vec![0x30, 0x00])))), Ok(())));
     // null nonce is the same as absent
     assert!(p(with_payload_entry(&doc, "nonce", Some(Value::Null))).is_ok());
     assert!(p(with_payload_entry(&doc, "nonce", None)).is_ok());
@@ -349,7 +331,10 @@ fn chain_checks() {
     };
     let x = |d: Vec<u8>| extract_claims(&d, at).map(|_| ());
     // root not pinned: drop the root
-    assert_eq!(x(rebuild_with(bundle[1..].to_vec(), get("certificate"))), Err(Error::UntrustedRoot("AWS Nitro Enclaves")));
+    assert_eq!(
+        x(rebuild_with(bundle[1..].to_vec(), get("certificate"))),
+        Err(Error::UntrustedRoot("AWS Nitro Enclaves"))
+    );
     // swapped intermediates
     let mut swapped = bundle.clone();
     swapped.swap(1, 2);
@@ -357,7 +342,9 @@ fn chain_checks() {
     // missing intermediate
     let mut missing = bundle.clone();
     missing.remove(3);
-    assert!(matches!(x(rebuild_with(missing, get("certificate"))), Err(Error::ChainNameMismatch { role }) if role == "leaf"));
+    assert!(
+        matches!(x(rebuild_with(missing, get("certificate"))), Err(Error::ChainNameMismatch { role }) if role == "leaf")
+    );
     // leaf replaced by an intermediate (which is a CA, subject mismatch)
     assert!(matches!(x(rebuild_with(bundle.clone(), bundle[2].clone())), Err(Error::ChainNameMismatch { .. })));
     // corrupted certificate signature byte in intermediate 2
@@ -394,10 +381,7 @@ fn valid_signature_by_a_different_key_is_refused() {
     let sig = kp.sign(&rng, &cose::sig_structure(prot, payload)).unwrap();
     items[3] = Value::Bytes(sig.as_ref().to_vec());
     let forged = cbor::encode(&Value::Array(items));
-    assert_eq!(
-        verify_nitro(&forged, &Expectations::default(), &debug_ok(), at_of(&e)),
-        Err(Error::SignatureInvalid)
-    );
+    assert_eq!(verify_nitro(&forged, &Expectations::default(), &debug_ok(), at_of(&e)), Err(Error::SignatureInvalid));
 }
 
 #[test]

@@ -15,16 +15,7 @@ fn cases() -> Vec<Case> {
             let report = testdata::read(e["file"].as_str().unwrap());
             let vek = testdata::read(e["vek"].as_str().unwrap());
             let at = UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap());
-            Case {
-                e,
-                report,
-                certs: SnpCerts {
-                    vek,
-                    ask: None,
-                    ark: None,
-                },
-                at,
-            }
+            Case { e, report, certs: SnpCerts { vek, ask: None, ark: None }, at }
         })
         .collect()
 }
@@ -131,9 +122,8 @@ fn refused_outside_the_validity_window() {
 fn expectations() {
     let c = cases().remove(0);
     let o = Options::default();
-    let run = |s: SnpExpectations| {
-        verify_snp(&c.report, &c.certs, &Expectations { snp: s, ..Default::default() }, &o, c.at)
-    };
+    let run =
+        |s: SnpExpectations| verify_snp(&c.report, &c.certs, &Expectations { snp: s, ..Default::default() }, &o, c.at);
     let m = hex::decode(c.e["measurement"].as_str().unwrap()).unwrap();
     let rd = hex::decode(c.e["report_data"].as_str().unwrap()).unwrap();
     let v = run(SnpExpectations {
@@ -151,9 +141,18 @@ fn expectations() {
     let mut bad = m.clone();
     bad[0] ^= 1;
     assert_eq!(run(SnpExpectations { measurement: Some(bad), ..Default::default() }), Err(Error::MeasurementMismatch));
-    assert_eq!(run(SnpExpectations { report_data: Some(vec![0; 64]), ..Default::default() }), Err(Error::ReportDataMismatch));
-    assert_eq!(run(SnpExpectations { host_data: Some(vec![1; 32]), ..Default::default() }), Err(Error::HostDataMismatch));
-    assert_eq!(run(SnpExpectations { chip_id: Some(vec![1; 64]), ..Default::default() }), Err(Error::ExpectedChipIdMismatch));
+    assert_eq!(
+        run(SnpExpectations { report_data: Some(vec![0; 64]), ..Default::default() }),
+        Err(Error::ReportDataMismatch)
+    );
+    assert_eq!(
+        run(SnpExpectations { host_data: Some(vec![1; 32]), ..Default::default() }),
+        Err(Error::HostDataMismatch)
+    );
+    assert_eq!(
+        run(SnpExpectations { chip_id: Some(vec![1; 64]), ..Default::default() }),
+        Err(Error::ExpectedChipIdMismatch)
+    );
     assert_eq!(
         run(SnpExpectations { min_tcb: Some(TcbVersion { snp: 9, ..Default::default() }), ..Default::default() }),
         Err(Error::TcbTooLow("snp"))
@@ -243,10 +242,7 @@ fn genoa_needs_the_genoa_chain() {
     let c = cases().into_iter().find(|c| c.e["product"] == "Genoa").unwrap();
     let o = Options::default();
     let certs = SnpCerts { ask: Some(pem("snp/ask_milan.pem")), ..c.certs.clone() };
-    assert!(matches!(
-        verify_snp(&c.report, &certs, &none(), &o, c.at),
-        Err(Error::ChainNameMismatch { .. })
-    ));
+    assert!(matches!(verify_snp(&c.report, &certs, &none(), &o, c.at), Err(Error::ChainNameMismatch { .. })));
     let certs = SnpCerts { ark: Some(pem("snp/ark_milan.pem")), ..c.certs.clone() };
     assert_eq!(verify_snp(&c.report, &certs, &none(), &o, c.at), Err(Error::UntrustedRoot("AMD ARK")));
     // ASK that is not a CA: use the VCEK itself as the ASK
@@ -317,7 +313,10 @@ fn debug_and_migration_policy_bits() {
     let mut dbg = v.clone();
     dbg.report.policy |= POLICY_DEBUG;
     let mut checks = Vec::new();
-    assert_eq!(check_expectations(&dbg, &SnpExpectations::default(), &Options::default(), &mut checks), Err(Error::DebugNotAllowed));
+    assert_eq!(
+        check_expectations(&dbg, &SnpExpectations::default(), &Options::default(), &mut checks),
+        Err(Error::DebugNotAllowed)
+    );
     let allow = Options { allow_debug: true, ..Default::default() };
     assert!(check_expectations(&dbg, &SnpExpectations::default(), &allow, &mut checks).is_ok());
     let mut ma = v.clone();
@@ -328,4 +327,49 @@ fn debug_and_migration_policy_bits() {
     );
     let e = SnpExpectations { allow_migration_agent: true, ..Default::default() };
     assert!(check_expectations(&ma, &e, &Options::default(), &mut checks).is_ok());
+}
+
+#[test]
+fn binding_errors() {
+    let all = cases();
+    let virtee = parse_report(&all[0].report).unwrap();
+    // same TCB (3/0/8/115), different chip: trustee's VCEK
+    let trustee_vek = Certificate::parse(&all[1].certs.vek).unwrap();
+    let mut checks = Vec::new();
+    assert_eq!(
+        check_vek_binding(&virtee, &trustee_vek, Product::Milan, SigningKey::Vcek, &mut checks),
+        Err(Error::ChipIdMismatch)
+    );
+    // different TCB: the GCP VCEK (bootloader 4)
+    let gcp_vek = Certificate::parse(&all[3].certs.vek).unwrap();
+    assert_eq!(
+        check_vek_binding(&virtee, &gcp_vek, Product::Milan, SigningKey::Vcek, &mut checks),
+        Err(Error::TcbMismatch { component: "bootloader", report: 3, cert: 4 })
+    );
+    // masked chip id is accepted without the hwID comparison
+    let mut masked = virtee.clone();
+    masked.mask_chip_id = true;
+    masked.chip_id = vec![0; 64];
+    let own = Certificate::parse(&all[0].certs.vek).unwrap();
+    check_vek_binding(&masked, &own, Product::Milan, SigningKey::Vcek, &mut checks).unwrap();
+    assert!(checks.contains(&"chip_id_masked".to_owned()));
+    // a VLEK has no hwID binding
+    checks.clear();
+    check_vek_binding(&virtee, &trustee_vek, Product::Milan, SigningKey::Vlek, &mut checks).unwrap();
+    assert_eq!(checks, vec!["tcb_binding".to_owned()]);
+}
+
+#[test]
+fn product_and_cpuid() {
+    assert_eq!(Product::from_name("Milan-B0"), Some(Product::Milan));
+    assert_eq!(Product::from_name("Genoa"), Some(Product::Genoa));
+    assert_eq!(Product::from_name("Turin"), Some(Product::Turin));
+    assert_eq!(Product::from_name("Rome"), None);
+    assert_eq!(Product::from_cpuid(0x19, 0x01), Some(Product::Milan));
+    assert_eq!(Product::from_cpuid(0x19, 0x11), Some(Product::Genoa));
+    assert_eq!(Product::from_cpuid(0x1a, 0x02), Some(Product::Turin));
+    // the v5 Milan report with the Genoa VCEK: CPUID says Milan
+    let all = cases();
+    let r = verify_snp(&all[3].report, &all[2].certs, &none(), &Options::default(), all[3].at);
+    assert!(matches!(r, Err(Error::UnknownProduct(_))), "{r:?}");
 }

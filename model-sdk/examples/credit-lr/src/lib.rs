@@ -82,3 +82,40 @@ impl Model for CreditLr {
 }
 
 export_model!(CreditLr);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The synthetic table's true default model (with exact birth years).
+    fn truth(income: f64, utilization: f64, late: i64, tenure: i64, birth_year: i64) -> f64 {
+        let age = (2026 - birth_year) as f64;
+        let logit = -2.0 + 3.0 * (utilization - 0.3) + 0.5 * late as f64
+            - 0.8 * (income / 60_000.0).ln()
+            - 0.005 * (tenure as f64 - 60.0)
+            - 0.015 * (age - 40.0);
+        1.0 / (1.0 + (-logit).exp())
+    }
+
+    #[test]
+    fn approximates_the_true_model() {
+        let m = CreditLr::default();
+        for &(inc, u, l, t, y) in
+            &[(60_000.0, 0.3, 0, 60, 1986), (25_000.0, 0.9, 4, 6, 1999), (150_000.0, 0.05, 0, 240, 1961)]
+        {
+            let p = m.probability(inc, u, l, t, y / 10 * 10);
+            let q = truth(inc, u, l, t, y);
+            assert!((0.0..=1.0).contains(&p));
+            assert!((p - q).abs() < 0.1, "fitted {p} vs true {q}");
+        }
+    }
+
+    #[test]
+    fn risk_rises_with_late_payments_and_utilization() {
+        let m = CreditLr::default();
+        assert!(m.probability(50_000.0, 0.5, 3, 36, 1980) > m.probability(50_000.0, 0.5, 0, 36, 1980));
+        assert!(m.probability(50_000.0, 0.9, 0, 36, 1980) > m.probability(50_000.0, 0.1, 0, 36, 1980));
+        // Non-positive incomes are scored, not NaN.
+        assert!(m.probability(0.0, 0.5, 0, 36, 1980).is_finite());
+    }
+}
