@@ -12,7 +12,11 @@ setup:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
 
+# Modules are identified by their SHA-256, so their bytes must not depend on where they
+# were built: strip debug info and remap build paths.
 wasm: setup
+	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo" \
 	$(CARGO) build --release -p credit-lr --target wasm32-unknown-unknown
 
 build: setup wasm
@@ -34,3 +38,29 @@ bench: build
 
 clean:
 	$(CARGO) clean
+
+# --- enclave image (issue 5) -------------------------------------------------------------
+# `make eif`: the static supervisor and target/eif/cleanroom.eif + pcrs.json (see
+# eif-build/README.md). `make qemu-smoke`: boot that image in QEMU with real
+# virtio-vsock and ask the supervisor for evidence (scripts/qemu-smoke.sh).
+.PHONY: enclave-static eif qemu-smoke
+MUSL_TARGET := x86_64-unknown-linux-musl
+ENCLAVE_STATIC := target/$(MUSL_TARGET)/release/enclave-app
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+
+# Paths are remapped and symbols stripped, so the binary (and with it PCR0) does not
+# depend on where the checkout or the cargo home live.
+enclave-static:
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null || { apt-get update -qq && apt-get install -y -q musl-tools; }
+	CC_x86_64_unknown_linux_musl=gcc \
+	CFLAGS_x86_64_unknown_linux_musl="-ffile-prefix-map=$(CURDIR)=/cleanroom -ffile-prefix-map=$(CARGO_HOME_DIR)=/cargo" \
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(CARGO_HOME_DIR)=/cargo" \
+	CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
+	$(CARGO) build --release --target $(MUSL_TARGET) -p enclave-app
+
+eif: enclave-static
+	./scripts/build-eif.sh $(ENCLAVE_STATIC)
+
+qemu-smoke:
+	./scripts/qemu-smoke.sh

@@ -9,6 +9,69 @@ const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 /// Verifies root → … → leaf (the caller has already pinned the root): names, CA flags, key usage, path
 /// lengths, critical extensions, signatures and validity at `at`.
 pub fn verify_chain(chain: &[Certificate<'_>], roles: &[String], at: UnixTime) -> Result<(), Error> {
+    verify_chain_cached(chain, roles, at, None)
+}
+
+/// A bounded cache of certificate signatures already verified: the fact
+/// "these child bytes are signed by this parent's key" depends only on the two
+/// byte strings, so it may be remembered across documents (Nitro instances reuse
+/// their three CA certificates for hours). Validity, names and constraints are
+/// still checked every time; the evidence signature is never cached.
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    seen: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+/// Entries kept before the cache is emptied and refilled.
+pub const SIGNATURE_CACHE_CAPACITY: usize = 4096;
+
+impl SignatureCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(parent: &Certificate<'_>, child: &Certificate<'_>) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&(parent.raw.len() as u64).to_be_bytes());
+        ctx.update(parent.raw);
+        ctx.update(child.raw);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    fn contains(&self, k: &[u8; 32]) -> bool {
+        self.seen.lock().map(|s| s.contains(k)).unwrap_or(false)
+    }
+
+    fn insert(&self, k: [u8; 32]) {
+        if let Ok(mut s) = self.seen.lock() {
+            if s.len() >= SIGNATURE_CACHE_CAPACITY {
+                s.clear();
+            }
+            s.insert(k);
+        }
+    }
+
+    /// Number of remembered signatures.
+    pub fn len(&self) -> usize {
+        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// [`verify_chain`] that consults and fills `cache` for the certificate signatures.
+pub fn verify_chain_cached(
+    chain: &[Certificate<'_>],
+    roles: &[String],
+    at: UnixTime,
+    cache: Option<&SignatureCache>,
+) -> Result<(), Error> {
     let n = chain.len();
     let at_s = at.as_secs();
     for (i, cert) in chain.iter().enumerate() {
@@ -23,10 +86,17 @@ pub fn verify_chain(chain: &[Certificate<'_>], roles: &[String], at: UnixTime) -
             if cert.issuer != parent.subject {
                 return Err(Error::ChainNameMismatch { role: r.clone() });
             }
-            cert.verify_signed_by(parent).map_err(|e| match e {
-                SignatureCheck::UnsupportedAlgorithm => Error::CertificateAlgorithm { role: r.clone() },
-                SignatureCheck::Invalid => Error::ChainSignatureInvalid { role: r.clone() },
-            })?;
+            let key = cache.map(|_| SignatureCache::key(parent, cert));
+            let cached = matches!((cache, &key), (Some(c), Some(k)) if c.contains(k));
+            if !cached {
+                cert.verify_signed_by(parent).map_err(|e| match e {
+                    SignatureCheck::UnsupportedAlgorithm => Error::CertificateAlgorithm { role: r.clone() },
+                    SignatureCheck::Invalid => Error::ChainSignatureInvalid { role: r.clone() },
+                })?;
+                if let (Some(c), Some(k)) = (cache, key) {
+                    c.insert(k);
+                }
+            }
         }
         let malformed = |source| Error::CertificateMalformed { role: r.clone(), source };
         let bc = cert.basic_constraints().map_err(malformed)?;

@@ -72,7 +72,7 @@ pub fn pcrs(v: &Value) -> Result<BTreeMap<u16, Vec<u8>>, Error> {
     let mut out = BTreeMap::new();
     for (k, val) in entries {
         let idx = match k {
-            Value::Unsigned(n) if (*n as usize) < MAX_PCRS => *n as u16,
+            Value::Unsigned(n) if *n < MAX_PCRS as u64 => *n as u16,
             Value::Unsigned(n) => {
                 return Err(Error::FieldSize { field: "pcrs index", len: usize::try_from(*n).unwrap_or(usize::MAX) })
             }

@@ -26,13 +26,41 @@
 //! | [`nitro`] | COSE_Sign1 / ES384 document from the Nitro Secure Module |
 //! | [`snp`] | 1184-byte SEV-SNP ATTESTATION_REPORT + VCEK/VLEK certificate |
 //! | [`simulated`] | development evidence signed by a **published** key: anyone can forge it |
+//!
+//! ```
+//! use attestation_verifier::*;
+//!
+//! let mut claims = Claims::new("dev-enclave", 1_700_000_000_000);
+//! claims.pcrs.insert(0, vec![7; 48]);
+//! claims.nonce = Some(b"fresh nonce".to_vec());
+//! let doc = issue_simulated(&claims);
+//!
+//! let expect = Expectations {
+//!     pcrs: claims.pcrs.clone(),
+//!     nonce: claims.nonce.clone(),
+//!     max_age_ms: Some(60_000),
+//!     ..Default::default()
+//! };
+//! let at = UnixTime::from_secs(1_700_000_001);
+//! // Simulated evidence is refused unless the caller opts in…
+//! assert_eq!(
+//!     verify_evidence(Platform::Simulated, &doc, &expect, &Options::default(), at),
+//!     Err(Error::SimulatedNotAllowed)
+//! );
+//! // …and every verdict under it says so.
+//! let opts = Options { allow_simulated: true, ..Default::default() };
+//! let verdict = verify_evidence(Platform::Simulated, &doc, &expect, &opts, at).unwrap();
+//! assert!(verdict.simulated);
+//! // It is never accepted as Nitro evidence.
+//! assert!(verify_evidence(Platform::Nitro, &doc, &Expectations::default(), &opts, at).is_err());
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod base64;
 pub mod cbor;
-mod chain;
+pub mod chain;
 mod cose;
 pub mod der;
 mod error;
@@ -51,8 +79,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use chain::SignatureCache;
 pub use error::{CertRole, Error};
-pub use nitro::verify_nitro;
+pub use nitro::{verify_nitro, verify_nitro_cached};
 pub use simulated::{issue_simulated, verify_simulated};
 pub use snp::{verify_snp, verify_snp_bundle, SnpCerts, SnpExpectations, TcbVersion};
 

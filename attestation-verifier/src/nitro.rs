@@ -24,6 +24,7 @@
 use ring::signature::{self, UnparsedPublicKey};
 
 use crate::cbor::{self, Value};
+use crate::chain::SignatureCache;
 use crate::cose::{self, ALG_ES384};
 use crate::der::Certificate;
 use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
@@ -130,6 +131,15 @@ pub fn extract_claims(doc: &[u8], at: UnixTime) -> Result<Claims, Error> {
 /// [`extract_claims`] with a different pinned root fingerprint (for tests of
 /// private CAs; production code should use the AWS root).
 pub fn extract_claims_with_root(doc: &[u8], root_sha256: &[u8; 32], at: UnixTime) -> Result<Claims, Error> {
+    extract_claims_inner(doc, root_sha256, at, None)
+}
+
+fn extract_claims_inner(
+    doc: &[u8],
+    root_sha256: &[u8; 32],
+    at: UnixTime,
+    cache: Option<&SignatureCache>,
+) -> Result<Claims, Error> {
     let d = parse_document(doc)?;
     let mut ders: Vec<&[u8]> = d.cabundle.iter().map(Vec::as_slice).collect();
     ders.push(&d.certificate);
@@ -145,7 +155,7 @@ pub fn extract_claims_with_root(doc: &[u8], root_sha256: &[u8; 32], at: UnixTime
     if n < 2 || chain[0].sha256() != *root_sha256 {
         return Err(Error::UntrustedRoot("AWS Nitro Enclaves"));
     }
-    crate::chain::verify_chain(&chain, &roles, at)?;
+    crate::chain::verify_chain_cached(&chain, &roles, at, cache)?;
     let leaf = &chain[n - 1];
     if !leaf.is_p384_key() {
         return Err(Error::CertificateAlgorithm { role: "leaf".into() });
@@ -159,8 +169,30 @@ pub fn extract_claims_with_root(doc: &[u8], root_sha256: &[u8; 32], at: UnixTime
 /// Verifies a Nitro attestation document against the pinned AWS root at time
 /// `at`, then checks the caller's expectations. See the module docs.
 pub fn verify_nitro(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
+    verify_inner(doc, expect, opts, at, None)
+}
+
+/// [`verify_nitro`] that remembers verified CA-certificate signatures in `cache`
+/// (same verdicts; faster for documents from the same instance).
+pub fn verify_nitro_cached(
+    doc: &[u8],
+    expect: &Expectations,
+    opts: &Options,
+    at: UnixTime,
+    cache: &SignatureCache,
+) -> Result<Verdict, Error> {
+    verify_inner(doc, expect, opts, at, Some(cache))
+}
+
+fn verify_inner(
+    doc: &[u8],
+    expect: &Expectations,
+    opts: &Options,
+    at: UnixTime,
+    cache: Option<&SignatureCache>,
+) -> Result<Verdict, Error> {
     crate::snp::refuse_snp_expectations(expect)?;
-    let claims = extract_claims(doc, at)?;
+    let claims = extract_claims_inner(doc, &AWS_NITRO_ROOT_G1_SHA256, at, cache)?;
     let mut checks: Vec<String> = [
         "input_size",
         "cose_structure",

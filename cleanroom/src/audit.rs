@@ -73,9 +73,8 @@ pub fn verify_log(
             ..Default::default()
         };
         let opts = Options { allow_simulated, allow_debug: false };
-        verify_evidence(kind, first.evidence.as_slice(), &expect, &opts, UnixTime::from_secs(first.time)).map_err(
-            |e| AuditError::Evidence { segment: si, signer: seg.signer.to_hex(), why: e.to_string() },
-        )?;
+        verify_evidence(kind, first.evidence.as_slice(), &expect, &opts, UnixTime::from_secs(first.time))
+            .map_err(|e| AuditError::Evidence { segment: si, signer: seg.signer.to_hex(), why: e.to_string() })?;
         summary.simulated |= first.simulated;
         for r in &seg.records {
             if r.evidence != first.evidence || r.policy_digest != first.policy_digest {

@@ -193,7 +193,9 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     };
 
     let mut exporter = [0u8; 32];
-    tls.conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None).map_err(|e| ClientError::Tls(e.to_string()))?;
+    tls.conn
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
     let binding = channel_binding(&nonce, &exporter, &public_key, &expect.policy_digest);
     let kind: Platform = platform.parse().map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
     let mut pcrs = BTreeMap::new();
@@ -212,9 +214,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
     let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
     if ed25519_key_of_cert(&cert).as_deref() != Some(public_key.as_slice()) {
-        return Err(ClientError::Binding(
-            "TLS certificate key is not the attested key (a relay terminated TLS)",
-        ));
+        return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document })
 }

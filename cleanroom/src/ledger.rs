@@ -278,7 +278,12 @@ mod tests {
     fn manifest_log_is_append_only() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        l.conn.execute("INSERT INTO manifests (recorded_at, dataset, manifest_digest, manifest) VALUES (1,'a','b','{}')", []).unwrap();
+        l.conn
+            .execute(
+                "INSERT INTO manifests (recorded_at, dataset, manifest_digest, manifest) VALUES (1,'a','b','{}')",
+                [],
+            )
+            .unwrap();
         assert!(l.conn.execute("UPDATE manifests SET dataset = 'x'", []).is_err());
         assert!(l.conn.execute("DELETE FROM manifests", []).is_err());
     }

@@ -310,7 +310,13 @@ fn run(cmd: Cmd) -> Res {
             }
             for c in &r.manifest.columns {
                 let sealed = c.sealed_name.as_deref().unwrap_or("-");
-                println!("  {:<15} {:<18} {:<30} -> {}", c.source_name, format!("{:?}", c.label), transform_text(&c.transform), sealed);
+                println!(
+                    "  {:<15} {:<18} {:<30} -> {}",
+                    c.source_name,
+                    format!("{:?}", c.label),
+                    transform_text(&c.transform),
+                    sealed
+                );
             }
             if let Some(k) = &r.k_anonymity {
                 println!(
@@ -319,7 +325,10 @@ fn run(cmd: Cmd) -> Res {
                 );
             }
             for f in &r.findings {
-                println!("  PII scan: column {} matched {} {} times in {} values", f.column, f.detector, f.matches, f.sampled);
+                println!(
+                    "  PII scan: column {} matched {} {} times in {} values",
+                    f.column, f.detector, f.matches, f.sampled
+                );
             }
         }
         Cmd::Policy(PolicyCmd::Init {
@@ -396,11 +405,17 @@ fn run(cmd: Cmd) -> Res {
             let l = Ledger::open(&ledger)?;
             l.set_budget(&dataset, &collaborator, &total, now())?;
             let b = l.budget(&dataset, &collaborator)?;
-            println!("budget for {collaborator} on {dataset}: total ε {}, spent {}, remaining {}", b.total, b.spent, b.remaining);
+            println!(
+                "budget for {collaborator} on {dataset}: total ε {}, spent {}, remaining {}",
+                b.total, b.spent, b.remaining
+            );
         }
         Cmd::Budget(BudgetCmd::Show { ledger }) => {
             let l = Ledger::open(&ledger)?;
-            println!("{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}", "dataset", "collaborator", "total ε", "spent", "remaining", "grants");
+            println!(
+                "{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}",
+                "dataset", "collaborator", "total ε", "spent", "remaining", "grants"
+            );
             for b in l.budgets()? {
                 println!(
                     "{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}",
@@ -467,7 +482,8 @@ fn run(cmd: Cmd) -> Res {
             print_verdict(&session.verdict, &session.platform, session.simulated);
             let module_blob = BlobClient::connect(&blob_api)?.put(wasm)?;
             println!("module {module_blob} uploaded; submitting job {}", spec.job_id);
-            let reply = session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index })?;
+            let reply =
+                session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index })?;
             let EnclaveMessage::JobResult { result } = reply else {
                 return Err("unexpected reply to job submission".into());
             };
@@ -579,7 +595,9 @@ fn host_proxy_log(path: &Path) -> Res<Vec<Signed>> {
     let text = read_text(path)?;
     let mut out = vec![];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        out.push(serde_json::from_str(line).map_err(|e| format!("audit log line {} is not a signed record: {e}", i + 1))?);
+        out.push(
+            serde_json::from_str(line).map_err(|e| format!("audit log line {} is not a signed record: {e}", i + 1))?,
+        );
     }
     Ok(out)
 }
@@ -607,10 +625,7 @@ fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: b
     if simulated {
         println!("attestation: SIMULATED evidence accepted because --allow-simulated was given (development only, not hardware-backed)");
     }
-    println!(
-        "attestation verified ({platform}): checks passed: {}",
-        v.checks_passed.join(", ")
-    );
+    println!("attestation verified ({platform}): checks passed: {}", v.checks_passed.join(", "));
 }
 
 /// The demo query: mean predicted risk per zip3, customers per risk decile, AUC.

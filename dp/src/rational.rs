@@ -548,6 +548,31 @@ mod tests {
     }
 
     #[test]
+    fn random_roundtrip_and_garbage_never_panic() {
+        use rand_core::RngCore;
+        let mut rng = crate::rng::seeded_rng_from_u64(77);
+        for _ in 0..20_000 {
+            let n = u128::from(rng.next_u64()) * u128::from(rng.next_u32());
+            let d = u128::from(rng.next_u64() >> (rng.next_u32() % 64)).max(1);
+            let x = Rational::new(n, d).unwrap();
+            assert_eq!(x.to_string().parse::<Rational>().unwrap(), x);
+            // decimal with random exponent
+            let e = rng.next_u32() % 30;
+            let s = format!("{}e-{e}", rng.next_u64());
+            let y: Rational = s.parse().unwrap();
+            assert_eq!(y.to_string().parse::<Rational>().unwrap(), y);
+        }
+        let alphabet = b"0123456789.eE+-/ xN\xc3";
+        for _ in 0..20_000 {
+            let len = (rng.next_u32() % 12) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| alphabet[(rng.next_u32() as usize) % alphabet.len()]).collect();
+            let s = String::from_utf8_lossy(&bytes);
+            let _ = s.parse::<Rational>();
+            let _ = s.parse::<Epsilon>();
+        }
+    }
+
+    #[test]
     fn from_f64() {
         assert_eq!(Rational::try_from_f64(0.1).unwrap(), r("0.1"));
         assert_eq!(Rational::try_from_f64(1e-6).unwrap(), r("0.000001"));

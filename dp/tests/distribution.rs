@@ -149,6 +149,44 @@ fn gaussian_1e6() {
     gaussian_case("1000000", 205);
 }
 
+// Beyond the required scales: 10^9 for both, and σ = 10^13, where every acceptance test of
+// the discrete Gaussian goes through the big-integer path.
+#[test]
+fn laplace_1e9() {
+    laplace_case("1000000000", 106);
+}
+#[test]
+fn gaussian_1e9() {
+    gaussian_case("1000000000", 206);
+}
+#[test]
+fn gaussian_1e13_big_integer_path() {
+    gaussian_case("10000000000000", 207);
+}
+
+/// Bernoulli(exp(−γ)) against exp(−γ) computed in f64, 10^6 draws per γ. The count is
+/// Binomial(N, p); by Hoeffding P(|p̂ − p| > t) ≤ 2·exp(−2Nt²), so t = √(ln(2/α)/(2N)) ≈ 0.0029
+/// at α = 10^-7. A 10% error in γ moves p by ≥ 0.0029 for every γ tested here except γ = 0.
+#[test]
+fn bernoulli_exp_frequencies() {
+    let mut rng = seeded_rng_from_u64(300);
+    let t = dkw_threshold(N, ALPHA);
+    for g in ["0", "0.1", "0.5", "1", "1.5", "3.7", "10/3", "7"] {
+        let gamma = r(g);
+        let hits = (0..N).filter(|_| cleanroom_dp::bernoulli_exp(&gamma, &mut rng)).count();
+        let p_hat = hits as f64 / N as f64;
+        let p = (-gamma.to_f64()).exp();
+        assert!((p_hat - p).abs() <= t, "γ={g}: {p_hat} vs {p}");
+        if g != "0" {
+            let wrong = (-1.1 * gamma.to_f64()).exp();
+            // the test would reject a sampler with γ off by 10% only where the gap exceeds 2t
+            if (p - wrong).abs() > 2.0 * t {
+                assert!((p_hat - wrong).abs() > t, "γ={g}: cannot tell from 10% off");
+            }
+        }
+    }
+}
+
 #[test]
 fn helpers_are_sane() {
     // CDFs are CDFs

@@ -134,3 +134,30 @@ fn float_laplace_negative_control_fails_the_audit() {
     assert!(s0.iter().take(20_000).all(|y| textbook_reachable(0.0, b, *y)));
     assert!(lb > 1.0, "negative control not detected: {lb}");
 }
+
+/// Partition selection: a group that exists only because of one unit (true count 1) must be
+/// released with probability at most δ/m per group (δ over the unit's m groups). Measured with
+/// a Clopper–Pearson lower bound, which must not exceed δ/m.
+#[test]
+fn partition_selection_single_unit_group_rarely_released() {
+    use cleanroom_dp::mechanism::group_counts_with_selection;
+    use std::collections::BTreeMap;
+    let e = eps("1");
+    for (delta, m) in [("0.05", 1u32), ("0.09", 3)] {
+        let delta: cleanroom_dp::Delta = delta.parse().unwrap();
+        let mut rng = seeded_rng_from_u64(5);
+        let trials = 200_000u64;
+        let mut released = 0u64;
+        for _ in 0..trials {
+            let mut c = BTreeMap::new();
+            c.insert(0u8, 1u64);
+            released += group_counts_with_selection(c, &e, &delta, 0, m, &mut rng).unwrap().len() as u64;
+        }
+        let (lo, _) = common::clopper_pearson(released, trials, ALPHA);
+        let per_group = delta.to_f64() / f64::from(m);
+        eprintln!(
+            "partition selection δ={delta} m={m}: released {released}/{trials}, CP lower {lo:.5} vs δ/m {per_group:.5}"
+        );
+        assert!(lo <= per_group);
+    }
+}

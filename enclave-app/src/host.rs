@@ -68,6 +68,15 @@ impl HostClient {
         }
     }
 
+    /// The owner's policy as the host has it (TOML bytes). Not checked here: its digest
+    /// is measured and attested, so a substituted policy is visible to every verifier.
+    pub fn get_policy(&self) -> Result<Vec<u8>, HostError> {
+        match self.call(&HostRequest::GetPolicy)? {
+            HostResponse::Blob { data } => Ok(data.0),
+            _ => Err(HostError::Unexpected),
+        }
+    }
+
     pub fn append_audit(&self, record: &Signed) -> Result<u64, HostError> {
         match self.call(&HostRequest::AppendAudit { record: record.clone() })? {
             HostResponse::Appended { count } => Ok(count),

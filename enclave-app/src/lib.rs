@@ -6,6 +6,7 @@
 //! job's result is DP-noised, signed with the attested key, audited and only then sent.
 
 pub mod host;
+pub mod init;
 pub mod platform;
 pub mod service;
 pub mod tls;

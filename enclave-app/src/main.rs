@@ -1,8 +1,11 @@
-//! enclave-app: the supervisor. In an enclave image it is `/init` (PID 1); in
-//! development it runs as a local process with the simulated platform.
+//! enclave-app: the supervisor. In an enclave image it is `/init` (PID 1): it then does
+//! the init duties first and reads its arguments from the kernel command line (see
+//! `enclave_app::init`). In development it runs as a local process with the simulated
+//! platform.
 
 use clap::Parser;
 use enclave_app::host::HostClient;
+use enclave_app::init;
 use enclave_app::service::Enclave;
 use protocol::policy::Policy;
 use std::process::ExitCode;
@@ -21,11 +24,24 @@ struct Args {
     #[arg(long)]
     host: Endpoint,
     /// The owner's policy (TOML). Its digest is measured into PCR16 at boot.
+    #[arg(long, required_unless_present = "policy_from_host", conflicts_with = "policy_from_host")]
+    policy: Option<std::path::PathBuf>,
+    /// Fetch the policy from the host proxy instead (safe: its digest is measured into
+    /// PCR16 and attested, so the host cannot substitute one unnoticed).
     #[arg(long)]
-    policy: std::path::PathBuf,
+    policy_from_host: bool,
 }
 
 fn main() -> ExitCode {
+    if init::is_pid1() {
+        // PID 1 must never exit: every failure ends in init::halt.
+        let cmdline = init::early_init().unwrap_or_else(|e| init::halt(&e.to_string()));
+        let args = Args::try_parse_from(init::supervisor_args(&cmdline)).unwrap_or_else(|e| init::halt(&e.to_string()));
+        match run(args) {
+            Ok(()) => init::halt("the supervisor returned"),
+            Err(e) => init::halt(&format!("enclave-app: {e}")),
+        }
+    }
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,11 +53,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.policy).map_err(|e| format!("policy {}: {e}", args.policy.display()))?;
+    let host = HostClient::new(args.host);
+    let text = match &args.policy {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("policy {}: {e}", path.display()))?,
+        None => {
+            let bytes = host.get_policy().map_err(|e| format!("policy from host: {e}"))?;
+            String::from_utf8(bytes).map_err(|_| "policy from host: not UTF-8 text".to_string())?
+        }
+    };
     let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
     let platform = enclave_app::platform::from_name(&args.platform).map_err(|e| e.to_string())?;
     let simulated = platform.simulated();
-    let enclave = Enclave::boot(platform, policy, HostClient::new(args.host)).map_err(|e| e.to_string())?;
+    let enclave = Enclave::boot(platform, policy, host).map_err(|e| e.to_string())?;
     let listener = Listener::bind(&args.listen).map_err(|e| e.to_string())?;
     let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
     eprintln!(

@@ -112,8 +112,8 @@ impl Enclave {
         let policy_digest = policy.digest();
         platform.extend_and_lock(POLICY_PCR, policy_digest.as_bytes())?;
         let boot_evidence = platform.attest(None, policy_digest.as_bytes(), &key.public_key())?;
-        let sandbox = Sandbox::new(SandboxConfig::from_policy(&policy.sandbox))
-            .map_err(|e| BootError::Sandbox(e.to_string()))?;
+        let sandbox =
+            Sandbox::new(SandboxConfig::from_policy(&policy.sandbox)).map_err(|e| BootError::Sandbox(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
         Ok(Arc::new(Enclave {
             platform,
@@ -164,7 +164,8 @@ impl Enclave {
                     self.submit(&spec, module_blob, sealed_index_blob)
                 }
             };
-            let reply = reply.unwrap_or_else(|r| EnclaveMessage::Error { code: r.code().into(), message: r.to_string() });
+            let reply =
+                reply.unwrap_or_else(|r| EnclaveMessage::Error { code: r.code().into(), message: r.to_string() });
             transport::send(&mut tls, &reply)?;
         }
     }
@@ -195,7 +196,10 @@ impl Enclave {
             .map_err(|e| refuse("grant_signature", format!("grant is not signed by the policy's owner key: {e}")))?;
         let g: BudgetGrant = grant.decode().map_err(|e| refuse("grant_malformed", e.to_string()))?;
         if g.enclave_public_key.as_slice() != self.key.public_key().as_slice() {
-            return Err(refuse("grant_wrong_enclave", "grant names another enclave's key (issued to a different or restarted enclave)"));
+            return Err(refuse(
+                "grant_wrong_enclave",
+                "grant names another enclave's key (issued to a different or restarted enclave)",
+            ));
         }
         if g.policy_digest != self.policy_digest {
             return Err(refuse("grant_wrong_policy", "grant names another policy"));
@@ -204,7 +208,10 @@ impl Enclave {
             return Err(refuse("grant_wrong_dataset", "grant names a dataset this policy does not govern"));
         }
         if !self.policy.collaborators.contains(&g.collaborator) {
-            return Err(refuse("collaborator_not_allowed", format!("{:?} is not a collaborator in the policy", g.collaborator)));
+            return Err(refuse(
+                "collaborator_not_allowed",
+                format!("{:?} is not a collaborator in the policy", g.collaborator),
+            ));
         }
         if g.expires_at <= now {
             return Err(refuse("grant_expired", format!("grant expired at {}", g.expires_at)));
@@ -218,7 +225,10 @@ impl Enclave {
         let eps = release::parse_epsilon(&g.epsilon)?;
         let max = release::parse_epsilon(&self.policy.max_epsilon_per_job)?;
         if eps > max {
-            return Err(refuse("grant_exceeds_policy", format!("grant ε {} exceeds the policy's per-job maximum {}", g.epsilon, max)));
+            return Err(refuse(
+                "grant_exceeds_policy",
+                format!("grant ε {} exceeds the policy's per-job maximum {}", g.epsilon, max),
+            ));
         }
         Ok(g)
     }
@@ -325,20 +335,29 @@ impl Enclave {
             return Err(refuse("dataset_not_governed", "the policy does not govern this dataset"));
         }
         if !p.allowed_modules.contains(&spec.module_hash) {
-            return Err(refuse("module_not_allowed", format!("module {} is not allowed by the policy", spec.module_hash)));
+            return Err(refuse(
+                "module_not_allowed",
+                format!("module {} is not allowed by the policy", spec.module_hash),
+            ));
         }
         if module_blob != spec.module_hash {
             return Err(refuse("module_hash_mismatch", "the module blob is not the module named in the query"));
         }
         if let Some(o) = spec.outputs.iter().find(|o| !p.allowed_query_classes.iter().any(|c| c == o.class())) {
-            return Err(refuse("query_class_not_allowed", format!("query class {} is not allowed by the policy", o.class())));
+            return Err(refuse(
+                "query_class_not_allowed",
+                format!("query class {} is not allowed by the policy", o.class()),
+            ));
         }
         if !p.collaborators.contains(&spec.collaborator) {
             return Err(refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator)));
         }
         let eps = release::query_epsilon(spec)?;
         if eps > release::parse_epsilon(&p.max_epsilon_per_job)? {
-            return Err(refuse("epsilon_exceeds_policy", format!("query asks for ε = {eps}, above the policy's per-job maximum")));
+            return Err(refuse(
+                "epsilon_exceeds_policy",
+                format!("query asks for ε = {eps}, above the policy's per-job maximum"),
+            ));
         }
         let state = self.state.lock().expect("state lock");
         let grant = state
@@ -353,7 +372,10 @@ impl Enclave {
             return Err(refuse("grant_expired", "the grant for this job has expired"));
         }
         if eps > release::parse_epsilon(&grant.epsilon)? {
-            return Err(refuse("epsilon_exceeds_grant", format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon)));
+            return Err(refuse(
+                "epsilon_exceeds_grant",
+                format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon),
+            ));
         }
         let key = state
             .data_keys
@@ -367,7 +389,12 @@ impl Enclave {
         self.state.lock().expect("state lock").pending.remove(job_id);
     }
 
-    fn run_job(&self, spec: &QuerySpec, module_blob: Digest, index_blob: Digest) -> Result<(Signed, AuditRecord), Refusal> {
+    fn run_job(
+        &self,
+        spec: &QuerySpec,
+        module_blob: Digest,
+        index_blob: Digest,
+    ) -> Result<(Signed, AuditRecord), Refusal> {
         let (grant, key) = self.admission_checks(spec, module_blob)?;
         let wasm = self.host.get_blob(&module_blob)?;
         let admitted = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;

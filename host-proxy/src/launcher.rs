@@ -2,6 +2,7 @@
 //! simulated platform); `qemu` and `nitro` boot the real image and are added by the
 //! image work. The child is killed when the launcher is dropped.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use transport::Endpoint;
@@ -37,7 +38,18 @@ impl Drop for Launched {
 }
 
 pub fn launch_process(l: &ProcessLaunch) -> std::io::Result<Launched> {
-    let child = Command::new(&l.enclave_bin)
+    let mut cmd = Command::new(&l.enclave_bin);
+    // If the host proxy dies (even by SIGKILL) the enclave process must not linger.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .arg("--platform")
         .arg(&l.platform)
         .arg("--listen")

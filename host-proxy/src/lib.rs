@@ -6,5 +6,6 @@
 
 pub mod blobstore;
 pub mod launcher;
+pub mod qemu;
 pub mod ratelimit;
 pub mod services;

@@ -2,14 +2,15 @@
 
 use clap::{Parser, Subcommand};
 use host_proxy::blobstore::BlobStore;
-use host_proxy::launcher::{launch_process, ProcessLaunch};
+use host_proxy::launcher::{launch_process, Launched, ProcessLaunch};
+use host_proxy::qemu::{self, QemuLaunch, QemuVm};
 use host_proxy::ratelimit::RateLimiter;
 use host_proxy::services;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use transport::{Endpoint, Listener, Stream};
+use std::time::{Duration, SystemTime};
+use transport::{vhost_uds, Endpoint, Listener, Stream};
 
 #[derive(Parser)]
 #[command(about = "cleanroom host proxy (untrusted): launcher, relay, blob store")]
@@ -21,45 +22,80 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Launch the enclave and serve the front door, blob API and enclave services.
-    Run {
-        /// process (local enclave-app, simulated platform). qemu and nitro come with the image work.
-        #[arg(long, default_value = "process")]
-        launch: String,
-        #[arg(long)]
-        enclave_bin: PathBuf,
-        #[arg(long, default_value = "simulated")]
-        platform: String,
-        #[arg(long)]
-        policy: PathBuf,
-        /// TCP front door relayed to the enclave's TLS channel.
-        #[arg(long, default_value = "tcp:127.0.0.1:7443")]
-        front_door: Endpoint,
-        /// Blob API for owners and providers.
-        #[arg(long, default_value = "tcp:127.0.0.1:7444")]
-        blob_api: Endpoint,
-        /// Directory for blobs, the audit log and sockets.
-        #[arg(long)]
-        store: PathBuf,
-        /// Largest blob accepted, in bytes.
-        #[arg(long, default_value_t = 16 * 1024 * 1024)]
-        max_blob: usize,
-        /// New front-door connections per second per peer (burst 4x).
-        #[arg(long, default_value_t = 20.0)]
-        rate: f64,
-        /// Write {"front_door","blob_api","enclave_pid"} here once the enclave answers.
-        #[arg(long)]
-        ready_file: Option<PathBuf>,
-    },
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// process (local enclave-app) or qemu (boot the EIF's kernel + initramfs in QEMU with
+    /// a real virtio-vsock device). nitro comes with the Nitro work.
+    #[arg(long, default_value = "process")]
+    launch: String,
+    /// enclave-app binary (process launcher).
+    #[arg(long, required_if_eq("launch", "process"))]
+    enclave_bin: Option<PathBuf>,
+    #[arg(long, default_value = "simulated")]
+    platform: String,
+    /// The owner's policy (TOML). Passed as a file to a process enclave; served to an
+    /// enclave that fetches it from the host (qemu launcher: always).
+    #[arg(long)]
+    policy: PathBuf,
+    /// TCP front door relayed to the enclave's TLS channel.
+    #[arg(long, default_value = "tcp:127.0.0.1:7443")]
+    front_door: Endpoint,
+    /// Blob API for owners and providers.
+    #[arg(long, default_value = "tcp:127.0.0.1:7444")]
+    blob_api: Endpoint,
+    /// Directory for blobs, the audit log and sockets.
+    #[arg(long)]
+    store: PathBuf,
+    /// Largest blob accepted, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_blob: usize,
+    /// New front-door connections per second per peer (burst 4x).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Write {"front_door","blob_api","enclave_pid",...} here once the enclave answers.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Seconds to wait for the enclave to accept connections (default: 60, qemu: 600).
+    #[arg(long)]
+    boot_timeout: Option<u64>,
+    #[command(flatten)]
+    qemu: QemuArgs,
+}
+
+#[derive(clap::Args)]
+struct QemuArgs {
+    /// qemu: the enclave image to boot (kernel, cmdline and initramfs are taken from it).
+    #[arg(long, default_value = "target/eif/cleanroom.eif")]
+    eif: PathBuf,
+    /// qemu: eif-build binary (default: next to this binary, else on PATH).
+    #[arg(long)]
+    eif_build: Option<PathBuf>,
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    qemu_bin: PathBuf,
+    /// qemu: vhost-device-vsock binary (default: on PATH, else ~/.cargo/bin).
+    #[arg(long)]
+    vhost_vsock_bin: Option<PathBuf>,
+    /// qemu: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    accel: String,
+    #[arg(long, default_value_t = 16)]
+    guest_cid: u32,
+    #[arg(long, default_value_t = 512)]
+    memory_mib: u32,
+    /// qemu: guest vsock port of the enclave's TLS channel.
+    #[arg(long, default_value_t = 5000)]
+    guest_port: u32,
+    /// qemu: host vsock port of the enclave services (the guest dials CID 2 on it).
+    #[arg(long, default_value_t = 5001)]
+    host_port: u32,
 }
 
 fn main() -> ExitCode {
-    let Cmd::Run { launch, enclave_bin, platform, policy, front_door, blob_api, store, max_blob, rate, ready_file } =
-        Cli::parse().cmd;
-    if launch != "process" {
-        eprintln!("host-proxy: launcher {launch:?} is not available in this build; use --launch process");
-        return ExitCode::FAILURE;
-    }
-    match run(enclave_bin, platform, policy, front_door, blob_api, store, max_blob, rate, ready_file) {
+    let Cmd::Run(args) = Cli::parse().cmd;
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("host-proxy: {e}");
@@ -68,74 +104,205 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    enclave_bin: PathBuf,
-    platform: String,
-    policy: PathBuf,
-    front_door: Endpoint,
-    blob_api: Endpoint,
-    store_dir: PathBuf,
-    max_blob: usize,
-    rate: f64,
-    ready_file: Option<PathBuf>,
-) -> Result<(), String> {
-    let store = Arc::new(BlobStore::open(&store_dir, max_blob).map_err(|e| e.to_string())?);
-    let run_dir = store_dir.join("run");
+/// The launched enclave, whichever launcher started it. Dropping it stops it.
+enum Enclave {
+    Process(Launched),
+    Qemu(QemuVm),
+}
+
+impl Enclave {
+    fn pid(&self) -> u32 {
+        match self {
+            Enclave::Process(p) => p.pid(),
+            Enclave::Qemu(q) => q.pid(),
+        }
+    }
+
+    /// Some(description) once the enclave (or something it needs) has exited.
+    fn exited(&mut self) -> Option<String> {
+        match self {
+            Enclave::Process(p) => match p.try_wait() {
+                Ok(Some(s)) => Some(format!("enclave-app exited: {s}")),
+                _ => None,
+            },
+            Enclave::Qemu(q) => match q.try_wait() {
+                Ok(Some((what, s))) => Some(format!(
+                    "{what} exited: {s}: {}; guest console ends with:\n{}",
+                    qemu::tail(&q.qemu_log, 1),
+                    q.console_tail(20)
+                )),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A binary next to this one (as `cargo build` lays them out), else the bare name (PATH).
+fn sibling_or_path(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn on_path_or_cargo_bin(name: &str) -> PathBuf {
+    let on_path =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
+    match std::env::var_os("HOME") {
+        Some(home) if !on_path && PathBuf::from(&home).join(".cargo/bin").join(name).is_file() => {
+            PathBuf::from(home).join(".cargo/bin").join(name)
+        }
+        _ => PathBuf::from(name),
+    }
+}
+
+/// How long an `--accel auto` KVM boot may stay silent before it is retried under TCG.
+const KVM_GRACE: Duration = Duration::from_secs(60);
+
+fn start_vm(l: &QemuLaunch) -> Result<QemuVm, String> {
+    let vm = qemu::launch_qemu(l).map_err(|e| format!("launch qemu: {e}"))?;
+    eprintln!(
+        "host-proxy: qemu pid {} ({}) booting {}; guest console: {}",
+        vm.pid(),
+        vm.accel,
+        l.eif.display(),
+        vm.console_log.display()
+    );
+    Ok(vm)
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn run(a: RunArgs) -> Result<(), String> {
+    if a.launch != "process" && a.launch != "qemu" {
+        return Err(format!("launcher {:?} is not available in this build; use --launch process or qemu", a.launch));
+    }
+    let policy_bytes = Arc::new(std::fs::read(&a.policy).map_err(|e| format!("policy {}: {e}", a.policy.display()))?);
+    let store = Arc::new(BlobStore::open(&a.store, a.max_blob).map_err(|e| e.to_string())?);
+    let run_dir = a.store.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
-    let host_ep = Endpoint::Unix(run_dir.join("host.sock"));
-    let enclave_ep = Endpoint::Unix(run_dir.join("enclave.sock"));
-    let _ = std::fs::remove_file(run_dir.join("enclave.sock"));
+    let run_dir = run_dir.canonicalize().map_err(|e| e.to_string())?;
+
+    // Where the enclave reaches our services, and where we reach the enclave.
+    let (host_ep, enclave_ep) = if a.launch == "qemu" {
+        let uds = qemu::uds_path(&run_dir);
+        (
+            Endpoint::Unix(vhost_uds::guest_port_path(&uds, a.qemu.host_port)),
+            Endpoint::VsockUds { path: uds, port: a.qemu.guest_port },
+        )
+    } else {
+        let _ = std::fs::remove_file(run_dir.join("enclave.sock"));
+        (Endpoint::Unix(run_dir.join("host.sock")), Endpoint::Unix(run_dir.join("enclave.sock")))
+    };
 
     let services_listener = Listener::bind(&host_ep).map_err(|e| format!("bind {host_ep}: {e}"))?;
-    let front = Listener::bind(&front_door).map_err(|e| format!("bind {front_door}: {e}"))?;
-    let blobs = Listener::bind(&blob_api).map_err(|e| format!("bind {blob_api}: {e}"))?;
+    let front = Listener::bind(&a.front_door).map_err(|e| format!("bind {}: {e}", a.front_door))?;
+    let blobs = Listener::bind(&a.blob_api).map_err(|e| format!("bind {}: {e}", a.blob_api))?;
     let front_ep = front.local_endpoint().map_err(|e| e.to_string())?;
     let blob_ep = blobs.local_endpoint().map_err(|e| e.to_string())?;
 
-    let mut child = launch_process(&ProcessLaunch {
-        enclave_bin,
-        platform,
-        policy,
-        listen: enclave_ep.clone(),
-        host: host_ep,
-    })
-    .map_err(|e| format!("launch enclave-app: {e}"))?;
-
     let s = store.clone();
-    std::thread::spawn(move || services::serve_enclave(services_listener, s));
+    let p = policy_bytes.clone();
+    std::thread::spawn(move || services::serve_enclave(services_listener, s, p));
     let s = store.clone();
     std::thread::spawn(move || services::serve_blob_api(blobs, s));
 
+    let mut qemu_launch = (a.launch == "qemu").then(|| {
+        let q = &a.qemu;
+        QemuLaunch {
+            eif: q.eif.clone(),
+            eif_build: q.eif_build.clone().unwrap_or_else(|| sibling_or_path("eif-build")),
+            qemu: q.qemu_bin.clone(),
+            backend: q.vhost_vsock_bin.clone().unwrap_or_else(|| on_path_or_cargo_bin("vhost-device-vsock")),
+            work_dir: run_dir.clone(),
+            guest_cid: q.guest_cid,
+            memory_mib: q.memory_mib,
+            accel: q.accel.clone(),
+            platform: a.platform.clone(),
+            listen_port: q.guest_port,
+            host_port: q.host_port,
+        }
+    });
+    let mut enclave = match &qemu_launch {
+        Some(l) => Enclave::Qemu(start_vm(l)?),
+        None => {
+            let enclave_bin = a.enclave_bin.clone().ok_or("--enclave-bin is required with --launch process")?;
+            Enclave::Process(
+                launch_process(&ProcessLaunch {
+                    enclave_bin,
+                    platform: a.platform.clone(),
+                    policy: a.policy.clone(),
+                    listen: enclave_ep.clone(),
+                    host: host_ep,
+                })
+                .map_err(|e| format!("launch enclave-app: {e}"))?,
+            )
+        }
+    };
+    let launched_at = SystemTime::now();
+
     // Ready once the enclave accepts connections (or fail if it died).
-    let start = std::time::Instant::now();
+    let timeout = Duration::from_secs(a.boot_timeout.unwrap_or(if a.launch == "qemu" { 600 } else { 60 }));
+    let mut start = std::time::Instant::now();
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("enclave-app exited during boot: {status}"));
+        // /dev/kvm can accept VMs and still fail to run this guest (nested or partial
+        // KVM). With --accel auto, a KVM boot that dies or is silent for KVM_GRACE
+        // seconds is retried once under TCG.
+        let died = enclave.exited();
+        if let (Some(l), Enclave::Qemu(vm)) = (&mut qemu_launch, &mut enclave) {
+            if vm.accel == "kvm" && l.accel == "auto" && (died.is_some() || start.elapsed() > KVM_GRACE) {
+                let why = died.unwrap_or_else(|| format!("no answer after {} s", KVM_GRACE.as_secs()));
+                eprintln!("host-proxy: KVM boot failed ({}); retrying under TCG", why.lines().next().unwrap_or(""));
+                vm.kill();
+                l.accel = "tcg".into();
+                *vm = start_vm(l)?;
+                start = std::time::Instant::now();
+                continue;
+            }
+        }
+        if let Some(why) = died {
+            return Err(format!("enclave died during boot: {why}"));
         }
         if Stream::connect(&enclave_ep).is_ok() {
             break;
         }
-        if start.elapsed() > Duration::from_secs(60) {
-            return Err("enclave-app did not start listening within 60 s".into());
+        if start.elapsed() > timeout {
+            return Err(format!("the enclave did not start listening within {} s", timeout.as_secs()));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(if a.launch == "qemu" { 200 } else { 50 }));
     }
-    let limiter = Arc::new(Mutex::new(RateLimiter::new(rate, rate * 4.0)));
+    let ready_at = SystemTime::now();
+    let limiter = Arc::new(Mutex::new(RateLimiter::new(a.rate, a.rate * 4.0)));
     let enclave_for_relay = enclave_ep.clone();
     std::thread::spawn(move || services::serve_front_door(front, enclave_for_relay, limiter));
 
-    if let Some(path) = ready_file {
-        let state = serde_json::json!({
+    if let Some(path) = &a.ready_file {
+        let mut state = serde_json::json!({
             "front_door": front_ep.to_string(),
             "blob_api": blob_ep.to_string(),
-            "enclave_pid": child.pid(),
+            "enclave_pid": enclave.pid(),
+            "launcher": a.launch,
+            "launched_at_unix_ms": unix_ms(launched_at),
+            "ready_at_unix_ms": unix_ms(ready_at),
         });
+        if let Enclave::Qemu(vm) = &enclave {
+            state["qemu_pid"] = vm.pid().into();
+            state["accel"] = vm.accel.into();
+            state["console_log"] = vm.console_log.display().to_string().into();
+            state["launched_at_unix_ms"] = unix_ms(vm.started_at).into();
+        }
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, state.to_string()).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
     }
-    eprintln!("host-proxy: ready: front door {front_ep}, blob API {blob_ep}, enclave pid {}", child.pid());
+    let boot = match &enclave {
+        Enclave::Qemu(vm) => format!(" (qemu boot to vsock: {:.1} s)", vm.started.elapsed().as_secs_f64()),
+        Enclave::Process(_) => String::new(),
+    };
+    eprintln!("host-proxy: ready: front door {front_ep}, blob API {blob_ep}, enclave pid {}{boot}", enclave.pid());
 
     // Stop the enclave with us on SIGINT/SIGTERM; exit if the enclave dies.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -148,8 +315,8 @@ fn run(
             eprintln!("host-proxy: stopping");
             return Ok(());
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("enclave-app exited: {status}"));
+        if let Some(why) = enclave.exited() {
+            return Err(why);
         }
     }
 }

@@ -57,8 +57,9 @@ pub fn serve_front_door(listener: Listener, enclave: Endpoint, limiter: Arc<Mute
 fn serve_loop<Req, F>(listener: Listener, store: Arc<BlobStore>, handle: F)
 where
     Req: serde::de::DeserializeOwned + Send + 'static,
-    F: Fn(&BlobStore, Req) -> HostResponse + Send + Sync + Copy + 'static,
+    F: Fn(&BlobStore, Req) -> HostResponse + Send + Sync + 'static,
 {
+    let handle = Arc::new(handle);
     loop {
         let mut s = match listener.accept() {
             Ok(s) => s,
@@ -68,12 +69,16 @@ where
             }
         };
         let store = store.clone();
+        let handle = handle.clone();
         std::thread::spawn(move || loop {
             let reply = match transport::recv::<_, Req>(&mut s) {
                 Ok(req) => handle(&store, req),
                 Err(TransportError::Closed) => return,
                 Err(e @ (TransportError::Decode(_) | TransportError::Frame(_))) => {
-                    let _ = transport::send(&mut s, &HostResponse::Error { code: "malformed".into(), message: e.to_string() });
+                    let _ = transport::send(
+                        &mut s,
+                        &HostResponse::Error { code: "malformed".into(), message: e.to_string() },
+                    );
                     return;
                 }
                 Err(_) => return,
@@ -103,9 +108,11 @@ pub fn serve_blob_api(listener: Listener, store: Arc<BlobStore>) {
     })
 }
 
-/// Services for the enclave: blob fetch and audit append.
-pub fn serve_enclave(listener: Listener, store: Arc<BlobStore>) {
-    serve_loop(listener, store, |store, req: HostRequest| match req {
+/// Services for the enclave: blob fetch, audit append and the policy (TOML bytes) for
+/// an enclave started with `--policy-from-host`.
+pub fn serve_enclave(listener: Listener, store: Arc<BlobStore>, policy: Arc<Vec<u8>>) {
+    serve_loop(listener, store, move |store, req: HostRequest| match req {
+        HostRequest::GetPolicy => HostResponse::Blob { data: Bytes(policy.as_ref().clone()) },
         HostRequest::GetBlob { digest } => match store.get(&digest) {
             Ok(data) => HostResponse::Blob { data: Bytes(data) },
             Err(e) => store_error(e),

@@ -371,11 +371,20 @@ pub mod __guest {
         pub emit: unsafe extern "C" fn(*const f64, i32),
     }
 
-    fn fill<T: Copy>(buf: &mut Vec<T>, zero: T, rows: usize, read: impl FnOnce(*mut T) -> i32) -> bool {
+    /// Let the host fill `buf` with exactly `rows` values.
+    ///
+    /// # Safety
+    /// `read(ptr, ..)` must write the number of values it returns, and no more, at `ptr`.
+    unsafe fn fill<T: Copy>(buf: &mut Vec<T>, rows: usize, read: impl FnOnce(*mut T) -> i32) -> bool {
         buf.clear();
-        buf.resize(rows, zero);
+        buf.reserve(rows);
         let got = read(buf.as_mut_ptr());
-        got >= 0 && got as usize == rows
+        if got < 0 || got as usize != rows {
+            return false;
+        }
+        // SAFETY: capacity >= rows and the host initialised exactly `rows` values.
+        unsafe { buf.set_len(rows) };
+        true
     }
 
     /// Body of `cleanroom_process_batch`.
@@ -404,13 +413,14 @@ pub mod __guest {
         }
         for (i, b) in state.bufs.iter_mut().enumerate() {
             let col = i as i32;
-            // SAFETY: each destination holds exactly `rows` elements of the right width.
+            // SAFETY: each destination has capacity for `rows` elements of the right width,
+            // and the host writes at most `max_rows` values (reporting how many).
             let ok = unsafe {
                 match b {
-                    Buf::F64(v) => fill(v, 0.0, n, |p| (host.read_f64)(col, p, rows)),
-                    Buf::I64(v) => fill(v, 0, n, |p| (host.read_i64)(col, p, rows)),
-                    Buf::Code(v) => fill(v, 0, n, |p| (host.read_codes)(col, p, rows)),
-                    Buf::Token(v) => fill(v, [0; TOKEN_LEN], n, |p| (host.read_tokens)(col, p, rows)),
+                    Buf::F64(v) => fill(v, n, |p| (host.read_f64)(col, p, rows)),
+                    Buf::I64(v) => fill(v, n, |p| (host.read_i64)(col, p, rows)),
+                    Buf::Code(v) => fill(v, n, |p| (host.read_codes)(col, p, rows)),
+                    Buf::Token(v) => fill(v, n, |p| (host.read_tokens)(col, p, rows)),
                 }
             };
             if !ok {

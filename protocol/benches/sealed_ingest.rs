@@ -15,7 +15,10 @@ fn batch(rows: usize, salt: usize) -> RecordBatch {
         Column { name: "late".into(), data: ColumnData::I64((0..rows as i64).collect()) },
         Column {
             name: "zip3".into(),
-            data: ColumnData::Dict { codes: (0..rows as u32).map(|i| i % 300).collect(), values: (0..300).map(|i| format!("{i:03}")).collect() },
+            data: ColumnData::Dict {
+                codes: (0..rows as u32).map(|i| i % 300).collect(),
+                values: (0..300).map(|i| format!("{i:03}")).collect(),
+            },
         },
     ])
     .expect("batch")
@@ -51,7 +54,9 @@ fn main() {
     }
     let raw = mb / best_raw;
     let ingest = mb / best_ingest;
-    println!("{{\"bench\":\"aes_gcm_open_raw_mb_s\",\"value\":{raw:.1},\"unit\":\"MB/s\",\"baseline\":null,\"ratio\":null}}");
+    println!(
+        "{{\"bench\":\"aes_gcm_open_raw_mb_s\",\"value\":{raw:.1},\"unit\":\"MB/s\",\"baseline\":null,\"ratio\":null}}"
+    );
     println!(
         "{{\"bench\":\"sealed_ingest_mb_s\",\"value\":{ingest:.1},\"unit\":\"MB/s\",\"baseline\":\"aes_gcm_open_raw_mb_s\",\"ratio\":{:.3}}}",
         ingest / raw

@@ -134,7 +134,7 @@ impl From<&RecordBatch> for WireBatch {
 }
 
 fn chunks<const N: usize>(name: &str, data: &[u8], rows: usize) -> Result<Vec<[u8; N]>, DecodeError> {
-    if data.len() != rows.checked_mul(N).unwrap_or(usize::MAX) {
+    if Some(data.len()) != rows.checked_mul(N) {
         return Err(DecodeError::Invalid {
             what: "record batch",
             why: format!("column {name}: {} bytes for {rows} rows of width {N}", data.len()),
@@ -212,8 +212,11 @@ mod tests {
     #[test]
     fn large_columns_round_trip() {
         // Byte strings above ciborium's small-buffer size must decode too.
-        let b = RecordBatch::new(vec![Column { name: "x".into(), data: ColumnData::F64((0..5000).map(f64::from).collect()) }])
-            .unwrap();
+        let b = RecordBatch::new(vec![Column {
+            name: "x".into(),
+            data: ColumnData::F64((0..5000).map(f64::from).collect()),
+        }])
+        .unwrap();
         assert_eq!(RecordBatch::decode(&b.encode()).unwrap(), b);
     }
 

@@ -32,8 +32,16 @@ pub enum EnclaveMessage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HostRequest {
-    GetBlob { digest: Digest },
-    AppendAudit { record: Signed },
+    GetBlob {
+        digest: Digest,
+    },
+    AppendAudit {
+        record: Signed,
+    },
+    /// The owner's policy (TOML bytes) for an enclave started with `--policy-from-host`.
+    /// Safe to take from the untrusted host: its digest is measured (PCR16) and attested,
+    /// so a substituted policy is visible to every verifier. Answered with `Blob`.
+    GetPolicy,
 }
 
 /// Client → host blob API.

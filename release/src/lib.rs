@@ -187,7 +187,10 @@ impl Accumulator {
     }
 
     /// Finish: bound contributions, aggregate, and release (or compute exactly).
-    pub fn finish<R: RngCore + CryptoRng>(self, mut mode: Mode<'_, R>) -> Result<(Vec<OutputRelease>, Stats), ReleaseError> {
+    pub fn finish<R: RngCore + CryptoRng>(
+        self,
+        mut mode: Mode<'_, R>,
+    ) -> Result<(Vec<OutputRelease>, Stats), ReleaseError> {
         let (per_unit, bstats) = self.bounder.finish_with_stats();
         let stats = Stats {
             rows_read: self.rows_read,
@@ -290,10 +293,7 @@ fn group_mean<R: RngCore + CryptoRng>(
         Mode::Exact { min_group_size } => {
             for (g, &c) in &counts {
                 if c >= *min_group_size {
-                    values.push(ReleasedValue {
-                        key: keys[*g as usize].clone(),
-                        value: fp.decode(sums[g]) / c as f64,
-                    });
+                    values.push(ReleasedValue { key: keys[*g as usize].clone(), value: fp.decode(sums[g]) / c as f64 });
                 }
             }
             sensitivity = format!("count: {k}, sum: {sum_bound} fixed-point units");

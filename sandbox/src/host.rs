@@ -78,14 +78,17 @@ impl Staged {
         if ColumnKind::of(data) != self.kind {
             return false;
         }
+        let width = self.kind.width();
         let b = &mut self.bytes;
         b.clear();
-        b.reserve(data.len() * self.kind.width());
+        b.resize(data.len() * width, 0);
+        // Fixed-width chunk writes compile to a plain copy on little-endian hosts.
+        let chunks = b.chunks_exact_mut(width);
         match data {
-            ColumnData::F64(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
-            ColumnData::I64(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
-            ColumnData::Dict { codes, .. } => codes.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
-            ColumnData::Token(v) => v.iter().for_each(|x| b.extend_from_slice(x)),
+            ColumnData::F64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
+            ColumnData::I64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
+            ColumnData::Dict { codes, .. } => chunks.zip(codes).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
+            ColumnData::Token(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(x)),
         }
         true
     }

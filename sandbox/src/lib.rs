@@ -42,6 +42,8 @@ pub const MAX_TABLE_ELEMENTS: u64 = 1 << 16;
 pub const MAX_BATCH_ROWS: usize = 1 << 24;
 /// Compiled modules kept; the oldest is dropped beyond this.
 pub const MODULE_CACHE_CAPACITY: usize = 32;
+/// Longest accepted `time_limit`.
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// Largest accepted `max_wasm_stack`.
 pub const MAX_WASM_STACK_LIMIT: usize = 16 << 20;
 
@@ -85,8 +87,8 @@ impl SandboxConfig {
         if self.memory_limit_bytes == 0 || self.memory_limit_bytes > 4 << 30 {
             return bad("memory_limit_bytes must be between 1 byte and 4 GiB");
         }
-        if self.time_limit.is_zero() {
-            return bad("time_limit must be positive");
+        if self.time_limit.is_zero() || self.time_limit > MAX_TIME_LIMIT {
+            return bad("time_limit must be positive and at most one day");
         }
         if self.max_module_bytes == 0 {
             return bad("max_module_bytes must be positive");
@@ -130,7 +132,7 @@ impl AdmittedModule {
     pub fn size_bytes(&self) -> usize {
         self.size
     }
-    /// Time spent compiling it (zero if it came from the cache... of the first admission).
+    /// Time the first admission of these bytes spent compiling them (cache hits share it).
     pub fn compile_time(&self) -> Duration {
         self.compile_time
     }

@@ -146,6 +146,7 @@ fn bad_configurations_are_refused() {
         SandboxConfig { memory_limit_bytes: 0, ..config() },
         SandboxConfig { memory_limit_bytes: 5 << 30, ..config() },
         SandboxConfig { time_limit: Duration::ZERO, ..config() },
+        SandboxConfig { time_limit: Duration::MAX, ..config() },
         SandboxConfig { max_module_bytes: 0, ..config() },
         SandboxConfig { max_wasm_stack: 1024, ..config() },
         SandboxConfig { max_wasm_stack: 1 << 30, ..config() },

@@ -28,9 +28,9 @@ pub fn workspace_root() -> PathBuf {
 }
 
 pub fn credit_lr_wasm() -> PathBuf {
-    let p = std::env::var_os("CLEANROOM_CREDIT_LR_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        workspace_root().join("target/wasm32-unknown-unknown/release/credit_lr.wasm")
-    });
+    let p = std::env::var_os("CLEANROOM_CREDIT_LR_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-unknown-unknown/release/credit_lr.wasm"));
     assert!(p.exists(), "{} is missing: run `make wasm`", p.display());
     p
 }

@@ -108,8 +108,7 @@ fn flipped_byte_in_a_sealed_chunk_fails_ingest() {
             // The host is untrusted: it rewrites a stored chunk and lists the new blob.
             let mut chunks = w.chunk_blobs();
             let path = w.store.join("blobs").join(&chunks[2]);
-            let mut chunk: protocol::sealed::SealedChunk =
-                protocol::from_cbor(&std::fs::read(&path).unwrap()).unwrap();
+            let mut chunk: protocol::sealed::SealedChunk = protocol::from_cbor(&std::fs::read(&path).unwrap()).unwrap();
             chunk.ciphertext.0[100] ^= 1;
             let f = w.path("evil.chunk");
             std::fs::write(&f, protocol::to_cbor(&chunk)).unwrap();
@@ -232,7 +231,18 @@ fn cli_bad_input_is_one_clear_error_line() {
     std::fs::write(&bad, "this is = not [a policy").unwrap();
     let o = w.cr(&["policy", "digest", bad.to_str().unwrap()]);
     assert_fails_with(&o, "bad.toml");
-    let o = w.cr(&["budget", "set", "--ledger", w.ledger.to_str().unwrap(), "--dataset", "nothex", "--collaborator", "x", "--total", "1"]);
+    let o = w.cr(&[
+        "budget",
+        "set",
+        "--ledger",
+        w.ledger.to_str().unwrap(),
+        "--dataset",
+        "nothex",
+        "--collaborator",
+        "x",
+        "--total",
+        "1",
+    ]);
     assert!(!o.status.success());
     let o = w.release("job-1", "-1");
     assert!(!o.status.success(), "{}", text(&o));

@@ -4,6 +4,18 @@
 //! machine vsock loopback usually does not work, so the same code runs over TCP or a
 //! Unix socket. Endpoints are written `tcp:HOST:PORT`, `unix:PATH` or `vsock:CID:PORT`.
 //! Frames are length-prefixed CBOR with a hard maximum (see `protocol::frame`).
+//!
+//! Two more spellings exist for a QEMU guest whose virtio-vsock device is backed by
+//! `vhost-device-vsock` (see [`vhost_uds`]):
+//!
+//! - `vsock-host:PORT` — inside the guest, connect to the host (vsock CID 2). CID 2 is
+//!   never accepted in the `vsock:CID:PORT` spelling, and `vsock-host` only connects
+//!   when this process is PID 1, i.e. the guest's init: on a development machine nothing
+//!   ever connects to its own hypervisor's CID 2.
+//! - `vsock-uds:PATH:PORT` — on the host, reach guest port PORT through the backend's
+//!   Unix socket PATH (the `CONNECT PORT` / `OK PORT` handshake).
+
+pub mod vhost_uds;
 
 use protocol::frame;
 use serde::{de::DeserializeOwned, Serialize};
@@ -18,15 +30,37 @@ use std::time::Duration;
 pub enum Endpoint {
     Tcp(String),
     Unix(PathBuf),
-    Vsock { cid: u32, port: u32 },
+    Vsock {
+        cid: u32,
+        port: u32,
+    },
+    /// Connect-only, from inside a guest: vsock CID 2 (the host), `vsock-host:PORT`.
+    VsockHost {
+        port: u32,
+    },
+    /// Connect-only, on the host: guest `port` through a vhost-device-vsock Unix socket.
+    VsockUds {
+        path: PathBuf,
+        port: u32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("bad endpoint {0:?}: use tcp:HOST:PORT, unix:PATH or vsock:CID:PORT")]
+    #[error(
+        "bad endpoint {0:?}: use tcp:HOST:PORT, unix:PATH, vsock:CID:PORT, vsock-host:PORT or vsock-uds:PATH:PORT"
+    )]
     BadEndpoint(String),
-    #[error("vsock CID 2 is the host's hypervisor-reserved address; refusing to use it")]
+    #[error(
+        "vsock CID 2 is the host's hypervisor-reserved address; refusing to use it (a guest writes vsock-host:PORT)"
+    )]
     ReservedCid,
+    #[error("vsock-host: connects to vsock CID 2 only from inside a guest (as PID 1); this process is not")]
+    NotInGuest,
+    #[error("{0} can only be connected to, not listened on")]
+    ConnectOnly(String),
+    #[error("vhost-device-vsock refused CONNECT: {0}")]
+    Handshake(String),
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
     #[error("peer closed the connection")]
@@ -58,6 +92,14 @@ impl FromStr for Endpoint {
                 return Err(TransportError::ReservedCid);
             }
             Ok(Endpoint::Vsock { cid, port: port.parse().map_err(|_| bad())? })
+        } else if let Some(port) = s.strip_prefix("vsock-host:") {
+            Ok(Endpoint::VsockHost { port: port.parse().map_err(|_| bad())? })
+        } else if let Some(rest) = s.strip_prefix("vsock-uds:") {
+            let (path, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+            if path.is_empty() {
+                return Err(bad());
+            }
+            Ok(Endpoint::VsockUds { path: PathBuf::from(path), port: port.parse().map_err(|_| bad())? })
         } else {
             Err(bad())
         }
@@ -70,6 +112,8 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
             Endpoint::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
+            Endpoint::VsockHost { port } => write!(f, "vsock-host:{port}"),
+            Endpoint::VsockUds { path, port } => write!(f, "vsock-uds:{}:{port}", path.display()),
         }
     }
 }
@@ -93,6 +137,14 @@ impl Stream {
             Endpoint::Vsock { cid, port } => {
                 Stream::Vsock(vsock::VsockStream::connect(&vsock::VsockAddr::new(*cid, *port))?)
             }
+            Endpoint::VsockHost { port } => {
+                // The only path to vsock CID 2, and only for a guest's init.
+                if std::process::id() != 1 {
+                    return Err(TransportError::NotInGuest);
+                }
+                Stream::Vsock(vsock::VsockStream::connect(&vsock::VsockAddr::new(vsock::VMADDR_CID_HOST, *port))?)
+            }
+            Endpoint::VsockUds { path, port } => Stream::Unix(vhost_uds::connect(path, *port)?),
         })
     }
 
@@ -189,6 +241,9 @@ impl Listener {
             Endpoint::Vsock { cid, port } => {
                 Listener::Vsock(vsock::VsockListener::bind(&vsock::VsockAddr::new(*cid, *port))?)
             }
+            Endpoint::VsockHost { .. } | Endpoint::VsockUds { .. } => {
+                return Err(TransportError::ConnectOnly(ep.to_string()))
+            }
         })
     }
 
@@ -279,9 +334,38 @@ mod tests {
         assert_eq!("tcp:127.0.0.1:80".parse::<Endpoint>().unwrap(), Endpoint::Tcp("127.0.0.1:80".into()));
         assert_eq!("vsock:16:5000".parse::<Endpoint>().unwrap(), Endpoint::Vsock { cid: 16, port: 5000 });
         assert!(matches!("vsock:2:5000".parse::<Endpoint>(), Err(TransportError::ReservedCid)));
-        for bad in ["", "tcp:nohost", "udp:1:2", "unix:", "vsock:x:1"] {
+        assert_eq!("vsock:4294967295:5000".parse::<Endpoint>().unwrap(), Endpoint::Vsock { cid: u32::MAX, port: 5000 });
+        assert_eq!("vsock-host:5001".parse::<Endpoint>().unwrap(), Endpoint::VsockHost { port: 5001 });
+        assert_eq!(
+            "vsock-uds:/run/a:b/vm.sock:5000".parse::<Endpoint>().unwrap(),
+            Endpoint::VsockUds { path: "/run/a:b/vm.sock".into(), port: 5000 }
+        );
+        for s in ["vsock-host:5001", "vsock-uds:/run/vm.sock:5000", "vsock:16:5000", "unix:/x", "tcp:127.0.0.1:1"] {
+            assert_eq!(s.parse::<Endpoint>().unwrap().to_string(), s);
+        }
+        for bad in [
+            "",
+            "tcp:nohost",
+            "udp:1:2",
+            "unix:",
+            "vsock:x:1",
+            "vsock-host:",
+            "vsock-host:2:5",
+            "vsock-uds::1",
+            "vsock-uds:/p",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn vsock_host_is_refused_outside_a_guest_and_connect_only() {
+        // This test process is never PID 1: nothing here may reach the hypervisor's CID 2.
+        let ep: Endpoint = "vsock-host:5001".parse().unwrap();
+        assert!(matches!(Stream::connect(&ep), Err(TransportError::NotInGuest)));
+        assert!(matches!(Listener::bind(&ep), Err(TransportError::ConnectOnly(_))));
+        let ep: Endpoint = "vsock-uds:/nonexistent/x:5".parse().unwrap();
+        assert!(matches!(Listener::bind(&ep), Err(TransportError::ConnectOnly(_))));
     }
 
     #[test]

@@ -104,7 +104,7 @@ enum VerifyKind {
         /// Expected CHIP_ID (64 bytes).
         #[arg(long, value_name = "HEX")]
         chip_id: Option<String>,
-        /// Minimum TCB as BOOTLOADER:TEE:SNP:MICROCODE[:FMC].
+        /// Minimum TCB as `BOOTLOADER:TEE:SNP:MICROCODE[:FMC]` (decimal).
         #[arg(long, value_name = "B:T:S:M")]
         min_tcb: Option<String>,
         /// Highest VMPL accepted.

@@ -391,3 +391,41 @@ fn every_truncation_is_refused_without_panic() {
         assert!(verify_nitro(&doc[..n], &Expectations::default(), &debug_ok(), at_of(&e)).is_err());
     }
 }
+
+#[test]
+fn cached_verification_gives_the_same_verdicts() {
+    let cache = SignatureCache::new();
+    for (e, bytes) in docs() {
+        let at = at_of(&e);
+        let a = verify_nitro(&bytes, &Expectations::default(), &debug_ok(), at);
+        let b = verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), at, &cache);
+        let c = verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), at, &cache);
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        // still refused outside the window and with a flipped signature, even when cached
+        let late = UnixTime::from_secs(e["valid_window_unix"][1].as_u64().unwrap() + 1);
+        assert!(matches!(
+            verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), late, &cache),
+            Err(Error::CertificateExpired { .. })
+        ));
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            verify_nitro_cached(&bad, &Expectations::default(), &debug_ok(), at, &cache),
+            Err(Error::SignatureInvalid)
+        );
+    }
+    assert!(cache.len() >= 8);
+    // a flipped byte in a CA certificate is not masked by the cache
+    let (e, doc) = first();
+    let parsed = parse_document(&doc).unwrap();
+    let c2 = &parsed.cabundle[2];
+    let off = doc.windows(c2.len()).position(|w| w == c2.as_slice()).unwrap();
+    let mut bad = doc.clone();
+    bad[off + c2.len() - 5] ^= 1;
+    assert!(matches!(
+        verify_nitro_cached(&bad, &Expectations::default(), &debug_ok(), at_of(&e), &cache),
+        Err(Error::ChainSignatureInvalid { .. })
+    ));
+}

@@ -92,6 +92,11 @@ fn workspace_root() -> PathBuf {
 /// The credit-lr module: `$CLEANROOM_CREDIT_LR_WASM` if set, else built now (cargo is
 /// incremental, so this is quick when nothing changed) into a target directory of its own.
 pub fn credit_lr_wasm() -> Vec<u8> {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(load_credit_lr_wasm).clone()
+}
+
+fn load_credit_lr_wasm() -> Vec<u8> {
     if let Some(p) = std::env::var_os("CLEANROOM_CREDIT_LR_WASM") {
         return std::fs::read(&p).unwrap_or_else(|e| panic!("CLEANROOM_CREDIT_LR_WASM={p:?}: {e}"));
     }

@@ -1,0 +1,293 @@
+//! `--launch qemu`: boot the kernel, cmdline and initramfs of an enclave image (EIF) in a
+//! QEMU VM with a real virtio-vsock device.
+//!
+//! The vsock device is `vhost-user-vsock-pci`, served by `vhost-device-vsock` (crates.io)
+//! with a Unix-socket backend, so no host kernel vsock support (and nothing on the host's
+//! own vsock CID 2) is involved:
+//!
+//! - host → guest: the front door connects to `<uds>` and says `CONNECT <listen_port>`
+//!   (transport endpoint `vsock-uds:<uds>:<port>`);
+//! - guest → host: the supervisor connects to vsock CID 2 (`vsock-host:<host_port>`),
+//!   which arrives on the Unix socket `<uds>_<host_port>` that the proxy listens on.
+//!
+//! The launch parameters (platform, ports, policy from host) are appended to the EIF's
+//! cmdline as `cleanroom.*=` values; the kernel, initramfs and the EIF's own cmdline
+//! are used unchanged. QEMU and the backend die with the proxy (killed on drop, and
+//! `PR_SET_PDEATHSIG` if the proxy itself is killed).
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// VMADDR_CID_ANY: the guest listens on every CID it has.
+pub const VSOCK_CID_ANY: u32 = u32::MAX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("eif-build extract {eif} failed: {why}")]
+    Extract { eif: PathBuf, why: String },
+    #[error("vhost-device-vsock did not come up: {0}")]
+    Backend(String),
+    #[error("--accel kvm asked for, but /dev/kvm is not usable here")]
+    NoKvm,
+    #[error("unknown --accel {0:?}: use auto, kvm or tcg")]
+    BadAccel(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> QemuError {
+    let what = what.into();
+    move |source| QemuError::Io { what, source }
+}
+
+pub struct QemuLaunch {
+    /// The enclave image; its kernel, cmdline and first ramdisk are booted.
+    pub eif: PathBuf,
+    pub eif_build: PathBuf,
+    pub qemu: PathBuf,
+    pub backend: PathBuf,
+    /// Extracted image, sockets and logs go here.
+    pub work_dir: PathBuf,
+    pub guest_cid: u32,
+    pub memory_mib: u32,
+    /// auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
+    pub accel: String,
+    /// Supervisor platform, passed as `cleanroom.platform=`.
+    pub platform: String,
+    /// Guest vsock port of the attested TLS channel.
+    pub listen_port: u32,
+    /// Host vsock port of the enclave services (blobs, audit, policy).
+    pub host_port: u32,
+}
+
+/// The backend's host-side Unix socket for a launch in `work_dir`.
+pub fn uds_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("vsock.sock")
+}
+
+/// A running VM and its vsock backend. Both are killed when this is dropped.
+pub struct QemuVm {
+    qemu: Child,
+    backend: Child,
+    pub accel: &'static str,
+    pub console_log: PathBuf,
+    pub qemu_log: PathBuf,
+    /// When QEMU was started (wall clock and monotonic).
+    pub started_at: SystemTime,
+    pub started: Instant,
+}
+
+impl QemuVm {
+    pub fn pid(&self) -> u32 {
+        self.qemu.id()
+    }
+
+    /// Has QEMU or the backend exited? Either ends the enclave.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<(&'static str, ExitStatus)>> {
+        if let Some(s) = self.qemu.try_wait()? {
+            return Ok(Some(("qemu", s)));
+        }
+        if let Some(s) = self.backend.try_wait()? {
+            return Ok(Some(("vhost-device-vsock", s)));
+        }
+        Ok(None)
+    }
+
+    /// Kill QEMU and the backend and wait for both (idempotent).
+    pub fn kill(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        let _ = self.backend.kill();
+        let _ = self.backend.wait();
+    }
+
+    /// The last `lines` lines of the guest console, for error messages.
+    pub fn console_tail(&self, lines: usize) -> String {
+        tail(&self.console_log, lines)
+    }
+}
+
+impl Drop for QemuVm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Is KVM usable (not just present)? Opens /dev/kvm and creates, then drops, a VM.
+pub fn kvm_usable() -> bool {
+    const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
+    const KVM_CREATE_VM: libc::c_ulong = 0xAE01;
+    // SAFETY: plain syscalls on a file descriptor we own; every fd opened here is closed.
+    unsafe {
+        let fd = libc::open(c"/dev/kvm".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::ioctl(fd, KVM_GET_API_VERSION as _, 0) == 12 && {
+            let vm = libc::ioctl(fd, KVM_CREATE_VM as _, 0);
+            if vm >= 0 {
+                libc::close(vm);
+            }
+            vm >= 0
+        };
+        libc::close(fd);
+        ok
+    }
+}
+
+/// Children die with the proxy even if it is killed with SIGKILL.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// Extract the image, start the backend, then QEMU.
+pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
+    let accel = match l.accel.as_str() {
+        "auto" if kvm_usable() => "kvm",
+        "auto" | "tcg" => "tcg",
+        "kvm" if kvm_usable() => "kvm",
+        "kvm" => return Err(QemuError::NoKvm),
+        other => return Err(QemuError::BadAccel(other.into())),
+    };
+    std::fs::create_dir_all(&l.work_dir).map_err(io(format!("create {}", l.work_dir.display())))?;
+
+    // 1. kernel, cmdline and initramfs exactly as in the image.
+    let image = l.work_dir.join("image");
+    let _ = std::fs::remove_dir_all(&image);
+    let out = Command::new(&l.eif_build)
+        .arg("extract")
+        .arg(&l.eif)
+        .arg("--out")
+        .arg(&image)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io(format!("run {}", l.eif_build.display())))?;
+    if !out.status.success() {
+        return Err(QemuError::Extract { eif: l.eif.clone(), why: String::from_utf8_lossy(&out.stderr).trim().into() });
+    }
+    let cmdline = std::fs::read(image.join("cmdline.txt")).map_err(io("read extracted cmdline"))?;
+    let cmdline = String::from_utf8_lossy(&cmdline).trim_end_matches(['\0', '\n']).to_string();
+    let cmdline = format!(
+        "{cmdline} cleanroom.platform={} cleanroom.listen=vsock:{VSOCK_CID_ANY}:{} cleanroom.host=vsock-host:{} \
+         cleanroom.policy=host",
+        l.platform, l.listen_port, l.host_port
+    );
+
+    // 2. the vsock backend.
+    let vhost_socket = l.work_dir.join("vhost-user.sock");
+    let uds = uds_path(&l.work_dir);
+    for p in [&vhost_socket, &uds] {
+        let _ = std::fs::remove_file(p);
+    }
+    let backend_log = l.work_dir.join("vhost-device-vsock.log");
+    let log = File::create(&backend_log).map_err(io("create backend log"))?;
+    let mut cmd = Command::new(&l.backend);
+    cmd.arg("--vm")
+        .arg(format!("guest-cid={},socket={},uds-path={}", l.guest_cid, vhost_socket.display(), uds.display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io("backend log"))?)
+        .stderr(log);
+    die_with_parent(&mut cmd);
+    let mut backend = cmd.spawn().map_err(io(format!("start {}", l.backend.display())))?;
+    let t = Instant::now();
+    while !vhost_socket.exists() {
+        if let Ok(Some(s)) = backend.try_wait() {
+            return Err(QemuError::Backend(format!("exited with {s}: {}", tail(&backend_log, 5))));
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = backend.kill();
+            let _ = backend.wait();
+            return Err(QemuError::Backend(format!("no socket after 10 s: {}", tail(&backend_log, 5))));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // 3. QEMU. Memory is a shared memfd so the vhost-user backend can map the rings.
+    let console_log = l.work_dir.join("console.log");
+    let qemu_log = l.work_dir.join("qemu.log");
+    let _ = std::fs::remove_file(&console_log);
+    let mem = format!("{}M", l.memory_mib);
+    let log = File::create(&qemu_log).map_err(io("create qemu log"))?;
+    let mut cmd = Command::new(&l.qemu);
+    cmd.args(["-name", "cleanroom-enclave", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .args(["-accel", accel, "-cpu", if accel == "kvm" { "host" } else { "max" }, "-smp", "1", "-m", &mem])
+        .arg("-object")
+        .arg(format!("memory-backend-memfd,id=mem0,size={mem},share=on"))
+        .args(["-machine", "q35,memory-backend=mem0"])
+        .arg("-kernel")
+        .arg(image.join("kernel.bin"))
+        .arg("-initrd")
+        .arg(image.join("rd0.bin"))
+        .arg("-append")
+        .arg(&cmdline)
+        .arg("-serial")
+        .arg(format!("file:{}", console_log.display()))
+        .arg("-chardev")
+        .arg(format!("socket,id=vsock0,path={}", vhost_socket.display()))
+        .args(["-device", "vhost-user-vsock-pci,chardev=vsock0"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io("qemu log"))?)
+        .stderr(log);
+    die_with_parent(&mut cmd);
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let qemu = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = backend.kill();
+            let _ = backend.wait();
+            return Err(io(format!("start {}", l.qemu.display()))(e));
+        }
+    };
+    Ok(QemuVm { qemu, backend, accel, console_log, qemu_log, started_at, started })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        assert_eq!(tail(&p, 2), "b\nc");
+        assert_eq!(tail(&p, 10), "a\nb\nc");
+        assert_eq!(tail(&dir.path().join("missing"), 3), "");
+    }
+
+    #[test]
+    fn bad_accel_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = QemuLaunch {
+            eif: dir.path().join("none.eif"),
+            eif_build: "eif-build".into(),
+            qemu: "qemu-system-x86_64".into(),
+            backend: "vhost-device-vsock".into(),
+            work_dir: dir.path().join("w"),
+            guest_cid: 16,
+            memory_mib: 256,
+            accel: "hvf".into(),
+            platform: "simulated".into(),
+            listen_port: 5000,
+            host_port: 5001,
+        };
+        assert!(matches!(launch_qemu(&l), Err(QemuError::BadAccel(_))));
+        assert!(!l.work_dir.exists());
+    }
+}

@@ -1,0 +1,185 @@
+//! A real boot: `host-proxy run --launch qemu` boots the kernel, cmdline and initramfs of
+//! `target/eif/cleanroom.eif` in QEMU with a vhost-user virtio-vsock device, and an owner
+//! asks the supervisor (PID 1 in the guest, simulated platform) for evidence through the
+//! front door, over real vsock.
+//!
+//! Ignored by default (it needs QEMU, vhost-device-vsock and a built EIF, and takes
+//! minutes under TCG). `make qemu-smoke` (scripts/qemu-smoke.sh) builds everything and
+//! runs it with `--ignored`. Prints `{"bench":"qemu_boot_to_vsock_s",...}`: seconds from
+//! QEMU start to the first evidence answer.
+
+use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime};
+use cleanroom_e2e::{bin, fetch_evidence, workspace_root};
+use protocol::policy::{Decimal, Policy, SandboxLimits};
+use protocol::wire::EnclaveMessage;
+use protocol::{Bytes, Digest};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn smoke_policy() -> Policy {
+    Policy {
+        policy_id: "qemu-smoke".into(),
+        owner_public_key: Bytes(protocol::signing::SigningKey::from_seed([5; 32]).public_key()),
+        dataset_digest: Digest::of(b"qemu-smoke dataset"),
+        privacy_unit: "customer_token".into(),
+        allowed_modules: vec![Digest::of(b"qemu-smoke module")],
+        allowed_query_classes: vec!["histogram".into()],
+        collaborators: vec!["acme".into()],
+        min_group_size: 5,
+        max_rows_per_unit: 1,
+        max_epsilon_per_job: Decimal("1".into()),
+        partition_delta: Decimal("0.000001".into()),
+        release_quantum_ms: 50,
+        sandbox: SandboxLimits { time_limit_ms: 10_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
+    }
+}
+
+/// The host proxy, stopped with SIGTERM (so it kills QEMU and the backend) when dropped.
+struct Proxy(Child);
+
+impl Proxy {
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        self.0.wait().ok()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    // Gone, or a zombie waiting for its (new) parent to reap it.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+#[test]
+#[ignore = "boots a VM (minutes under TCG): run with `make qemu-smoke`"]
+fn qemu_boot_answers_evidence_over_vsock() {
+    let eif = std::env::var_os("CLEANROOM_EIF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/eif/cleanroom.eif"));
+    assert!(eif.exists(), "{} is missing: run `make eif`", eif.display());
+    let dir = tempfile::tempdir().unwrap();
+    let policy = smoke_policy();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy.to_toml()).unwrap();
+    let ready = dir.path().join("ready.json");
+    let proxy_log = dir.path().join("host-proxy.log");
+
+    let mut proxy = Proxy(
+        Command::new(bin("host-proxy"))
+            .args(["run", "--launch", "qemu", "--platform", "simulated"])
+            .arg("--eif")
+            .arg(&eif)
+            .arg("--policy")
+            .arg(&policy_path)
+            .arg("--store")
+            .arg(dir.path().join("host"))
+            .args(["--front-door", "tcp:127.0.0.1:0", "--blob-api", "tcp:127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&proxy_log).unwrap())
+            .spawn()
+            .expect("start host-proxy"),
+    );
+
+    let t = Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(s)) = proxy.0.try_wait() {
+            panic!("host-proxy exited ({s}) before the enclave answered:\n{}", log(&proxy_log));
+        }
+        assert!(t.elapsed() < Duration::from_secs(900), "no ready file after 900 s:\n{}", log(&proxy_log));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let front = state["front_door"].as_str().unwrap().to_string();
+    let console = PathBuf::from(state["console_log"].as_str().unwrap());
+    let qemu_pid = state["qemu_pid"].as_u64().unwrap();
+    let launched = state["launched_at_unix_ms"].as_u64().unwrap();
+
+    let mut nonce = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).unwrap();
+    let reply = fetch_evidence(&front, nonce.clone());
+    let answered = now_ms();
+    let EnclaveMessage::Evidence { platform, simulated, document, public_key, policy_digest } = reply else {
+        panic!("expected evidence, got {reply:?}");
+    };
+    assert_eq!(platform, "simulated");
+    assert!(simulated);
+    assert_eq!(policy_digest, policy.digest(), "the guest measured the policy the host served");
+
+    // The policy digest is extended into PCR16 from zero, as the NSM does it.
+    let mut pcr16 = ring::digest::Context::new(&ring::digest::SHA384);
+    pcr16.update(&[0u8; 48]);
+    pcr16.update(policy.digest().as_bytes());
+    let expect = Expectations {
+        nonce: Some(nonce.clone()),
+        public_key: Some(public_key.0.clone()),
+        pcrs: [(16u16, pcr16.finish().as_ref().to_vec())].into_iter().collect(),
+        max_age_ms: Some(300_000),
+        ..Default::default()
+    };
+    let opts = Options { allow_simulated: true, allow_debug: false };
+    let verdict =
+        verify_evidence(Platform::Simulated, document.as_slice(), &expect, &opts, UnixTime::from_millis(now_ms()))
+            .expect("the guest's evidence verifies");
+    assert!(verdict.simulated);
+    assert_eq!(verdict.nonce.as_deref(), Some(nonce.as_slice()));
+
+    // The guest console shows PID 1 doing its init duties and serving over vsock.
+    let text = log(&console);
+    for needle in [
+        "cleanroom-init: PID 1",
+        "cleanroom-init: loaded module vsock",
+        "cleanroom-init: loaded module vmw_vsock_virtio_transport_common",
+        "cleanroom-init: loaded module vmw_vsock_virtio_transport ",
+        "cleanroom-init: loaded module virtio_mmio device=",
+        "cleanroom-init: loaded module nsm",
+        "listening on vsock:",
+    ] {
+        assert!(text.contains(needle), "guest console lacks {needle:?}:\n{text}");
+    }
+    let secs = answered.saturating_sub(launched) as f64 / 1000.0;
+    // One JSON object per line, keys in the conventional order.
+    println!(r#"{{"bench":"qemu_boot_to_vsock_s","value":{secs},"unit":"s","baseline":null,"ratio":null}}"#);
+    eprintln!("qemu-smoke: accel {}, first evidence {secs:.2} s after QEMU start", state["accel"]);
+
+    for line in log(&proxy_log).lines().filter(|l| l.contains("qemu") || l.contains("KVM") || l.contains("ready")) {
+        eprintln!("  {line}");
+    }
+
+    // Stopping the proxy stops the VM.
+    let status = proxy.stop();
+    assert!(status.is_some_and(|s| s.success()), "host-proxy did not stop cleanly:\n{}", log(&proxy_log));
+    let t = Instant::now();
+    while alive(qemu_pid) {
+        assert!(t.elapsed() < Duration::from_secs(10), "QEMU (pid {qemu_pid}) outlived the host proxy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
