@@ -16,4 +16,7 @@ demo, rows = sys.argv[1], int(sys.argv[2])
 t = json.load(open(f"{demo}/timings.json"))
 ms = t["submit_s"] * 1000.0 / (rows / 1000.0)
 print(json.dumps({"bench": "enclave_job_ms_per_1k_rows", "value": round(ms, 3), "unit": "ms", "baseline": None, "ratio": None}))
+mbs = t["sealed_bytes"] / 1e6 / t["submit_s"]
+print(json.dumps({"bench": "e2e_ingest_through_proxy_mb_s", "value": round(mbs, 1), "unit": "MB/s", "baseline": None, "ratio": None}))
+print(json.dumps({"bench": "release_cli_start_to_key_delivered_ms", "value": round(t["release_s"] * 1000.0, 1), "unit": "ms", "baseline": None, "ratio": None}))
 PY

@@ -51,9 +51,11 @@ heading "4. Owner attests the enclave and releases the data key and a budget gra
 PCR0="$(cr measure "$BIN/enclave-app")"
 echo "expected PCR0 (recomputed by the owner from the enclave-app it built): ${PCR0:0:32}…"
 echo "expected policy digest: $POLICY_DIGEST"
+R0="$(date +%s.%N)"
 cr release --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated \
     --keys "$DEMO/owner/owner.keys" --ledger "$DEMO/ledger.sqlite" --policy "$DEMO/owner/policy.toml" \
     --job "$JOB" --collaborator "$PROVIDER" --epsilon 1
+R1="$(date +%s.%N)"
 
 heading "5. Provider submits the credit-risk model (Wasm) and its query"
 cr query-init --manifest "$DEMO/manifest.json" --module "$WASM" --job "$JOB" --collaborator "$PROVIDER" \
@@ -63,7 +65,8 @@ cr submit --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated --policy
     --blob-api "$BLOBS" --module "$WASM" --query "$DEMO/provider/query.toml" --sealed-index "$INDEX" \
     --out "$DEMO/result.json"
 T1="$(date +%s.%N)"
-python3 -c "import json,sys; json.dump({'rows': $ROWS, 'submit_s': $T1 - $T0}, open('$DEMO/timings.json','w'))"
+SEALED_BYTES="$(du -sb "$DEMO/sealed/chunks" | cut -f1)"
+python3 -c "import json; json.dump({'rows': $ROWS, 'sealed_bytes': $SEALED_BYTES, 'release_s': $R1 - $R0, 'submit_s': $T1 - $T0}, open('$DEMO/timings.json','w'))"
 echo "job wall time (attest + upload + run + release quantum): $(python3 -c "print(round($T1 - $T0, 2))") s"
 
 heading "6. Provider checks the signed result"

@@ -15,6 +15,8 @@ pub enum AuditError {
     Evidence { segment: usize, signer: String, why: String },
     #[error("audit log invalid at record {record}: job {job:?} released without a grant in the owner's ledger")]
     UnknownGrant { record: usize, job: String },
+    #[error("audit log invalid at record {record}: job {job:?} was answered from cache with a result this enclave never released, or claims to have spent ε")]
+    CachedWithoutRelease { record: usize, job: String },
     #[error("ledger: {0}")]
     Ledger(#[from] crate::ledger::LedgerError),
 }
@@ -39,6 +41,8 @@ pub struct AuditSummary {
     pub simulated: bool,
     pub jobs_released: Vec<(String, String)>,
     pub jobs_refused: usize,
+    /// Identical queries answered again from the enclave's cache (nothing spent).
+    pub jobs_cached: usize,
     pub keys_released: usize,
     pub warnings: Vec<String>,
 }
@@ -76,6 +80,8 @@ pub fn verify_log(
         verify_evidence(kind, first.evidence.as_slice(), &expect, &opts, UnixTime::from_secs(first.time))
             .map_err(|e| AuditError::Evidence { segment: si, signer: seg.signer.to_hex(), why: e.to_string() })?;
         summary.simulated |= first.simulated;
+        // Results this enclave instance released; a cached answer must be one of them.
+        let mut released = HashSet::new();
         for r in &seg.records {
             if r.evidence != first.evidence || r.policy_digest != first.policy_digest {
                 return Err(AuditError::Evidence {
@@ -84,12 +90,27 @@ pub fn verify_log(
                     why: format!("record {} carries different evidence or policy than its segment", index + 1),
                 });
             }
+            if r.event == "job_released" {
+                if let Some(d) = r.result_digest {
+                    released.insert(d);
+                }
+            }
             match r.event.as_str() {
                 "job_released" => summary.jobs_released.push((
                     r.job_id.clone().unwrap_or_default(),
                     r.epsilon.as_ref().map(|e| e.to_string()).unwrap_or_default(),
                 )),
                 "job_refused" => summary.jobs_refused += 1,
+                "job_cached" => {
+                    let spent_nothing = r.epsilon.as_ref().is_some_and(|e| e.as_str().parse::<f64>() == Ok(0.0));
+                    if !spent_nothing || !r.result_digest.is_some_and(|d| released.contains(&d)) {
+                        return Err(AuditError::CachedWithoutRelease {
+                            record: index + 1,
+                            job: r.job_id.clone().unwrap_or_default(),
+                        });
+                    }
+                    summary.jobs_cached += 1;
+                }
                 "key_release" => summary.keys_released += 1,
                 _ => {}
             }

@@ -3,7 +3,9 @@
 pub mod audit;
 pub mod client;
 pub mod datagen;
+pub mod dp_plan;
 pub mod keystore;
 pub mod ledger;
 pub mod local_run;
 pub mod prepare;
+pub mod provider;

@@ -150,6 +150,12 @@ enum Cmd {
     /// Fetch, verify or export the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Owner: plan DP noise (scale, expected error, 95% interval) or print raw samples.
+    #[command(subcommand)]
+    Dp(cleanroom::dp_plan::DpCmd),
+    /// Provider: check a module's admission, or test it on a local sample (no DP, no attestation).
+    #[command(subcommand)]
+    Provider(cleanroom::provider::ProviderCmd),
 }
 
 #[derive(Args)]
@@ -548,6 +554,8 @@ fn run(cmd: Cmd) -> Res {
             println!("owner's exact check over {} rows written to {}", stats.rows_read, out.display());
         }
         Cmd::Compare { result, truth } => compare(&result, &truth)?,
+        Cmd::Dp(c) => cleanroom::dp_plan::run(c)?,
+        Cmd::Provider(c) => cleanroom::provider::run(c)?,
         Cmd::Audit(AuditCmd::Fetch { blob_api, out }) => {
             let records = BlobClient::connect(&blob_api)?.audit_log()?;
             let mut text = String::new();

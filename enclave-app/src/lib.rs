@@ -8,5 +8,6 @@
 pub mod host;
 pub mod init;
 pub mod platform;
+pub mod release_timing;
 pub mod service;
 pub mod tls;

@@ -37,9 +37,10 @@ fn main() -> ExitCode {
         // PID 1 must never exit: every failure ends in init::halt.
         let cmdline = init::early_init().unwrap_or_else(|e| init::halt(&e.to_string()));
         let args = Args::try_parse_from(init::supervisor_args(&cmdline)).unwrap_or_else(|e| init::halt(&e.to_string()));
-        match run(args) {
-            Ok(()) => init::halt("the supervisor returned"),
-            Err(e) => init::halt(&format!("enclave-app: {e}")),
+        match std::panic::catch_unwind(|| run(args)) {
+            Ok(Ok(())) => init::halt("the supervisor returned"),
+            Ok(Err(e)) => init::halt(&format!("enclave-app: {e}")),
+            Err(_) => init::halt("the supervisor panicked"),
         }
     }
     let args = Args::parse();

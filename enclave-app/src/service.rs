@@ -14,6 +14,7 @@ use protocol::{Bytes, Digest};
 use release::{Accumulator, Mode, ReleaseError};
 use sandbox::{Sandbox, SandboxConfig};
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use transport::{Stream, TransportError};
@@ -77,6 +78,11 @@ struct State {
     pending: HashMap<String, BudgetGrant>,
     /// Every grant id this instance has ever accepted.
     seen: HashSet<String>,
+    /// Averaging defence: signed results already released, by (query digest, dataset
+    /// digest, module hash). An identical query gets the same signed answer again without
+    /// a grant, without spending and without drawing new noise. Bounded by the number of
+    /// grants the owner signed (each entry cost one).
+    released: HashMap<(Digest, Digest, Digest), Signed>,
 }
 
 struct AuditChain {
@@ -144,6 +150,9 @@ impl Enclave {
         let conn = rustls::ServerConnection::new(self.tls.clone())
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
         let mut tls = rustls::StreamOwned::new(conn, stream);
+        // Per-connection protocol state: evidence first, then at most one key release.
+        let mut attested = false;
+        let mut key_released = false;
         loop {
             let msg: ClientMessage = match transport::recv(&mut tls) {
                 Ok(m) => m,
@@ -153,20 +162,42 @@ impl Enclave {
                     let _ = transport::send(&mut tls, &reply);
                     return Ok(());
                 }
+                Err(e @ TransportError::Frame(_)) => {
+                    let reply = EnclaveMessage::Error { code: "oversized_message".into(), message: e.to_string() };
+                    let _ = transport::send(&mut tls, &reply);
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             };
             let reply = match msg {
-                ClientMessage::Attest { nonce } => self.attest(&tls.conn, nonce.as_slice()),
+                ClientMessage::Attest { nonce } => {
+                    let r = self.attest(&tls.conn, nonce.as_slice());
+                    attested |= r.is_ok();
+                    r
+                }
+                _ if !attested => Err(refuse("not_attested", "ask for evidence on this connection first")),
+                ClientMessage::ReleaseKey { .. } if key_released => {
+                    Err(refuse("second_key_release", "one key release per channel"))
+                }
                 ClientMessage::ReleaseKey { dataset_digest, data_key, grant } => {
+                    key_released = true;
                     self.release_key(dataset_digest, data_key, &grant)
                 }
                 ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob } => {
                     self.submit(&spec, module_blob, sealed_index_blob)
                 }
             };
-            let reply =
-                reply.unwrap_or_else(|r| EnclaveMessage::Error { code: r.code().into(), message: r.to_string() });
-            transport::send(&mut tls, &reply)?;
+            match reply {
+                Ok(reply) => transport::send(&mut tls, &reply)?,
+                Err(r) => {
+                    // A refusal ends the channel: the peer reconnects and attests afresh.
+                    let reply = EnclaveMessage::Error { code: r.code().into(), message: r.to_string() };
+                    let _ = transport::send(&mut tls, &reply);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    return Ok(());
+                }
+            }
         }
     }
 
@@ -305,15 +336,15 @@ impl Enclave {
     fn submit(&self, spec: &QuerySpec, module_blob: Digest, index_blob: Digest) -> Result<EnclaveMessage, Refusal> {
         let _one_job_at_a_time = self.job_lock.lock().expect("job lock");
         let started = Instant::now();
-        match self.run_job(spec, module_blob, index_blob) {
+        let reply = match self.run_job(spec, module_blob, index_blob) {
             Ok((signed, rec)) => {
+                let fresh = rec.event == "job_released";
+                let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
                 self.append_audit(rec)?;
-                // Results leave only at a multiple of the release quantum after the job
-                // started, so running time says less about the data.
-                let q = self.policy.release_quantum_ms.max(1) as u128;
-                let elapsed = started.elapsed().as_millis();
-                let target = elapsed.div_ceil(q) * q;
-                std::thread::sleep(Duration::from_millis((target - elapsed) as u64));
+                if fresh {
+                    // Cached only once its release is in the audit log.
+                    self.state.lock().expect("state lock").released.insert(key, signed.clone());
+                }
                 Ok(EnclaveMessage::JobResult { result: signed })
             }
             Err(refusal) => {
@@ -325,7 +356,14 @@ impl Enclave {
                 let _ = self.append_audit(rec);
                 Err(refusal)
             }
-        }
+        };
+        // Replies (results and refusals alike) leave only at a multiple of the release
+        // quantum after the job started, so neither the data nor the noise drawn (whose
+        // sampling time grows with |noise|) shows in the response time.
+        let quantum = Duration::from_millis(self.policy.release_quantum_ms);
+        let target = crate::release_timing::release_delay(started.elapsed(), quantum);
+        std::thread::sleep(target.saturating_sub(started.elapsed()));
+        reply
     }
 
     fn admission_checks(&self, spec: &QuerySpec, module_blob: Digest) -> Result<(BudgetGrant, DataKey), Refusal> {
@@ -395,6 +433,25 @@ impl Enclave {
         module_blob: Digest,
         index_blob: Digest,
     ) -> Result<(Signed, AuditRecord), Refusal> {
+        // Averaging defence: the identical query (same query digest, which names the job,
+        // collaborator, inputs and outputs with their ε; same dataset; same module) was
+        // answered already. Return that signed answer: no grant needed, nothing spent,
+        // no data read, no new noise.
+        let cache_key = (spec.digest(), spec.dataset_digest, spec.module_hash);
+        let cached = self.state.lock().expect("state lock").released.get(&cache_key).cloned();
+        if let Some(signed) = cached {
+            let first: JobResult = signed.decode().map_err(|e| refuse("cache_corrupt", e.to_string()))?;
+            let mut rec = self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent");
+            rec.job_id = Some(spec.job_id.clone());
+            rec.grant_id = Some(first.grant_id.clone());
+            rec.dataset_digest = Some(spec.dataset_digest);
+            rec.module_hash = Some(spec.module_hash);
+            rec.query_digest = Some(cache_key.0);
+            rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
+            rec.mechanism = Some("discrete_laplace".into());
+            rec.epsilon = Some(Decimal("0".into()));
+            return Ok((signed, rec));
+        }
         let (grant, key) = self.admission_checks(spec, module_blob)?;
         let wasm = self.host.get_blob(&module_blob)?;
         let admitted = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;
@@ -410,16 +467,28 @@ impl Enclave {
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed)?;
         let mut acc = Accumulator::new(spec, &self.policy, seed)?;
+        let mut opener = Opener::new(key, spec.dataset_digest);
+        let mut open = |digest: &Digest| -> Result<protocol::table::RecordBatch, Refusal> {
+            let blob = self.host.get_blob(digest)?;
+            let chunk = decode_chunk(&blob).map_err(|e| refuse("bad_chunk", e.to_string()))?;
+            Ok(opener.open_next(chunk)?)
+        };
+        // The first batch's schema (public: it is the manifest's) is checked against every
+        // column the query names before the module sees any row, so a query on an
+        // undeclared column is refused with nothing spent.
+        let mut chunks = index.chunks.iter();
+        let first = chunks.next().map(&mut open).transpose()?;
+        if let Some(b) = &first {
+            acc.check_schema(b)?;
+        }
         // From here on the module sees data: whatever happens, the grant is spent, so a
         // module cannot probe the data one failure at a time for free.
         self.spend_grant(&spec.job_id);
-        let mut opener = Opener::new(key, spec.dataset_digest);
-        for chunk_digest in &index.chunks {
-            let blob = self.host.get_blob(chunk_digest)?;
-            let chunk = decode_chunk(&blob).map_err(|e| refuse("bad_chunk", e.to_string()))?;
-            let batch = opener.open_next(chunk)?;
+        let mut next = first;
+        while let Some(batch) = next.take() {
             let scores = job.process_batch(&batch).map_err(|e| Refusal::Sandbox(e.to_string()))?;
             acc.add_batch(&batch, &scores)?;
+            next = chunks.next().map(&mut open).transpose()?;
         }
         let digest = opener.finish()?;
         if digest != spec.dataset_digest {

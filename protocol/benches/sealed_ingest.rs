@@ -1,9 +1,9 @@
 //! Sealed-ingest throughput: authenticate, decrypt and decode record batches, against
 //! raw AES-256-GCM decryption of the same bytes as the baseline. Prints JSON lines.
 
-use protocol::sealed::{open_chunk, seal_chunk, DataKey, Opener};
-use protocol::table::{Column, ColumnData, RecordBatch};
-use protocol::Digest;
+use cleanroom_protocol::sealed::{open_chunk, seal_chunk, DataKey, Opener};
+use cleanroom_protocol::table::{Column, ColumnData, RecordBatch};
+use cleanroom_protocol::Digest;
 use std::time::Instant;
 
 fn batch(rows: usize, salt: usize) -> RecordBatch {

@@ -36,6 +36,10 @@ pub enum ReleaseError {
     NonFiniteScore { row: usize },
     #[error("invalid ε {value:?}: {why}")]
     BadEpsilon { value: String, why: String },
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    #[error("output {output:?}: {why}")]
+    BadOutput { output: String, why: String },
     #[error("DP mechanism: {0}")]
     Dp(#[from] dp::DpError),
 }
@@ -112,7 +116,13 @@ pub enum Mode<'a, R: RngCore + CryptoRng> {
 
 impl Accumulator {
     /// `bounding_seed` drives which rows are kept for units over the limit.
+    ///
+    /// Every parameter of every output (ε, bounds, bins, the noise scales they imply) is
+    /// checked here, so a bad query fails before any data is read, any noise is drawn or
+    /// any budget is spent; `finish` then cannot fail on a parameter after an earlier
+    /// output has already drawn its noise.
     pub fn new(spec: &QuerySpec, policy: &Policy, bounding_seed: [u8; 32]) -> Result<Self, ReleaseError> {
+        check_query(spec, policy)?;
         Ok(Accumulator {
             spec: spec.clone(),
             unit_column: policy.privacy_unit.clone(),
@@ -121,6 +131,41 @@ impl Accumulator {
             groups: spec.outputs.iter().map(|_| Interner::default()).collect(),
             rows_read: 0,
         })
+    }
+
+    /// Check that every column the query names exists in `batch` with the type its output
+    /// needs: the privacy unit (token), group-by columns (dictionary), labels (i64) and the
+    /// module's inputs. Schemas are public (the manifest), so the enclave runs this on the
+    /// first decrypted batch before the module sees any data and before the grant is spent:
+    /// a query on an undeclared column costs nothing.
+    pub fn check_schema(&self, batch: &RecordBatch) -> Result<(), ReleaseError> {
+        let want = |name: &str, expected: &'static str| -> Result<(), ReleaseError> {
+            let c = column(batch, name)?;
+            let found = c.type_name();
+            let ok = match expected {
+                "token" => matches!(c, ColumnData::Token(_)),
+                "dict" => matches!(c, ColumnData::Dict { .. }),
+                "i64" => matches!(c, ColumnData::I64(_)),
+                _ => true,
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(ReleaseError::ColumnType { column: name.to_string(), expected, found })
+            }
+        };
+        want(&self.unit_column, "token")?;
+        for o in &self.spec.outputs {
+            match o {
+                OutputSpec::GroupMean { group_by, .. } => want(group_by, "dict")?,
+                OutputSpec::Auc { label, .. } => want(label, "i64")?,
+                OutputSpec::Histogram { .. } => {}
+            }
+        }
+        for input in &self.spec.inputs {
+            want(input, "any")?;
+        }
+        Ok(())
     }
 
     /// Add one decrypted batch and the model's score for each of its rows.
@@ -213,6 +258,87 @@ impl Accumulator {
         Ok((out, stats))
     }
 }
+
+/// Everything about a query that can be wrong without looking at data, checked before any
+/// data is read, any noise is drawn or any budget is touched: the spec's own limits
+/// ([`QuerySpec::validate`]: bounds finite with lower < upper, bins and edges within
+/// [`protocol::job::MAX_BINS`]), ε of each output (> 0, finite, a decimal or fraction), and
+/// the noise scale each output will use (sensitivity ≥ 1 and scale within the sampler's
+/// supported range).
+pub fn check_query(spec: &QuerySpec, policy: &Policy) -> Result<(), ReleaseError> {
+    spec.validate().map_err(|e| ReleaseError::BadQuery(e.to_string()))?;
+    let k = policy.max_rows_per_unit;
+    if k == 0 {
+        return Err(dp::DpError::ZeroBound("max_rows_per_unit").into());
+    }
+    let max_scale = dp::Rational::from_integer(dp::sampler::MAX_SCALE);
+    let fits = |name: &str, what: &str, l1: u64, eps: &Epsilon| -> Result<(), ReleaseError> {
+        let scale = dp::mechanism::laplace_scale(l1, eps)?;
+        if scale > max_scale {
+            return Err(ReleaseError::BadOutput {
+                output: name.to_string(),
+                why: format!(
+                    "{what} noise scale {scale} exceeds the supported maximum of 10^15: raise ε or narrow the bounds"
+                ),
+            });
+        }
+        Ok(())
+    };
+    for o in &spec.outputs {
+        let eps = parse_epsilon(o.epsilon())?;
+        match o {
+            OutputSpec::GroupMean { name, lower, upper, .. } => {
+                let half = eps.checked_div_int(2)?;
+                let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
+                let sum_bound = fp.per_unit_sum_bound(*lower, *upper, k).map_err(|e| ReleaseError::BadOutput {
+                    output: name.clone(),
+                    why: format!("bounds [{lower}, {upper}]: {e}"),
+                })?;
+                if sum_bound == 0 {
+                    return Err(ReleaseError::BadOutput {
+                        output: name.clone(),
+                        why: format!("bounds [{lower}, {upper}] round to 0 at the fixed-point resolution 1/{FIXED_POINT_RESOLUTION}"),
+                    });
+                }
+                fits(name, "count", u64::from(k), &half)?;
+                fits(name, "sum", sum_bound, &half)?;
+                // the partition-selection threshold must be computable too
+                let delta = parse_delta(&policy.partition_delta)?;
+                dp::mechanism::group_counts_with_selection(
+                    BTreeMap::<u32, u64>::new(),
+                    &half,
+                    &delta,
+                    policy.min_group_size,
+                    k,
+                    &mut NoRng,
+                )?;
+            }
+            OutputSpec::Histogram { name, .. } | OutputSpec::Auc { name, .. } => {
+                fits(name, "count", u64::from(k), &eps)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A generator that must never be used: proof that a check draws no noise.
+struct NoRng;
+
+impl RngCore for NoRng {
+    fn next_u32(&mut self) -> u32 {
+        unreachable!("parameter checks draw no noise")
+    }
+    fn next_u64(&mut self) -> u64 {
+        unreachable!("parameter checks draw no noise")
+    }
+    fn fill_bytes(&mut self, _: &mut [u8]) {
+        unreachable!("parameter checks draw no noise")
+    }
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
+        unreachable!("parameter checks draw no noise")
+    }
+}
+impl CryptoRng for NoRng {}
 
 fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ColumnData, ReleaseError> {
     batch.column(name).ok_or_else(|| ReleaseError::MissingColumn(name.to_string()))

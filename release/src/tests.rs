@@ -124,3 +124,117 @@ fn bad_inputs_are_typed_errors() {
 fn query_epsilon_composes_outputs() {
     assert_eq!(query_epsilon(&spec("0.25")).unwrap().to_string(), "0.75");
 }
+
+/// Issue 8, bad input: every parameter error is caught by `Accumulator::new` (so before any
+/// batch is read, any noise is drawn or, in the enclave, any grant is spent), as a typed
+/// error with a clear message.
+#[test]
+fn bad_parameters_fail_before_any_data_or_noise() {
+    let p = policy(1);
+    let with = |o: OutputSpec| QuerySpec { outputs: vec![o], ..spec("1") };
+    let hist =
+        |edges: Vec<f64>, eps: &str| OutputSpec::Histogram { name: "h".into(), edges, epsilon: Decimal(eps.into()) };
+    let mean = |lower: f64, upper: f64, eps: &str| OutputSpec::GroupMean {
+        name: "m".into(),
+        group_by: "g".into(),
+        lower,
+        upper,
+        epsilon: Decimal(eps.into()),
+    };
+    let auc = |bins: u32| OutputSpec::Auc { name: "a".into(), label: "y".into(), bins, epsilon: Decimal("1".into()) };
+    let many_edges: Vec<f64> = (0..=protocol::job::MAX_BINS + 1).map(|i| i as f64).collect();
+    let cases: Vec<(QuerySpec, &str)> = vec![
+        // ε ≤ 0, NaN, infinite, not a number
+        (spec("0"), "epsilon must be > 0"),
+        (spec("-1"), "invalid number"),
+        (spec("NaN"), "invalid number"),
+        (spec("inf"), "invalid number"),
+        (spec(""), "invalid number"),
+        (with(hist(vec![0.0, 1.0], "1e-40")), "invalid"),
+        // noise scale beyond the sampler's range (ε tiny)
+        (with(hist(vec![0.0, 1.0], "1e-16")), "exceeds the supported maximum"),
+        (with(mean(0.0, 1.0, "1e-12")), "exceeds the supported maximum"),
+        // bounds: lower > upper, equal, NaN, infinite, too large to encode, rounding to 0
+        (with(mean(1.0, 0.0, "1")), "lower < upper"),
+        (with(mean(0.5, 0.5, "1")), "lower < upper"),
+        (with(mean(f64::NAN, 1.0, "1")), "lower < upper"),
+        (with(mean(0.0, f64::INFINITY, "1")), "lower < upper"),
+        (with(mean(-1e300, 1e300, "1")), "overflow"),
+        (with(mean(-1e-9, 1e-9, "1")), "round to 0"),
+        // domain: too few / too many / unordered / non-finite edges, bins out of range
+        (with(hist(vec![], "1")), "edges"),
+        (with(hist(vec![0.0], "1")), "edges"),
+        (with(hist(many_edges, "1")), "edges"),
+        (with(hist(vec![0.0, 0.5, 0.5, 1.0], "1")), "ascending"),
+        (with(hist(vec![0.0, f64::NAN], "1")), "finite"),
+        (with(auc(1)), "bins"),
+        (with(auc(protocol::job::MAX_BINS as u32 + 1)), "bins"),
+        (with(auc(u32::MAX)), "bins"),
+        // no outputs, duplicate names
+        (QuerySpec { outputs: vec![], ..spec("1") }, "outputs"),
+        (QuerySpec { outputs: vec![hist(vec![0.0, 1.0], "1"), hist(vec![0.0, 2.0], "1")], ..spec("1") }, "duplicate"),
+    ];
+    for (q, want) in cases {
+        let e = match Accumulator::new(&q, &p, [0; 32]) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted {:?}", q.outputs),
+        };
+        assert!(e.contains(want), "{:?}: {e:?} !~ {want:?}", q.outputs);
+        assert!(!e.contains('\n'));
+    }
+    // A policy with no row bound, or a partition δ of 0, is refused the same way.
+    assert!(Accumulator::new(&spec("1"), &policy(0), [0; 32]).is_err());
+    let mut p0 = policy(1);
+    p0.partition_delta = Decimal("0".into());
+    let e = Accumulator::new(&spec("1"), &p0, [0; 32]).err().unwrap().to_string();
+    assert!(e.contains("delta"), "{e}");
+    // The valid spec passes.
+    Accumulator::new(&spec("1"), &p, [0; 32]).unwrap();
+}
+
+/// A query on an undeclared column (or one of the wrong type) is caught by `check_schema`
+/// on the first batch, which the enclave runs before the module sees data or the grant is
+/// spent.
+#[test]
+fn undeclared_columns_fail_the_schema_check() {
+    let good = batch(&[1, 2], &[0, 1], &[0, 1]);
+    let acc = Accumulator::new(&spec("1"), &policy(1), [0; 32]).unwrap();
+    acc.check_schema(&good).unwrap();
+
+    let mut q = spec("1");
+    if let OutputSpec::GroupMean { group_by, .. } = &mut q.outputs[0] {
+        *group_by = "zip9".into();
+    }
+    let acc = Accumulator::new(&q, &policy(1), [0; 32]).unwrap();
+    assert_eq!(acc.check_schema(&good).unwrap_err().to_string(), "column \"zip9\" is not in the dataset");
+
+    let mut q = spec("1");
+    if let OutputSpec::Auc { label, .. } = &mut q.outputs[2] {
+        *label = "g".into(); // a dictionary column, not 0/1 labels
+    }
+    let acc = Accumulator::new(&q, &policy(1), [0; 32]).unwrap();
+    assert!(matches!(acc.check_schema(&good), Err(ReleaseError::ColumnType { expected: "i64", .. })));
+
+    let q = QuerySpec { inputs: vec!["y".into(), "salary".into()], ..spec("1") };
+    let acc = Accumulator::new(&q, &policy(1), [0; 32]).unwrap();
+    assert!(matches!(acc.check_schema(&good), Err(ReleaseError::MissingColumn(c)) if c == "salary"));
+
+    let mut p = policy(1);
+    p.privacy_unit = "g".into();
+    let acc = Accumulator::new(&spec("1"), &p, [0; 32]).unwrap();
+    assert!(matches!(acc.check_schema(&good), Err(ReleaseError::ColumnType { expected: "token", .. })));
+}
+
+/// The DP release draws exactly as many noise values as the outputs need and nothing before
+/// the data is aggregated; with parameters checked up front, `finish` cannot fail half-way.
+#[test]
+fn valid_query_releases_every_output() {
+    let mut acc = Accumulator::new(&spec("0.5"), &policy(1), [0; 32]).unwrap();
+    let b = batch(&[1, 2, 3, 4, 5, 6, 7], &[0, 0, 0, 1, 1, 1, 2], &[0, 0, 1, 0, 1, 1, 1]);
+    acc.check_schema(&b).unwrap();
+    acc.add_batch(&b, &[0.1, 0.2, 0.9, 0.3, 0.8, 0.95, 0.5]).unwrap();
+    let mut rng = dp::seeded_rng([1; 32]);
+    let mode = Mode::Dp { rng: &mut rng, min_group_size: 3, partition_delta: "0.000001".parse().unwrap() };
+    let (out, _) = acc.finish(mode).unwrap();
+    assert_eq!(out.len(), 3);
+}

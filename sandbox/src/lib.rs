@@ -132,6 +132,14 @@ impl AdmittedModule {
     pub fn size_bytes(&self) -> usize {
         self.size
     }
+    /// The module's imports as `namespace.name` (admission allowed only the cleanroom ABI).
+    pub fn imports(&self) -> Vec<String> {
+        self.pre.module().imports().map(|i| format!("{}.{}", i.module(), i.name())).collect()
+    }
+    /// The names of the module's exports.
+    pub fn exports(&self) -> Vec<String> {
+        self.pre.module().exports().map(|e| e.name().to_string()).collect()
+    }
     /// Time the first admission of these bytes spent compiling them (cache hits share it).
     pub fn compile_time(&self) -> Duration {
         self.compile_time

@@ -142,30 +142,7 @@ impl World {
             "--total",
             opts.budget,
         ]);
-        let ready = d.join("ready.json");
-        let proxy = Command::new(bin("host-proxy"))
-            .args(["run", "--launch", "process", "--platform", "simulated"])
-            .arg("--enclave-bin")
-            .arg(bin("enclave-app"))
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--store")
-            .arg(&store)
-            .args(["--front-door", "tcp:127.0.0.1:0", "--blob-api", "tcp:127.0.0.1:0"])
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(d.join("host-proxy.log")).unwrap())
-            .spawn()
-            .expect("start host-proxy");
-        let start = Instant::now();
-        while !ready.exists() {
-            assert!(start.elapsed() < Duration::from_secs(60), "host-proxy did not become ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
-        let front = r["front_door"].as_str().unwrap().to_string();
-        let blobs = r["blob_api"].as_str().unwrap().to_string();
+        let (proxy, front, blobs) = start_proxy(d, &policy, &store);
         let index = run(&["upload", "--blob-api", &blobs, "--sealed", sealed.to_str().unwrap()]);
         let pcr0 = run(&["measure", bin("enclave-app").to_str().unwrap()]);
         World {
@@ -314,6 +291,55 @@ impl World {
 
     pub fn host_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host-proxy.log")).unwrap_or_default()
+    }
+}
+
+/// Start host-proxy (which launches enclave-app) and wait until it is ready.
+fn start_proxy(d: &Path, policy: &Path, store: &Path) -> (Child, String, String) {
+    let ready = d.join("ready.json");
+    let _ = std::fs::remove_file(&ready);
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("host-proxy.log")).unwrap();
+    let proxy = Command::new(bin("host-proxy"))
+        .args(["run", "--launch", "process", "--platform", "simulated"])
+        .arg("--enclave-bin")
+        .arg(bin("enclave-app"))
+        .arg("--policy")
+        .arg(policy)
+        .arg("--store")
+        .arg(store)
+        .args(["--front-door", "tcp:127.0.0.1:0", "--blob-api", "tcp:127.0.0.1:0"])
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start host-proxy");
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "host-proxy did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    (proxy, r["front_door"].as_str().unwrap().to_string(), r["blob_api"].as_str().unwrap().to_string())
+}
+
+impl World {
+    /// Stop the host proxy and its enclave and start fresh ones on the same store and
+    /// policy: a restarted enclave, with a new ephemeral key.
+    pub fn restart(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+        let (proxy, front, blobs) = start_proxy(self.dir.path(), &self.policy, &self.store);
+        self.proxy = proxy;
+        self.front = front;
+        self.blobs = blobs;
+    }
+
+    /// Process id of the running enclave-app.
+    pub fn enclave_pid(&self) -> u32 {
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.dir.path().join("ready.json")).unwrap()).unwrap();
+        r["enclave_pid"].as_u64().expect("enclave_pid") as u32
     }
 }
 

@@ -93,31 +93,58 @@ fn workspace_root() -> PathBuf {
 /// incremental, so this is quick when nothing changed) into a target directory of its own.
 pub fn credit_lr_wasm() -> Vec<u8> {
     static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    WASM.get_or_init(load_credit_lr_wasm).clone()
+    WASM.get_or_init(|| example_wasm("credit-lr")).clone()
 }
 
-fn load_credit_lr_wasm() -> Vec<u8> {
-    if let Some(p) = std::env::var_os("CLEANROOM_CREDIT_LR_WASM") {
-        return std::fs::read(&p).unwrap_or_else(|e| panic!("CLEANROOM_CREDIT_LR_WASM={p:?}: {e}"));
+/// The credit-gbdt module (`$CLEANROOM_CREDIT_GBDT_WASM` or built now).
+pub fn credit_gbdt_wasm() -> Vec<u8> {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| example_wasm("credit-gbdt")).clone()
+}
+
+/// The credit-loss module (`$CLEANROOM_CREDIT_LOSS_WASM` or built now).
+pub fn credit_loss_wasm() -> Vec<u8> {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| example_wasm("credit-loss")).clone()
+}
+
+/// Build the example `package` under model-sdk/examples for wasm32 (or read
+/// `$CLEANROOM_<PACKAGE>_WASM`, e.g. `CLEANROOM_CREDIT_LR_WASM`). `CLEANROOM_WASM_RUSTFLAGS`
+/// adds rustc flags (e.g. `-C target-feature=+simd128`) in a target directory of their own.
+pub fn example_wasm(package: &str) -> Vec<u8> {
+    let file = format!("{}.wasm", package.replace('-', "_"));
+    let var = format!("CLEANROOM_{}_WASM", package.replace('-', "_").to_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        return std::fs::read(&p).unwrap_or_else(|e| panic!("{var}={p:?}: {e}"));
     }
     let root = workspace_root();
-    let target_dir = root.join("target").join("sandbox-tests");
+    let flags = std::env::var("CLEANROOM_WASM_RUSTFLAGS").unwrap_or_default();
+    let dir =
+        if flags.is_empty() { "sandbox-tests".to_string() } else { format!("sandbox-tests-{:016x}", fnv(&flags)) };
+    let target_dir = root.join("target").join(dir);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--quiet", "-p", "credit-lr", "--release", "--target", "wasm32-unknown-unknown"])
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--quiet", "-p", package, "--release", "--target", "wasm32-unknown-unknown"])
         .arg("--target-dir")
-        .arg(&target_dir)
-        .status();
-    let built = target_dir.join("wasm32-unknown-unknown/release/credit_lr.wasm");
+        .arg(&target_dir);
+    if !flags.is_empty() {
+        cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", &flags);
+    }
+    let status = cmd.status();
+    let built = target_dir.join("wasm32-unknown-unknown/release").join(&file);
     match status {
-        Ok(s) if s.success() => std::fs::read(&built).expect("read built credit_lr.wasm"),
+        Ok(s) if s.success() => std::fs::read(&built).unwrap_or_else(|e| panic!("read built {file}: {e}")),
         other => {
             // Fall back to the artifact the Makefile builds.
-            let fallback = root.join("target/wasm32-unknown-unknown/release/credit_lr.wasm");
+            let fallback = root.join("target/wasm32-unknown-unknown/release").join(&file);
             std::fs::read(&fallback).unwrap_or_else(|e| {
-                panic!("building credit-lr for wasm32 failed ({other:?}) and {} is unreadable: {e}", fallback.display())
+                panic!("building {package} for wasm32 failed ({other:?}) and {} is unreadable: {e}", fallback.display())
             })
         }
     }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }

@@ -6,60 +6,10 @@
 //!
 //! The weights were fitted by the provider and are compiled in. Age is estimated from the
 //! middle of the birth decade.
-use model_sdk::{export_model, math, Batch, Kind, Model, Row};
+use model_sdk::{export_model, Batch, Kind, Model, Row};
 
-/// The fitted weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Weights {
-    pub intercept: f64,
-    pub utilization: f64,
-    pub late_payments: f64,
-    pub log_income: f64,
-    pub tenure: f64,
-    pub age: f64,
-}
-
-pub const WEIGHTS: Weights =
-    Weights { intercept: -1.9, utilization: 2.8, late_payments: 0.46, log_income: -0.75, tenure: -0.0045, age: -0.014 };
-
-/// Year against which ages are computed.
-pub const REFERENCE_YEAR: i64 = 2026;
-/// Incomes at or below this are scored as this (the logarithm needs a positive value).
-pub const MIN_INCOME: f64 = 1.0;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CreditLr {
-    pub weights: Weights,
-}
-
-impl Default for CreditLr {
-    fn default() -> Self {
-        CreditLr { weights: WEIGHTS }
-    }
-}
-
-impl CreditLr {
-    /// Probability of default for one applicant.
-    pub fn probability(
-        &self,
-        income: f64,
-        utilization: f64,
-        late_payments: i64,
-        tenure_months: i64,
-        birth_decade: i64,
-    ) -> f64 {
-        let w = &self.weights;
-        let income = if income > MIN_INCOME { income } else { MIN_INCOME };
-        let age = REFERENCE_YEAR.saturating_sub(birth_decade.saturating_add(5)) as f64;
-        let logit = w.intercept
-            + w.utilization * (utilization - 0.3)
-            + w.late_payments * late_payments as f64
-            + w.log_income * math::ln(income / 60_000.0)
-            + w.tenure * (tenure_months as f64 - 60.0)
-            + w.age * (age - 40.0);
-        math::sigmoid(logit)
-    }
-}
+mod model;
+pub use model::{CreditLr, Weights, MIN_INCOME, REFERENCE_YEAR, WEIGHTS};
 
 impl Model for CreditLr {
     const INPUTS: &'static [Kind] = &[Kind::F64, Kind::F64, Kind::I64, Kind::I64, Kind::I64];

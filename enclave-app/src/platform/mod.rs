@@ -1,5 +1,23 @@
 //! The one seam between the supervisor and the hardware: attest, extend-and-lock a
 //! measurement register, and random bytes.
+//!
+//! | platform | module | device |
+//! |---|---|---|
+//! | `nitro` | [`nitro`] | `/dev/nsm` (AWS Nitro Secure Module) |
+//! | `snp` | [`snp`] | `/dev/sev-guest` (AMD SEV-SNP guest driver) |
+//! | `simulated` | here | none: development key, insecure |
+//!
+//! The hardware code is written against a small device trait per platform
+//! ([`nitro::NsmDevice`], [`snp::SevGuestDevice`]). The tests drive it with fake devices
+//! that replay genuine, vendor-signed responses from `shared/testdata/attestation/`;
+//! the real device paths (`/dev/nsm`, `/dev/sev-guest`) cannot be exercised without the
+//! hardware. See `docs/platforms.md`.
+
+pub mod nitro;
+pub mod snp;
+
+pub use nitro::NitroPlatform;
+pub use snp::SnpPlatform;
 
 use attestation_verifier::{simulated, Claims};
 use std::collections::BTreeMap;
@@ -13,8 +31,18 @@ pub enum PlatformError {
     Random,
     #[error("cannot measure the running binary: {0}")]
     Measure(String),
-    #[error("platform {0:?} is not available in this build; use `simulated` for development")]
+    #[error("unknown platform {0:?} (expected nitro, snp or simulated)")]
     Unavailable(String),
+    /// The platform's device cannot be opened or does not answer like that device.
+    /// Never a reason to fall back to `simulated`.
+    #[error("platform {platform}: device {path} is not usable: {reason} (no fallback to simulated)")]
+    DeviceUnavailable { platform: &'static str, path: &'static str, reason: String },
+    /// The device answered a request with an error or an unexpected response.
+    #[error("platform {platform}: {request} failed: {reason}")]
+    Device { platform: &'static str, request: &'static str, reason: String },
+    /// The request cannot be expressed on this platform.
+    #[error("platform {platform}: {reason}")]
+    Unsupported { platform: &'static str, reason: String },
 }
 
 pub trait Platform: Send + Sync {
@@ -103,10 +131,59 @@ impl Platform for SimulatedPlatform {
 
 /// Build the platform named on the command line. There is no fallback: asking for
 /// `nitro` on a machine without the NSM device is an error, never a simulated run.
+///
+/// `nitro` opens `/dev/nsm` and checks that it answers as a Nitro Secure Module; `snp`
+/// opens `/dev/sev-guest`. Either fails with [`PlatformError::DeviceUnavailable`] when
+/// the device is absent.
 pub fn from_name(name: &str) -> Result<Box<dyn Platform>, PlatformError> {
     match name {
         "simulated" => Ok(Box::new(SimulatedPlatform::new()?)),
+        "nitro" => Ok(Box::new(NitroPlatform::open()?)),
+        "snp" => Ok(Box::new(SnpPlatform::open()?)),
         other => Err(PlatformError::Unavailable(other.to_string())),
+    }
+}
+
+/// The genuine attestation vectors in `shared/testdata/attestation/` (read-only), as
+/// listed in its `expected.json`.
+#[cfg(test)]
+pub(crate) mod testdata {
+    pub struct Vector {
+        pub file: String,
+        pub bytes: Vec<u8>,
+        /// SEV-SNP: the VCEK/VLEK (DER) that signed the report.
+        pub vek: Option<Vec<u8>>,
+        pub verify_at: u64,
+    }
+
+    pub fn dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/attestation")
+    }
+
+    fn read(name: &str) -> Vec<u8> {
+        let path = dir().join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    pub fn vectors(kind: &str) -> Vec<Vector> {
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&read("expected.json")).expect("expected.json");
+        list.iter()
+            .filter(|e| e["kind"] == kind && e["verdict"] == "valid")
+            .map(|e| {
+                let file = e["file"].as_str().expect("file").to_owned();
+                Vector {
+                    bytes: read(&file),
+                    vek: e["vek"].as_str().map(read),
+                    verify_at: e["verify_at_unix"].as_u64().expect("verify_at_unix"),
+                    file,
+                }
+            })
+            .collect()
+    }
+
+    pub fn vector(file: &str) -> Vector {
+        let kind = file.split('/').next().unwrap_or_default();
+        vectors(kind).into_iter().find(|v| v.file == file).unwrap_or_else(|| panic!("no vector {file}"))
     }
 }
 
@@ -123,7 +200,31 @@ mod tests {
     }
 
     #[test]
+    fn unknown_platform_is_refused() {
+        let err = from_name("sgx").err().expect("unknown platform must fail");
+        assert!(matches!(err, PlatformError::Unavailable(ref n) if n == "sgx"));
+        assert!(err.to_string().contains("nitro, snp or simulated"), "{err}");
+    }
+
+    /// Asking for real hardware on a machine without it is an error that names the
+    /// device, never a simulated platform.
+    #[test]
     fn no_silent_fallback_to_simulated() {
-        assert!(matches!(from_name("nitro"), Err(PlatformError::Unavailable(_))));
+        for (name, path) in [("nitro", nitro::NSM_DEVICE), ("snp", snp::SEV_GUEST_DEVICE)] {
+            if std::path::Path::new(path).exists() {
+                eprintln!("{path} exists here: skipping the absent-device check for {name}");
+                continue;
+            }
+            let err = from_name(name).err().unwrap_or_else(|| panic!("{name} must not open without {path}"));
+            match &err {
+                PlatformError::DeviceUnavailable { platform, path: p, .. } => {
+                    assert_eq!(*platform, name);
+                    assert_eq!(*p, path);
+                }
+                other => panic!("{name}: unexpected error {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains(path) && msg.contains("no fallback to simulated"), "{msg}");
+        }
     }
 }

@@ -1,0 +1,338 @@
+//! The model provider's local tools: `cleanroom provider check` and `cleanroom provider test`.
+//!
+//! Both run the module through the same [`sandbox::Sandbox`] the enclave uses, with the
+//! same admission rules and limits, so a module that passes here is refused by the enclave
+//! only for reasons of the owner's policy (its hash not allowed, tighter limits). Nothing
+//! here is attested, nothing is differentially private and no budget is spent: `test`
+//! prints exact aggregates over the provider's own sample.
+
+use crate::keystore::KeyStore;
+use crate::prepare::{self, PrepareOptions};
+use protocol::job::QuerySpec;
+use protocol::policy::{Decimal, Policy, SandboxLimits, QUERY_CLASSES};
+use protocol::result::OutputRelease;
+use protocol::{Bytes, Digest};
+use sandbox::{Sandbox, SandboxConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Printed by `provider test`, and stored in its JSON output.
+pub const LOCAL_TEST_NOTICE: &str = "LOCAL TEST: exact values from your own sample, computed on this machine; \
+     no differential privacy is applied, no privacy budget is spent and no attestation is involved";
+
+/// `cleanroom provider ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum ProviderCmd {
+    /// Admit a module exactly as the enclave would (imports, exports, limits, ABI version)
+    /// and print the hash the owner lists in the policy.
+    Check {
+        module: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Run a module and query over a local CSV sample, through the same column preparation,
+    /// sandbox and limits as the enclave, and print the exact (not DP) aggregates.
+    Test {
+        module: PathBuf,
+        /// A sample with the owner's source columns (e.g. from `cleanroom generate`).
+        #[arg(long)]
+        csv: PathBuf,
+        /// The query spec (e.g. from `cleanroom query-init`).
+        #[arg(long)]
+        query: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Groups smaller than this are withheld (the owner's policy may set more).
+        #[arg(long, default_value_t = 1)]
+        min_group_size: u64,
+        /// Rows kept per privacy unit before aggregation.
+        #[arg(long, default_value_t = 1)]
+        max_rows_per_unit: u32,
+        /// Also write the exact outputs as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Sandbox limits; the defaults are those `cleanroom policy init` writes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    #[arg(long, default_value_t = 120_000)]
+    pub time_limit_ms: u64,
+    #[arg(long, default_value_t = 256)]
+    pub memory_limit_mib: u64,
+    #[arg(long, default_value_t = 8)]
+    pub max_module_mib: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            time_limit_ms: self.time_limit_ms,
+            memory_limit_bytes: self.memory_limit_mib.saturating_mul(1 << 20),
+            max_module_bytes: self.max_module_mib.saturating_mul(1 << 20),
+        }
+    }
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs { time_limit_ms: 120_000, memory_limit_mib: 256, max_module_mib: 8 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: not a query spec: {why}", path.display())]
+    Query { path: PathBuf, why: String },
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    #[error("module refused at admission (the enclave would refuse it too): {}", one_line(.0))]
+    Refused(#[from] sandbox::AdmissionError),
+    #[error("preparing the sample as the owner would: {0}")]
+    Prepare(#[from] prepare::PrepareError),
+    #[error("reading the prepared sample back: {0}")]
+    Open(#[from] prepare::OpenError),
+    #[error("query: {0}")]
+    BadQuery(String),
+    #[error("run failed (in the enclave this job would end with an error and release nothing): {0}")]
+    Run(#[from] crate::local_run::LocalRunError),
+}
+
+/// An error's text on one line (wasmtime/wasmparser messages can span several).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ProviderError> {
+    std::fs::read(path).map_err(|source| ProviderError::Io { path: path.to_path_buf(), source })
+}
+
+/// What admission found.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub hash: Digest,
+    pub size: usize,
+    pub abi_version: u32,
+    pub outputs_per_row: u32,
+    pub inputs: Vec<String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub compile_time: Duration,
+    pub config: SandboxConfig,
+}
+
+/// Admit `wasm` in a sandbox with `limits`, as `Sandbox::admit` does in the enclave.
+pub fn check(wasm: &[u8], limits: &SandboxLimits) -> Result<CheckReport, ProviderError> {
+    let config = SandboxConfig::from_policy(limits);
+    let sb = Sandbox::new(config.clone()).map_err(|e| ProviderError::Sandbox(e.to_string()))?;
+    let m = sb.admit(wasm)?;
+    Ok(CheckReport {
+        hash: m.digest(),
+        size: m.size_bytes(),
+        abi_version: m.abi_version(),
+        outputs_per_row: m.outputs_per_row(),
+        inputs: m.inputs().iter().map(|k| k.to_string()).collect(),
+        imports: m.imports(),
+        exports: m.exports(),
+        compile_time: m.compile_time(),
+        config,
+    })
+}
+
+/// A policy for a local test: the sample's dataset, this module and query, the limits
+/// given, and nothing else (no owner key is involved; the owner key field is a
+/// placeholder the exact run never uses).
+pub fn local_policy(
+    dataset: Digest,
+    privacy_unit: &str,
+    module: Digest,
+    spec: &QuerySpec,
+    limits: SandboxLimits,
+    min_group_size: u64,
+    max_rows_per_unit: u32,
+) -> Policy {
+    Policy {
+        policy_id: "provider-local-test".into(),
+        owner_public_key: Bytes(vec![0u8; 32]),
+        dataset_digest: dataset,
+        privacy_unit: privacy_unit.to_string(),
+        allowed_modules: vec![module],
+        allowed_query_classes: QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
+        collaborators: vec![spec.collaborator.clone()],
+        min_group_size,
+        max_rows_per_unit,
+        max_epsilon_per_job: Decimal("1000".into()),
+        partition_delta: Decimal("0.000001".into()),
+        release_quantum_ms: 0,
+        sandbox: limits,
+    }
+}
+
+/// What a local test produced.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    pub check: CheckReport,
+    pub rows: u64,
+    pub units: u64,
+    pub rows_dropped_by_bounding: u64,
+    pub outputs: Vec<OutputRelease>,
+    /// Differences from what the enclave would see (module hash not the one the query names).
+    pub warnings: Vec<String>,
+}
+
+/// A scratch directory removed on drop; it holds the throwaway key store and the sealed
+/// copy of the sample.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, ProviderError> {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("cleanroom-provider-test-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).map_err(|source| ProviderError::Io { path: p.clone(), source })?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Prepare `csv` as the owner does (same column rules, tokenization with a throwaway key,
+/// sealing and authenticated opening), then run `wasm` and `spec` over it through the
+/// sandbox with exact aggregation.
+pub fn test(
+    wasm: &[u8],
+    csv: &Path,
+    spec: &QuerySpec,
+    limits: SandboxLimits,
+    min_group_size: u64,
+    max_rows_per_unit: u32,
+) -> Result<TestReport, ProviderError> {
+    let check = check(wasm, &limits)?;
+    spec.validate().map_err(|e| ProviderError::BadQuery(e.to_string()))?;
+    let mut warnings = vec![];
+    if spec.module_hash != check.hash {
+        warnings.push(format!(
+            "the query names module {} but this module is {}; the enclave would refuse the submission",
+            spec.module_hash, check.hash
+        ));
+    }
+    if spec.inputs.len() != check.inputs.len() {
+        return Err(ProviderError::BadQuery(format!(
+            "the query hands {} input columns to the module, which declares {}",
+            spec.inputs.len(),
+            check.inputs.len()
+        )));
+    }
+    let scratch = Scratch::new()?;
+    let mut ks = KeyStore::create_or_open(&scratch.0.join("throwaway.keys")).map_err(prepare::PrepareError::from)?;
+    let sealed = scratch.0.join("sealed");
+    let opts = PrepareOptions { dataset_name: Some("provider-sample".into()), ..PrepareOptions::default() };
+    let prepared = prepare::prepare(csv, &mut ks, &sealed, &opts)?;
+    let key = ks
+        .data_key(&prepared.dataset_digest)
+        .ok_or_else(|| ProviderError::Sandbox("the throwaway key store lost the sample's data key".into()))?;
+    let batches = prepare::open_sealed(&sealed, &key)?;
+    let policy = local_policy(
+        prepared.dataset_digest,
+        &prepared.manifest.privacy_unit,
+        check.hash,
+        spec,
+        limits,
+        min_group_size,
+        max_rows_per_unit,
+    );
+    let (outputs, stats) = crate::local_run::run_exact(&batches, wasm, spec, &policy)?;
+    Ok(TestReport {
+        check,
+        rows: stats.rows_read,
+        units: stats.units,
+        rows_dropped_by_bounding: stats.rows_dropped_by_bounding,
+        outputs,
+        warnings,
+    })
+}
+
+fn print_check(r: &CheckReport) {
+    println!("module admitted by the cleanroom sandbox (the same admission the enclave runs)");
+    println!("  sha256:          {}", r.hash);
+    println!("                   (the owner lists this in the policy's allowed_modules;");
+    println!("                    the query spec's module_hash must equal it)");
+    println!("  ABI version:     {}", r.abi_version);
+    println!("  size:            {} bytes (limit {} bytes)", r.size, r.config.max_module_bytes);
+    println!("  inputs:          {} ({})", r.inputs.len(), r.inputs.join(", "));
+    println!("  outputs per row: {}", r.outputs_per_row);
+    println!("  imports:         {}", if r.imports.is_empty() { "none".into() } else { r.imports.join(", ") });
+    println!("  exports:         {}", r.exports.join(", "));
+    println!(
+        "  limits:          memory {} MiB, time {} ms per job, Wasm stack {} KiB, one memory, one table of at most {} elements",
+        r.config.memory_limit_bytes >> 20,
+        r.config.time_limit.as_millis(),
+        r.config.max_wasm_stack >> 10,
+        sandbox::MAX_TABLE_ELEMENTS
+    );
+    println!("  compile time:    {:.1} ms", r.compile_time.as_secs_f64() * 1e3);
+}
+
+/// Run one `cleanroom provider` command, printing its report.
+pub fn run(cmd: ProviderCmd) -> Result<(), ProviderError> {
+    match cmd {
+        ProviderCmd::Check { module, limits } => {
+            let r = check(&read(&module)?, &limits.limits())?;
+            print_check(&r);
+        }
+        ProviderCmd::Test { module, csv, query, limits, min_group_size, max_rows_per_unit, out } => {
+            let text = String::from_utf8(read(&query)?)
+                .map_err(|_| ProviderError::Query { path: query.clone(), why: "not UTF-8".into() })?;
+            let spec = QuerySpec::from_toml(&text)
+                .map_err(|e| ProviderError::Query { path: query.clone(), why: e.to_string() })?;
+            let wasm = read(&module)?;
+            println!("{LOCAL_TEST_NOTICE}.");
+            let r = test(&wasm, &csv, &spec, limits.limits(), min_group_size, max_rows_per_unit)?;
+            print_check(&r.check);
+            for w in &r.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "ran job {} over {} rows ({} privacy units, {} rows dropped by bounding to {} per unit)",
+                spec.job_id, r.rows, r.units, r.rows_dropped_by_bounding, max_rows_per_unit
+            );
+            for o in &r.outputs {
+                println!("\n{} ({}): exact, no noise", o.name, o.class);
+                let show = o.values.len().min(20);
+                for v in &o.values[..show] {
+                    println!("  {:<20} {:>14.6}", v.key, v.value);
+                }
+                if o.values.len() > show {
+                    println!("  … {} more", o.values.len() - show);
+                }
+                if o.suppressed_groups > 0 {
+                    println!("  {} groups below the minimum group size of {min_group_size}", o.suppressed_groups);
+                }
+            }
+            if let Some(path) = out {
+                let doc = serde_json::json!({
+                    "label": LOCAL_TEST_NOTICE,
+                    "dp": false,
+                    "budget_spent": "0",
+                    "attested": false,
+                    "module_hash": r.check.hash.to_hex(),
+                    "rows": r.rows,
+                    "units": r.units,
+                    "outputs": r.outputs,
+                });
+                let text = serde_json::to_string_pretty(&doc).map_err(|e| ProviderError::Sandbox(e.to_string()))?;
+                std::fs::write(&path, text).map_err(|source| ProviderError::Io { path: path.clone(), source })?;
+                println!("\nexact outputs written to {}", path.display());
+            }
+            println!("\n{LOCAL_TEST_NOTICE}.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Every example model under model-sdk/examples gives the same bits in the sandbox as
+//! natively, on demo-shaped batches (the columns `cleanroom prepare` seals for the demo
+//! table, in its order, plus edge values).
+
+mod common;
+
+use common::*;
+use model_sdk::{Column as SdkColumn, Model};
+use protocol::table::{Column, ColumnData, RecordBatch};
+
+const LR_INPUTS: [&str; 5] = ["income", "utilization", "late_payments", "tenure_months", "birth_decade"];
+const LOSS_INPUTS: [&str; 6] = ["income", "utilization", "late_payments", "tenure_months", "birth_decade", "defaulted"];
+
+/// A demo-shaped batch: credit_batch's columns plus `defaulted`.
+fn demo_batch(rng: &mut Rng, rows: usize) -> RecordBatch {
+    let mut b = credit_batch(rng, rows);
+    let defaulted = (0..rows).map(|_| (rng.below(5) == 0) as i64).collect();
+    b.columns.push(Column { name: "defaulted".into(), data: ColumnData::I64(defaulted) });
+    RecordBatch::new(b.columns).expect("batch")
+}
+
+fn edge_batch() -> RecordBatch {
+    let income = vec![0.0, -5.0, 1.0, 1.5, f64::NAN, 1e300, 60_000.0, f64::INFINITY, 42_000.0, f64::NEG_INFINITY];
+    let util = vec![0.0, 1.0, 0.3, -1.0, 0.5, 2.0, f64::NAN, 0.9, -0.0, 1e-300];
+    let late = vec![0, 100, 1, 0, 3, 0, 2, 1, i64::MAX, -1];
+    let tenure = vec![0, 600, 60, -5, 12, 1_000_000, 60, 1, i64::MIN, 0];
+    let decade = vec![1980, 2020, 1900, i64::MIN, i64::MAX, 1950, 1990, 0, 1970, -10];
+    let defaulted = vec![0, 1, 0, 1, 1, 0, 1, 0, 1, 7];
+    let c = |n: &str, d| Column { name: n.into(), data: d };
+    RecordBatch::new(vec![
+        c("income", ColumnData::F64(income)),
+        c("utilization", ColumnData::F64(util)),
+        c("late_payments", ColumnData::I64(late)),
+        c("tenure_months", ColumnData::I64(tenure)),
+        c("birth_decade", ColumnData::I64(decade)),
+        c("defaulted", ColumnData::I64(defaulted)),
+    ])
+    .expect("edge batch")
+}
+
+fn native<M: Model>(model: &M, batch: &RecordBatch, inputs: &[&str]) -> Vec<f64> {
+    let cols: Vec<SdkColumn<'_>> = inputs
+        .iter()
+        .map(|name| match batch.column(name).expect("column") {
+            ColumnData::F64(v) => SdkColumn::F64(v),
+            ColumnData::I64(v) => SdkColumn::I64(v),
+            ColumnData::Dict { codes, .. } => SdkColumn::Code(codes),
+            ColumnData::Token(v) => SdkColumn::Token(v),
+        })
+        .collect();
+    model_sdk::run_native(model, &cols).expect("native run")
+}
+
+/// Run `wasm` and `model` over the same batches; outputs must match bit for bit and lie in
+/// `[0, max]` (on the edge rows, NaN passes if `nan_on_edges`: credit-lr maps a NaN input
+/// to a NaN probability, which the release engine then refuses to aggregate).
+fn check<M: Model>(name: &str, wasm: &[u8], model: &M, inputs: &[&str], max: f64, nan_on_edges: bool) {
+    let sb = sandbox();
+    let module = sb.admit(wasm).unwrap_or_else(|e| panic!("{name} refused: {e}"));
+    assert_eq!(module.inputs().len(), inputs.len());
+    let names: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+    let mut job = sb.start_job(&module, &names).expect("job");
+    let mut rng = Rng::new(0xdec0de);
+    let mut batches: Vec<RecordBatch> = [2000, 1, 0, 333, 4096].iter().map(|&n| demo_batch(&mut rng, n)).collect();
+    batches.push(edge_batch());
+    let mut rows = 0;
+    let last = batches.len() - 1;
+    for (k, b) in batches.iter().enumerate() {
+        let got = job.process_batch(b).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = native(model, b, inputs);
+        assert_eq!(got.len(), b.rows);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "{name}: row {i} of a {}-row batch: sandbox {g} native {w}", b.rows);
+            let nan_ok = nan_on_edges && k == last && g.is_nan();
+            assert!(nan_ok || (0.0..=max).contains(g), "{name}: row {i}: {g} outside [0, {max}]");
+        }
+        rows += b.rows;
+    }
+    assert_eq!(job.rows(), rows as u64);
+    eprintln!("{name}: {rows} rows equal bit for bit; module {} bytes, hash {}", wasm.len(), module.digest());
+}
+
+#[test]
+fn credit_lr_sandbox_equals_native() {
+    check("credit-lr", &credit_lr_wasm(), &credit_lr::CreditLr::default(), &LR_INPUTS, 1.0, true);
+}
+
+#[test]
+fn credit_gbdt_sandbox_equals_native() {
+    check("credit-gbdt", &credit_gbdt_wasm(), &credit_gbdt::CreditGbdt, &LR_INPUTS, 1.0, false);
+}
+
+#[test]
+fn credit_loss_sandbox_equals_native() {
+    check(
+        "credit-loss",
+        &credit_loss_wasm(),
+        &credit_loss::CreditLoss::default(),
+        &LOSS_INPUTS,
+        credit_loss::MAX_LOSS,
+        false,
+    );
+}
+
+#[test]
+fn gbdt_and_lr_agree_roughly() {
+    // Two models of the same risk: their mean probabilities on the same rows are close.
+    let mut rng = Rng::new(7);
+    let b = demo_batch(&mut rng, 5000);
+    let lr = native(&credit_lr::CreditLr::default(), &b, &LR_INPUTS);
+    let gb = native(&credit_gbdt::CreditGbdt, &b, &LR_INPUTS);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!((mean(&lr) - mean(&gb)).abs() < 0.15, "lr {} gbdt {}", mean(&lr), mean(&gb));
+}

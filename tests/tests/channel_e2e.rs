@@ -1,0 +1,217 @@
+//! The attested channel, key release and the budget ledger, over the real processes.
+
+use cleanroom_e2e::*;
+use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
+use protocol::policy::Decimal;
+use protocol::wire::{ClientMessage, EnclaveMessage};
+use protocol::{Bytes, Digest};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn audit_count(w: &World, event: &str) -> usize {
+    let log = std::fs::read_to_string(w.store.join("audit.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| {
+            let s: protocol::signing::Signed = serde_json::from_str(l).unwrap();
+            s.decode::<protocol::audit::AuditRecord>().unwrap().event == event
+        })
+        .count()
+}
+
+fn ledger_grants(w: &World) -> usize {
+    let l = cleanroom::ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly");
+    l.grants().unwrap().len()
+}
+
+#[test]
+fn wrong_policy_digest_releases_no_key() {
+    let w = World::start(WorldOptions::default());
+    // The owner expects a different policy than the one the enclave measured.
+    let text = std::fs::read_to_string(&w.policy).unwrap().replace("min_group_size = 5", "min_group_size = 6");
+    let other = w.path("other-policy.toml");
+    std::fs::write(&other, text).unwrap();
+    let o = w.cr(&[
+        "release",
+        "--front-door",
+        &w.front,
+        "--expect-pcr0",
+        &w.pcr0,
+        "--allow-simulated",
+        "--keys",
+        w.keys.to_str().unwrap(),
+        "--ledger",
+        w.ledger.to_str().unwrap(),
+        "--policy",
+        other.to_str().unwrap(),
+        "--job",
+        "job-1",
+        "--collaborator",
+        "acme",
+        "--epsilon",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(text_of(&o).contains("16"), "names PCR16: {}", text_of(&o));
+    assert_eq!(ledger_grants(&w), 0);
+    assert_eq!(audit_count(&w, "key_release"), 0);
+}
+
+fn text_of(o: &std::process::Output) -> String {
+    text(o)
+}
+
+/// A correctly signed grant for `enclave_key`, built the way `cleanroom release` does.
+fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::Signed {
+    let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
+    let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let g = BudgetGrant {
+        grant_id: format!("grant-{job}"),
+        job_id: job.into(),
+        dataset_digest: policy.dataset_digest,
+        policy_digest: policy.digest(),
+        collaborator: "acme".into(),
+        epsilon: Decimal("0.5".into()),
+        expires_at: now + 600,
+        nonce: Bytes(vec![1; 16]),
+        enclave_public_key: Bytes(enclave_key.to_vec()),
+        ledger_remaining_before: Decimal("2".into()),
+        ledger_remaining_after: Decimal("1.5".into()),
+    };
+    ks.signing_key().sign(GRANT_CONTEXT, &g)
+}
+
+fn data_key(w: &World) -> (Digest, Bytes) {
+    let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
+    let d: Digest = w.dataset.parse().unwrap();
+    (d, Bytes(ks.data_key(&d).unwrap().0.to_vec()))
+}
+
+/// Attest on a raw channel and return the enclave's public key.
+fn attest(c: &mut rustls::StreamOwned<rustls::ClientConnection, transport::Stream>) -> Vec<u8> {
+    transport::send(c, &ClientMessage::Attest { nonce: Bytes(vec![9; 32]) }).unwrap();
+    match transport::recv(c).unwrap() {
+        EnclaveMessage::Evidence { public_key, .. } => public_key.0,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn expect_error_and_close(
+    c: &mut rustls::StreamOwned<rustls::ClientConnection, transport::Stream>,
+    msg: &ClientMessage,
+    code: &str,
+) {
+    transport::send(c, msg).unwrap();
+    match transport::recv::<_, EnclaveMessage>(c) {
+        Ok(EnclaveMessage::Error { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+    assert!(transport::recv::<_, EnclaveMessage>(c).is_err(), "the channel must be closed after an error");
+}
+
+#[test]
+fn channel_rules_grant_checks_and_restart() {
+    let mut w = World::start(WorldOptions::default());
+    let (dataset, key) = data_key(&w);
+
+    // Secrets before evidence: refused.
+    let mut c = raw_enclave_client(&w.front);
+    let g = signed_grant(&w, "job-1", &[0; 32]);
+    let release = |grant| ClientMessage::ReleaseKey { dataset_digest: dataset, data_key: key.clone(), grant };
+    expect_error_and_close(&mut c, &release(g), "not_attested");
+
+    // A grant for another enclave's key.
+    let mut c = raw_enclave_client(&w.front);
+    attest(&mut c);
+    expect_error_and_close(&mut c, &release(signed_grant(&w, "job-1", &[7; 32])), "grant_wrong_enclave");
+
+    // A bad signature.
+    let mut c = raw_enclave_client(&w.front);
+    let enclave_key = attest(&mut c);
+    let mut bad = signed_grant(&w, "job-1", &enclave_key);
+    bad.signature.0[0] ^= 1;
+    expect_error_and_close(&mut c, &release(bad), "grant_signature");
+
+    // A good grant is accepted once; a second release on the channel is refused.
+    let mut c = raw_enclave_client(&w.front);
+    attest(&mut c);
+    let good = signed_grant(&w, "job-1", &enclave_key);
+    transport::send(&mut c, &release(good.clone())).unwrap();
+    assert!(matches!(transport::recv(&mut c).unwrap(), EnclaveMessage::KeyAccepted { .. }));
+    expect_error_and_close(&mut c, &release(signed_grant(&w, "job-2", &enclave_key)), "second_key_release");
+
+    // Replaying the same grant on a new channel.
+    let mut c = raw_enclave_client(&w.front);
+    attest(&mut c);
+    expect_error_and_close(&mut c, &release(good.clone()), "grant_replayed");
+    assert_eq!(audit_count(&w, "key_release"), 1);
+
+    // A restarted enclave has a new key and cannot spend the old grant.
+    w.restart();
+    let mut c = raw_enclave_client(&w.front);
+    let new_key = attest(&mut c);
+    assert_ne!(new_key, enclave_key);
+    expect_error_and_close(&mut c, &release(good), "grant_wrong_enclave");
+}
+
+#[test]
+fn concurrent_releases_grant_exactly_what_the_budget_covers() {
+    let w = World::start(WorldOptions { budget: "1", ..Default::default() });
+    let children: Vec<_> = (0..32)
+        .map(|i| {
+            Command::new(bin("cleanroom"))
+                .args(["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"])
+                .args(["--keys", w.keys.to_str().unwrap(), "--ledger", w.ledger.to_str().unwrap()])
+                .args(["--policy", w.policy.to_str().unwrap(), "--collaborator", "acme", "--epsilon", "0.1"])
+                .args(["--job", &format!("job-{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ok = children.into_iter().map(|mut c| c.wait().unwrap().success()).filter(|&s| s).count();
+    assert_eq!(ok, 10, "exactly ten grants of 0.1 fit in a budget of 1");
+    assert_eq!(ledger_grants(&w), 10);
+    assert_eq!(audit_count(&w, "key_release"), 10);
+    assert!(w.budget().contains("1          0"), "{}", w.budget());
+}
+
+#[test]
+fn killing_the_owner_mid_release_never_creates_budget() {
+    let w = World::start(WorldOptions { budget: "100", ..Default::default() });
+    // A fixed-seed generator for kill delays, so a failure is reproducible.
+    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let mut completed = 0;
+    for i in 0..100 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(state % 60);
+        let mut child = Command::new(bin("cleanroom"))
+            .args(["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"])
+            .args(["--keys", w.keys.to_str().unwrap(), "--ledger", w.ledger.to_str().unwrap()])
+            .args(["--policy", w.policy.to_str().unwrap(), "--collaborator", "acme", "--epsilon", "0.5"])
+            .args(["--job", &format!("job-{i}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        if child.wait().unwrap().success() {
+            completed += 1;
+        }
+    }
+    // Give grants already on the wire time to be processed.
+    std::thread::sleep(Duration::from_millis(300));
+    let l = cleanroom::ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly after SIGKILLs");
+    let b = l.budget(&w.dataset.parse().unwrap(), "acme").unwrap();
+    let grants = l.grants().unwrap().len();
+    let delivered = audit_count(&w, "key_release");
+    assert!(delivered <= grants, "enclave accepted {delivered} grants, ledger recorded only {grants}");
+    assert!(completed <= grants);
+    assert_eq!(b.spent.checked_add(&b.remaining).unwrap().to_string(), "100", "spent + remaining = total");
+    assert_eq!(b.spent.to_string(), format!("{}", grants as f64 * 0.5).trim_end_matches(".0"));
+    eprintln!("100 releases killed at random: {completed} completed, {grants} recorded, {delivered} delivered");
+}
