@@ -31,7 +31,7 @@ lint: setup
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
 test: build lint
-	$(CARGO) test --release --workspace
+	CLEANROOM_CREDIT_LR_WASM=$(CURDIR)/$(WASM) $(CARGO) test --release --workspace
 
 bench: build
 	./scripts/bench.sh

@@ -64,11 +64,13 @@ pub struct WorldOptions {
     pub budget: &'static str,
     /// Extra modules (name, bytes) the policy allows besides credit-lr.
     pub extra_modules: Vec<(String, Vec<u8>)>,
+    /// The policy's sandbox time limit per job.
+    pub time_limit_ms: u64,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { rows: 3000, rows_per_chunk: 500, budget: "2", extra_modules: vec![] }
+        WorldOptions { rows: 3000, rows_per_chunk: 500, budget: "2", extra_modules: vec![], time_limit_ms: 10_000 }
     }
 }
 
@@ -117,7 +119,7 @@ impl World {
             "--release-quantum-ms".into(),
             "50".into(),
             "--time-limit-ms".into(),
-            "10000".into(),
+            opts.time_limit_ms.to_string(),
             "--out".into(),
             policy.to_str().unwrap().into(),
         ];

@@ -153,7 +153,7 @@ fn correlation(x: &[f64], y: &[f64]) -> f64 {
 /// spread over the quantum instead.
 #[test]
 fn release_times_fall_on_the_quantum_grid_whatever_the_noise() {
-    let jobs = 8;
+    let jobs = 16;
     let w = World::start(WorldOptions { budget: "20", ..Default::default() });
     let o = w.cr(&["upload", "--blob-api", &w.blobs, "--file", credit_lr_wasm().to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -180,17 +180,41 @@ fn release_times_fall_on_the_quantum_grid_whatever_the_noise() {
     let phase: Vec<f64> = times.iter().map(|t| t % QUANTUM_MS).collect();
     let tolerance = 15.0;
     let on_grid = phase.iter().filter(|&&p| p < tolerance).count();
-    let corr = correlation(&times, &noise);
+    let quanta: Vec<f64> = times.iter().map(|t| (t / QUANTUM_MS).floor()).collect();
+    let corr_grid = correlation(&quanta, &noise);
+    let corr_jitter = correlation(&phase, &noise);
     eprintln!(
-        "release timing: quantum {QUANTUM_MS} ms; response ms {times:.1?}; phase mod quantum {phase:.1?}; \
-         |noise| proxy {noise:.1?}; corr(response time, |noise|) = {corr:.3}"
+        "release timing: quantum {QUANTUM_MS} ms; response ms {times:.2?}; |noise| proxy {noise:.1?}; \
+         corr(grid slot, |noise|) = {corr_grid:.3} (0 when every job takes the same number of quanta); \
+         corr(sub-quantum transport jitter, |noise|) = {corr_jitter:.3} over {jobs} jobs"
     );
     // Every reply lands within the tolerance after a grid line (one straggler allowed on a
     // loaded machine). Uniform times would pass with probability < 0.002.
     assert!(on_grid + 1 >= jobs, "{on_grid} of {jobs} replies on the {QUANTUM_MS} ms grid: {phase:?}");
     // The grid hides the noise: the whole-quantum count does not move with |noise| here
     // (every job takes the same number of quanta up to scheduler noise).
-    let quanta: Vec<u64> = times.iter().map(|t| (t / QUANTUM_MS).floor() as u64).collect();
-    let distinct: std::collections::BTreeSet<_> = quanta.iter().collect();
+    let distinct: std::collections::BTreeSet<u64> = quanta.iter().map(|&q| q as u64).collect();
     assert!(distinct.len() <= 3, "replies spread over too many quanta: {quanta:?}");
+}
+
+/// Issue 8, bad input: a query on an undeclared column is refused before the module sees a
+/// row, so the job's grant is not spent: the corrected query runs on the same grant.
+#[test]
+fn query_on_an_undeclared_column_spends_nothing() {
+    let w = World::start(WorldOptions::default());
+    assert!(w.release("job-1", "1").status.success());
+    let good = w.query("job-1", &credit_lr_wasm());
+    let q = std::fs::read_to_string(&good).unwrap();
+    assert_eq!(q.matches("group_by = \"zip3\"").count(), 1, "{q}");
+    let bad = w.path("job-1-bad.toml");
+    std::fs::write(&bad, q.replace("group_by = \"zip3\"", "group_by = \"zip9\"")).unwrap();
+    let o = submit_query(&w, &bad, &w.path("bad.json"));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("column \"zip9\" is not in the dataset"), "{}", text(&o));
+    assert!(!w.path("bad.json").exists());
+    // The grant was not spent: the corrected query runs on it.
+    let o = submit_query(&w, &good, &w.path("good.json"));
+    assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
+    assert_eq!(spent(&w), "1");
+    assert_eq!(audit_events(&w), vec!["key_release", "job_refused", "job_released"]);
 }
