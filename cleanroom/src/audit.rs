@@ -1,11 +1,10 @@
 //! Offline verification of an audit log, for owners and auditors.
 
-use crate::client::expected_policy_pcr;
 use crate::ledger::Ledger;
-use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime};
+use attestation_verifier::{verify_evidence, Options, Platform, UnixTime};
 use protocol::audit::{verify_chain, ChainError};
 use protocol::signing::Signed;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -65,17 +64,7 @@ pub fn verify_log(
             signer: seg.signer.to_hex(),
             why: format!("unknown platform {:?}", first.platform),
         })?;
-        let mut pcrs = BTreeMap::new();
-        pcrs.insert(16u16, expected_policy_pcr(&first.policy_digest));
-        if let Some(p) = expect_pcr0 {
-            pcrs.insert(0u16, p.to_vec());
-        }
-        let expect = Expectations {
-            pcrs,
-            public_key: Some(seg.signer.0.clone()),
-            user_data: Some(first.policy_digest.as_bytes().to_vec()),
-            ..Default::default()
-        };
+        let expect = crate::client::boot_expectations(kind, &first.policy_digest, seg.signer.as_slice(), expect_pcr0);
         let opts = Options { allow_simulated, allow_debug: false };
         verify_evidence(kind, first.evidence.as_slice(), &expect, &opts, UnixTime::from_secs(first.time))
             .map_err(|e| AuditError::Evidence { segment: si, signer: seg.signer.to_hex(), why: e.to_string() })?;

@@ -58,6 +58,37 @@ pub fn expected_policy_pcr(policy: &Digest) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
+/// What the boot evidence carried in results and audit records must show: the signer's
+/// key and the policy digest (as PCR16 and user_data, or folded into SNP REPORT_DATA),
+/// and, if given, the image measurement.
+pub fn boot_expectations(kind: Platform, policy: &Digest, signer: &[u8], pcr0: Option<&[u8]>) -> Expectations {
+    match kind {
+        Platform::Snp => Expectations {
+            snp: attestation_verifier::SnpExpectations {
+                measurement: pcr0.map(<[u8]>::to_vec),
+                report_data: Some(
+                    protocol::wire::snp_report_data(policy.as_bytes(), None, policy.as_bytes(), signer).to_vec(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        _ => {
+            let mut pcrs = BTreeMap::new();
+            pcrs.insert(POLICY_PCR, expected_policy_pcr(policy));
+            if let Some(p) = pcr0 {
+                pcrs.insert(0u16, p.to_vec());
+            }
+            Expectations {
+                pcrs,
+                public_key: Some(signer.to_vec()),
+                user_data: Some(policy.as_bytes().to_vec()),
+                ..Default::default()
+            }
+        }
+    }
+}
+
 /// Accepts any certificate during the handshake (there is no PKI here), but still makes
 /// the server prove possession of the certificate's key, and remembers the certificate
 /// so its key can be compared with the attested one afterwards.
@@ -198,16 +229,38 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let binding = channel_binding(&nonce, &exporter, &public_key, &expect.policy_digest);
     let kind: Platform = platform.parse().map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
-    let mut pcrs = BTreeMap::new();
-    pcrs.insert(0u16, expect.pcr0.clone());
-    pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
-    let expectations = Expectations {
-        pcrs,
-        nonce: Some(nonce.to_vec()),
-        user_data: Some(binding.as_bytes().to_vec()),
-        public_key: Some(public_key.clone()),
-        max_age_ms: Some(expect.max_age.as_millis() as u64),
-        ..Default::default()
+    let expectations = match kind {
+        // SEV-SNP has no PCRs: the launch measurement stands for PCR0, and the policy
+        // digest, nonce and channel binding are folded into REPORT_DATA.
+        Platform::Snp => Expectations {
+            snp: attestation_verifier::SnpExpectations {
+                measurement: Some(expect.pcr0.clone()),
+                report_data: Some(
+                    protocol::wire::snp_report_data(
+                        expect.policy_digest.as_bytes(),
+                        Some(&nonce),
+                        binding.as_bytes(),
+                        &public_key,
+                    )
+                    .to_vec(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        _ => {
+            let mut pcrs = BTreeMap::new();
+            pcrs.insert(0u16, expect.pcr0.clone());
+            pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
+            Expectations {
+                pcrs,
+                nonce: Some(nonce.to_vec()),
+                user_data: Some(binding.as_bytes().to_vec()),
+                public_key: Some(public_key.clone()),
+                max_age_ms: Some(expect.max_age.as_millis() as u64),
+                ..Default::default()
+            }
+        }
     };
     let options = Options { allow_simulated: expect.allow_simulated, allow_debug: false };
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;

@@ -510,18 +510,10 @@ fn run(cmd: Cmd) -> Res {
             let signed: Signed = serde_json::from_slice(&read(&result)?)?;
             signed.verify_self_signed(RESULT_CONTEXT)?;
             let r: JobResult = signed.decode()?;
-            let mut pcrs = std::collections::BTreeMap::new();
-            pcrs.insert(16u16, cleanroom::client::expected_policy_pcr(&r.policy_digest));
-            if let Some(p) = expect_pcr0 {
-                pcrs.insert(0u16, parse_hex(&p, "--expect-pcr0")?);
-            }
-            let expect = attestation_verifier::Expectations {
-                pcrs,
-                public_key: Some(signed.signer.0.clone()),
-                user_data: Some(r.policy_digest.as_bytes().to_vec()),
-                ..Default::default()
-            };
+            let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
             let kind: attestation_verifier::Platform = r.platform.parse().map_err(|_| "unknown platform")?;
+            let expect =
+                cleanroom::client::boot_expectations(kind, &r.policy_digest, signed.signer.as_slice(), pcr0.as_deref());
             let opts = attestation_verifier::Options { allow_simulated, allow_debug: false };
             let v = attestation_verifier::verify_evidence(
                 kind,

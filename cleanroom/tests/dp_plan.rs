@@ -14,7 +14,7 @@ fn stdout(o: &Output) -> String {
 
 fn plan_value(text: &str, label: &str) -> f64 {
     let line = text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} in {text}"));
-    line[label.len()..].trim().split_whitespace().next().unwrap().parse().unwrap()
+    line[label.len()..].split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// Draw 20,000 samples through the binary and compare their moments with the plan.

@@ -72,3 +72,42 @@ pub fn channel_binding(nonce: &[u8], tls_exporter: &[u8], public_key: &[u8], pol
 
 /// TLS exporter label used for the channel binding (RFC 8446 §7.5).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-cleanroom-attestation";
+
+/// Domain separation for [`snp_report_data`].
+pub const SNP_REPORT_DATA_CONTEXT: &[u8] = b"cleanroom/snp-report-data/v1";
+
+/// REPORT_DATA of an SEV-SNP report (which has no PCRs): SHA-512 over the context string
+/// and four inputs, each length-prefixed (u32 big-endian), the nonce preceded by a
+/// presence byte so that "no nonce" and "empty nonce" differ:
+///
+/// ```text
+/// SHA-512( "cleanroom/snp-report-data/v1"
+///          || u32(len(policy_digest)) || policy_digest
+///          || (0x00 | 0x01 || u32(len(nonce)) || nonce)
+///          || u32(len(user_data))     || user_data
+///          || u32(len(public_key))    || public_key )
+/// ```
+///
+/// The enclave puts it in the report; the owner recomputes it and compares.
+pub fn snp_report_data(policy_digest: &[u8], nonce: Option<&[u8]>, user_data: &[u8], public_key: &[u8]) -> [u8; 64] {
+    fn field(ctx: &mut ring::digest::Context, bytes: &[u8]) {
+        // Inputs are digests, keys and bounded nonces: far below 4 GiB.
+        ctx.update(&(bytes.len() as u32).to_be_bytes());
+        ctx.update(bytes);
+    }
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA512);
+    ctx.update(SNP_REPORT_DATA_CONTEXT);
+    field(&mut ctx, policy_digest);
+    match nonce {
+        None => ctx.update(&[0]),
+        Some(n) => {
+            ctx.update(&[1]);
+            field(&mut ctx, n);
+        }
+    }
+    field(&mut ctx, user_data);
+    field(&mut ctx, public_key);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}

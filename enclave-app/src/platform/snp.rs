@@ -38,45 +38,8 @@ pub const REPORT_LEN: usize = 1184;
 
 const NAME: &str = "snp";
 
-/// Domain separation for [`report_data`].
-pub const REPORT_DATA_CONTEXT: &[u8] = b"cleanroom/snp-report-data/v1";
-
-/// REPORT_DATA for an SNP report: SHA-512 over the context string and the four inputs,
-/// each length-prefixed (u32 big-endian), the nonce preceded by a presence byte so that
-/// "no nonce" and "empty nonce" differ:
-///
-/// ```text
-/// SHA-512( "cleanroom/snp-report-data/v1"
-///          || u32(len(policy_digest)) || policy_digest
-///          || (0x00 | 0x01 || u32(len(nonce)) || nonce)
-///          || u32(len(user_data))     || user_data
-///          || u32(len(public_key))    || public_key )
-/// ```
-///
-/// An owner verifying SNP evidence recomputes this and compares it with the report's
-/// REPORT_DATA (`SnpExpectations::report_data`).
-pub fn report_data(policy_digest: &[u8], nonce: Option<&[u8]>, user_data: &[u8], public_key: &[u8]) -> [u8; 64] {
-    fn field(ctx: &mut ring::digest::Context, bytes: &[u8]) {
-        let len = u32::try_from(bytes.len()).expect("field under 4 GiB");
-        ctx.update(&len.to_be_bytes());
-        ctx.update(bytes);
-    }
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA512);
-    ctx.update(REPORT_DATA_CONTEXT);
-    field(&mut ctx, policy_digest);
-    match nonce {
-        None => ctx.update(&[0]),
-        Some(n) => {
-            ctx.update(&[1]);
-            field(&mut ctx, n);
-        }
-    }
-    field(&mut ctx, user_data);
-    field(&mut ctx, public_key);
-    let mut out = [0u8; 64];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
+// The REPORT_DATA layout is shared with the owner's verifier, so it lives in `protocol`.
+pub use protocol::wire::{snp_report_data as report_data, SNP_REPORT_DATA_CONTEXT as REPORT_DATA_CONTEXT};
 
 /// What the device returns for one report request.
 pub struct SnpReply {
