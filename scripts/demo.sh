@@ -27,7 +27,8 @@ cp "$DEMO/sealed/manifest.json" "$DEMO/manifest.json"
 DATASET="$(sed -n 's/.*"dataset_digest": "\([0-9a-f]*\)".*/\1/p' "$DEMO/manifest.json" | head -1)"
 echo "the owner allows the provider's published module hash and writes the policy:"
 cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/manifest.json" \
-    --allow-module "$WASM" --collaborator "$PROVIDER" --max-epsilon 1 --out "$DEMO/owner/policy.toml"
+    --allow-module "$WASM" --collaborator "$PROVIDER" --max-epsilon 1 \
+    --release-quantum-ms "${DEMO_QUANTUM_MS:-500}" --out "$DEMO/owner/policy.toml"
 POLICY_DIGEST="$(cr policy digest "$DEMO/owner/policy.toml")"
 cr budget set --ledger "$DEMO/ledger.sqlite" --dataset "$DATASET" --collaborator "$PROVIDER" --total 3
 
@@ -75,6 +76,8 @@ cr verify-result "$DEMO/result.json" --allow-simulated --expect-pcr0 "$PCR0"
 heading "7. Owner verifies the audit log and its budget"
 cr audit fetch --blob-api "$BLOBS" --out "$DEMO/audit.log"
 cr audit verify "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0"
+cr audit export "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0" \
+    --out "$DEMO/evidence-bundle.json"
 cr budget show --ledger "$DEMO/ledger.sqlite"
 
 heading "Accuracy cost of ε: DP results next to the owner's own exact check"

@@ -239,6 +239,19 @@ enum AuditCmd {
         #[arg(long)]
         expect_pcr0: Option<String>,
     },
+    /// Write an evidence bundle: every record decoded, the verification verdict, and the
+    /// ledger's budgets and grants, for an auditor to archive.
+    Export {
+        log: PathBuf,
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        #[arg(long)]
+        allow_simulated: bool,
+        #[arg(long)]
+        expect_pcr0: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -558,6 +571,9 @@ fn run(cmd: Cmd) -> Res {
             write_atomic(&out, text.as_bytes())?;
             println!("{} audit records written to {}", records.len(), out.display());
         }
+        Cmd::Audit(AuditCmd::Export { log, ledger, allow_simulated, expect_pcr0, out }) => {
+            audit_export(&log, ledger, allow_simulated, expect_pcr0, &out)?
+        }
         Cmd::Audit(AuditCmd::Verify { log, ledger, allow_simulated, expect_pcr0 }) => {
             let records = host_proxy_log(&log)?;
             let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
@@ -588,6 +604,59 @@ fn run(cmd: Cmd) -> Res {
             }
         }
     }
+    Ok(())
+}
+
+fn audit_export(
+    log: &Path,
+    ledger: Option<PathBuf>,
+    allow_simulated: bool,
+    expect_pcr0: Option<String>,
+    out: &Path,
+) -> Res {
+    let records = host_proxy_log(log)?;
+    let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
+    let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
+    let verdict = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref());
+    let mut decoded = vec![];
+    for r in &records {
+        let rec: protocol::audit::AuditRecord = r.decode()?;
+        decoded.push(serde_json::json!({"signer": r.signer, "signature": r.signature, "record": rec}));
+    }
+    let (budgets, grants) = match &ledger {
+        Some(l) => (
+            l.budgets()?
+                .iter()
+                .map(|b| {
+                    serde_json::json!({"dataset": b.dataset, "collaborator": b.collaborator,
+                    "total": b.total.to_string(), "spent": b.spent.to_string(), "remaining": b.remaining.to_string()})
+                })
+                .collect::<Vec<_>>(),
+            l.grants()?
+                .iter()
+                .map(|g| {
+                    serde_json::json!({"grant_id": g.grant_id, "job_id": g.job_id, "dataset": g.dataset,
+                    "collaborator": g.collaborator, "epsilon": g.epsilon, "issued_at": g.issued_at})
+                })
+                .collect::<Vec<_>>(),
+        ),
+        None => (vec![], vec![]),
+    };
+    let bundle = serde_json::json!({
+        "format": "cleanroom-evidence-bundle/v1",
+        "exported_at": now(),
+        "verification": match &verdict {
+            Ok(s) => serde_json::json!({"valid": true, "records": s.records, "segments": s.segments,
+                "simulated": s.simulated, "warnings": s.warnings}),
+            Err(e) => serde_json::json!({"valid": false, "error": e.to_string()}),
+        },
+        "records": decoded,
+        "signed_records": records,
+        "ledger": {"budgets": budgets, "grants": grants},
+    });
+    write_atomic(out, serde_json::to_string_pretty(&bundle)?.as_bytes())?;
+    println!("evidence bundle with {} records written to {}", records.len(), out.display());
+    verdict?;
     Ok(())
 }
 

@@ -340,12 +340,13 @@ impl Enclave {
             Ok((signed, rec)) => {
                 let fresh = rec.event == "job_released";
                 let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
-                self.append_audit(rec)?;
-                if fresh {
-                    // Cached only once its release is in the audit log.
-                    self.state.lock().expect("state lock").released.insert(key, signed.clone());
-                }
-                Ok(EnclaveMessage::JobResult { result: signed })
+                self.append_audit(rec).map(|()| {
+                    if fresh {
+                        // Cached only once its release is in the audit log.
+                        self.state.lock().expect("state lock").released.insert(key, signed.clone());
+                    }
+                    EnclaveMessage::JobResult { result: signed }
+                })
             }
             Err(refusal) => {
                 let mut rec = self.record("job_refused", &spec.collaborator, &refusal.to_string());

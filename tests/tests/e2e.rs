@@ -52,6 +52,21 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("1 jobs released"), "{}", text(&o));
     assert_eq!(audit_events(&w), vec!["key_release", "job_released"]);
+    let bundle = w.path("bundle.json");
+    let o = w.cr(&[
+        "audit",
+        "export",
+        log.to_str().unwrap(),
+        "--ledger",
+        w.ledger.to_str().unwrap(),
+        "--allow-simulated",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(b["verification"]["valid"], true);
+    assert_eq!(b["records"].as_array().unwrap().len(), 2);
     assert!(w.budget().contains(" 1 "), "{}", w.budget());
 
     // The grant is single-use: the identical query again is answered with the same signed

@@ -144,9 +144,9 @@ fn main() {
                 let mut best: Option<(f64, usize, usize)> = None;
                 for (f, hf) in hn.iter().enumerate() {
                     let (mut gl, mut hl) = (0.0, 0.0);
-                    for k in 0..edges[f].len() {
-                        gl += hf[k].0;
-                        hl += hf[k].1;
+                    for (k, c) in hf.iter().take(edges[f].len()).enumerate() {
+                        gl += c.0;
+                        hl += c.1;
                         let (gr, hr) = (gt - gl, ht - hl);
                         if hl < MIN_CHILD_HESSIAN || hr < MIN_CHILD_HESSIAN {
                             continue;
