@@ -64,3 +64,11 @@ eif: enclave-static
 
 qemu-smoke:
 	./scripts/qemu-smoke.sh
+
+# `make eif-repro`: two clean builds of the image must be byte-identical (slow: two cold
+# musl builds). `make fuzz`: the long property run of the attestation verifier.
+.PHONY: eif-repro fuzz
+eif-repro:
+	./scripts/eif-repro.sh
+fuzz:
+	ATTEST_FUZZ_CASES=1000000 $(CARGO) test -p attestation-verifier --release --test fuzz -- --nocapture

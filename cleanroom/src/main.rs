@@ -478,11 +478,17 @@ fn run(cmd: Cmd) -> Res {
                 grant.epsilon, grant.ledger_remaining_before, grant.ledger_remaining_after
             );
             let signed = ks.signing_key().sign(GRANT_CONTEXT, &grant);
-            let reply = session.call(&ClientMessage::ReleaseKey {
+            let mut msg = ClientMessage::ReleaseKey {
                 dataset_digest: policy.dataset_digest,
                 data_key: Bytes(data_key.0.to_vec()),
                 grant: signed,
-            })?;
+            };
+            let reply = session.call(&msg);
+            // The key copy in the message is wiped whatever the outcome.
+            if let ClientMessage::ReleaseKey { data_key, .. } = &mut msg {
+                zeroize::Zeroize::zeroize(&mut data_key.0);
+            }
+            let reply = reply?;
             match reply {
                 EnclaveMessage::KeyAccepted { grant_id } => {
                     println!("data key and grant {grant_id} released to the attested enclave")
