@@ -17,7 +17,7 @@ setup:
 wasm: setup
 	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo" \
-	$(CARGO) build --release -p credit-lr --target wasm32-unknown-unknown
+	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss --target wasm32-unknown-unknown
 
 build: setup wasm
 	$(CARGO) build --release --workspace --bins

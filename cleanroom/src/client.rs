@@ -30,7 +30,7 @@ pub enum ClientError {
     Attestation(#[from] attestation_verifier::Error),
     #[error("attestation refused: {0}")]
     Binding(&'static str),
-    #[error("enclave refused: {code}: {message}")]
+    #[error("enclave refused: {message}")]
     Refused { code: String, message: String },
     #[error("unexpected reply from the enclave")]
     Unexpected,

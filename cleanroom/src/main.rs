@@ -378,6 +378,7 @@ fn run(cmd: Cmd) -> Res {
                 collaborators,
                 min_group_size,
                 max_rows_per_unit,
+                rows_sorted_by_unit: m.sorted_by_unit,
                 max_epsilon_per_job: Decimal(max_epsilon),
                 partition_delta: Decimal("0.000001".into()),
                 release_quantum_ms,

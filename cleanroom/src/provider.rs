@@ -164,6 +164,7 @@ pub fn local_policy(
         collaborators: vec![spec.collaborator.clone()],
         min_group_size,
         max_rows_per_unit,
+        rows_sorted_by_unit: false,
         max_epsilon_per_job: Decimal("1000".into()),
         partition_delta: Decimal("0.000001".into()),
         release_quantum_ms: 0,

@@ -91,6 +91,10 @@ pub struct Manifest {
     pub dataset_digest: Digest,
     pub k_anonymity: Option<KAnonymityReport>,
     pub pii_findings: Vec<PiiFinding>,
+    /// Rows are sorted by the privacy-unit token, so the enclave can bound contributions
+    /// one unit at a time with memory that does not grow with the table.
+    #[serde(default)]
+    pub sorted_by_unit: bool,
 }
 
 impl Manifest {

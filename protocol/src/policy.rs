@@ -53,6 +53,11 @@ pub struct Policy {
     pub min_group_size: u64,
     /// Rows per privacy unit kept before aggregation.
     pub max_rows_per_unit: u32,
+    /// The owner sealed the rows sorted by privacy unit. The enclave then bounds units in
+    /// one streaming pass (memory independent of the table size) and refuses, with nothing
+    /// released, a stream whose units are out of order.
+    #[serde(default)]
+    pub rows_sorted_by_unit: bool,
     pub max_epsilon_per_job: Decimal,
     /// δ used for DP partition selection of group-by outputs.
     pub partition_delta: Decimal,

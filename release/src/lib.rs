@@ -40,6 +40,8 @@ pub enum ReleaseError {
     BadQuery(String),
     #[error("output {output:?}: {why}")]
     BadOutput { output: String, why: String },
+    #[error("rows are not sorted by privacy unit (the policy says they are): the stream is refused")]
+    NotSortedByUnit,
     #[error("DP mechanism: {0}")]
     Dp(#[from] dp::DpError),
 }
@@ -103,9 +105,116 @@ pub struct Accumulator {
     spec: QuerySpec,
     unit_column: String,
     max_rows_per_unit: u32,
-    bounder: RowBounder<[u8; TOKEN_LEN], Row>,
+    bounding: Bounding,
     groups: Vec<Interner>,
+    aggs: Vec<Agg>,
+    fixed: FixedPoint,
     rows_read: u64,
+    units: u64,
+    rows_dropped: u64,
+}
+
+/// How rows are bounded per privacy unit.
+enum Bounding {
+    /// Rows arrive in any order: keep a reservoir per unit until the end (memory grows
+    /// with the number of units).
+    InMemory(RowBounder<[u8; TOKEN_LEN], Row>),
+    /// Rows arrive sorted by unit (the owner sealed them so): one reservoir at a time,
+    /// flushed into the aggregates when the unit changes (memory independent of the table).
+    Sorted(SortedBounder),
+}
+
+/// Per-unit reservoir sampling over a stream sorted by unit.
+struct SortedBounder {
+    k: usize,
+    rng: dp::DpRng,
+    current: Option<[u8; TOKEN_LEN]>,
+    seen: u64,
+    kept: Vec<Row>,
+}
+
+impl SortedBounder {
+    /// Offer one row; returns the finished previous unit's kept rows when the unit changes.
+    fn offer(&mut self, unit: [u8; TOKEN_LEN], row: Row) -> Result<Option<(Vec<Row>, u64)>, ReleaseError> {
+        let mut done = None;
+        match self.current {
+            Some(c) if unit < c => return Err(ReleaseError::NotSortedByUnit),
+            Some(c) if unit == c => {}
+            _ => {
+                done = self.take();
+                self.current = Some(unit);
+            }
+        }
+        self.seen += 1;
+        if self.kept.len() < self.k {
+            self.kept.push(row);
+        } else {
+            // Reservoir sampling: keep each of the unit's rows with probability k/seen.
+            let j = dp::sampler::uniform_below(u128::from(self.seen), &mut self.rng) as usize;
+            if j < self.k {
+                self.kept[j] = row;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The current unit's kept rows and how many of its rows were seen.
+    fn take(&mut self) -> Option<(Vec<Row>, u64)> {
+        self.current?;
+        let seen = std::mem::take(&mut self.seen);
+        Some((std::mem::take(&mut self.kept), seen))
+    }
+}
+
+/// Running aggregate of one output over bounded rows.
+enum Agg {
+    GroupMean {
+        lower: f64,
+        upper: f64,
+        counts: BTreeMap<u32, u64>,
+        sums: BTreeMap<u32, i64>,
+    },
+    Histogram {
+        edges: Vec<f64>,
+        counts: Vec<u64>,
+    },
+    /// Negatives' bins then positives' bins.
+    Auc {
+        bins: usize,
+        counts: Vec<u64>,
+    },
+}
+
+impl Agg {
+    fn new(spec: &OutputSpec) -> Agg {
+        match spec {
+            OutputSpec::GroupMean { lower, upper, .. } => {
+                Agg::GroupMean { lower: *lower, upper: *upper, counts: BTreeMap::new(), sums: BTreeMap::new() }
+            }
+            OutputSpec::Histogram { edges, .. } => {
+                Agg::Histogram { edges: edges.clone(), counts: vec![0; edges.len() - 1] }
+            }
+            OutputSpec::Auc { bins, .. } => Agg::Auc { bins: *bins as usize, counts: vec![0; 2 * *bins as usize] },
+        }
+    }
+
+    fn absorb(&mut self, fp: &FixedPoint, row: &Row, slot: usize) -> Result<(), ReleaseError> {
+        match self {
+            Agg::GroupMean { lower, upper, counts, sums } => {
+                let g = row.extras[slot];
+                *counts.entry(g).or_default() += 1;
+                let v = fp.encode(row.score, *lower, *upper)?;
+                let s = sums.entry(g).or_default();
+                *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
+            }
+            Agg::Histogram { edges, counts } => counts[bin_of(edges, row.score)] += 1,
+            Agg::Auc { bins, counts } => {
+                let b = ((row.score.clamp(0.0, 1.0) * *bins as f64) as usize).min(*bins - 1);
+                counts[row.extras[slot] as usize * *bins + b] += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether to add noise (in the enclave) or compute true values (owner's own check).
@@ -123,13 +232,28 @@ impl Accumulator {
     /// output has already drawn its noise.
     pub fn new(spec: &QuerySpec, policy: &Policy, bounding_seed: [u8; 32]) -> Result<Self, ReleaseError> {
         check_query(spec, policy)?;
+        let bounding = if policy.rows_sorted_by_unit {
+            Bounding::Sorted(SortedBounder {
+                k: policy.max_rows_per_unit as usize,
+                rng: dp::seeded_rng(bounding_seed),
+                current: None,
+                seen: 0,
+                kept: Vec::new(),
+            })
+        } else {
+            Bounding::InMemory(RowBounder::new(policy.max_rows_per_unit, bounding_seed)?)
+        };
         Ok(Accumulator {
             spec: spec.clone(),
             unit_column: policy.privacy_unit.clone(),
             max_rows_per_unit: policy.max_rows_per_unit,
-            bounder: RowBounder::new(policy.max_rows_per_unit, bounding_seed)?,
+            bounding,
             groups: spec.outputs.iter().map(|_| Interner::default()).collect(),
+            aggs: spec.outputs.iter().map(Agg::new).collect(),
+            fixed: FixedPoint::new(FIXED_POINT_RESOLUTION)?,
             rows_read: 0,
+            units: 0,
+            rows_dropped: 0,
         })
     }
 
@@ -225,34 +349,78 @@ impl Accumulator {
                 return Err(ReleaseError::NonFiniteScore { row });
             }
             let e: Box<[u32]> = extras.iter().map(|col| col[row]).collect();
-            self.bounder.offer(unit, Row { score, extras: e });
+            let row = Row { score, extras: e };
+            match &mut self.bounding {
+                Bounding::InMemory(b) => b.offer(unit, row),
+                Bounding::Sorted(b) => {
+                    if let Some((kept, seen)) = b.offer(unit, row)? {
+                        self.absorb_unit(kept, seen)?;
+                    }
+                }
+            }
         }
         self.rows_read += batch.rows as u64;
         Ok(())
     }
 
+    /// Add one unit's bounded rows to every output's aggregate. `seen` is how many rows
+    /// the unit had (0 when the in-memory bounder keeps that count itself).
+    fn absorb_unit(&mut self, rows: Vec<Row>, seen: u64) -> Result<(), ReleaseError> {
+        self.units += 1;
+        self.rows_dropped += seen.saturating_sub(rows.len() as u64);
+        for row in &rows {
+            for (slot, agg) in self.aggs.iter_mut().enumerate() {
+                agg.absorb(&self.fixed, row, slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows counted by the first output's aggregate (every output counts every kept row).
+    fn kept_rows(&self) -> u64 {
+        match self.aggs.first() {
+            Some(Agg::GroupMean { counts, .. }) => counts.values().sum(),
+            Some(Agg::Histogram { counts, .. }) | Some(Agg::Auc { counts, .. }) => counts.iter().sum(),
+            None => 0,
+        }
+    }
+
     /// Finish: bound contributions, aggregate, and release (or compute exactly).
     pub fn finish<R: RngCore + CryptoRng>(
-        self,
+        mut self,
         mut mode: Mode<'_, R>,
     ) -> Result<(Vec<OutputRelease>, Stats), ReleaseError> {
-        let (per_unit, bstats) = self.bounder.finish_with_stats();
-        let stats = Stats {
-            rows_read: self.rows_read,
-            units: per_unit.len() as u64,
-            rows_dropped_by_bounding: bstats.rows_dropped,
-        };
-        let rows: Vec<&Row> = per_unit.iter().flat_map(|(_, rs)| rs.iter()).collect();
+        // Flush what the bounder still holds into the aggregates.
+        match std::mem::replace(&mut self.bounding, Bounding::InMemory(RowBounder::new(1, [0; 32])?)) {
+            Bounding::InMemory(b) => {
+                for (_, rows) in b.finish() {
+                    self.absorb_unit(rows, 0)?;
+                }
+                // RowBounder counted the dropped rows itself; recompute from totals.
+                self.rows_dropped = self.rows_read - self.kept_rows();
+            }
+            Bounding::Sorted(mut b) => {
+                if let Some((kept, seen)) = b.take() {
+                    self.absorb_unit(kept, seen)?;
+                }
+            }
+        }
+        let stats = Stats { rows_read: self.rows_read, units: self.units, rows_dropped_by_bounding: self.rows_dropped };
         let k = self.max_rows_per_unit;
         let mut out = Vec::with_capacity(self.spec.outputs.len());
         for (i, spec) in self.spec.outputs.iter().enumerate() {
             let eps = parse_epsilon(spec.epsilon())?;
-            out.push(match spec {
-                OutputSpec::GroupMean { name, lower, upper, .. } => {
-                    group_mean(name, &rows, i, &self.groups[i].keys, *lower, *upper, &eps, k, &mut mode)?
+            out.push(match (spec, &self.aggs[i]) {
+                (OutputSpec::GroupMean { name, lower, upper, .. }, Agg::GroupMean { counts, sums, .. }) => {
+                    group_mean(name, counts, sums, &self.groups[i].keys, *lower, *upper, &eps, k, &mut mode)?
                 }
-                OutputSpec::Histogram { name, edges, .. } => histogram(name, &rows, edges, &eps, k, &mut mode)?,
-                OutputSpec::Auc { name, bins, .. } => auc(name, &rows, i, *bins as usize, &eps, k, &mut mode)?,
+                (OutputSpec::Histogram { name, edges, .. }, Agg::Histogram { counts, .. }) => {
+                    histogram(name, counts, edges, &eps, k, &mut mode)?
+                }
+                (OutputSpec::Auc { name, bins, .. }, Agg::Auc { counts, .. }) => {
+                    auc(name, counts, *bins as usize, &eps, k, &mut mode)?
+                }
+                _ => unreachable!("aggregates are built from the same output specs"),
             });
         }
         Ok((out, stats))
@@ -371,8 +539,8 @@ fn noisy_counts<R: RngCore + CryptoRng>(
 #[allow(clippy::too_many_arguments)]
 fn group_mean<R: RngCore + CryptoRng>(
     name: &str,
-    rows: &[&Row],
-    slot: usize,
+    counts: &BTreeMap<u32, u64>,
+    sums: &BTreeMap<u32, i64>,
     keys: &[String],
     lower: f64,
     upper: f64,
@@ -381,15 +549,6 @@ fn group_mean<R: RngCore + CryptoRng>(
     mode: &mut Mode<'_, R>,
 ) -> Result<OutputRelease, ReleaseError> {
     let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
-    let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut sums: BTreeMap<u32, i64> = BTreeMap::new();
-    for r in rows {
-        let g = r.extras[slot];
-        *counts.entry(g).or_default() += 1;
-        let v = fp.encode(r.score, lower, upper)?;
-        let s = sums.entry(g).or_default();
-        *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
-    }
     let total_groups = counts.len() as u64;
     // Half the budget selects groups and counts them, half noises their sums.
     let half = eps.checked_div_int(2)?;
@@ -399,7 +558,7 @@ fn group_mean<R: RngCore + CryptoRng>(
     match mode {
         Mode::Dp { rng, min_group_size, partition_delta } => {
             let selected = dp::mechanism::group_counts_with_selection(
-                counts,
+                counts.clone(),
                 &half,
                 partition_delta,
                 *min_group_size,
@@ -417,7 +576,7 @@ fn group_mean<R: RngCore + CryptoRng>(
             scale = format!("count: {count_scale}, sum: {sum_scale}");
         }
         Mode::Exact { min_group_size } => {
-            for (g, &c) in &counts {
+            for (g, &c) in counts {
                 if c >= *min_group_size {
                     values.push(ReleasedValue { key: keys[*g as usize].clone(), value: fp.decode(sums[g]) / c as f64 });
                 }
@@ -451,17 +610,13 @@ fn bin_of(edges: &[f64], score: f64) -> usize {
 
 fn histogram<R: RngCore + CryptoRng>(
     name: &str,
-    rows: &[&Row],
+    counts: &[u64],
     edges: &[f64],
     eps: &Epsilon,
     k: u32,
     mode: &mut Mode<'_, R>,
 ) -> Result<OutputRelease, ReleaseError> {
-    let mut counts = vec![0u64; edges.len() - 1];
-    for r in rows {
-        counts[bin_of(edges, r.score)] += 1;
-    }
-    let (noisy, scale) = noisy_counts(&counts, eps, u64::from(k), mode)?;
+    let (noisy, scale) = noisy_counts(counts, eps, u64::from(k), mode)?;
     let values = noisy
         .iter()
         .enumerate()
@@ -483,8 +638,7 @@ fn histogram<R: RngCore + CryptoRng>(
 
 fn auc<R: RngCore + CryptoRng>(
     name: &str,
-    rows: &[&Row],
-    slot: usize,
+    counts: &[u64],
     bins: usize,
     eps: &Epsilon,
     k: u32,
@@ -492,12 +646,7 @@ fn auc<R: RngCore + CryptoRng>(
 ) -> Result<OutputRelease, ReleaseError> {
     // One histogram of 2·bins cells: negatives then positives. A row lands in exactly one
     // cell, so a unit moves the whole vector by at most k in L1.
-    let mut counts = vec![0u64; 2 * bins];
-    for r in rows {
-        let b = ((r.score.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
-        counts[r.extras[slot] as usize * bins + b] += 1;
-    }
-    let (noisy, scale) = noisy_counts(&counts, eps, u64::from(k), mode)?;
+    let (noisy, scale) = noisy_counts(counts, eps, u64::from(k), mode)?;
     let clamp: Vec<f64> = noisy.iter().map(|&v| v.max(0) as f64).collect();
     let (neg, pos) = clamp.split_at(bins);
     let (n, p): (f64, f64) = (neg.iter().sum(), pos.iter().sum());

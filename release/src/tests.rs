@@ -15,6 +15,7 @@ fn policy(k: u32) -> Policy {
         collaborators: vec![],
         min_group_size: 3,
         max_rows_per_unit: k,
+        rows_sorted_by_unit: false,
         max_epsilon_per_job: Decimal("10".into()),
         partition_delta: Decimal("0.000001".into()),
         release_quantum_ms: 0,
@@ -237,4 +238,62 @@ fn valid_query_releases_every_output() {
     let mode = Mode::Dp { rng: &mut rng, min_group_size: 3, partition_delta: "0.000001".parse().unwrap() };
     let (out, _) = acc.finish(mode).unwrap();
     assert_eq!(out.len(), 3);
+}
+
+fn sorted_policy(k: u32) -> Policy {
+    Policy { rows_sorted_by_unit: true, ..policy(k) }
+}
+
+#[test]
+fn sorted_streaming_bounding_equals_in_memory_bounding() {
+    // Units sorted, several rows per unit, split across two batches mid-unit; with k large
+    // enough to keep every row, both bounders must give identical exact results.
+    let units = [1u8, 1, 2, 3, 3, 3, 4, 5, 6, 7];
+    let groups = [0u32, 0, 1, 1, 1, 1, 0, 0, 1, 0];
+    let labels = [0i64, 1, 0, 1, 1, 0, 0, 1, 1, 0];
+    let scores = [0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.4, 0.6, 0.95, 0.05];
+    let run = |p: Policy| {
+        let mut acc = Accumulator::new(&spec("1"), &p, [3; 32]).unwrap();
+        acc.add_batch(&batch(&units[..4], &groups[..4], &labels[..4]), &scores[..4]).unwrap();
+        acc.add_batch(&batch(&units[4..], &groups[4..], &labels[4..]), &scores[4..]).unwrap();
+        acc.finish::<dp::DpRng>(Mode::Exact { min_group_size: 1 }).unwrap()
+    };
+    let (a, sa) = run(policy(3));
+    let (b, sb) = run(sorted_policy(3));
+    assert_eq!(a, b);
+    assert_eq!(sa, sb);
+    assert_eq!(sb.units, 7);
+    // With k = 1 both drop the same number of rows (which rows is random).
+    let (_, sa) = run(policy(1));
+    let (_, sb) = run(sorted_policy(1));
+    assert_eq!((sa.rows_dropped_by_bounding, sb.rows_dropped_by_bounding), (3, 3));
+    assert_eq!(sb.units, 7);
+}
+
+#[test]
+fn sorted_mode_refuses_an_unsorted_stream() {
+    let mut acc = Accumulator::new(&spec("1"), &sorted_policy(1), [0; 32]).unwrap();
+    acc.add_batch(&batch(&[1, 5], &[0, 0], &[0, 1]), &[0.1, 0.2]).unwrap();
+    let r = acc.add_batch(&batch(&[4], &[0], &[0]), &[0.3]);
+    assert!(matches!(r, Err(ReleaseError::NotSortedByUnit)), "{r:?}");
+}
+
+#[test]
+fn sorted_reservoir_keeps_rows_uniformly() {
+    // One unit with 4 rows, k = 1: each row kept with probability 1/4.
+    let mut hits = [0u32; 4];
+    for seed in 0..4000u32 {
+        let mut s = [0u8; 32];
+        s[..4].copy_from_slice(&seed.to_le_bytes());
+        let mut acc = Accumulator::new(&spec("1"), &sorted_policy(1), s).unwrap();
+        let sc = [0.05, 0.35, 0.65, 0.95];
+        acc.add_batch(&batch(&[1, 1, 1, 1], &[0; 4], &[0; 4]), &sc).unwrap();
+        let (out, _) = acc.finish::<dp::DpRng>(Mode::Exact { min_group_size: 1 }).unwrap();
+        // The histogram output has bins [0,0.5) and [0.5,1]; use the group mean instead.
+        let m = out[0].values[0].value;
+        hits[sc.iter().position(|&x| (x - m).abs() < 1e-9).unwrap()] += 1;
+    }
+    for h in hits {
+        assert!((850..=1150).contains(&h), "{hits:?}");
+    }
 }

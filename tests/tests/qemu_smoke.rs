@@ -32,6 +32,7 @@ fn smoke_policy() -> Policy {
         collaborators: vec!["acme".into()],
         min_group_size: 5,
         max_rows_per_unit: 1,
+        rows_sorted_by_unit: false,
         max_epsilon_per_job: Decimal("1".into()),
         partition_delta: Decimal("0.000001".into()),
         release_quantum_ms: 50,

@@ -242,6 +242,17 @@ pub fn prepare(
     drop(raws);
     drop(table.columns);
 
+    // Sort rows by privacy unit: the enclave can then bound each unit's contribution in
+    // one streaming pass, and the sealed order says nothing about the source order.
+    let unit_name = opts.rules[unit].sealed_name().expect("tokenized columns are sealed");
+    if let Some(ColumnData::Token(tokens)) = sealed.iter().find(|c| c.name == unit_name).map(|c| &c.data) {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by(|&a, &b| tokens[a].cmp(&tokens[b]));
+        for c in &mut sealed {
+            c.data = permute(&c.data, &order);
+        }
+    }
+
     // 4. k-anonymity over the sealed quasi-identifiers.
     let qi: Vec<(&str, &ColumnData)> = opts
         .rules
@@ -276,6 +287,7 @@ pub fn prepare(
     let chunks = plaintexts.len() as u64;
 
     let manifest = Manifest {
+        sorted_by_unit: true,
         version: MANIFEST_VERSION,
         dataset_name: opts.dataset_name.clone().unwrap_or_else(|| {
             input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into())
@@ -425,4 +437,16 @@ pub fn open_sealed(out_dir: &Path, key: &DataKey) -> Result<Vec<RecordBatch>, Op
         }
     }
     Ok(batches)
+}
+
+/// Reorder a column's values: `out[i] = data[order[i]]`.
+fn permute(data: &ColumnData, order: &[usize]) -> ColumnData {
+    match data {
+        ColumnData::F64(v) => ColumnData::F64(order.iter().map(|&i| v[i]).collect()),
+        ColumnData::I64(v) => ColumnData::I64(order.iter().map(|&i| v[i]).collect()),
+        ColumnData::Dict { codes, values } => {
+            ColumnData::Dict { codes: order.iter().map(|&i| codes[i]).collect(), values: values.clone() }
+        }
+        ColumnData::Token(v) => ColumnData::Token(order.iter().map(|&i| v[i]).collect()),
+    }
 }
