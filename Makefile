@@ -19,8 +19,10 @@ wasm: setup
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo" \
 	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss --target wasm32-unknown-unknown
 
+# All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
+# `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.
 build: setup wasm
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --all-targets
 
 demo: build
 	./scripts/demo.sh

@@ -41,8 +41,11 @@ pub enum ClientError {
 /// What the caller expects the enclave to be.
 #[derive(Debug, Clone)]
 pub struct Expected {
-    /// PCR0 (image measurement) the caller recomputed from source.
+    /// PCR0 (image measurement) the caller recomputed from source; on SEV-SNP, the
+    /// launch measurement.
     pub pcr0: Vec<u8>,
+    /// Further boot PCRs to require (PCR1, PCR2 from `eif-build`'s pcrs.json).
+    pub extra_pcrs: BTreeMap<u16, Vec<u8>>,
     pub policy_digest: Digest,
     /// Accept simulated (insecure, development) evidence. Off unless asked for.
     pub allow_simulated: bool,
@@ -251,6 +254,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         _ => {
             let mut pcrs = BTreeMap::new();
             pcrs.insert(0u16, expect.pcr0.clone());
+            pcrs.extend(expect.extra_pcrs.iter().map(|(i, v)| (*i, v.clone())));
             pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
             Expectations {
                 pcrs,
@@ -337,5 +341,46 @@ mod tests {
         let p = Digest::of(b"policy");
         assert_eq!(expected_policy_pcr(&p).len(), 48);
         assert_ne!(expected_policy_pcr(&p), expected_policy_pcr(&Digest::of(b"other")));
+    }
+}
+
+/// Read the boot PCRs from a `pcrs.json` in the shape `eif-build` and `nitro-cli
+/// build-enclave` print: `{"Measurements": {"PCR0": hex, "PCR1": hex, "PCR2": hex, ...}}`.
+pub fn read_pcrs_json(text: &str) -> Result<BTreeMap<u16, Vec<u8>>, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let m = v.get("Measurements").and_then(|m| m.as_object()).ok_or("no \"Measurements\" object")?;
+    let mut out = BTreeMap::new();
+    for (k, val) in m {
+        let Some(index) = k.strip_prefix("PCR").and_then(|i| i.parse::<u16>().ok()) else { continue };
+        let hex_value = val.as_str().ok_or_else(|| format!("{k} is not a string"))?;
+        let bytes = hex::decode(hex_value).map_err(|_| format!("{k} is not hex"))?;
+        if bytes.len() != 48 {
+            return Err(format!("{k} is {} bytes, a SHA-384 PCR is 48", bytes.len()));
+        }
+        out.insert(index, bytes);
+    }
+    if !out.contains_key(&0) {
+        return Err("no PCR0".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod pcrs_json_tests {
+    use super::*;
+
+    #[test]
+    fn reads_eif_build_output_and_rejects_bad_files() {
+        let ok = format!(
+            r#"{{"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{0}","PCR2":"{1}"}}}}"#,
+            "ab".repeat(48),
+            "cd".repeat(48)
+        );
+        let m = read_pcrs_json(&ok).unwrap();
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert!(read_pcrs_json("{}").is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"zz"}}"#).is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"abcd"}}"#).is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR1":"00"}}"#).is_err());
     }
 }

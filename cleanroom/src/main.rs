@@ -163,9 +163,12 @@ struct AttestArgs {
     /// The host proxy's front door.
     #[arg(long)]
     front_door: Endpoint,
-    /// Expected PCR0 (hex), recomputed from source.
+    /// Expected PCR0 (hex), recomputed from source (process mode: `cleanroom measure`).
+    #[arg(long, required_unless_present = "expect_pcrs", conflicts_with = "expect_pcrs")]
+    expect_pcr0: Option<String>,
+    /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
     #[arg(long)]
-    expect_pcr0: String,
+    expect_pcrs: Option<PathBuf>,
     /// Accept simulated evidence (development only; not hardware-backed).
     #[arg(long)]
     allow_simulated: bool,
@@ -689,8 +692,17 @@ fn transform_text(t: &protocol::manifest::Transform) -> String {
 }
 
 fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
+    let mut pcrs = match (&a.expect_pcr0, &a.expect_pcrs) {
+        (Some(hex), _) => std::collections::BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)]),
+        (None, Some(file)) => {
+            cleanroom::client::read_pcrs_json(&read_text(file)?).map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        (None, None) => return Err("give --expect-pcr0 HEX or --expect-pcrs pcrs.json".into()),
+    };
+    let pcr0 = pcrs.remove(&0).ok_or("no PCR0 expected")?;
     Ok(Expected {
-        pcr0: parse_hex(&a.expect_pcr0, "--expect-pcr0")?,
+        pcr0,
+        extra_pcrs: pcrs,
         policy_digest,
         allow_simulated: a.allow_simulated,
         max_age: Duration::from_secs(300),

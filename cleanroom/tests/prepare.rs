@@ -127,17 +127,23 @@ fn round_trip_gives_expected_values() {
         ]
     );
 
+    // Sealed rows are sorted by privacy-unit token (so the enclave can bound units in one
+    // streaming pass); compare against the source rows in that order.
     let tok = ks.tokenization_key().tokenizer();
-    let expect_tokens: Vec<[u8; 32]> = f.rows.iter().map(|c| tok.token(c.customer_id.as_bytes())).collect();
+    let mut order: Vec<usize> = (0..f.rows.len()).collect();
+    order.sort_by_key(|&i| tok.token(f.rows[i].customer_id.as_bytes()));
+    let sorted: Vec<_> = order.iter().map(|&i| f.rows[i].clone()).collect();
+    let expect_tokens: Vec<[u8; 32]> = sorted.iter().map(|c| tok.token(c.customer_id.as_bytes())).collect();
+    assert!(expect_tokens.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(all_tokens(&batches, "customer_token"), expect_tokens);
-    assert_eq!(all_dict(&batches, "zip3"), f.rows.iter().map(|c| c.zip[..3].to_string()).collect::<Vec<_>>());
-    assert_eq!(all_i64(&batches, "birth_decade"), f.rows.iter().map(|c| c.birth_year / 10 * 10).collect::<Vec<_>>());
-    assert_eq!(all_f64(&batches, "income"), f.rows.iter().map(|c| c.income).collect::<Vec<_>>());
-    assert_eq!(all_f64(&batches, "credit_limit"), f.rows.iter().map(|c| c.credit_limit).collect::<Vec<_>>());
-    assert_eq!(all_f64(&batches, "utilization"), f.rows.iter().map(|c| c.utilization).collect::<Vec<_>>());
-    assert_eq!(all_i64(&batches, "late_payments"), f.rows.iter().map(|c| c.late_payments).collect::<Vec<_>>());
-    assert_eq!(all_i64(&batches, "tenure_months"), f.rows.iter().map(|c| c.tenure_months).collect::<Vec<_>>());
-    assert_eq!(all_i64(&batches, "defaulted"), f.rows.iter().map(|c| c.defaulted).collect::<Vec<_>>());
+    assert_eq!(all_dict(&batches, "zip3"), sorted.iter().map(|c| c.zip[..3].to_string()).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "birth_decade"), sorted.iter().map(|c| c.birth_year / 10 * 10).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "income"), sorted.iter().map(|c| c.income).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "credit_limit"), sorted.iter().map(|c| c.credit_limit).collect::<Vec<_>>());
+    assert_eq!(all_f64(&batches, "utilization"), sorted.iter().map(|c| c.utilization).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "late_payments"), sorted.iter().map(|c| c.late_payments).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "tenure_months"), sorted.iter().map(|c| c.tenure_months).collect::<Vec<_>>());
+    assert_eq!(all_i64(&batches, "defaulted"), sorted.iter().map(|c| c.defaulted).collect::<Vec<_>>());
 }
 
 #[test]
