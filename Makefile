@@ -2,7 +2,8 @@
 # safe to run twice.
 SHELL := /bin/bash
 CARGO ?= cargo
-WASM := target/wasm32-unknown-unknown/release/credit_lr.wasm
+WASM_DIR := target/wasm32-unknown-unknown/release
+WASM := $(WASM_DIR)/credit_lr.wasm
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: demo test bench setup build wasm lint unit e2e clean
@@ -33,7 +34,10 @@ lint: setup
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
 test: build lint
-	CLEANROOM_CREDIT_LR_WASM=$(CURDIR)/$(WASM) $(CARGO) test --release --workspace
+	CLEANROOM_CREDIT_LR_WASM=$(CURDIR)/$(WASM) \
+	CLEANROOM_CREDIT_GBDT_WASM=$(CURDIR)/$(WASM_DIR)/credit_gbdt.wasm \
+	CLEANROOM_CREDIT_LOSS_WASM=$(CURDIR)/$(WASM_DIR)/credit_loss.wasm \
+	$(CARGO) test --release --workspace
 
 bench: build
 	./scripts/bench.sh
