@@ -233,28 +233,30 @@ enum AuditCmd {
         out: PathBuf,
     },
     /// Verify a log offline: signatures, chain, attestation of each signing key, ledger.
-    Verify {
-        log: PathBuf,
-        #[arg(long)]
-        ledger: Option<PathBuf>,
-        #[arg(long)]
-        allow_simulated: bool,
-        #[arg(long)]
-        expect_pcr0: Option<String>,
-    },
+    Verify(AuditCheck),
     /// Write an evidence bundle: every record decoded, the verification verdict, and the
     /// ledger's budgets and grants, for an auditor to archive.
     Export {
-        log: PathBuf,
-        #[arg(long)]
-        ledger: Option<PathBuf>,
-        #[arg(long)]
-        allow_simulated: bool,
-        #[arg(long)]
-        expect_pcr0: Option<String>,
+        #[command(flatten)]
+        check: AuditCheck,
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// What an audit check reads and expects.
+#[derive(Args)]
+struct AuditCheck {
+    log: PathBuf,
+    /// The owner's ledger: every released job must have spent a grant issued there.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    /// Accept simulated (development) evidence for the signing keys.
+    #[arg(long)]
+    allow_simulated: bool,
+    /// Require this PCR0 (or SNP measurement) in every signer's evidence.
+    #[arg(long)]
+    expect_pcr0: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -581,10 +583,8 @@ fn run(cmd: Cmd) -> Res {
             write_atomic(&out, text.as_bytes())?;
             println!("{} audit records written to {}", records.len(), out.display());
         }
-        Cmd::Audit(AuditCmd::Export { log, ledger, allow_simulated, expect_pcr0, out }) => {
-            audit_export(&log, ledger, allow_simulated, expect_pcr0, &out)?
-        }
-        Cmd::Audit(AuditCmd::Verify { log, ledger, allow_simulated, expect_pcr0 }) => {
+        Cmd::Audit(AuditCmd::Export { check, out }) => audit_export(check, &out)?,
+        Cmd::Audit(AuditCmd::Verify(AuditCheck { log, ledger, allow_simulated, expect_pcr0 })) => {
             let records = host_proxy_log(&log)?;
             let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
             let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
@@ -617,14 +617,9 @@ fn run(cmd: Cmd) -> Res {
     Ok(())
 }
 
-fn audit_export(
-    log: &Path,
-    ledger: Option<PathBuf>,
-    allow_simulated: bool,
-    expect_pcr0: Option<String>,
-    out: &Path,
-) -> Res {
-    let records = host_proxy_log(log)?;
+fn audit_export(check: AuditCheck, out: &Path) -> Res {
+    let AuditCheck { log, ledger, allow_simulated, expect_pcr0 } = check;
+    let records = host_proxy_log(&log)?;
     let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
     let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
     let verdict = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref());
