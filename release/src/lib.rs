@@ -203,7 +203,8 @@ impl Agg {
             Agg::GroupMean { lower, upper, counts, sums } => {
                 let g = row.extras[slot];
                 *counts.entry(g).or_default() += 1;
-                let v = fp.encode(row.score, *lower, *upper)?;
+                let (centre, _) = centred_sum_bound(fp, *lower, *upper, 1)?;
+                let v = fp.encode(row.score, *lower, *upper)? - centre;
                 let s = sums.entry(g).or_default();
                 *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
             }
@@ -458,9 +459,8 @@ pub fn check_query(spec: &QuerySpec, policy: &Policy) -> Result<(), ReleaseError
             OutputSpec::GroupMean { name, lower, upper, .. } => {
                 let half = eps.checked_div_int(2)?;
                 let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
-                let sum_bound = fp.per_unit_sum_bound(*lower, *upper, k).map_err(|e| ReleaseError::BadOutput {
-                    output: name.clone(),
-                    why: format!("bounds [{lower}, {upper}]: {e}"),
+                let (_, sum_bound) = centred_sum_bound(&fp, *lower, *upper, k).map_err(|e| {
+                    ReleaseError::BadOutput { output: name.clone(), why: format!("bounds [{lower}, {upper}]: {e}") }
                 })?;
                 if sum_bound == 0 {
                     return Err(ReleaseError::BadOutput {
@@ -552,7 +552,7 @@ fn group_mean<R: RngCore + CryptoRng>(
     let total_groups = counts.len() as u64;
     // Half the budget selects groups and counts them, half noises their sums.
     let half = eps.checked_div_int(2)?;
-    let sum_bound = fp.per_unit_sum_bound(lower, upper, k)?;
+    let (centre, sum_bound) = centred_sum_bound(&fp, lower, upper, k)?;
     let mut values = Vec::new();
     let (sensitivity, scale);
     match mode {
@@ -569,19 +569,22 @@ fn group_mean<R: RngCore + CryptoRng>(
             let sum_scale = dp::mechanism::laplace_scale(sum_bound, &half)?;
             for (g, count) in &selected {
                 let noisy_sum = dp::mechanism::laplace_sum(sums[g], &half, sum_bound, &mut **rng)?;
-                let mean = fp.decode(noisy_sum.value) / (count.value.max(1) as f64);
+                let mean = fp.decode(centre) + fp.decode(noisy_sum.value) / (count.value.max(1) as f64);
                 values.push(ReleasedValue { key: keys[*g as usize].clone(), value: mean.clamp(lower, upper) });
             }
-            sensitivity = format!("count: {k}, sum: {sum_bound} fixed-point units");
+            sensitivity = format!("count: {k}, centred sum: {sum_bound} fixed-point units");
             scale = format!("count: {count_scale}, sum: {sum_scale}");
         }
         Mode::Exact { min_group_size } => {
             for (g, &c) in counts {
                 if c >= *min_group_size {
-                    values.push(ReleasedValue { key: keys[*g as usize].clone(), value: fp.decode(sums[g]) / c as f64 });
+                    values.push(ReleasedValue {
+                        key: keys[*g as usize].clone(),
+                        value: fp.decode(centre) + fp.decode(sums[g]) / c as f64,
+                    });
                 }
             }
-            sensitivity = format!("count: {k}, sum: {sum_bound} fixed-point units");
+            sensitivity = format!("count: {k}, centred sum: {sum_bound} fixed-point units");
             scale = "0".into();
         }
     }
@@ -596,10 +599,23 @@ fn group_mean<R: RngCore + CryptoRng>(
         fixed_point_resolution: Some(FIXED_POINT_RESOLUTION as u64),
         values,
         suppressed_groups: suppressed,
-        note: "ε split evenly between DP partition selection with noisy counts and the noisy sums; \
+        note: "ε split evenly between DP partition selection with noisy counts and the noisy sums \
+               (centred on the middle of the bounds); \
                mean = noisy sum / noisy count, clamped to the declared bounds"
             .into(),
     })
+}
+
+/// Sums are aggregated centred on the middle of the declared bounds: a unit then moves a
+/// group's sum by at most `k · (upper − lower) / 2` instead of `k · max(|lower|, |upper|)`,
+/// which halves the noise for bounds like [0, 1]. Returns (centre, per-unit bound), both in
+/// fixed-point units; the bound is derived here, never taken from a user.
+fn centred_sum_bound(fp: &FixedPoint, lower: f64, upper: f64, k: u32) -> Result<(i64, u64), ReleaseError> {
+    let (lo, hi) = fp.encode_bounds(lower, upper)?;
+    let centre = lo + (hi - lo) / 2;
+    let half_range = (hi - centre).unsigned_abs().max((centre - lo).unsigned_abs());
+    let bound = half_range.checked_mul(u64::from(k)).ok_or(dp::DpError::Overflow("per-unit sum bound"))?;
+    Ok((centre, bound))
 }
 
 fn bin_of(edges: &[f64], score: f64) -> usize {

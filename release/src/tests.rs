@@ -297,3 +297,19 @@ fn sorted_reservoir_keeps_rows_uniformly() {
         assert!((850..=1150).contains(&h), "{hits:?}");
     }
 }
+
+#[test]
+fn centred_sums_halve_the_sensitivity_of_zero_to_one_bounds() {
+    let fp = FixedPoint::new(FIXED_POINT_RESOLUTION).unwrap();
+    assert_eq!(centred_sum_bound(&fp, 0.0, 1.0, 1).unwrap(), (5_000, 5_000));
+    assert_eq!(centred_sum_bound(&fp, 0.0, 1.0, 3).unwrap(), (5_000, 15_000));
+    // Asymmetric bounds: the centre is the midpoint, the bound its larger distance.
+    assert_eq!(centred_sum_bound(&fp, -1.0, 0.5, 1).unwrap(), (-2_500, 7_500));
+    // The mechanism names the centred bound it used.
+    let mut acc = Accumulator::new(&spec("1"), &policy(1), [0; 32]).unwrap();
+    acc.add_batch(&batch(&[1, 2, 3], &[0, 0, 0], &[0, 1, 0]), &[0.2, 0.4, 0.9]).unwrap();
+    let mut rng = dp::seeded_rng([1; 32]);
+    let mode = Mode::Dp { rng: &mut rng, min_group_size: 1, partition_delta: "0.000001".parse().unwrap() };
+    let (out, _) = acc.finish(mode).unwrap();
+    assert!(out[0].sensitivity.contains("centred sum: 5000"), "{}", out[0].sensitivity);
+}
