@@ -17,7 +17,7 @@ setup:
 # were built: strip debug info and remap build paths.
 wasm: setup
 	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
-	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo" \
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo --remap-path-prefix=$(TARGET_DIR_ABS)=/target" \
 	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss --target wasm32-unknown-unknown
 
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
@@ -53,6 +53,9 @@ clean:
 MUSL_TARGET := x86_64-unknown-linux-musl
 ENCLAVE_STATIC := target/$(MUSL_TARGET)/release/enclave-app
 CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+# Build scripts' generated code is included from OUT_DIR under the target directory, so
+# that path is remapped too (last, so it wins over the checkout prefix it lies under).
+TARGET_DIR_ABS := $(abspath $(or $(CARGO_TARGET_DIR),target))
 
 # Paths are remapped and symbols stripped, so the binary (and with it PCR0) does not
 # depend on where the checkout or the cargo home live.
@@ -60,8 +63,8 @@ enclave-static:
 	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 	@command -v musl-gcc >/dev/null || { apt-get update -qq && apt-get install -y -q musl-tools; }
 	CC_x86_64_unknown_linux_musl=gcc \
-	CFLAGS_x86_64_unknown_linux_musl="-ffile-prefix-map=$(CURDIR)=/cleanroom -ffile-prefix-map=$(CARGO_HOME_DIR)=/cargo" \
-	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(CARGO_HOME_DIR)=/cargo" \
+	CFLAGS_x86_64_unknown_linux_musl="-ffile-prefix-map=$(CURDIR)=/cleanroom -ffile-prefix-map=$(CARGO_HOME_DIR)=/cargo -ffile-prefix-map=$(TARGET_DIR_ABS)=/target" \
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(CARGO_HOME_DIR)=/cargo --remap-path-prefix=$(TARGET_DIR_ABS)=/target" \
 	CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
 	$(CARGO) build --release --target $(MUSL_TARGET) -p enclave-app
 
