@@ -18,6 +18,10 @@ cargo bench -q -p eif-build 2>/dev/null | json
 # DP samplers vs OpenDP.
 if [ -x scripts/bench_dp.sh ]; then ./scripts/bench_dp.sh | json; fi
 
+# Boot the enclave image under QEMU and time the first evidence over virtio-vsock
+# (needs QEMU and vhost-device-vsock, which the script installs; opt in with BENCH_QEMU=1).
+if [ "${BENCH_QEMU:-0}" = 1 ]; then QEMU_SMOKE_SKIP_EIF="${QEMU_SMOKE_SKIP_EIF:-0}" ./scripts/qemu-smoke.sh | json; fi
+
 # The demo's enclave job, end to end through the real processes.
 # Release quantum 1 ms here so the figure measures the work, not the quantum.
 ROWS="${BENCH_ROWS:-1000000}"
