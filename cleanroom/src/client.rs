@@ -137,49 +137,32 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// Read one DER TLV at the start of `d`: (tag, contents, rest).
-fn der_tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = d.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        (rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize), &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
 /// The Ed25519 public key in a certificate's SubjectPublicKeyInfo, if that is its type.
+/// Uses the verifier's strict DER reader (definite lengths, bounds-checked).
 pub fn ed25519_key_of_cert(cert: &[u8]) -> Option<Vec<u8>> {
-    let (_, certificate, _) = der_tlv(cert)?;
-    let (_, tbs, _) = der_tlv(certificate)?;
-    let mut rest = tbs;
-    let (tag, _, r) = der_tlv(rest)?;
-    if tag == 0xa0 {
-        rest = r; // explicit version
-    }
-    // serial, signature algorithm, issuer, validity, subject
+    use attestation_verifier::der::{single, Reader};
+    const SEQUENCE: u8 = 0x30;
+    let certificate = single(cert, SEQUENCE).ok()?;
+    let mut outer = Reader::new(certificate.content);
+    let tbs = outer.expect(SEQUENCE).ok()?;
+    let mut fields = Reader::new(tbs.content);
+    fields.optional(0xa0).ok()?; // explicit version
+                                 // serial, signature algorithm, issuer, validity, subject
     for _ in 0..5 {
-        rest = der_tlv(rest)?.2;
+        fields.read().ok()?;
     }
-    let (_, spki, _) = der_tlv(rest)?;
-    let (_, alg, after_alg) = der_tlv(spki)?;
-    let (_, oid, _) = der_tlv(alg)?;
-    if oid != [0x2b, 0x65, 0x70] {
+    let spki = fields.expect(SEQUENCE).ok()?;
+    let mut spki = Reader::new(spki.content);
+    let alg = spki.expect(SEQUENCE).ok()?;
+    let oid = Reader::new(alg.content).expect(0x06).ok()?;
+    if oid.content != [0x2b, 0x65, 0x70] {
         return None;
     }
-    let (tag, bits, _) = der_tlv(after_alg)?;
-    if tag != 0x03 || bits.len() != 33 || bits[0] != 0 {
+    let bits = spki.expect(0x03).ok()?;
+    if bits.content.len() != 33 || bits.content[0] != 0 {
         return None;
     }
-    Some(bits[1..].to_vec())
+    Some(bits.content[1..].to_vec())
 }
 
 pub struct AttestedSession {
@@ -333,7 +316,7 @@ mod tests {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
             assert_eq!(ed25519_key_of_cert(&junk), None);
         }
-        assert_eq!(der_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(ed25519_key_of_cert(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 
     #[test]

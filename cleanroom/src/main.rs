@@ -666,14 +666,8 @@ fn audit_export(check: AuditCheck, out: &Path) -> Res {
 }
 
 fn host_proxy_log(path: &Path) -> Res<Vec<Signed>> {
-    let text = read_text(path)?;
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        out.push(
-            serde_json::from_str(line).map_err(|e| format!("audit log line {} is not a signed record: {e}", i + 1))?,
-        );
-    }
-    Ok(out)
+    protocol::audit::parse_log(&read_text(path)?)
+        .map_err(|(line, e)| format!("audit log line {line} is not a signed record: {e}").into())
 }
 
 fn transform_text(t: &protocol::manifest::Transform) -> String {

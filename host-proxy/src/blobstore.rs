@@ -3,7 +3,7 @@
 use protocol::signing::Signed;
 use protocol::Digest;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -22,7 +22,8 @@ pub enum StoreError {
 pub struct BlobStore {
     dir: PathBuf,
     audit_path: PathBuf,
-    audit_lock: Mutex<()>,
+    /// Records in the log; held under the lock that serializes appends.
+    audit_count: Mutex<u64>,
     max_blob: usize,
 }
 
@@ -30,7 +31,9 @@ impl BlobStore {
     pub fn open(root: &Path, max_blob: usize) -> Result<Self, StoreError> {
         let dir = root.join("blobs");
         fs::create_dir_all(&dir)?;
-        Ok(BlobStore { dir, audit_path: root.join("audit.log"), audit_lock: Mutex::new(()), max_blob })
+        let audit_path = root.join("audit.log");
+        let count = read_audit_log(&audit_path)?.len() as u64;
+        Ok(BlobStore { dir, audit_path, audit_count: Mutex::new(count), max_blob })
     }
 
     fn path(&self, d: &Digest) -> PathBuf {
@@ -67,12 +70,13 @@ impl BlobStore {
 
     /// Append one signed record as a JSON line, synced before returning.
     pub fn append_audit(&self, record: &Signed) -> Result<u64, StoreError> {
-        let _g = self.audit_lock.lock().expect("audit lock");
+        let mut count = self.audit_count.lock().expect("audit lock");
         let mut f = OpenOptions::new().create(true).append(true).open(&self.audit_path)?;
         let line = serde_json::to_string(record).expect("signed record serializes");
         writeln!(f, "{line}")?;
         f.sync_all()?;
-        Ok(self.read_audit()?.len() as u64)
+        *count += 1;
+        Ok(*count)
     }
 
     pub fn read_audit(&self) -> Result<Vec<Signed>, StoreError> {
@@ -87,15 +91,9 @@ pub fn read_audit_log(path: &Path) -> Result<Vec<Signed>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(e.into()),
     };
-    let mut out = vec![];
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(serde_json::from_str(&line).map_err(|e| StoreError::CorruptLog { line: i + 1, why: e.to_string() })?);
-    }
-    Ok(out)
+    let mut text = String::new();
+    BufReader::new(f).read_to_string(&mut text)?;
+    protocol::audit::parse_log(&text).map_err(|(line, why)| StoreError::CorruptLog { line, why })
 }
 
 #[cfg(test)]
@@ -122,5 +120,8 @@ mod tests {
         assert_eq!(s.append_audit(&k.sign("c", &1u8)).unwrap(), 1);
         assert_eq!(s.append_audit(&k.sign("c", &2u8)).unwrap(), 2);
         assert_eq!(s.read_audit().unwrap().len(), 2);
+        // A restarted proxy continues the count from the file.
+        let s = BlobStore::open(dir.path(), 10).unwrap();
+        assert_eq!(s.append_audit(&k.sign("c", &3u8)).unwrap(), 3);
     }
 }

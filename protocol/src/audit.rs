@@ -43,6 +43,16 @@ pub struct AuditRecord {
     pub outcome: String,
 }
 
+/// Parse an audit log stored as JSON lines (one signed record per line; blank lines are
+/// ignored). A bad line is named by its 1-based number.
+pub fn parse_log(text: &str) -> Result<Vec<Signed>, (usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| (i + 1, e.to_string())))
+        .collect()
+}
+
 /// Digest that the next record's `prev` must carry.
 pub fn link_digest(signed: &Signed) -> Digest {
     Digest::of_parts("cleanroom/audit-link/v1", &[signed.payload.as_slice()])

@@ -171,6 +171,8 @@ enum Agg {
     GroupMean {
         lower: f64,
         upper: f64,
+        /// Sums are of `value − centre` (see [`centred_sum_bound`]).
+        centre: i64,
         counts: BTreeMap<u32, u64>,
         sums: BTreeMap<u32, i64>,
     },
@@ -186,25 +188,28 @@ enum Agg {
 }
 
 impl Agg {
-    fn new(spec: &OutputSpec) -> Agg {
-        match spec {
-            OutputSpec::GroupMean { lower, upper, .. } => {
-                Agg::GroupMean { lower: *lower, upper: *upper, counts: BTreeMap::new(), sums: BTreeMap::new() }
-            }
+    fn new(spec: &OutputSpec, fp: &FixedPoint) -> Result<Agg, ReleaseError> {
+        Ok(match spec {
+            OutputSpec::GroupMean { lower, upper, .. } => Agg::GroupMean {
+                lower: *lower,
+                upper: *upper,
+                centre: centred_sum_bound(fp, *lower, *upper, 1)?.0,
+                counts: BTreeMap::new(),
+                sums: BTreeMap::new(),
+            },
             OutputSpec::Histogram { edges, .. } => {
                 Agg::Histogram { edges: edges.clone(), counts: vec![0; edges.len() - 1] }
             }
             OutputSpec::Auc { bins, .. } => Agg::Auc { bins: *bins as usize, counts: vec![0; 2 * *bins as usize] },
-        }
+        })
     }
 
     fn absorb(&mut self, fp: &FixedPoint, row: &Row, slot: usize) -> Result<(), ReleaseError> {
         match self {
-            Agg::GroupMean { lower, upper, counts, sums } => {
+            Agg::GroupMean { lower, upper, centre, counts, sums } => {
                 let g = row.extras[slot];
                 *counts.entry(g).or_default() += 1;
-                let (centre, _) = centred_sum_bound(fp, *lower, *upper, 1)?;
-                let v = fp.encode(row.score, *lower, *upper)? - centre;
+                let v = fp.encode(row.score, *lower, *upper)? - *centre;
                 let s = sums.entry(g).or_default();
                 *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
             }
@@ -233,6 +238,7 @@ impl Accumulator {
     /// output has already drawn its noise.
     pub fn new(spec: &QuerySpec, policy: &Policy, bounding_seed: [u8; 32]) -> Result<Self, ReleaseError> {
         check_query(spec, policy)?;
+        let fixed = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
         let bounding = if policy.rows_sorted_by_unit {
             Bounding::Sorted(SortedBounder {
                 k: policy.max_rows_per_unit as usize,
@@ -250,8 +256,8 @@ impl Accumulator {
             max_rows_per_unit: policy.max_rows_per_unit,
             bounding,
             groups: spec.outputs.iter().map(|_| Interner::default()).collect(),
-            aggs: spec.outputs.iter().map(Agg::new).collect(),
-            fixed: FixedPoint::new(FIXED_POINT_RESOLUTION)?,
+            aggs: spec.outputs.iter().map(|o| Agg::new(o, &fixed)).collect::<Result<_, _>>()?,
+            fixed,
             rows_read: 0,
             units: 0,
             rows_dropped: 0,
@@ -365,7 +371,7 @@ impl Accumulator {
     }
 
     /// Add one unit's bounded rows to every output's aggregate. `seen` is how many rows
-    /// the unit had (0 when the in-memory bounder keeps that count itself).
+    /// the unit had (0 from the in-memory bounder, which reports drops in its own stats).
     fn absorb_unit(&mut self, rows: Vec<Row>, seen: u64) -> Result<(), ReleaseError> {
         self.units += 1;
         self.rows_dropped += seen.saturating_sub(rows.len() as u64);
@@ -377,15 +383,6 @@ impl Accumulator {
         Ok(())
     }
 
-    /// Rows counted by the first output's aggregate (every output counts every kept row).
-    fn kept_rows(&self) -> u64 {
-        match self.aggs.first() {
-            Some(Agg::GroupMean { counts, .. }) => counts.values().sum(),
-            Some(Agg::Histogram { counts, .. }) | Some(Agg::Auc { counts, .. }) => counts.iter().sum(),
-            None => 0,
-        }
-    }
-
     /// Finish: bound contributions, aggregate, and release (or compute exactly).
     pub fn finish<R: RngCore + CryptoRng>(
         mut self,
@@ -394,11 +391,11 @@ impl Accumulator {
         // Flush what the bounder still holds into the aggregates.
         match std::mem::replace(&mut self.bounding, Bounding::InMemory(RowBounder::new(1, [0; 32])?)) {
             Bounding::InMemory(b) => {
-                for (_, rows) in b.finish() {
+                let (units, stats) = b.finish_with_stats();
+                for (_, rows) in units {
                     self.absorb_unit(rows, 0)?;
                 }
-                // RowBounder counted the dropped rows itself; recompute from totals.
-                self.rows_dropped = self.rows_read - self.kept_rows();
+                self.rows_dropped = stats.rows_dropped;
             }
             Bounding::Sorted(mut b) => {
                 if let Some((kept, seen)) = b.take() {
