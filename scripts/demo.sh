@@ -23,14 +23,21 @@ head -3 "$DEMO/data/bank.csv"
 
 heading "2. Owner prepares: manifest, HMAC tokenization, generalization, sealing"
 cr prepare "$DEMO/data/bank.parquet" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed" --ledger "$DEMO/ledger.sqlite"
-cp "$DEMO/sealed/manifest.json" "$DEMO/manifest.json"
-DATASET="$(sed -n 's/.*"dataset_digest": "\([0-9a-f]*\)".*/\1/p' "$DEMO/manifest.json" | head -1)"
-echo "the owner allows the provider's published module hash and writes the policy:"
-cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/manifest.json" \
-    --allow-module "$WASM" --collaborator "$PROVIDER" --max-epsilon 1 \
-    --release-quantum-ms "${DEMO_QUANTUM_MS:-500}" --out "$DEMO/owner/policy.toml"
+cp "$DEMO/sealed/manifest.json" "$DEMO/owner/manifest.json"
+cp "$DEMO/sealed/public-manifest.json" "$DEMO/provider/public-manifest.json"
+echo "the provider gets only the public manifest (schema, no counts):"
+head -c 400 "$DEMO/provider/public-manifest.json"; echo " …"
+
+heading "2b. Provider creates its key; owner writes the policy naming it"
+PROVIDER_PUB="$(cr keygen --out "$DEMO/provider/provider.key" | sed -n 's/^public key.*: //p')"
+echo "provider public key $PROVIDER_PUB"
+cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/owner/manifest.json" \
+    --allow-module "$WASM" --collaborator "$PROVIDER=$PROVIDER_PUB" --label defaulted --max-epsilon 1 \
+    --out "$DEMO/owner/policy.toml"
 POLICY_DIGEST="$(cr policy digest "$DEMO/owner/policy.toml")"
-cr budget set --ledger "$DEMO/ledger.sqlite" --dataset "$DATASET" --collaborator "$PROVIDER" --total 3
+POPULATION="$(sed -n 's/^population = "\(.*\)"/\1/p' "$DEMO/owner/policy.toml")"
+cr budget cap --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --epsilon 5 --delta 0.0001
+cr budget set --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --collaborator "$PROVIDER" --epsilon 3 --delta 0.00005
 
 heading "3. Host operator launches the enclave (process mode, SIMULATED attestation)"
 rm -f "$DEMO/host/ready.json"
@@ -48,32 +55,39 @@ echo "front door $FRONT, blob API $BLOBS"
 INDEX="$(cr upload --blob-api "$BLOBS" --sealed "$DEMO/sealed")"
 echo "the host stores only ciphertext blobs, by content hash; sealed index $INDEX"
 
-heading "4. Owner attests the enclave and releases the data key and a budget grant"
+heading "4. Provider proposes a query; the owner reviews it"
+cr query-init --manifest "$DEMO/provider/public-manifest.json" --module "$WASM" --job "$JOB" \
+    --collaborator "$PROVIDER" --policy "$DEMO/owner/policy.toml" --out "$DEMO/provider/query.toml"
+cr review "$DEMO/provider/query.toml" --policy "$DEMO/owner/policy.toml"
+
+heading "5. Owner attests the enclave and releases the data key and a grant for that query"
 PCR0="$(cr measure "$BIN/enclave-app")"
 echo "expected PCR0 (recomputed by the owner from the enclave-app it built): ${PCR0:0:32}…"
 echo "expected policy digest: $POLICY_DIGEST"
 R0="$(date +%s.%N)"
 cr release --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated \
     --keys "$DEMO/owner/owner.keys" --ledger "$DEMO/ledger.sqlite" --policy "$DEMO/owner/policy.toml" \
-    --job "$JOB" --collaborator "$PROVIDER" --epsilon 1
+    --query "$DEMO/provider/query.toml"
 R1="$(date +%s.%N)"
 
-heading "5. Provider submits the credit-risk model (Wasm) and its query"
-cr query-init --manifest "$DEMO/manifest.json" --module "$WASM" --job "$JOB" --collaborator "$PROVIDER" \
-    --out "$DEMO/provider/query.toml"
+heading "6. Provider proves its key and submits the credit-risk model (Wasm) and the query"
 T0="$(date +%s.%N)"
 cr submit --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated --policy-digest "$POLICY_DIGEST" \
     --blob-api "$BLOBS" --module "$WASM" --query "$DEMO/provider/query.toml" --sealed-index "$INDEX" \
-    --out "$DEMO/result.json"
+    --provider-key "$DEMO/provider/provider.key" --out "$DEMO/result.json"
 T1="$(date +%s.%N)"
 SEALED_BYTES="$(du -sb "$DEMO/sealed/chunks" | cut -f1)"
 python3 -c "import json; json.dump({'rows': $ROWS, 'sealed_bytes': $SEALED_BYTES, 'release_s': $R1 - $R0, 'submit_s': $T1 - $T0}, open('$DEMO/timings.json','w'))"
-echo "job wall time (attest + upload + run + release quantum): $(python3 -c "print(round($T1 - $T0, 2))") s"
+echo "job wall time (attest + upload + the query's fixed deadline): $(python3 -c "print(round($T1 - $T0, 2))") s"
+echo "what the provider received (no exact count of rows, units or groups in it):"
+python3 -c "
+import json,base64,sys
+" 2>/dev/null || true
 
-heading "6. Provider checks the signed result"
+heading "7. Provider checks the signed result"
 cr verify-result "$DEMO/result.json" --allow-simulated --expect-pcr0 "$PCR0"
 
-heading "7. Owner verifies the audit log and its budget"
+heading "8. Owner verifies the audit log and its budget"
 cr audit fetch --blob-api "$BLOBS" --out "$DEMO/audit.log"
 cr audit verify "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0"
 cr audit export "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0" \

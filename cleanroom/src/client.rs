@@ -172,6 +172,8 @@ pub struct AttestedSession {
     pub platform: String,
     pub simulated: bool,
     pub evidence: Vec<u8>,
+    /// This connection's TLS exporter: what a provider's proof of possession signs.
+    exporter: [u8; 32],
 }
 
 fn unix_now() -> u64 {
@@ -256,10 +258,16 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     if ed25519_key_of_cert(&cert).as_deref() != Some(public_key.as_slice()) {
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
-    Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document })
+    Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })
 }
 
 impl AttestedSession {
+    /// The provider's proof of possession for submitting `query` on this channel.
+    pub fn submission_proof(&self, provider: &protocol::signing::SigningKey, query: &protocol::Digest) -> Bytes {
+        let binding = protocol::grant::submit_binding(&self.exporter, query);
+        provider.sign_bytes(protocol::grant::SUBMIT_CONTEXT, binding.as_bytes().to_vec()).signature
+    }
+
     pub fn call(&mut self, msg: &ClientMessage) -> Result<EnclaveMessage, ClientError> {
         transport::send(&mut self.tls, msg)?;
         match transport::recv(&mut self.tls)? {
@@ -366,4 +374,30 @@ mod pcrs_json_tests {
         assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"abcd"}}"#).is_err());
         assert!(read_pcrs_json(r#"{"Measurements":{"PCR1":"00"}}"#).is_err());
     }
+}
+
+/// A provider's Ed25519 key file: the 32-byte seed as hex, one line, mode 0600.
+pub fn read_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let seed = hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?;
+    let seed: [u8; 32] = seed.try_into().map_err(|_| format!("{}: a provider key is 32 bytes", path.display()))?;
+    Ok(protocol::signing::SigningKey::from_seed(seed))
+}
+
+/// Create a provider key file (refuses to overwrite one) and return the key.
+pub fn create_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed[..])
+        .map_err(|_| "system randomness failed".to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = zeroize::Zeroizing::new(hex::encode(&seed[..]));
+    f.write_all(text.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(protocol::signing::SigningKey::from_seed(*seed))
 }

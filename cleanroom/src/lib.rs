@@ -7,5 +7,7 @@ pub mod dp_plan;
 pub mod keystore;
 pub mod ledger;
 pub mod local_run;
+pub mod owner_policy;
 pub mod prepare;
 pub mod provider;
+pub mod review;

@@ -6,8 +6,8 @@ use cleanroom::keystore::KeyStore;
 use cleanroom::ledger::{GrantRequest, Ledger};
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
-use protocol::manifest::Manifest;
-use protocol::policy::{Decimal, Policy, SandboxLimits};
+use protocol::manifest::{Manifest, PublicManifest};
+use protocol::policy::{Decimal, Policy};
 use protocol::result::{JobResult, RESULT_CONTEXT};
 use protocol::sealed::SealedIndex;
 use protocol::signing::Signed;
@@ -60,6 +60,7 @@ enum Cmd {
     Policy(PolicyCmd),
     /// Provider: write a query spec for a module and dataset.
     QueryInit {
+        /// The owner's public manifest (schema only; `prepare` writes public-manifest.json).
         #[arg(long)]
         manifest: PathBuf,
         #[arg(long)]
@@ -68,8 +69,29 @@ enum Cmd {
         job: String,
         #[arg(long)]
         collaborator: String,
+        /// The owner's policy (public): sizes the deadline to the policy's worst case.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Milliseconds from submission to the reply; default: the policy's worst case.
+        #[arg(long)]
+        deadline_ms: Option<u64>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Provider: create an Ed25519 key; its public half goes into the owner's policy.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Owner: show in plain words what a query computes, its ε and δ, and each output's
+    /// expected error, before granting it with `release --query`.
+    Review {
+        query: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        /// Group size the errors of group means are shown at.
+        #[arg(long, default_value_t = 100)]
+        group_size: u64,
     },
     /// Print the simulated platform's PCR0 for an enclave-app binary (SHA-384 of the file).
     Measure { binary: PathBuf },
@@ -85,7 +107,8 @@ enum Cmd {
     /// Owner: the privacy-budget ledger.
     #[command(subcommand)]
     Budget(BudgetCmd),
-    /// Owner: attest the enclave, then release the data key and a budget grant for one job.
+    /// Owner: attest the enclave, then release the data key and a budget grant for exactly
+    /// one reviewed query, submitted by the key the policy lists for its collaborator.
     Release {
         #[command(flatten)]
         attest: AttestArgs,
@@ -95,12 +118,9 @@ enum Cmd {
         ledger: PathBuf,
         #[arg(long)]
         policy: PathBuf,
+        /// The query the provider proposed (after `cleanroom review`).
         #[arg(long)]
-        job: String,
-        #[arg(long)]
-        collaborator: String,
-        #[arg(long)]
-        epsilon: String,
+        query: PathBuf,
         /// Seconds the grant stays valid.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -119,6 +139,9 @@ enum Cmd {
         query: PathBuf,
         #[arg(long)]
         sealed_index: Digest,
+        /// The provider's key file (`cleanroom keygen`).
+        #[arg(long)]
+        provider_key: PathBuf,
         #[arg(long)]
         out: PathBuf,
     },
@@ -184,18 +207,29 @@ enum PolicyCmd {
         manifest: PathBuf,
         #[arg(long = "allow-module", required = true)]
         modules: Vec<PathBuf>,
+        /// A provider allowed to submit: NAME=ED25519_PUBLIC_KEY_HEX (`cleanroom keygen`).
         #[arg(long = "collaborator", required = true)]
         collaborators: Vec<String>,
+        /// An i64 0/1 column that may serve as a label (AUC); no column is a label otherwise.
+        #[arg(long = "label")]
+        labels: Vec<String>,
         #[arg(long, default_value = "1")]
         max_epsilon: String,
+        #[arg(long, default_value = "0.00001")]
+        max_delta: String,
         #[arg(long, default_value_t = 50)]
         min_group_size: u64,
         #[arg(long, default_value_t = 1)]
         max_rows_per_unit: u32,
-        #[arg(long, default_value_t = 500)]
-        release_quantum_ms: u64,
-        #[arg(long, default_value_t = 120_000)]
-        time_limit_ms: u64,
+        /// Fuel per privacy unit; a unit that runs out is absent from the job.
+        #[arg(long, default_value_t = 20_000)]
+        fuel_per_unit: u64,
+        /// Longest deadline a query may declare.
+        #[arg(long, default_value_t = 600_000)]
+        max_deadline_ms: u64,
+        /// Let modules read the privacy-unit token column.
+        #[arg(long)]
+        token_as_input: bool,
         #[arg(long)]
         out: PathBuf,
     },
@@ -205,16 +239,30 @@ enum PolicyCmd {
 
 #[derive(Subcommand)]
 enum BudgetCmd {
-    /// Set the total ε for a dataset and collaborator.
+    /// Cap the total ε and δ spent on a population (the people behind one token key),
+    /// across all collaborators and re-seals.
+    Cap {
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        population: String,
+        #[arg(long)]
+        epsilon: String,
+        #[arg(long)]
+        delta: String,
+    },
+    /// Set one collaborator's total ε and δ on a population.
     Set {
         #[arg(long)]
         ledger: PathBuf,
         #[arg(long)]
-        dataset: Digest,
+        population: String,
         #[arg(long)]
         collaborator: String,
         #[arg(long)]
-        total: String,
+        epsilon: String,
+        #[arg(long)]
+        delta: String,
     },
     /// Show budget spent and remaining.
     Show {
@@ -298,6 +346,16 @@ fn load_policy(path: &Path) -> Res<Policy> {
     Ok(Policy::from_toml(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
+/// A provider's view of the dataset: the public manifest, or the owner's full manifest
+/// reduced to it.
+fn load_public_manifest(path: &Path) -> Res<PublicManifest> {
+    let text = read_text(path)?;
+    match PublicManifest::from_json(&text) {
+        Ok(m) => Ok(m),
+        Err(_) => Ok(Manifest::from_json(&text)?.public()),
+    }
+}
+
 fn load_manifest(path: &Path) -> Res<Manifest> {
     Ok(Manifest::from_json(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?)
 }
@@ -326,6 +384,12 @@ fn run(cmd: Cmd) -> Res {
             };
             let r = cleanroom::prepare::prepare(&input, &mut ks, &out, &opts)?;
             println!("sealed {} rows into {} chunks in {}", r.rows, r.chunks, out.display());
+            let public = out.join("public-manifest.json");
+            write_atomic(&public, r.manifest.public().to_json().as_bytes())?;
+            println!("public manifest (schema only, for providers): {}", public.display());
+            if let Some(p) = r.manifest.population() {
+                println!("population (token key id): {p}");
+            }
             println!("dataset digest:  {}", r.dataset_digest);
             println!("manifest digest: {}", r.manifest_digest);
             if let Some(l) = ledger {
@@ -360,11 +424,14 @@ fn run(cmd: Cmd) -> Res {
             manifest,
             modules,
             collaborators,
+            labels,
             max_epsilon,
+            max_delta,
             min_group_size,
             max_rows_per_unit,
-            release_quantum_ms,
-            time_limit_ms,
+            fuel_per_unit,
+            max_deadline_ms,
+            token_as_input,
             out,
         }) => {
             let ks = KeyStore::create_or_open(&keys)?;
@@ -373,39 +440,60 @@ fn run(cmd: Cmd) -> Res {
             for p in &modules {
                 allowed.push(Digest::of(&read(p)?));
             }
-            let policy = Policy {
-                policy_id: format!("{}-policy", m.dataset_name),
-                owner_public_key: Bytes(ks.signing_key().public_key()),
-                dataset_digest: m.dataset_digest,
-                privacy_unit: m.privacy_unit.clone(),
-                allowed_modules: allowed,
-                allowed_query_classes: protocol::policy::QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
-                collaborators,
+            let collaborators = collaborators
+                .iter()
+                .map(|c| cleanroom::owner_policy::parse_collaborator(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let params = cleanroom::owner_policy::PolicyParams {
                 min_group_size,
                 max_rows_per_unit,
-                rows_sorted_by_unit: m.sorted_by_unit,
-                max_epsilon_per_job: Decimal(max_epsilon),
-                partition_delta: Decimal("0.000001".into()),
-                release_quantum_ms,
-                sandbox: SandboxLimits {
-                    time_limit_ms,
-                    memory_limit_bytes: 256 * 1024 * 1024,
-                    max_module_bytes: 8 * 1024 * 1024,
-                },
+                max_epsilon_per_job: max_epsilon,
+                max_delta_per_job: max_delta,
+                fuel_per_unit,
+                max_deadline_ms,
+                token_as_input,
+                ..Default::default()
             };
-            // Round-trip through the parser so we never write a policy we would refuse.
-            let text = policy.to_toml();
-            let parsed = Policy::from_toml(&text)?;
-            write_atomic(&out, text.as_bytes())?;
-            println!("policy written to {}; digest {}", out.display(), parsed.digest());
+            let policy = cleanroom::owner_policy::build(
+                &m,
+                ks.signing_key().public_key(),
+                allowed,
+                collaborators,
+                &labels,
+                &params,
+            )?;
+            write_atomic(&out, policy.to_toml().as_bytes())?;
+            println!("policy written to {}; digest {}", out.display(), policy.digest());
+            println!("population {}", policy.population);
         }
         Cmd::Policy(PolicyCmd::Digest { policy }) => println!("{}", load_policy(&policy)?.digest()),
-        Cmd::QueryInit { manifest, module, job, collaborator, out } => {
-            let m = load_manifest(&manifest)?;
-            let spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator);
+        Cmd::QueryInit { manifest, module, job, collaborator, policy, deadline_ms, out } => {
+            let m = load_public_manifest(&manifest)?;
+            let deadline_ms = match (deadline_ms, policy) {
+                (Some(d), _) => d,
+                (None, Some(p)) => {
+                    let p = load_policy(&p)?;
+                    let s = protocol::deadline::Schedule::new(&p.timing, p.sandbox.fuel_per_unit, m.chunks, m.rows_per_chunk)
+                        .ok_or("the policy's worst case overflows")?;
+                    // whole seconds above the worst case
+                    (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
+                }
+                (None, None) => 60_000,
+            };
+            let spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator, deadline_ms);
             spec.validate()?;
             write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
             println!("query written to {} (ε total {})", out.display(), release::query_epsilon(&spec)?);
+        }
+        Cmd::Keygen { out } => {
+            let k = cleanroom::client::create_provider_key(&out)?;
+            println!("provider key written to {} (keep it secret)", out.display());
+            println!("public key (give it to the owner for the policy): {}", hex::encode(k.public_key()));
+        }
+        Cmd::Review { query, policy, group_size } => {
+            let policy = load_policy(&policy)?;
+            let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            print!("{}", cleanroom::review::review(&spec, &policy, group_size)?);
         }
         Cmd::Measure { binary } => println!("{}", sha384_hex(&read(&binary)?)),
         Cmd::Upload { blob_api, sealed, file } => {
@@ -416,7 +504,7 @@ fn run(cmd: Cmd) -> Res {
                 for i in 0..m.chunks {
                     chunks.push(c.put(read(&dir.join("chunks").join(cleanroom::prepare::chunk_file_name(i)))?)?);
                 }
-                let index = SealedIndex { dataset_digest: m.dataset_digest, chunks };
+                let index = SealedIndex { dataset_digest: m.dataset_digest, chunks, rows_per_chunk: m.rows_per_chunk };
                 let d = c.put(protocol::to_cbor(&index))?;
                 eprintln!("uploaded {} sealed chunks; sealed index:", m.chunks);
                 println!("{d}");
@@ -426,36 +514,72 @@ fn run(cmd: Cmd) -> Res {
                 return Err("give --sealed DIR or --file FILE".into());
             }
         }
-        Cmd::Budget(BudgetCmd::Set { ledger, dataset, collaborator, total }) => {
+        Cmd::Budget(BudgetCmd::Cap { ledger, population, epsilon, delta }) => {
             let l = Ledger::open(&ledger)?;
-            l.set_budget(&dataset, &collaborator, &total, now())?;
-            let b = l.budget(&dataset, &collaborator)?;
+            l.set_population_cap(&population, &epsilon, &delta, now())?;
+            let p = l.population(&population)?;
             println!(
-                "budget for {collaborator} on {dataset}: total ε {}, spent {}, remaining {}",
-                b.total, b.spent, b.remaining
+                "population {population}: cap ε {} δ {}; spent ε {} δ {}",
+                p.epsilon.total, p.delta.total, p.epsilon.spent, p.delta.spent
+            );
+        }
+        Cmd::Budget(BudgetCmd::Set { ledger, population, collaborator, epsilon, delta }) => {
+            let l = Ledger::open(&ledger)?;
+            l.set_budget(&population, &collaborator, &epsilon, &delta, now())?;
+            let b = l.budget(&population, &collaborator)?;
+            println!(
+                "budget for {collaborator} on population {population}: ε {} (remaining {}), δ {} (remaining {})",
+                b.epsilon.total, b.epsilon.remaining, b.delta.total, b.delta.remaining
             );
         }
         Cmd::Budget(BudgetCmd::Show { ledger }) => {
             let l = Ledger::open(&ledger)?;
+            println!("populations (caps across every collaborator and re-seal):");
             println!(
-                "{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}",
-                "dataset", "collaborator", "total ε", "spent", "remaining", "grants"
+                "  {:<34} {:>8} {:>8} {:>10} {:>10} {:>7} {:>7}",
+                "population", "cap ε", "spent ε", "cap δ", "spent δ", "collab.", "grants"
+            );
+            for p in l.populations()? {
+                println!(
+                    "  {:<34} {:>8} {:>8} {:>10} {:>10} {:>7} {:>7}",
+                    p.population,
+                    p.epsilon.total.to_string(),
+                    p.epsilon.spent.to_string(),
+                    p.delta.total.to_string(),
+                    p.delta.spent.to_string(),
+                    p.collaborators,
+                    p.grants
+                );
+            }
+            println!("collaborators:");
+            println!(
+                "  {:<34} {:<14} {:>8} {:>8} {:>10} {:>10} {:>7}",
+                "population", "collaborator", "total ε", "spent ε", "total δ", "spent δ", "grants"
             );
             for b in l.budgets()? {
                 println!(
-                    "{:<64}  {:<14} {:>8} {:>8} {:>10} {:>7}",
-                    b.dataset.to_hex(),
+                    "  {:<34} {:<14} {:>8} {:>8} {:>10} {:>10} {:>7}",
+                    b.population,
                     b.collaborator,
-                    b.total.to_string(),
-                    b.spent.to_string(),
-                    b.remaining.to_string(),
+                    b.epsilon.total.to_string(),
+                    b.epsilon.spent.to_string(),
+                    b.delta.total.to_string(),
+                    b.delta.spent.to_string(),
                     b.grants
                 );
             }
         }
-        Cmd::Release { attest, keys, ledger, policy, job, collaborator, epsilon, ttl } => {
+        Cmd::Release { attest, keys, ledger, policy, query, ttl } => {
             let ks = KeyStore::open(&keys)?;
             let policy = load_policy(&policy)?;
+            let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            // The owner grants exactly what it reviewed.
+            print!("{}", cleanroom::review::review(&spec, &policy, 100)?);
+            let provider = policy
+                .collaborator(&spec.collaborator)
+                .ok_or_else(|| format!("{:?} is not a collaborator in the policy", spec.collaborator))?;
+            let epsilon = release::query_epsilon(&spec)?.to_string();
+            let delta = release::query_delta(&spec, &policy)?.to_string();
             let expect = expected(&attest, policy.digest())?;
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
@@ -469,19 +593,31 @@ fn run(cmd: Cmd) -> Res {
             // Recorded as spent before anything is sent: a crash loses budget, never creates it.
             let grant = Ledger::open(&ledger)?.issue_grant(GrantRequest {
                 grant_id: format!("grant-{}", hex::encode(grant_nonce)),
-                job_id: &job,
+                job_id: &spec.job_id,
+                query_digest: spec.digest(),
                 dataset: policy.dataset_digest,
+                population: &policy.population,
                 policy_digest: policy.digest(),
-                collaborator: &collaborator,
+                collaborator: &spec.collaborator,
+                provider_public_key: provider.public_key.as_slice(),
                 epsilon: &epsilon,
+                delta: &delta,
                 enclave_public_key: &session.public_key,
                 nonce: grant_nonce,
                 now: t,
                 expires_at: t + ttl,
             })?;
             println!(
-                "ledger: granted ε {} for job {job} to {collaborator} (remaining {} -> {})",
-                grant.epsilon, grant.ledger_remaining_before, grant.ledger_remaining_after
+                "ledger: granted ε {} δ {} for query {} (job {}) to {}; collaborator ε remaining {} -> {}, population ε remaining {} -> {}",
+                grant.epsilon,
+                grant.delta,
+                grant.query_digest,
+                grant.job_id,
+                grant.collaborator,
+                grant.ledger.collaborator_epsilon_before,
+                grant.ledger.collaborator_epsilon_after,
+                grant.ledger.population_epsilon_before,
+                grant.ledger.population_epsilon_after
             );
             let signed = ks.signing_key().sign(GRANT_CONTEXT, &grant);
             let mut msg = ClientMessage::ReleaseKey {
@@ -502,8 +638,9 @@ fn run(cmd: Cmd) -> Res {
                 _ => return Err("unexpected reply to key release".into()),
             }
         }
-        Cmd::Submit { attest, policy_digest, blob_api, module, query, sealed_index, out } => {
+        Cmd::Submit { attest, policy_digest, blob_api, module, query, sealed_index, provider_key, out } => {
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            let provider = cleanroom::client::read_provider_key(&provider_key)?;
             let wasm = read(&module)?;
             if Digest::of(&wasm) != spec.module_hash {
                 return Err(format!("{} is not the module named in the query", module.display()).into());
@@ -512,11 +649,18 @@ fn run(cmd: Cmd) -> Res {
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
             let module_blob = BlobClient::connect(&blob_api)?.put(wasm)?;
-            println!("module {module_blob} uploaded; submitting job {}", spec.job_id);
-            let reply =
-                session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index })?;
-            let EnclaveMessage::JobResult { result } = reply else {
-                return Err("unexpected reply to job submission".into());
+            println!(
+                "module {module_blob} uploaded; submitting job {} (the reply comes at its {} ms deadline)",
+                spec.job_id, spec.deadline_ms
+            );
+            let proof = session.submission_proof(&provider, &spec.digest());
+            let reply = session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index, proof })?;
+            let result = match reply {
+                EnclaveMessage::JobResult { result } => result,
+                EnclaveMessage::JobFailed => {
+                    return Err("job_failed: the job failed after its grant was spent (by design, nothing more is said)".into())
+                }
+                _ => return Err("unexpected reply to job submission".into()),
             };
             // The result must be signed by the key we just attested.
             result.verify(RESULT_CONTEXT, &session.public_key)?;
@@ -560,15 +704,22 @@ fn run(cmd: Cmd) -> Res {
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
             let key = ks.data_key(&policy.dataset_digest).ok_or("no data key for the policy's dataset")?;
             let batches = cleanroom::prepare::open_sealed(&sealed, &key)?;
-            let (outputs, stats) = cleanroom::local_run::run_exact(&batches, &read(&module)?, &spec, &policy)?;
+            let run = cleanroom::local_run::run_exact(&batches, &read(&module)?, &spec, &policy)?;
             let doc = serde_json::json!({
                 "label": "owner's own check: exact values from plaintext, computed on the owner's machine; not DP, never released",
-                "rows": stats.rows_read,
-                "units": stats.units,
-                "outputs": outputs,
+                "rows": run.rows,
+                "units": run.report.units,
+                "units_absent": run.report.units_absent,
+                "outputs": run.report.outputs,
             });
             write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
-            println!("owner's exact check over {} rows written to {}", stats.rows_read, out.display());
+            println!(
+                "owner's exact check over {} rows ({} units, {} absent after a fault) written to {}",
+                run.rows,
+                run.report.units,
+                run.report.units_absent,
+                out.display()
+            );
         }
         Cmd::Compare { result, truth } => compare(&result, &truth)?,
         Cmd::Dp(c) => cleanroom::dp_plan::run(c)?,
@@ -607,8 +758,8 @@ fn run(cmd: Cmd) -> Res {
             if let Some(l) = &ledger {
                 for b in l.budgets()? {
                     println!(
-                        "  ledger: {} on {}: spent ε {} of {}, remaining {}",
-                        b.collaborator, b.dataset, b.spent, b.total, b.remaining
+                        "  ledger: {} on population {}: spent ε {} of {}, δ {} of {}",
+                        b.collaborator, b.population, b.epsilon.spent, b.epsilon.total, b.delta.spent, b.delta.total
                     );
                 }
             }
@@ -633,15 +784,17 @@ fn audit_export(check: AuditCheck, out: &Path) -> Res {
             l.budgets()?
                 .iter()
                 .map(|b| {
-                    serde_json::json!({"dataset": b.dataset, "collaborator": b.collaborator,
-                    "total": b.total.to_string(), "spent": b.spent.to_string(), "remaining": b.remaining.to_string()})
+                    serde_json::json!({"population": b.population, "collaborator": b.collaborator,
+                    "epsilon_total": b.epsilon.total.to_string(), "epsilon_spent": b.epsilon.spent.to_string(),
+                    "delta_total": b.delta.total.to_string(), "delta_spent": b.delta.spent.to_string()})
                 })
                 .collect::<Vec<_>>(),
             l.grants()?
                 .iter()
                 .map(|g| {
-                    serde_json::json!({"grant_id": g.grant_id, "job_id": g.job_id, "dataset": g.dataset,
-                    "collaborator": g.collaborator, "epsilon": g.epsilon, "issued_at": g.issued_at})
+                    serde_json::json!({"grant_id": g.grant_id, "job_id": g.job_id, "query_digest": g.query_digest,
+                    "dataset": g.dataset, "population": g.population, "collaborator": g.collaborator,
+                    "epsilon": g.epsilon, "delta": g.delta, "issued_at": g.issued_at})
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -706,8 +859,15 @@ fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: b
 }
 
 /// The demo query: mean predicted risk per zip3, customers per risk decile, AUC.
-fn demo_query(m: &Manifest, module_hash: Digest, job_id: String, collaborator: String) -> QuerySpec {
+fn demo_query(
+    m: &PublicManifest,
+    module_hash: Digest,
+    job_id: String,
+    collaborator: String,
+    deadline_ms: u64,
+) -> QuerySpec {
     QuerySpec {
+        deadline_ms,
         job_id,
         collaborator,
         dataset_digest: m.dataset_digest,
@@ -760,12 +920,14 @@ fn compare(result: &Path, truth: &Path) -> Res {
         if o.values.len() > show {
             println!("  … {} more", o.values.len() - show);
         }
-        if o.suppressed_groups > 0 {
-            let exact_kept = exact.map(|e| e.values.len()).unwrap_or(0);
-            println!(
-                "  {} groups withheld by DP partition selection / minimum size ({} groups pass the minimum size exactly)",
-                o.suppressed_groups, exact_kept
-            );
+        if let Some(e) = exact {
+            if e.values.len() != o.values.len() {
+                println!(
+                    "  {} groups released under DP partition selection; {} pass the minimum size exactly (owner's figure)",
+                    o.values.len(),
+                    e.values.len()
+                );
+            }
         }
     }
     Ok(())

@@ -9,9 +9,9 @@
 use crate::keystore::KeyStore;
 use crate::prepare::{self, PrepareOptions};
 use protocol::job::QuerySpec;
-use protocol::policy::{Decimal, Policy, SandboxLimits, QUERY_CLASSES};
+use protocol::policy::{Policy, SandboxLimits};
 use protocol::result::OutputRelease;
-use protocol::{Bytes, Digest};
+use protocol::Digest;
 use sandbox::{Sandbox, SandboxConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,8 +57,9 @@ pub enum ProviderCmd {
 /// Sandbox limits; the defaults are those `cleanroom policy init` writes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
-    #[arg(long, default_value_t = 120_000)]
-    pub time_limit_ms: u64,
+    /// Fuel the module may spend on one privacy unit; a unit that runs out is absent.
+    #[arg(long, default_value_t = 20_000)]
+    pub fuel_per_unit: u64,
     #[arg(long, default_value_t = 256)]
     pub memory_limit_mib: u64,
     #[arg(long, default_value_t = 8)]
@@ -68,7 +69,7 @@ pub struct LimitArgs {
 impl LimitArgs {
     pub fn limits(&self) -> SandboxLimits {
         SandboxLimits {
-            time_limit_ms: self.time_limit_ms,
+            fuel_per_unit: self.fuel_per_unit,
             memory_limit_bytes: self.memory_limit_mib.saturating_mul(1 << 20),
             max_module_bytes: self.max_module_mib.saturating_mul(1 << 20),
         }
@@ -77,7 +78,7 @@ impl LimitArgs {
 
 impl Default for LimitArgs {
     fn default() -> Self {
-        LimitArgs { time_limit_ms: 120_000, memory_limit_mib: 256, max_module_mib: 8 }
+        LimitArgs { fuel_per_unit: 20_000, memory_limit_mib: 256, max_module_mib: 8 }
     }
 }
 
@@ -126,7 +127,11 @@ pub struct CheckReport {
 
 /// Admit `wasm` in a sandbox with `limits`, as `Sandbox::admit` does in the enclave.
 pub fn check(wasm: &[u8], limits: &SandboxLimits) -> Result<CheckReport, ProviderError> {
-    let config = SandboxConfig::from_policy(limits);
+    let config = SandboxConfig {
+        memory_limit_bytes: limits.memory_limit_bytes,
+        max_module_bytes: usize::try_from(limits.max_module_bytes).unwrap_or(usize::MAX),
+        ..SandboxConfig::default()
+    };
     let sb = Sandbox::new(config.clone()).map_err(|e| ProviderError::Sandbox(e.to_string()))?;
     let m = sb.admit(wasm)?;
     Ok(CheckReport {
@@ -142,34 +147,36 @@ pub fn check(wasm: &[u8], limits: &SandboxLimits) -> Result<CheckReport, Provide
     })
 }
 
-/// A policy for a local test: the sample's dataset, this module and query, the limits
-/// given, and nothing else (no owner key is involved; the owner key field is a
-/// placeholder the exact run never uses).
+/// A policy for a local test: the sample's manifest, this module and query, the limits
+/// given, every role allowed for every column, and nothing else (no owner key is involved;
+/// the owner key field is a placeholder the exact run never uses).
 pub fn local_policy(
-    dataset: Digest,
-    privacy_unit: &str,
+    manifest: &protocol::manifest::Manifest,
     module: Digest,
     spec: &QuerySpec,
     limits: SandboxLimits,
     min_group_size: u64,
     max_rows_per_unit: u32,
-) -> Policy {
-    Policy {
-        policy_id: "provider-local-test".into(),
-        owner_public_key: Bytes(vec![0u8; 32]),
-        dataset_digest: dataset,
-        privacy_unit: privacy_unit.to_string(),
-        allowed_modules: vec![module],
-        allowed_query_classes: QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
-        collaborators: vec![spec.collaborator.clone()],
+) -> Result<Policy, ProviderError> {
+    let labels: Vec<String> = spec
+        .column_roles()
+        .into_iter()
+        .filter(|(_, r)| *r == protocol::policy::ColumnRole::Label)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let params = crate::owner_policy::PolicyParams {
         min_group_size,
         max_rows_per_unit,
-        rows_sorted_by_unit: false,
-        max_epsilon_per_job: Decimal("1000".into()),
-        partition_delta: Decimal("0.000001".into()),
-        release_quantum_ms: 0,
-        sandbox: limits,
-    }
+        max_epsilon_per_job: "1000".into(),
+        max_delta_per_job: "0.5".into(),
+        fuel_per_unit: limits.fuel_per_unit,
+        memory_limit_bytes: limits.memory_limit_bytes,
+        max_module_bytes: limits.max_module_bytes,
+        token_as_input: true,
+        ..Default::default()
+    };
+    crate::owner_policy::build(manifest, vec![0u8; 32], vec![module], vec![], &labels, &params)
+        .map_err(|e| ProviderError::BadQuery(e.to_string()))
 }
 
 /// What a local test produced.
@@ -178,7 +185,8 @@ pub struct TestReport {
     pub check: CheckReport,
     pub rows: u64,
     pub units: u64,
-    pub rows_dropped_by_bounding: u64,
+    /// Units whose scoring faulted (trap, fuel, bad status, non-finite score): absent.
+    pub units_absent: u64,
     pub outputs: Vec<OutputRelease>,
     /// Differences from what the enclave would see (module hash not the one the query names).
     pub warnings: Vec<String>,
@@ -240,22 +248,14 @@ pub fn test(
         .data_key(&prepared.dataset_digest)
         .ok_or_else(|| ProviderError::Sandbox("the throwaway key store lost the sample's data key".into()))?;
     let batches = prepare::open_sealed(&sealed, &key)?;
-    let policy = local_policy(
-        prepared.dataset_digest,
-        &prepared.manifest.privacy_unit,
-        check.hash,
-        spec,
-        limits,
-        min_group_size,
-        max_rows_per_unit,
-    );
-    let (outputs, stats) = crate::local_run::run_exact(&batches, wasm, spec, &policy)?;
+    let policy = local_policy(&prepared.manifest, check.hash, spec, limits, min_group_size, max_rows_per_unit)?;
+    let run = crate::local_run::run_exact(&batches, wasm, spec, &policy)?;
     Ok(TestReport {
         check,
-        rows: stats.rows_read,
-        units: stats.units,
-        rows_dropped_by_bounding: stats.rows_dropped_by_bounding,
-        outputs,
+        rows: run.rows,
+        units: run.report.units,
+        units_absent: run.report.units_absent,
+        outputs: run.report.outputs,
         warnings,
     })
 }
@@ -301,8 +301,8 @@ pub fn run(cmd: ProviderCmd) -> Result<(), ProviderError> {
                 println!("warning: {w}");
             }
             println!(
-                "ran job {} over {} rows ({} privacy units, {} rows dropped by bounding to {} per unit)",
-                spec.job_id, r.rows, r.units, r.rows_dropped_by_bounding, max_rows_per_unit
+                "ran job {} over {} rows ({} privacy units scored, {} absent after a fault; at most {} rows per unit)",
+                spec.job_id, r.rows, r.units, r.units_absent, max_rows_per_unit
             );
             for o in &r.outputs {
                 println!("\n{} ({}): exact, no noise", o.name, o.class);
@@ -312,9 +312,6 @@ pub fn run(cmd: ProviderCmd) -> Result<(), ProviderError> {
                 }
                 if o.values.len() > show {
                     println!("  … {} more", o.values.len() - show);
-                }
-                if o.suppressed_groups > 0 {
-                    println!("  {} groups below the minimum group size of {min_group_size}", o.suppressed_groups);
                 }
             }
             if let Some(path) = out {
@@ -326,6 +323,7 @@ pub fn run(cmd: ProviderCmd) -> Result<(), ProviderError> {
                     "module_hash": r.check.hash.to_hex(),
                     "rows": r.rows,
                     "units": r.units,
+                    "units_absent": r.units_absent,
                     "outputs": r.outputs,
                 });
                 let text = serde_json::to_string_pretty(&doc).map_err(|e| ProviderError::Sandbox(e.to_string()))?;

@@ -5,7 +5,8 @@
 //!   Canonne–Kamath–Steinke 2020, no floating point on any sampling path.
 //! * [`fixed`]: fixed-point encoding with clamping, and checked integer aggregation.
 //! * [`bounding`]: per-privacy-unit contribution bounding (reservoir sampling).
-//! * [`mechanism`]: count, sum, mean, histogram, quantile, group-by with partition selection.
+//! * [`mechanism`]: count, sum, mean, histogram, quantile, group-by with partition selection
+//!   (distinct-unit counts, and row counts with up to k rows per unit in any split).
 //! * [`cache`]: identical queries are answered from cache without spending again.
 //! * [`plan`]: noise scale, expected error and 95% interval before spending.
 //! * [`accountant`]: pure-ε and zCDP budget accounting.
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod rational;
 pub mod rng;
 pub mod sampler;
+mod tail;
 
 pub use accountant::{BudgetExceeded, PureDpAccountant};
 pub use bounding::{distinct_units_per_group, BoundStats, RowBounder};

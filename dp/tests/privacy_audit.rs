@@ -161,3 +161,48 @@ fn partition_selection_single_unit_group_rarely_released() {
         assert!(lo <= per_group);
     }
 }
+
+/// Row-count partition selection: one unit whose k rows all land in one group that only it
+/// creates (the worst split at these parameters) must see that group released with
+/// probability at most δ. Clopper–Pearson: the lower bound must not exceed δ, and the upper
+/// bound must reach the exact release probability (the audit has power). The distinct-unit
+/// threshold on the same row count is caught.
+#[test]
+fn partition_selection_total_k_rows_in_one_group() {
+    use cleanroom_dp::mechanism::{
+        group_counts_with_plan, group_counts_with_selection, partition_selection_plan, WorstSplit,
+    };
+    use std::collections::BTreeMap;
+    let (e, k) = (eps("6"), 10u32);
+    let delta: cleanroom_dp::Delta = "0.01".parse().unwrap();
+    let plan = partition_selection_plan(&e, &delta, k, 0).unwrap();
+    assert_eq!(plan.worst_split(), WorstSplit::OneGroup);
+    let exact = 1.0 - common::dlap_cdf(f64::from(k) / e.to_f64(), plan.threshold() - i64::from(k) - 1);
+    let mut rng = seeded_rng_from_u64(6);
+    let trials = 200_000u64;
+    let run = |rng: &mut _, old: bool| {
+        let mut released = 0u64;
+        for _ in 0..trials {
+            let c = BTreeMap::from([(0u8, u64::from(k))]);
+            let out = if old {
+                group_counts_with_selection(c, &e, &delta, 0, k, rng).unwrap()
+            } else {
+                group_counts_with_plan(c, &plan, rng).unwrap()
+            };
+            released += out.len() as u64;
+        }
+        released
+    };
+    let released = run(&mut rng, false);
+    let (lo, hi) = common::clopper_pearson(released, trials, ALPHA);
+    eprintln!(
+        "row-count selection k={k} ε=6 δ=0.01 τ={}: released {released}/{trials}, CP [{lo:.5}, {hi:.5}], exact {exact:.5}",
+        plan.threshold()
+    );
+    assert!(lo <= delta.to_f64());
+    assert!(lo <= exact && exact <= hi);
+    let old_released = run(&mut rng, true);
+    let (old_lo, _) = common::clopper_pearson(old_released, trials, ALPHA);
+    eprintln!("distinct-unit threshold on row counts: released {old_released}/{trials}, CP lower {old_lo:.5}");
+    assert!(old_lo > delta.to_f64(), "negative control not detected");
+}

@@ -5,9 +5,9 @@
 //! which owners release data keys and budget grants and providers submit jobs. Every
 //! job's result is DP-noised, signed with the attested key, audited and only then sent.
 
+pub mod boundary;
 pub mod host;
 pub mod init;
 pub mod platform;
-pub mod release_timing;
 pub mod service;
 pub mod tls;

@@ -2,17 +2,18 @@
 
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
+use crate::boundary::{conclude, JobFailed, SpentJob};
 use protocol::audit::{link_digest, AuditRecord, AUDIT_CONTEXT};
-use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
+use protocol::deadline::Schedule;
+use protocol::grant::{submit_binding, BudgetGrant, GRANT_CONTEXT, SUBMIT_CONTEXT};
 use protocol::job::QuerySpec;
 use protocol::policy::{Decimal, Policy};
-use protocol::result::{JobResult, RESULT_CONTEXT};
-use protocol::sealed::{decode_chunk, DataKey, Opener, SealError, SealedIndex};
+use protocol::sealed::{decode_chunk, DataKey, Opener, SealedIndex};
 use protocol::signing::{Signed, SigningKey};
 use protocol::wire::{channel_binding, ClientMessage, EnclaveMessage, EXPORTER_LABEL};
 use protocol::{Bytes, Digest};
-use release::{Accumulator, Mode, ReleaseError};
-use sandbox::{Sandbox, SandboxConfig};
+use release::{Accumulator, DpRelease, ReleaseError, UnitAssembler};
+use sandbox::{AdmittedModule, Sandbox, SandboxConfig};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -34,17 +35,14 @@ pub enum BootError {
     Sandbox(String),
 }
 
-/// Why a request was refused. `code` is stable and machine-readable.
+/// Why a request was refused before any grant was spent and any data was read. `code` is
+/// stable and machine-readable. Nothing after the spend is a `Refusal`: see [`crate::boundary`].
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     #[error("{code}: {message}")]
     Policy { code: &'static str, message: String },
     #[error("module_rejected: {0}")]
     Admission(String),
-    #[error("sandbox_failed: {0}")]
-    Sandbox(String),
-    #[error("ingest_failed: {0}")]
-    Ingest(#[from] SealError),
     #[error("host_failed: {0}")]
     Host(#[from] HostError),
     #[error("release_failed: {0}")]
@@ -58,8 +56,6 @@ impl Refusal {
         match self {
             Refusal::Policy { code, .. } => code,
             Refusal::Admission(_) => "module_rejected",
-            Refusal::Sandbox(_) => "sandbox_failed",
-            Refusal::Ingest(_) => "ingest_failed",
             Refusal::Host(_) => "host_failed",
             Refusal::Release(_) => "release_failed",
             Refusal::Platform(_) => "platform_failed",
@@ -74,8 +70,8 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 #[derive(Default)]
 struct State {
     data_keys: HashMap<Digest, DataKey>,
-    /// Grants accepted and not yet spent, by job id.
-    pending: HashMap<String, BudgetGrant>,
+    /// Grants accepted and not yet spent, by the query digest they approve.
+    pending: HashMap<Digest, BudgetGrant>,
     /// Every grant id this instance has ever accepted.
     seen: HashSet<String>,
     /// Averaging defence: signed results already released, by (query digest, dataset
@@ -108,6 +104,16 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// A job that passed every check before the spend: what it needs to run.
+struct Admitted {
+    grant: BudgetGrant,
+    key: DataKey,
+    module: AdmittedModule,
+    index: SealedIndex,
+    schedule: Schedule,
+    acc: Accumulator,
+}
+
 impl Enclave {
     /// Boot: ephemeral key from platform randomness, policy measured and locked.
     pub fn boot(platform: Box<dyn Platform>, policy: Policy, host: HostClient) -> Result<Arc<Enclave>, BootError> {
@@ -119,7 +125,7 @@ impl Enclave {
         platform.extend_and_lock(POLICY_PCR, policy_digest.as_bytes())?;
         let boot_evidence = platform.attest(None, policy_digest.as_bytes(), &key.public_key())?;
         let sandbox =
-            Sandbox::new(SandboxConfig::from_policy(&policy.sandbox)).map_err(|e| BootError::Sandbox(e.to_string()))?;
+            Sandbox::new(SandboxConfig::from_policy(&policy)).map_err(|e| BootError::Sandbox(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
         Ok(Arc::new(Enclave {
             platform,
@@ -142,6 +148,22 @@ impl Enclave {
 
     pub fn policy_digest(&self) -> Digest {
         self.policy_digest
+    }
+
+    pub(crate) fn platform_name(&self) -> &'static str {
+        self.platform.name()
+    }
+
+    pub(crate) fn simulated(&self) -> bool {
+        self.platform.simulated()
+    }
+
+    pub(crate) fn boot_evidence(&self) -> &[u8] {
+        &self.boot_evidence
+    }
+
+    pub(crate) fn sign<T: serde::Serialize>(&self, context: &str, value: &T) -> Signed {
+        self.key.sign(context, value)
     }
 
     /// Serve one client connection until it closes. Errors end the connection only.
@@ -183,8 +205,11 @@ impl Enclave {
                     key_released = true;
                     self.release_key(dataset_digest, data_key, &grant)
                 }
-                ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob } => {
-                    self.submit(&spec, module_blob, sealed_index_blob)
+                ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob, proof } => {
+                    match exporter(&tls.conn) {
+                        Ok(ex) => self.submit(&ex, &spec, module_blob, sealed_index_blob, &proof),
+                        Err(r) => Err(r),
+                    }
                 }
             };
             match reply {
@@ -205,9 +230,7 @@ impl Enclave {
         if !(NONCE_MIN..=NONCE_MAX).contains(&nonce.len()) {
             return Err(refuse("bad_nonce", format!("nonce must be {NONCE_MIN}..={NONCE_MAX} bytes")));
         }
-        let mut exporter = [0u8; 32];
-        conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)
-            .map_err(|e| refuse("tls_exporter", e.to_string()))?;
+        let exporter = exporter(conn)?;
         let public_key = self.key.public_key();
         let binding = channel_binding(nonce, &exporter, &public_key, &self.policy_digest);
         let document = self.platform.attest(Some(nonce), binding.as_bytes(), &public_key)?;
@@ -238,11 +261,18 @@ impl Enclave {
         if g.dataset_digest != self.policy.dataset_digest {
             return Err(refuse("grant_wrong_dataset", "grant names a dataset this policy does not govern"));
         }
-        if !self.policy.collaborators.contains(&g.collaborator) {
-            return Err(refuse(
-                "collaborator_not_allowed",
-                format!("{:?} is not a collaborator in the policy", g.collaborator),
-            ));
+        if g.population != self.policy.population {
+            return Err(refuse("grant_wrong_population", "grant names another population"));
+        }
+        match self.policy.collaborator(&g.collaborator) {
+            Some(c) if c.public_key == g.provider_public_key => {}
+            Some(_) => return Err(refuse("grant_wrong_provider_key", "grant names a key the policy does not list for its collaborator")),
+            None => {
+                return Err(refuse(
+                    "collaborator_not_allowed",
+                    format!("{:?} is not a collaborator in the policy", g.collaborator),
+                ))
+            }
         }
         if g.expires_at <= now {
             return Err(refuse("grant_expired", format!("grant expired at {}", g.expires_at)));
@@ -250,15 +280,20 @@ impl Enclave {
         if state.seen.contains(&g.grant_id) {
             return Err(refuse("grant_replayed", format!("grant {} was already used", g.grant_id)));
         }
-        if state.pending.contains_key(&g.job_id) {
-            return Err(refuse("job_already_granted", format!("job {} already holds a grant", g.job_id)));
+        if state.pending.contains_key(&g.query_digest) {
+            return Err(refuse("query_already_granted", "this query already holds a grant"));
         }
         let eps = release::parse_epsilon(&g.epsilon)?;
-        let max = release::parse_epsilon(&self.policy.max_epsilon_per_job)?;
-        if eps > max {
+        if eps > release::parse_epsilon(&self.policy.max_epsilon_per_job)? {
             return Err(refuse(
                 "grant_exceeds_policy",
-                format!("grant ε {} exceeds the policy's per-job maximum {}", g.epsilon, max),
+                format!("grant ε {} exceeds the policy's per-job maximum {}", g.epsilon, self.policy.max_epsilon_per_job),
+            ));
+        }
+        if release::parse_delta(&g.delta)? > release::parse_delta(&self.policy.max_delta_per_job)? {
+            return Err(refuse(
+                "grant_exceeds_policy",
+                format!("grant δ {} exceeds the policy's per-job maximum {}", g.delta, self.policy.max_delta_per_job),
             ));
         }
         Ok(g)
@@ -280,24 +315,26 @@ impl Enclave {
         }
         state.data_keys.insert(dataset, key);
         state.seen.insert(g.grant_id.clone());
-        state.pending.insert(g.job_id.clone(), g.clone());
+        state.pending.insert(g.query_digest, g.clone());
         drop(state);
-        let mut rec = self.record("key_release", &g.collaborator, "accepted");
+        let mut rec = self.record("key_release", &g.collaborator, "accepted", now_secs());
         rec.job_id = Some(g.job_id.clone());
         rec.grant_id = Some(g.grant_id.clone());
         rec.dataset_digest = Some(g.dataset_digest);
+        rec.query_digest = Some(g.query_digest);
         rec.epsilon = Some(g.epsilon.clone());
-        rec.budget_before = Some(g.ledger_remaining_before.clone());
-        rec.budget_after = Some(g.ledger_remaining_after.clone());
+        rec.delta = Some(g.delta.clone());
+        rec.budget_before = Some(g.ledger.collaborator_epsilon_before.clone());
+        rec.budget_after = Some(g.ledger.collaborator_epsilon_after.clone());
         self.append_audit(rec)?;
         Ok(EnclaveMessage::KeyAccepted { grant_id: g.grant_id })
     }
 
-    fn record(&self, event: &str, principal: &str, outcome: &str) -> AuditRecord {
+    pub(crate) fn record(&self, event: &str, principal: &str, outcome: &str, time: u64) -> AuditRecord {
         AuditRecord {
             seq: 0,
             prev: Digest::default(),
-            time: now_secs(),
+            time,
             event: event.into(),
             principal: principal.into(),
             job_id: None,
@@ -322,7 +359,7 @@ impl Enclave {
 
     /// Sign and hand a record to the host. Sequence and link are assigned here, under
     /// the chain lock, so concurrent events cannot interleave badly.
-    fn append_audit(&self, mut rec: AuditRecord) -> Result<(), Refusal> {
+    pub(crate) fn append_audit(&self, mut rec: AuditRecord) -> Result<(), Refusal> {
         let mut chain = self.audit.lock().expect("audit lock");
         rec.seq = chain.seq;
         rec.prev = chain.prev;
@@ -333,41 +370,89 @@ impl Enclave {
         Ok(())
     }
 
-    fn submit(&self, spec: &QuerySpec, module_blob: Digest, index_blob: Digest) -> Result<EnclaveMessage, Refusal> {
+    /// Run one submitted job. Before the spend, a refusal with a precise code (it depends
+    /// on no data); after it, the reply comes from [`conclude`] at the job's deadline.
+    fn submit(
+        &self,
+        exporter: &[u8],
+        spec: &QuerySpec,
+        module_blob: Digest,
+        index_blob: Digest,
+        proof: &Bytes,
+    ) -> Result<EnclaveMessage, Refusal> {
         let _one_job_at_a_time = self.job_lock.lock().expect("job lock");
-        let started = Instant::now();
-        let reply = match self.run_job(spec, module_blob, index_blob) {
-            Ok((signed, rec)) => {
-                let fresh = rec.event == "job_released";
-                let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
-                self.append_audit(rec).map(|()| {
-                    if fresh {
-                        // Cached only once its release is in the audit log.
-                        self.state.lock().expect("state lock").released.insert(key, signed.clone());
-                    }
-                    EnclaveMessage::JobResult { result: signed }
-                })
-            }
-            Err(refusal) => {
-                let mut rec = self.record("job_refused", &spec.collaborator, &refusal.to_string());
-                rec.job_id = Some(spec.job_id.clone());
-                rec.module_hash = Some(spec.module_hash);
-                rec.query_digest = Some(spec.digest());
-                // A refusal that cannot be audited is still a refusal.
-                let _ = self.append_audit(rec);
-                Err(refusal)
-            }
+        // The clock is read once, before anything else: the deadline counts from here.
+        let start = Instant::now();
+        let start_wall = now_secs();
+        self.check_proof(exporter, spec, proof)?;
+        if let Some(cached) = self.cached(spec)? {
+            return Ok(cached);
+        }
+        let admitted = self.admit(spec, module_blob, index_blob, start_wall)?;
+        let deadline = start + Duration::from_millis(spec.deadline_ms);
+        let job = SpentJob {
+            job_id: spec.job_id.clone(),
+            collaborator: spec.collaborator.clone(),
+            dataset_digest: spec.dataset_digest,
+            module_hash: spec.module_hash,
+            query_digest: spec.digest(),
+            grant: admitted.grant.clone(),
+            epsilon: Decimal(release::query_epsilon(spec)?.to_string()),
+            delta: Decimal(release::query_delta(spec, &self.policy)?.to_string()),
+            deadline,
+            released_at: start_wall.saturating_add(spec.deadline_ms.div_ceil(1000)),
         };
-        // Replies (results and refusals alike) leave only at a multiple of the release
-        // quantum after the job started, so neither the data nor the noise drawn (whose
-        // sampling time grows with |noise|) shows in the response time.
-        let quantum = Duration::from_millis(self.policy.release_quantum_ms);
-        let target = crate::release_timing::release_delay(started.elapsed(), quantum);
-        std::thread::sleep(target.saturating_sub(started.elapsed()));
-        reply
+        // The spend. From here on the module sees data, so whatever happens the grant is
+        // gone, and nothing leaves but what `conclude` builds.
+        self.state.lock().expect("state lock").pending.remove(&job.query_digest);
+        let outcome = self.run_spent(spec, admitted, start, deadline);
+        let (reply, signed) = conclude(self, job, outcome);
+        if let Some(signed) = signed {
+            let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
+            self.state.lock().expect("state lock").released.insert(key, signed);
+        }
+        Ok(reply)
     }
 
-    fn admission_checks(&self, spec: &QuerySpec, module_blob: Digest) -> Result<(BudgetGrant, DataKey), Refusal> {
+    /// The submission is by the key the policy lists for its collaborator, on this channel.
+    fn check_proof(&self, exporter: &[u8], spec: &QuerySpec, proof: &Bytes) -> Result<(), Refusal> {
+        let c = self
+            .policy
+            .collaborator(&spec.collaborator)
+            .ok_or_else(|| refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator)))?;
+        let signed = Signed {
+            context: SUBMIT_CONTEXT.into(),
+            payload: Bytes(submit_binding(exporter, &spec.digest()).as_bytes().to_vec()),
+            signer: c.public_key.clone(),
+            signature: proof.clone(),
+        };
+        signed.verify(SUBMIT_CONTEXT, c.public_key.as_slice()).map_err(|_| {
+            refuse("bad_provider_proof", "the submission is not signed on this channel by the collaborator's key")
+        })
+    }
+
+    /// Averaging defence: the identical query (same query digest, which names the job,
+    /// collaborator, inputs and outputs with their ε; same dataset; same module) was
+    /// answered already. Return that signed answer: no grant needed, nothing spent, no data
+    /// read, no new noise.
+    fn cached(&self, spec: &QuerySpec) -> Result<Option<EnclaveMessage>, Refusal> {
+        let cache_key = (spec.digest(), spec.dataset_digest, spec.module_hash);
+        let cached = self.state.lock().expect("state lock").released.get(&cache_key).cloned();
+        let Some(signed) = cached else { return Ok(None) };
+        let mut rec = self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent", now_secs());
+        rec.job_id = Some(spec.job_id.clone());
+        rec.dataset_digest = Some(spec.dataset_digest);
+        rec.module_hash = Some(spec.module_hash);
+        rec.query_digest = Some(cache_key.0);
+        rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
+        rec.epsilon = Some(Decimal("0".into()));
+        self.append_audit(rec)?;
+        Ok(Some(EnclaveMessage::JobResult { result: signed }))
+    }
+
+    /// Every check that can refuse a job, all on public inputs (policy, query, grant,
+    /// module, sealed index); no data is read here.
+    fn admit(&self, spec: &QuerySpec, module_blob: Digest, index_blob: Digest, now: u64) -> Result<Admitted, Refusal> {
         spec.validate().map_err(|e| refuse("bad_query", e.to_string()))?;
         let p = &self.policy;
         if spec.dataset_digest != p.dataset_digest {
@@ -388,8 +473,17 @@ impl Enclave {
                 format!("query class {} is not allowed by the policy", o.class()),
             ));
         }
-        if !p.collaborators.contains(&spec.collaborator) {
-            return Err(refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator)));
+        for (name, role) in spec.column_roles() {
+            match p.column(name) {
+                None => return Err(refuse("unknown_column", format!("column {name:?} is not in the sealed schema"))),
+                Some(c) if !c.roles.contains(&role) => {
+                    return Err(refuse(
+                        "column_role_not_allowed",
+                        format!("the policy does not allow column {name:?} as {}", role.as_str()),
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         let eps = release::query_epsilon(spec)?;
         if eps > release::parse_epsilon(&p.max_epsilon_per_job)? {
@@ -398,147 +492,136 @@ impl Enclave {
                 format!("query asks for ε = {eps}, above the policy's per-job maximum"),
             ));
         }
-        let state = self.state.lock().expect("state lock");
-        let grant = state
-            .pending
-            .get(&spec.job_id)
-            .cloned()
-            .ok_or_else(|| refuse("no_grant", format!("no budget grant for job {:?}", spec.job_id)))?;
+        let delta = release::query_delta(spec, p)?;
+        if delta > *release::parse_delta(&p.max_delta_per_job)?.as_rational() {
+            return Err(refuse("delta_exceeds_policy", format!("query costs δ = {delta}, above the policy's per-job maximum")));
+        }
+        let acc = Accumulator::new(spec, p)?;
+        let (grant, key) = {
+            let state = self.state.lock().expect("state lock");
+            let grant = state.pending.get(&spec.digest()).cloned().ok_or_else(|| {
+                refuse("no_grant", "no budget grant for this query (the owner approves a query digest, not a job id)")
+            })?;
+            let key = state
+                .data_keys
+                .get(&spec.dataset_digest)
+                .cloned()
+                .ok_or_else(|| refuse("no_data_key", "the owner has not released the data key"))?;
+            (grant, key)
+        };
         if grant.collaborator != spec.collaborator {
             return Err(refuse("grant_wrong_collaborator", "the grant is for another collaborator"));
         }
-        if grant.expires_at <= now_secs() {
-            return Err(refuse("grant_expired", "the grant for this job has expired"));
+        if grant.expires_at <= now {
+            return Err(refuse("grant_expired", "the grant for this query has expired"));
         }
         if eps > release::parse_epsilon(&grant.epsilon)? {
+            return Err(refuse("epsilon_exceeds_grant", format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon)));
+        }
+        if delta > *release::parse_delta(&grant.delta)?.as_rational() {
+            return Err(refuse("delta_exceeds_grant", format!("query costs δ = {delta}, the grant covers {}", grant.delta)));
+        }
+        let wasm = self.host.get_blob(&module_blob)?;
+        let module = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;
+        if module.digest() != spec.module_hash {
+            return Err(refuse("module_hash_mismatch", "admitted module hash differs from the query"));
+        }
+        if module.inputs().len() != spec.inputs.len() {
             return Err(refuse(
-                "epsilon_exceeds_grant",
-                format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon),
+                "input_count",
+                format!("module reads {} input columns, the query names {}", module.inputs().len(), spec.inputs.len()),
             ));
         }
-        let key = state
-            .data_keys
-            .get(&spec.dataset_digest)
-            .cloned()
-            .ok_or_else(|| refuse("no_data_key", "the owner has not released the data key"))?;
-        Ok((grant, key))
-    }
-
-    fn spend_grant(&self, job_id: &str) {
-        self.state.lock().expect("state lock").pending.remove(job_id);
-    }
-
-    fn run_job(
-        &self,
-        spec: &QuerySpec,
-        module_blob: Digest,
-        index_blob: Digest,
-    ) -> Result<(Signed, AuditRecord), Refusal> {
-        // Averaging defence: the identical query (same query digest, which names the job,
-        // collaborator, inputs and outputs with their ε; same dataset; same module) was
-        // answered already. Return that signed answer: no grant needed, nothing spent,
-        // no data read, no new noise.
-        let cache_key = (spec.digest(), spec.dataset_digest, spec.module_hash);
-        let cached = self.state.lock().expect("state lock").released.get(&cache_key).cloned();
-        if let Some(signed) = cached {
-            let first: JobResult = signed.decode().map_err(|e| refuse("cache_corrupt", e.to_string()))?;
-            let mut rec = self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent");
-            rec.job_id = Some(spec.job_id.clone());
-            rec.grant_id = Some(first.grant_id.clone());
-            rec.dataset_digest = Some(spec.dataset_digest);
-            rec.module_hash = Some(spec.module_hash);
-            rec.query_digest = Some(cache_key.0);
-            rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
-            rec.mechanism = Some("discrete_laplace".into());
-            rec.epsilon = Some(Decimal("0".into()));
-            return Ok((signed, rec));
-        }
-        let (grant, key) = self.admission_checks(spec, module_blob)?;
-        let wasm = self.host.get_blob(&module_blob)?;
-        let admitted = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;
-        if admitted.digest() != spec.module_hash {
-            return Err(refuse("module_hash_mismatch", "admitted module hash differs from the query"));
+        for (name, kind) in spec.inputs.iter().zip(module.inputs()) {
+            let t = p.column(name).map(|c| c.sealed_type.as_str()).unwrap_or("");
+            if t != kind.sealed_type() {
+                return Err(refuse("input_type", format!("module reads {kind} from {name:?}, which is {t}")));
+            }
         }
         let index: SealedIndex = protocol::from_cbor(&self.host.get_blob(&index_blob)?)
             .map_err(|e| refuse("bad_sealed_index", e.to_string()))?;
         if index.dataset_digest != spec.dataset_digest {
             return Err(refuse("bad_sealed_index", "sealed index names another dataset"));
         }
-        let mut job = self.sandbox.start_job(&admitted, &spec.inputs).map_err(|e| Refusal::Sandbox(e.to_string()))?;
+        let schedule = Schedule::new(&p.timing, p.sandbox.fuel_per_unit, index.chunks.len() as u64, index.rows_per_chunk)
+            .ok_or_else(|| refuse("deadline_overflow", "the table's worst case does not fit any deadline"))?;
+        if spec.deadline_ms > p.timing.max_deadline_ms {
+            return Err(refuse(
+                "deadline_exceeds_policy",
+                format!("deadline {} ms exceeds the policy's {} ms", spec.deadline_ms, p.timing.max_deadline_ms),
+            ));
+        }
+        if Duration::from_millis(spec.deadline_ms) < schedule.minimum {
+            return Err(refuse(
+                "deadline_too_short",
+                format!(
+                    "deadline {} ms is below the worst case of {} ms for {} chunks of {} rows at {} fuel per unit",
+                    spec.deadline_ms,
+                    schedule.minimum.as_millis().div_ceil(1) + 1,
+                    index.chunks.len(),
+                    index.rows_per_chunk,
+                    p.sandbox.fuel_per_unit
+                ),
+            ));
+        }
+        Ok(Admitted { grant, key, module, index, schedule, acc })
+    }
+
+    /// The job after the spend. Every error here is a [`JobFailed`] and nothing more; a
+    /// fault while scoring one unit makes that unit absent and the job goes on.
+    fn run_spent(&self, spec: &QuerySpec, a: Admitted, start: Instant, deadline: Instant) -> Result<DpRelease, JobFailed> {
+        let Admitted { key, module, index, schedule, mut acc, .. } = a;
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed)?;
-        let mut acc = Accumulator::new(spec, &self.policy, seed)?;
-        let mut opener = Opener::new(key, spec.dataset_digest);
-        let mut open = |digest: &Digest| -> Result<protocol::table::RecordBatch, Refusal> {
-            let blob = self.host.get_blob(digest)?;
-            let chunk = decode_chunk(&blob).map_err(|e| refuse("bad_chunk", e.to_string()))?;
-            Ok(opener.open_next(chunk)?)
+        let mut units = UnitAssembler::new(
+            &self.policy.privacy_unit,
+            UnitAssembler::needed_columns(spec),
+            self.policy.max_rows_per_unit,
+            seed,
+        );
+        let mut runner = self.sandbox.unit_runner(&module, &spec.inputs, self.policy.sandbox.fuel_per_unit, deadline)?;
+        let mut score = |unit: protocol::table::RecordBatch| match runner.score(&unit) {
+            Ok(scores) => acc.add_unit(&unit, &scores),
+            // A fault while scoring one unit: that unit is absent, nothing else changes.
+            Err(_) => {}
         };
-        // The first batch's schema (public: it is the manifest's) is checked against every
-        // column the query names before the module sees any row, so a query on an
-        // undeclared column is refused with nothing spent.
-        let mut chunks = index.chunks.iter();
-        let first = chunks.next().map(&mut open).transpose()?;
-        if let Some(b) = &first {
-            acc.check_schema(b)?;
+        let mut opener = Opener::new(key, spec.dataset_digest);
+        for (i, digest) in index.chunks.iter().enumerate() {
+            // Chunks are fetched on the public schedule. Falling behind it would show in
+            // the fetch times, so a late job stops fetching and fails at its deadline.
+            let at = start + schedule.fetch_at(i as u64);
+            if Instant::now() > at {
+                return Err(JobFailed);
+            }
+            crate::boundary::sleep_until(at);
+            let blob = self.host.get_blob(digest)?;
+            let batch = opener.open_next(decode_chunk(&blob)?)?;
+            if batch.rows as u64 > index.rows_per_chunk {
+                return Err(JobFailed);
+            }
+            units.push(&batch, &mut score)?;
         }
-        // From here on the module sees data: whatever happens, the grant is spent, so a
-        // module cannot probe the data one failure at a time for free.
-        self.spend_grant(&spec.job_id);
-        let mut next = first;
-        while let Some(batch) = next.take() {
-            let scores = job.process_batch(&batch).map_err(|e| Refusal::Sandbox(e.to_string()))?;
-            acc.add_batch(&batch, &scores)?;
-            next = chunks.next().map(&mut open).transpose()?;
+        if let Some(last) = units.finish() {
+            score(last);
         }
-        let digest = opener.finish()?;
-        if digest != spec.dataset_digest {
-            return Err(refuse("dataset_digest_mismatch", "decrypted content does not match the dataset digest"));
+        drop(score);
+        if opener.finish()? != spec.dataset_digest {
+            return Err(JobFailed);
+        }
+        if Instant::now() > deadline {
+            return Err(JobFailed);
         }
         self.platform.random(&mut seed)?;
         let mut rng = dp::seeded_rng(seed);
         seed.zeroize();
-        let mode = Mode::Dp {
-            rng: &mut rng,
-            min_group_size: self.policy.min_group_size,
-            partition_delta: release::parse_delta(&self.policy.partition_delta)?,
-        };
-        let (outputs, stats) = acc.finish(mode)?;
-        let eps = release::query_epsilon(spec)?;
-        let result = JobResult {
-            job_id: spec.job_id.clone(),
-            collaborator: spec.collaborator.clone(),
-            dataset_digest: spec.dataset_digest,
-            policy_digest: self.policy_digest,
-            module_hash: spec.module_hash,
-            query_digest: spec.digest(),
-            grant_id: grant.grant_id.clone(),
-            platform: self.platform.name().into(),
-            simulated: self.platform.simulated(),
-            evidence: Bytes(self.boot_evidence.clone()),
-            epsilon_spent: Decimal(eps.to_string()),
-            rows_read: stats.rows_read,
-            units: stats.units,
-            rows_dropped_by_bounding: stats.rows_dropped_by_bounding,
-            released_at: now_secs(),
-            outputs,
-        };
-        let signed = self.key.sign(RESULT_CONTEXT, &result);
-        let mut rec = self.record("job_released", &spec.collaborator, "released");
-        rec.job_id = Some(spec.job_id.clone());
-        rec.grant_id = Some(grant.grant_id.clone());
-        rec.dataset_digest = Some(spec.dataset_digest);
-        rec.module_hash = Some(spec.module_hash);
-        rec.query_digest = Some(spec.digest());
-        rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
-        rec.mechanism = Some("discrete_laplace".into());
-        rec.epsilon = Some(Decimal(eps.to_string()));
-        rec.delta = Some(self.policy.partition_delta.clone());
-        rec.sensitivity = Some(
-            result.outputs.iter().map(|o| format!("{}: {}", o.name, o.sensitivity)).collect::<Vec<_>>().join("; "),
-        );
-        rec.budget_before = Some(grant.ledger_remaining_before.clone());
-        rec.budget_after = Some(grant.ledger_remaining_after.clone());
-        Ok((signed, rec))
+        let delta = release::parse_delta(&self.policy.partition_delta)?;
+        Ok(acc.finish_dp(&mut rng, self.policy.min_group_size, &delta)?)
     }
+}
+
+fn exporter(conn: &rustls::ServerConnection) -> Result<[u8; 32], Refusal> {
+    let mut exporter = [0u8; 32];
+    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+        .map_err(|e| refuse("tls_exporter", e.to_string()))?;
+    Ok(exporter)
 }

@@ -51,6 +51,9 @@ pub struct QuerySpec {
     /// Sealed columns handed to the module, in ABI column order.
     pub inputs: Vec<String>,
     pub outputs: Vec<OutputSpec>,
+    /// Milliseconds from submission to the reply, success or failure; capped by the
+    /// policy and at least the worst case of [`crate::deadline::Schedule`].
+    pub deadline_ms: u64,
 }
 
 /// Limits that keep a query spec small whatever the provider sends.
@@ -69,6 +72,9 @@ impl QuerySpec {
         let bad = |why: String| Err(DecodeError::Invalid { what: "query spec", why });
         if self.outputs.is_empty() || self.outputs.len() > MAX_OUTPUTS {
             return bad(format!("between 1 and {MAX_OUTPUTS} outputs"));
+        }
+        if self.deadline_ms == 0 || self.deadline_ms > crate::policy::MAX_DEADLINE_MS {
+            return bad(format!("deadline_ms must be between 1 and {}", crate::policy::MAX_DEADLINE_MS));
         }
         if self.inputs.len() > MAX_INPUTS {
             return bad(format!("at most {MAX_INPUTS} inputs"));
@@ -102,6 +108,20 @@ impl QuerySpec {
     }
 
     pub fn digest(&self) -> Digest {
-        Digest::of_parts("cleanroom/query/v1", &[&crate::to_cbor(self)])
+        Digest::of_parts("cleanroom/query/v2", &[&crate::to_cbor(self)])
+    }
+
+    /// Every column the query names with the role it plays there.
+    pub fn column_roles(&self) -> Vec<(&str, crate::policy::ColumnRole)> {
+        use crate::policy::ColumnRole;
+        let mut v: Vec<(&str, ColumnRole)> = self.inputs.iter().map(|c| (c.as_str(), ColumnRole::Input)).collect();
+        for o in &self.outputs {
+            match o {
+                OutputSpec::GroupMean { group_by, .. } => v.push((group_by, ColumnRole::GroupBy)),
+                OutputSpec::Auc { label, .. } => v.push((label, ColumnRole::Label)),
+                OutputSpec::Histogram { .. } => {}
+            }
+        }
+        v
     }
 }

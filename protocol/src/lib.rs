@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod bytes;
+pub mod deadline;
 pub mod digest;
 pub mod frame;
 pub mod grant;

@@ -115,3 +115,84 @@ impl Manifest {
         self.columns.iter().filter_map(|c| Some((c.sealed_name.clone()?, c.sealed_type.clone()?))).collect()
     }
 }
+
+/// One sealed column as a provider sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicColumn {
+    pub name: String,
+    /// f64, i64, dict or token.
+    pub sealed_type: String,
+    pub label: Sensitivity,
+    /// How prepare derived it (for example `generalized: bin:10`), without key material.
+    pub transform: String,
+}
+
+/// What the owner hands a provider: the sealed schema and the digests that name the data,
+/// nothing that counts people. Row counts, k-anonymity classes and PII scan counts stay in
+/// the owner's [`Manifest`]. `chunks` and `rows_per_chunk` are public anyway (the host
+/// stores the chunks): they bound the table's size to within one chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicManifest {
+    pub version: u32,
+    pub dataset_name: String,
+    pub dataset_digest: Digest,
+    /// Digest of the owner's full manifest, so an auditor can tie the two together.
+    pub manifest_digest: Digest,
+    pub privacy_unit: String,
+    pub columns: Vec<PublicColumn>,
+    pub chunks: u64,
+    pub rows_per_chunk: u64,
+}
+
+impl PublicManifest {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("public manifest serializes")
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(s).map_err(|e| DecodeError::Json(e.to_string()))
+    }
+}
+
+impl Manifest {
+    /// The schema-only view for providers.
+    pub fn public(&self) -> PublicManifest {
+        let transform = |t: &Transform| match t {
+            Transform::Tokenized { .. } => "tokenized".to_string(),
+            Transform::Dropped => "dropped".to_string(),
+            Transform::Generalized { rule } => format!("generalized: {rule}"),
+            Transform::Kept => "kept".to_string(),
+        };
+        PublicManifest {
+            version: self.version,
+            dataset_name: self.dataset_name.clone(),
+            dataset_digest: self.dataset_digest,
+            manifest_digest: self.digest(),
+            privacy_unit: self.privacy_unit.clone(),
+            columns: self
+                .columns
+                .iter()
+                .filter_map(|c| {
+                    Some(PublicColumn {
+                        name: c.sealed_name.clone()?,
+                        sealed_type: c.sealed_type.clone()?,
+                        label: c.label,
+                        transform: transform(&c.transform),
+                    })
+                })
+                .collect(),
+            chunks: self.chunks,
+            rows_per_chunk: self.rows_per_chunk,
+        }
+    }
+
+    /// The id of the key that tokenized the privacy unit: names the population.
+    pub fn population(&self) -> Option<&str> {
+        self.columns.iter().find_map(|c| match (&c.sealed_name, &c.transform) {
+            (Some(n), Transform::Tokenized { key_id }) if n == &self.privacy_unit => Some(key_id.as_str()),
+            _ => None,
+        })
+    }
+}

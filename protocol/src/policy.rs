@@ -1,6 +1,7 @@
-//! The owner's policy: which modules and query classes may run on which dataset, with
-//! what limits. Written in TOML by the owner; its digest is measured into the enclave
-//! (PCR16 on Nitro, the report binding on SNP) so the attested state names it.
+//! The owner's policy: which modules and query classes may run on which dataset, which
+//! columns may play which role, which providers may submit (by key), and the limits that
+//! fix a job's cost and reply instant. Written in TOML by the owner; its digest is measured
+//! into the enclave (PCR16 on Nitro, the report binding on SNP) so the attested state names it.
 
 use crate::{Bytes, DecodeError, Digest};
 use serde::{Deserialize, Serialize};
@@ -26,13 +27,76 @@ impl std::fmt::Display for Decimal {
 /// The query classes the enclave implements. A policy lists the ones it allows.
 pub const QUERY_CLASSES: &[&str] = &["group_mean", "histogram", "auc"];
 
+/// What a query may do with a sealed column. Checked before any data is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnRole {
+    /// Handed to the module as an input column.
+    Input,
+    /// A dictionary column whose values may name released groups.
+    GroupBy,
+    /// A 0/1 label (prepare enforced the domain) that AUC may compare scores against.
+    Label,
+}
+
+impl ColumnRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnRole::Input => "input",
+            ColumnRole::GroupBy => "group_by",
+            ColumnRole::Label => "label",
+        }
+    }
+}
+
+/// One sealed column as the policy sees it: its public name and type (from the manifest)
+/// and the roles the owner allows for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnPolicy {
+    pub name: String,
+    /// Sealed type: f64, i64, dict or token.
+    pub sealed_type: String,
+    #[serde(default)]
+    pub roles: Vec<ColumnRole>,
+}
+
+/// A model provider allowed to submit jobs, identified by its Ed25519 key: a submission
+/// proves possession of it on the attested channel, and grants name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collaborator {
+    pub name: String,
+    pub public_key: Bytes,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxLimits {
-    /// Wall-clock limit for the whole job, enforced by epoch interruption.
-    pub time_limit_ms: u64,
+    /// Deterministic fuel (roughly, Wasm instructions) the module may spend on one privacy
+    /// unit. A unit that runs out is absent from the job; the job goes on.
+    pub fuel_per_unit: u64,
     pub memory_limit_bytes: u64,
     pub max_module_bytes: u64,
+}
+
+/// Public constants that size a job's deadline (see [`crate::deadline`]). They are
+/// worst-case estimates for the machine the owner runs on: an enclave slower than them
+/// misses deadlines (the job fails at its deadline) but never replies at another instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Longest deadline a query may declare.
+    pub max_deadline_ms: u64,
+    /// Fixed time for admission, key checks, noise and signing.
+    pub setup_ms: u64,
+    /// Worst-case nanoseconds per unit of fuel.
+    pub ns_per_fuel: u64,
+    /// Worst-case nanoseconds per unit outside the module: a fresh instance, staging,
+    /// bounding and aggregation.
+    pub unit_overhead_ns: u64,
+    /// Worst-case nanoseconds per sealed row to fetch, decrypt and decode it.
+    pub ingest_ns_per_row: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,28 +107,31 @@ pub struct Policy {
     pub owner_public_key: Bytes,
     /// The only dataset this policy governs.
     pub dataset_digest: Digest,
+    /// The people behind the privacy-unit tokens: the id of the token key. Budget is
+    /// capped per population across collaborators and re-seals.
+    pub population: String,
     /// Sealed column holding the privacy-unit token; privacy is per unit, not per row.
     pub privacy_unit: String,
+    /// The sealed schema and the roles each column may play.
+    pub columns: Vec<ColumnPolicy>,
     /// SHA-256 of the Wasm modules allowed to run.
     pub allowed_modules: Vec<Digest>,
     pub allowed_query_classes: Vec<String>,
-    pub collaborators: Vec<String>,
+    pub collaborators: Vec<Collaborator>,
     /// Groups with fewer (noisy) members than this are never released.
     pub min_group_size: u64,
-    /// Rows per privacy unit kept before aggregation.
+    /// Rows per privacy unit kept before scoring and aggregation.
     pub max_rows_per_unit: u32,
-    /// The owner sealed the rows sorted by privacy unit. The enclave then bounds units in
-    /// one streaming pass (memory independent of the table size) and refuses, with nothing
-    /// released, a stream whose units are out of order.
-    #[serde(default)]
-    pub rows_sorted_by_unit: bool,
     pub max_epsilon_per_job: Decimal,
-    /// δ used for DP partition selection of group-by outputs.
+    pub max_delta_per_job: Decimal,
+    /// δ of each group-by output's DP partition selection.
     pub partition_delta: Decimal,
-    /// Results leave only at multiples of this many milliseconds after job start.
-    pub release_quantum_ms: u64,
+    pub timing: Timing,
     pub sandbox: SandboxLimits,
 }
+
+/// Longest accepted deadline: one day.
+pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 
 impl Policy {
     pub fn from_toml(s: &str) -> Result<Self, DecodeError> {
@@ -77,7 +144,7 @@ impl Policy {
         toml::to_string_pretty(self).expect("policy serializes to TOML")
     }
 
-    fn validate(&self) -> Result<(), DecodeError> {
+    pub fn validate(&self) -> Result<(), DecodeError> {
         let bad = |why: String| Err(DecodeError::Invalid { what: "policy", why });
         if self.owner_public_key.0.len() != 32 {
             return bad("owner_public_key must be a 32-byte Ed25519 key".into());
@@ -88,14 +155,53 @@ impl Policy {
         if self.max_rows_per_unit == 0 {
             return bad("max_rows_per_unit must be at least 1".into());
         }
-        if self.sandbox.time_limit_ms == 0 || self.sandbox.memory_limit_bytes == 0 {
+        if self.sandbox.fuel_per_unit == 0 || self.sandbox.memory_limit_bytes == 0 {
             return bad("sandbox limits must be positive".into());
+        }
+        if self.timing.max_deadline_ms == 0 || self.timing.max_deadline_ms > MAX_DEADLINE_MS {
+            return bad(format!("timing.max_deadline_ms must be between 1 and {MAX_DEADLINE_MS}"));
+        }
+        for (i, c) in self.collaborators.iter().enumerate() {
+            if c.public_key.0.len() != 32 {
+                return bad(format!("collaborator {:?}: public_key must be a 32-byte Ed25519 key", c.name));
+            }
+            if self.collaborators[..i].iter().any(|o| o.name == c.name || o.public_key == c.public_key) {
+                return bad(format!("collaborator {:?} is listed twice (by name or key)", c.name));
+            }
+        }
+        for (i, c) in self.columns.iter().enumerate() {
+            if self.columns[..i].iter().any(|o| o.name == c.name) {
+                return bad(format!("column {:?} is listed twice", c.name));
+            }
+            let type_ok = |t: &str| c.sealed_type == t;
+            for role in &c.roles {
+                let ok = match role {
+                    ColumnRole::Input => true,
+                    ColumnRole::GroupBy => type_ok("dict"),
+                    ColumnRole::Label => type_ok("i64"),
+                };
+                if !ok {
+                    return bad(format!("column {:?} ({}) cannot have role {}", c.name, c.sealed_type, role.as_str()));
+                }
+            }
+        }
+        match self.column(&self.privacy_unit) {
+            Some(c) if c.sealed_type == "token" => {}
+            _ => return bad(format!("privacy unit {:?} must be a token column of the schema", self.privacy_unit)),
         }
         Ok(())
     }
 
+    pub fn column(&self, name: &str) -> Option<&ColumnPolicy> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn collaborator(&self, name: &str) -> Option<&Collaborator> {
+        self.collaborators.iter().find(|c| c.name == name)
+    }
+
     /// The digest measured into the enclave and named in grants and audit records.
     pub fn digest(&self) -> Digest {
-        Digest::of_parts("cleanroom/policy/v1", &[&crate::to_cbor(self)])
+        Digest::of_parts("cleanroom/policy/v2", &[&crate::to_cbor(self)])
     }
 }

@@ -1,10 +1,12 @@
-//! The signed result a provider receives.
+//! The signed result a provider receives. Everything in it is a DP release or a public
+//! input (policy, query, grant, attestation): no exact count of rows, units, dropped rows
+//! or suppressed groups.
 
 use crate::policy::Decimal;
 use crate::{Bytes, Digest};
 use serde::{Deserialize, Serialize};
 
-pub const RESULT_CONTEXT: &str = "cleanroom/result/v1";
+pub const RESULT_CONTEXT: &str = "cleanroom/result/v2";
 
 /// One released number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +22,8 @@ pub struct OutputRelease {
     pub class: String,
     pub mechanism: String,
     pub epsilon: Decimal,
+    /// δ of this output (DP partition selection); `None` for pure ε-DP outputs.
+    pub delta: Option<Decimal>,
     /// L1 sensitivity of each noised integer, derived from the contribution bounds.
     pub sensitivity: String,
     /// Scale of the discrete Laplace noise on each noised integer.
@@ -27,8 +31,6 @@ pub struct OutputRelease {
     /// Fixed-point resolution the sum was aggregated at (1 unit = 1/resolution).
     pub fixed_point_resolution: Option<u64>,
     pub values: Vec<ReleasedValue>,
-    /// Groups withheld by partition selection or the minimum group size.
-    pub suppressed_groups: u64,
     pub note: String,
 }
 
@@ -47,9 +49,9 @@ pub struct JobResult {
     /// The attestation document naming the key that signed this result.
     pub evidence: Bytes,
     pub epsilon_spent: Decimal,
-    pub rows_read: u64,
-    pub units: u64,
-    pub rows_dropped_by_bounding: u64,
+    pub delta_spent: Decimal,
+    /// Unix seconds: the submission time plus the query's deadline, fixed before any data
+    /// was read (not the clock when the job finished).
     pub released_at: u64,
     pub outputs: Vec<OutputRelease>,
 }

@@ -42,6 +42,10 @@ pub struct SealedIndex {
     pub dataset_digest: Digest,
     /// Content hashes of the chunk blobs, in order.
     pub chunks: Vec<Digest>,
+    /// Most rows in one chunk (the manifest's public figure). The enclave sizes the job's
+    /// deadline from `chunks.len() × rows_per_chunk` and fails a job whose decrypted chunk
+    /// holds more.
+    pub rows_per_chunk: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -15,7 +15,10 @@ pub enum ClientMessage {
     /// Owner: the data key for one dataset and the grant for one job.
     ReleaseKey { dataset_digest: Digest, data_key: Bytes, grant: Signed },
     /// Provider: run a job. Module and sealed index are blobs in the host's store.
-    SubmitJob { spec: QuerySpec, module_blob: Digest, sealed_index_blob: Digest },
+    /// `proof` is the provider's Ed25519 signature (context [`crate::grant::SUBMIT_CONTEXT`])
+    /// over [`crate::grant::submit_binding`] of this connection's exporter and the query
+    /// digest, by the key the policy lists for `spec.collaborator`.
+    SubmitJob { spec: QuerySpec, module_blob: Digest, sealed_index_blob: Digest, proof: Bytes },
 }
 
 /// Enclave → client.
@@ -25,6 +28,10 @@ pub enum EnclaveMessage {
     Evidence { platform: String, simulated: bool, document: Bytes, public_key: Bytes, policy_digest: Digest },
     KeyAccepted { grant_id: String },
     JobResult { result: Signed },
+    /// The one reply after a grant is spent that is not a result: no code, no message, no
+    /// number, sent at the job's deadline like a result.
+    JobFailed,
+    /// A refusal before any grant is spent and any data is read; depends on no data.
     Error { code: String, message: String },
 }
 

@@ -1,26 +1,37 @@
-//! From per-row model outputs to what may leave the enclave.
+//! From one privacy unit's scored rows to what may leave the enclave.
 //!
-//! The sandbox turns every row into one score. This crate, which does no I/O, then
-//! 1. keeps at most `max_rows_per_unit` rows per privacy unit (chosen at random),
-//! 2. clamps each score to the bounds the query declares,
-//! 3. aggregates in fixed-point integers,
-//! 4. adds exact discrete Laplace noise with a scale derived from those bounds, and
+//! The enclave hands this crate, which does no I/O, a stream of decrypted batches sorted by
+//! privacy unit. This crate
+//! 1. assembles each unit's rows and keeps at most `max_rows_per_unit` of them, chosen at
+//!    random ([`UnitAssembler`]); the sandbox then scores that one unit in a fresh instance;
+//! 2. absorbs the unit's scores ([`Accumulator::add_unit`]): a unit whose scores are not one
+//!    finite number per row, or whose label is outside {0, 1}, is absent, exactly as if it
+//!    were not in the table;
+//! 3. clamps each score to the bounds the query declares and aggregates in fixed-point
+//!    integers that cannot overflow (i128, clamped to the sampler's range, 1-Lipschitz);
+//! 4. adds exact discrete Laplace noise with a scale derived from those bounds; and
 //! 5. releases a group only if its noisy count passes DP partition selection and the
 //!    policy's minimum group size.
 //!
-//! The same aggregation runs in [`Mode::Exact`] on the owner's own machine, so the owner
-//! can compare the DP release with the true values; that mode is never used in the enclave.
+//! The only value that leaves is a [`DpRelease`], which nothing outside this crate can
+//! build. The same aggregation runs exactly ([`Accumulator::finish_exact`]) on the owner's
+//! own machine, so the owner can compare; that path is never used in the enclave.
 
-use dp::{Delta, Epsilon, FixedPoint, RowBounder};
+use dp::{Delta, Epsilon, FixedPoint};
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::policy::{Decimal, Policy};
 use protocol::result::{OutputRelease, ReleasedValue};
-use protocol::table::{ColumnData, RecordBatch, TOKEN_LEN};
+use protocol::table::{Column, ColumnData, RecordBatch, TOKEN_LEN};
 use rand_core::{CryptoRng, RngCore};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Fixed-point resolution of sums: 1.0 is 10,000 units.
 pub const FIXED_POINT_RESOLUTION: i64 = 10_000;
+
+/// True aggregates are clamped to ±2^61 before noise: clamping is 1-Lipschitz, so it keeps
+/// the sensitivity, and it leaves room for any noise the sampler can draw.
+const MAX_TRUE_VALUE: i128 = 1 << 61;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -28,48 +39,16 @@ pub enum ReleaseError {
     MissingColumn(String),
     #[error("column {column:?} must be {expected}, found {found}")]
     ColumnType { column: String, expected: &'static str, found: &'static str },
-    #[error("label column {column:?} holds {value} at row {row}; labels must be 0 or 1")]
-    BadLabel { column: String, row: usize, value: i64 },
-    #[error("the model returned {got} scores for a batch of {rows} rows")]
-    ScoreCount { rows: usize, got: usize },
-    #[error("the model returned a non-finite score at row {row}")]
-    NonFiniteScore { row: usize },
     #[error("invalid ε {value:?}: {why}")]
     BadEpsilon { value: String, why: String },
     #[error("invalid query: {0}")]
     BadQuery(String),
     #[error("output {output:?}: {why}")]
     BadOutput { output: String, why: String },
-    #[error("rows are not sorted by privacy unit (the policy says they are): the stream is refused")]
+    #[error("rows are not sorted by privacy unit: the stream is refused")]
     NotSortedByUnit,
     #[error("DP mechanism: {0}")]
     Dp(#[from] dp::DpError),
-}
-
-/// Per-row values the outputs need besides the score: a group id or a label.
-#[derive(Clone)]
-struct Row {
-    score: f64,
-    extras: Box<[u32]>,
-}
-
-/// Interns group keys across batches (dictionary codes are per batch).
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    keys: Vec<String>,
-}
-
-impl Interner {
-    fn id(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = self.keys.len() as u32;
-        self.keys.push(key.to_string());
-        self.ids.insert(key.to_string(), id);
-        id
-    }
 }
 
 pub fn parse_epsilon(d: &Decimal) -> Result<Epsilon, ReleaseError> {
@@ -93,88 +72,232 @@ pub fn query_epsilon(spec: &QuerySpec) -> Result<Epsilon, ReleaseError> {
     total.ok_or_else(|| ReleaseError::BadEpsilon { value: String::new(), why: "query has no outputs".into() })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stats {
-    pub rows_read: u64,
-    pub units: u64,
-    pub rows_dropped_by_bounding: u64,
+/// Total δ a query costs: the policy's partition-selection δ once per group-by output
+/// (basic composition); 0 for a query of pure ε-DP outputs.
+pub fn query_delta(spec: &QuerySpec, policy: &Policy) -> Result<dp::Rational, ReleaseError> {
+    let per = partition_delta(policy)?;
+    let n = spec.outputs.iter().filter(|o| matches!(o, OutputSpec::GroupMean { .. })).count() as u128;
+    Ok(per.checked_mul_int(n)?)
 }
 
-/// Streaming accumulator for one job.
-pub struct Accumulator {
-    spec: QuerySpec,
+fn partition_delta(policy: &Policy) -> Result<dp::Rational, ReleaseError> {
+    policy
+        .partition_delta
+        .as_str()
+        .parse()
+        .map_err(|e: dp::DpError| ReleaseError::BadEpsilon { value: policy.partition_delta.to_string(), why: e.to_string() })
+}
+
+// ---------------------------------------------------------------------------------------
+// Unit assembly
+
+/// One value of one kept row.
+#[derive(Clone)]
+enum Cell {
+    F64(f64),
+    I64(i64),
+    Str(Arc<str>),
+    Token([u8; TOKEN_LEN]),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F64,
+    I64,
+    Dict,
+    Token,
+}
+
+fn kind_of(c: &ColumnData) -> Kind {
+    match c {
+        ColumnData::F64(_) => Kind::F64,
+        ColumnData::I64(_) => Kind::I64,
+        ColumnData::Dict { .. } => Kind::Dict,
+        ColumnData::Token(_) => Kind::Token,
+    }
+}
+
+/// Splits a stream of batches sorted by privacy unit into one small batch per unit, holding
+/// at most `k` of the unit's rows (reservoir-sampled from the enclave's CSPRNG) and only the
+/// columns the job needs. Memory is one unit's rows, whatever the table's size.
+pub struct UnitAssembler {
     unit_column: String,
-    max_rows_per_unit: u32,
-    bounding: Bounding,
-    groups: Vec<Interner>,
-    aggs: Vec<Agg>,
-    fixed: FixedPoint,
-    rows_read: u64,
-    units: u64,
-    rows_dropped: u64,
-}
-
-/// How rows are bounded per privacy unit.
-enum Bounding {
-    /// Rows arrive in any order: keep a reservoir per unit until the end (memory grows
-    /// with the number of units).
-    InMemory(RowBounder<[u8; TOKEN_LEN], Row>),
-    /// Rows arrive sorted by unit (the owner sealed them so): one reservoir at a time,
-    /// flushed into the aggregates when the unit changes (memory independent of the table).
-    Sorted(SortedBounder),
-}
-
-/// Per-unit reservoir sampling over a stream sorted by unit.
-struct SortedBounder {
+    needed: Vec<String>,
+    kinds: Option<Vec<Kind>>,
     k: usize,
     rng: dp::DpRng,
     current: Option<[u8; TOKEN_LEN]>,
     seen: u64,
-    kept: Vec<Row>,
+    kept: Vec<Vec<Cell>>,
 }
 
-impl SortedBounder {
-    /// Offer one row; returns the finished previous unit's kept rows when the unit changes.
-    fn offer(&mut self, unit: [u8; TOKEN_LEN], row: Row) -> Result<Option<(Vec<Row>, u64)>, ReleaseError> {
-        let mut done = None;
-        match self.current {
-            Some(c) if unit < c => return Err(ReleaseError::NotSortedByUnit),
-            Some(c) if unit == c => {}
-            _ => {
-                done = self.take();
-                self.current = Some(unit);
-            }
+impl UnitAssembler {
+    /// `needed`: the columns each unit batch carries (module inputs, group-by and label
+    /// columns), in that order, without duplicates.
+    pub fn new(unit_column: &str, needed: Vec<String>, max_rows_per_unit: u32, seed: [u8; 32]) -> Self {
+        UnitAssembler {
+            unit_column: unit_column.to_string(),
+            needed,
+            kinds: None,
+            k: max_rows_per_unit.max(1) as usize,
+            rng: dp::seeded_rng(seed),
+            current: None,
+            seen: 0,
+            kept: Vec::new(),
         }
-        self.seen += 1;
-        if self.kept.len() < self.k {
-            self.kept.push(row);
-        } else {
-            // Reservoir sampling: keep each of the unit's rows with probability k/seen.
-            let j = dp::sampler::uniform_below(u128::from(self.seen), &mut self.rng) as usize;
-            if j < self.k {
-                self.kept[j] = row;
-            }
-        }
-        Ok(done)
     }
 
-    /// The current unit's kept rows and how many of its rows were seen.
-    fn take(&mut self) -> Option<(Vec<Row>, u64)> {
+    /// The columns a query needs in each unit batch.
+    pub fn needed_columns(spec: &QuerySpec) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for (name, _) in spec.column_roles() {
+            if !v.iter().any(|n| n == name) {
+                v.push(name.to_string());
+            }
+        }
+        v
+    }
+
+    /// Feed one batch; `unit` is called with each unit completed by it.
+    pub fn push(&mut self, batch: &RecordBatch, mut unit: impl FnMut(RecordBatch)) -> Result<(), ReleaseError> {
+        let tokens = match batch.column(&self.unit_column) {
+            Some(ColumnData::Token(t)) => t,
+            Some(other) => {
+                return Err(ReleaseError::ColumnType {
+                    column: self.unit_column.clone(),
+                    expected: "token",
+                    found: other.type_name(),
+                })
+            }
+            None => return Err(ReleaseError::MissingColumn(self.unit_column.clone())),
+        };
+        let mut cols = Vec::with_capacity(self.needed.len());
+        for name in &self.needed {
+            let c = batch.column(name).ok_or_else(|| ReleaseError::MissingColumn(name.clone()))?;
+            if c.len() != batch.rows {
+                return Err(ReleaseError::BadQuery(format!("column {name:?} is ragged")));
+            }
+            cols.push(c);
+        }
+        let kinds: Vec<Kind> = cols.iter().map(|c| kind_of(c)).collect();
+        match &self.kinds {
+            None => self.kinds = Some(kinds),
+            Some(k) if *k == kinds => {}
+            Some(_) => return Err(ReleaseError::BadQuery("column types changed between batches".into())),
+        }
+        // Dictionary values as shared strings, once per batch rather than once per row.
+        let dicts: Vec<Option<Vec<Arc<str>>>> = cols
+            .iter()
+            .map(|c| match c {
+                ColumnData::Dict { values, .. } => Some(values.iter().map(|v| Arc::from(v.as_str())).collect()),
+                _ => None,
+            })
+            .collect();
+        for (row, token) in tokens.iter().enumerate() {
+            match self.current {
+                Some(c) if *token < c => return Err(ReleaseError::NotSortedByUnit),
+                Some(c) if *token == c => {}
+                _ => {
+                    if let Some(b) = self.take() {
+                        unit(b);
+                    }
+                    self.current = Some(*token);
+                }
+            }
+            self.seen += 1;
+            let slot = if self.kept.len() < self.k {
+                None
+            } else {
+                // Reservoir sampling: keep each of the unit's rows with probability k/seen.
+                let j = dp::sampler::uniform_below(u128::from(self.seen), &mut self.rng) as usize;
+                if j < self.k {
+                    Some(j)
+                } else {
+                    continue;
+                }
+            };
+            let cells: Vec<Cell> = cols
+                .iter()
+                .zip(&dicts)
+                .map(|(c, d)| match c {
+                    ColumnData::F64(v) => Cell::F64(v[row]),
+                    ColumnData::I64(v) => Cell::I64(v[row]),
+                    ColumnData::Dict { codes, .. } => {
+                        // RecordBatch::new checked every code against its dictionary.
+                        Cell::Str(d.as_ref().expect("dictionary column")[codes[row] as usize].clone())
+                    }
+                    ColumnData::Token(v) => Cell::Token(v[row]),
+                })
+                .collect();
+            match slot {
+                None => self.kept.push(cells),
+                Some(j) => self.kept[j] = cells,
+            }
+        }
+        Ok(())
+    }
+
+    /// The last unit, if any.
+    pub fn finish(mut self) -> Option<RecordBatch> {
+        self.take()
+    }
+
+    fn take(&mut self) -> Option<RecordBatch> {
         self.current?;
-        let seen = std::mem::take(&mut self.seen);
-        Some((std::mem::take(&mut self.kept), seen))
+        self.seen = 0;
+        let rows = std::mem::take(&mut self.kept);
+        let kinds = self.kinds.as_ref()?;
+        let columns = self
+            .needed
+            .iter()
+            .zip(kinds)
+            .enumerate()
+            .map(|(i, (name, kind))| {
+                let data = match kind {
+                    Kind::F64 => ColumnData::F64(
+                        rows.iter().map(|r| if let Cell::F64(x) = r[i] { x } else { f64::NAN }).collect(),
+                    ),
+                    Kind::I64 => {
+                        ColumnData::I64(rows.iter().map(|r| if let Cell::I64(x) = r[i] { x } else { 0 }).collect())
+                    }
+                    Kind::Token => ColumnData::Token(
+                        rows.iter().map(|r| if let Cell::Token(x) = r[i] { x } else { [0; TOKEN_LEN] }).collect(),
+                    ),
+                    Kind::Dict => {
+                        let mut values: Vec<String> = Vec::new();
+                        let mut codes = Vec::with_capacity(rows.len());
+                        for r in &rows {
+                            let s: &str = if let Cell::Str(s) = &r[i] { s } else { "" };
+                            let code = match values.iter().position(|v| v == s) {
+                                Some(p) => p,
+                                None => {
+                                    values.push(s.to_string());
+                                    values.len() - 1
+                                }
+                            };
+                            codes.push(code as u32);
+                        }
+                        ColumnData::Dict { codes, values }
+                    }
+                };
+                Column { name: name.clone(), data }
+            })
+            .collect();
+        Some(RecordBatch { rows: rows.len(), columns })
     }
 }
 
-/// Running aggregate of one output over bounded rows.
+// ---------------------------------------------------------------------------------------
+// Aggregation
+
+/// Running aggregate of one output over absorbed units.
 enum Agg {
     GroupMean {
         lower: f64,
         upper: f64,
         /// Sums are of `value − centre` (see [`centred_sum_bound`]).
         centre: i64,
-        counts: BTreeMap<u32, u64>,
-        sums: BTreeMap<u32, i64>,
+        groups: BTreeMap<String, (u64, i128)>,
     },
     Histogram {
         edges: Vec<f64>,
@@ -187,6 +310,13 @@ enum Agg {
     },
 }
 
+/// What one row of a unit adds to one output, computed before anything is added, so that
+/// a unit is absorbed whole or not at all.
+enum Contribution<'a> {
+    Group(&'a str, i64),
+    Bin(usize),
+}
+
 impl Agg {
     fn new(spec: &OutputSpec, fp: &FixedPoint) -> Result<Agg, ReleaseError> {
         Ok(match spec {
@@ -194,8 +324,7 @@ impl Agg {
                 lower: *lower,
                 upper: *upper,
                 centre: centred_sum_bound(fp, *lower, *upper, 1)?.0,
-                counts: BTreeMap::new(),
-                sums: BTreeMap::new(),
+                groups: BTreeMap::new(),
             },
             OutputSpec::Histogram { edges, .. } => {
                 Agg::Histogram { edges: edges.clone(), counts: vec![0; edges.len() - 1] }
@@ -203,232 +332,177 @@ impl Agg {
             OutputSpec::Auc { bins, .. } => Agg::Auc { bins: *bins as usize, counts: vec![0; 2 * *bins as usize] },
         })
     }
+}
 
-    fn absorb(&mut self, fp: &FixedPoint, row: &Row, slot: usize) -> Result<(), ReleaseError> {
-        match self {
-            Agg::GroupMean { lower, upper, centre, counts, sums } => {
-                let g = row.extras[slot];
-                *counts.entry(g).or_default() += 1;
-                let v = fp.encode(row.score, *lower, *upper)? - *centre;
-                let s = sums.entry(g).or_default();
-                *s = s.checked_add(v).ok_or(dp::DpError::Overflow("group sum"))?;
+/// Streaming accumulator for one job, fed one unit at a time.
+pub struct Accumulator {
+    spec: QuerySpec,
+    max_rows_per_unit: u32,
+    aggs: Vec<Agg>,
+    fixed: FixedPoint,
+    /// Only for the owner's exact check; never part of a DP release.
+    units_absorbed: u64,
+    units_absent: u64,
+}
+
+/// The only thing the enclave may send after a grant is spent, besides `job_failed`: the
+/// noised outputs of one job. Built only by [`Accumulator::finish_dp`].
+#[derive(Debug, Clone)]
+pub struct DpRelease {
+    outputs: Vec<OutputRelease>,
+}
+
+impl DpRelease {
+    pub fn outputs(&self) -> &[OutputRelease] {
+        &self.outputs
+    }
+    pub fn into_outputs(self) -> Vec<OutputRelease> {
+        self.outputs
+    }
+}
+
+/// The owner's exact figures (its own machine only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactReport {
+    pub outputs: Vec<OutputRelease>,
+    pub units: u64,
+    pub units_absent: u64,
+}
+
+impl Accumulator {
+    /// Every parameter of every output (ε, bounds, bins, the noise scales they imply) is
+    /// checked here, so a bad query fails before any data is read, any noise is drawn or
+    /// any budget is spent; `finish_dp` then cannot fail on a parameter.
+    pub fn new(spec: &QuerySpec, policy: &Policy) -> Result<Self, ReleaseError> {
+        check_query(spec, policy)?;
+        let fixed = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
+        Ok(Accumulator {
+            spec: spec.clone(),
+            max_rows_per_unit: policy.max_rows_per_unit,
+            aggs: spec.outputs.iter().map(|o| Agg::new(o, &fixed)).collect::<Result<_, _>>()?,
+            fixed,
+            units_absorbed: 0,
+            units_absent: 0,
+        })
+    }
+
+    /// Add one unit: its (bounded) rows and the model's score for each. A unit that does
+    /// not fit (wrong number of scores, a non-finite score, a label outside {0, 1}, a
+    /// missing column, more rows than the bound) is absent: nothing of it is added.
+    pub fn add_unit(&mut self, unit: &RecordBatch, scores: &[f64]) {
+        if self.try_add_unit(unit, scores).is_some() {
+            self.units_absorbed += 1;
+        } else {
+            self.units_absent += 1;
+        }
+    }
+
+    fn try_add_unit(&mut self, unit: &RecordBatch, scores: &[f64]) -> Option<()> {
+        let rows = unit.rows;
+        if scores.len() != rows || rows > self.max_rows_per_unit as usize || scores.iter().any(|s| !s.is_finite()) {
+            return None;
+        }
+        let mut per_output: Vec<Vec<Contribution<'_>>> = Vec::with_capacity(self.aggs.len());
+        for (spec, agg) in self.spec.outputs.iter().zip(&self.aggs) {
+            let mut c = Vec::with_capacity(rows);
+            match (spec, agg) {
+                (OutputSpec::GroupMean { group_by, .. }, Agg::GroupMean { lower, upper, centre, .. }) => {
+                    let ColumnData::Dict { codes, values } = unit.column(group_by)? else { return None };
+                    for (row, &s) in scores.iter().enumerate() {
+                        let key = values.get(*codes.get(row)? as usize)?;
+                        let v = self.fixed.encode(s, *lower, *upper).ok()? - *centre;
+                        c.push(Contribution::Group(key.as_str(), v));
+                    }
+                }
+                (OutputSpec::Histogram { .. }, Agg::Histogram { edges, .. }) => {
+                    c.extend(scores.iter().map(|&s| Contribution::Bin(bin_of(edges, s))));
+                }
+                (OutputSpec::Auc { label, .. }, Agg::Auc { bins, .. }) => {
+                    let ColumnData::I64(labels) = unit.column(label)? else { return None };
+                    for (row, &s) in scores.iter().enumerate() {
+                        let y = match labels.get(row)? {
+                            0 => 0,
+                            1 => 1,
+                            _ => return None,
+                        };
+                        let b = ((s.clamp(0.0, 1.0) * *bins as f64) as usize).min(*bins - 1);
+                        c.push(Contribution::Bin(y * *bins + b));
+                    }
+                }
+                _ => return None,
             }
-            Agg::Histogram { edges, counts } => counts[bin_of(edges, row.score)] += 1,
-            Agg::Auc { bins, counts } => {
-                let b = ((row.score.clamp(0.0, 1.0) * *bins as f64) as usize).min(*bins - 1);
-                counts[row.extras[slot] as usize * *bins + b] += 1;
+            per_output.push(c);
+        }
+        for (agg, contributions) in self.aggs.iter_mut().zip(per_output) {
+            for c in contributions {
+                match (&mut *agg, c) {
+                    (Agg::GroupMean { groups, .. }, Contribution::Group(key, v)) => {
+                        let e = match groups.get_mut(key) {
+                            Some(e) => e,
+                            None => groups.entry(key.to_string()).or_default(),
+                        };
+                        // Counts < 2^64 rows and |sums| < 2^64 · 2^62: no overflow.
+                        e.0 += 1;
+                        e.1 += i128::from(v);
+                    }
+                    (Agg::Histogram { counts, .. }, Contribution::Bin(b))
+                    | (Agg::Auc { counts, .. }, Contribution::Bin(b)) => counts[b] += 1,
+                    _ => {}
+                }
             }
         }
-        Ok(())
+        Some(())
+    }
+
+    /// Noise every output. Parameters were checked by [`Accumulator::new`].
+    pub fn finish_dp<R: RngCore + CryptoRng>(
+        self,
+        rng: &mut R,
+        min_group_size: u64,
+        partition_delta: &Delta,
+    ) -> Result<DpRelease, ReleaseError> {
+        let mut mode = Mode::Dp { rng, min_group_size, partition_delta: *partition_delta };
+        Ok(DpRelease { outputs: self.finish(&mut mode)? })
+    }
+
+    /// The owner's exact values on its own machine: no noise, never released.
+    pub fn finish_exact(self, min_group_size: u64) -> Result<ExactReport, ReleaseError> {
+        let (units, units_absent) = (self.units_absorbed, self.units_absent);
+        let mut mode: Mode<'_, dp::DpRng> = Mode::Exact { min_group_size };
+        Ok(ExactReport { outputs: self.finish(&mut mode)?, units, units_absent })
+    }
+
+    fn finish<R: RngCore + CryptoRng>(self, mode: &mut Mode<'_, R>) -> Result<Vec<OutputRelease>, ReleaseError> {
+        let k = self.max_rows_per_unit;
+        let mut out = Vec::with_capacity(self.spec.outputs.len());
+        for (spec, agg) in self.spec.outputs.iter().zip(&self.aggs) {
+            let eps = parse_epsilon(spec.epsilon())?;
+            out.push(match (spec, agg) {
+                (OutputSpec::GroupMean { name, lower, upper, .. }, Agg::GroupMean { groups, .. }) => {
+                    group_mean(name, groups, *lower, *upper, &eps, k, mode)?
+                }
+                (OutputSpec::Histogram { name, edges, .. }, Agg::Histogram { counts, .. }) => {
+                    histogram(name, counts, edges, &eps, k, mode)?
+                }
+                (OutputSpec::Auc { name, bins, .. }, Agg::Auc { counts, .. }) => {
+                    auc(name, counts, *bins as usize, &eps, k, mode)?
+                }
+                _ => return Err(ReleaseError::BadQuery("aggregate does not match its output".into())),
+            });
+        }
+        Ok(out)
     }
 }
 
 /// Whether to add noise (in the enclave) or compute true values (owner's own check).
-pub enum Mode<'a, R: RngCore + CryptoRng> {
+enum Mode<'a, R: RngCore + CryptoRng> {
     Dp { rng: &'a mut R, min_group_size: u64, partition_delta: Delta },
     Exact { min_group_size: u64 },
 }
 
-impl Accumulator {
-    /// `bounding_seed` drives which rows are kept for units over the limit.
-    ///
-    /// Every parameter of every output (ε, bounds, bins, the noise scales they imply) is
-    /// checked here, so a bad query fails before any data is read, any noise is drawn or
-    /// any budget is spent; `finish` then cannot fail on a parameter after an earlier
-    /// output has already drawn its noise.
-    pub fn new(spec: &QuerySpec, policy: &Policy, bounding_seed: [u8; 32]) -> Result<Self, ReleaseError> {
-        check_query(spec, policy)?;
-        let fixed = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
-        let bounding = if policy.rows_sorted_by_unit {
-            Bounding::Sorted(SortedBounder {
-                k: policy.max_rows_per_unit as usize,
-                rng: dp::seeded_rng(bounding_seed),
-                current: None,
-                seen: 0,
-                kept: Vec::new(),
-            })
-        } else {
-            Bounding::InMemory(RowBounder::new(policy.max_rows_per_unit, bounding_seed)?)
-        };
-        Ok(Accumulator {
-            spec: spec.clone(),
-            unit_column: policy.privacy_unit.clone(),
-            max_rows_per_unit: policy.max_rows_per_unit,
-            bounding,
-            groups: spec.outputs.iter().map(|_| Interner::default()).collect(),
-            aggs: spec.outputs.iter().map(|o| Agg::new(o, &fixed)).collect::<Result<_, _>>()?,
-            fixed,
-            rows_read: 0,
-            units: 0,
-            rows_dropped: 0,
-        })
-    }
-
-    /// Check that every column the query names exists in `batch` with the type its output
-    /// needs: the privacy unit (token), group-by columns (dictionary), labels (i64) and the
-    /// module's inputs. Schemas are public (the manifest), so the enclave runs this on the
-    /// first decrypted batch before the module sees any data and before the grant is spent:
-    /// a query on an undeclared column costs nothing.
-    pub fn check_schema(&self, batch: &RecordBatch) -> Result<(), ReleaseError> {
-        let want = |name: &str, expected: &'static str| -> Result<(), ReleaseError> {
-            let c = column(batch, name)?;
-            let found = c.type_name();
-            let ok = match expected {
-                "token" => matches!(c, ColumnData::Token(_)),
-                "dict" => matches!(c, ColumnData::Dict { .. }),
-                "i64" => matches!(c, ColumnData::I64(_)),
-                _ => true,
-            };
-            if ok {
-                Ok(())
-            } else {
-                Err(ReleaseError::ColumnType { column: name.to_string(), expected, found })
-            }
-        };
-        want(&self.unit_column, "token")?;
-        for o in &self.spec.outputs {
-            match o {
-                OutputSpec::GroupMean { group_by, .. } => want(group_by, "dict")?,
-                OutputSpec::Auc { label, .. } => want(label, "i64")?,
-                OutputSpec::Histogram { .. } => {}
-            }
-        }
-        for input in &self.spec.inputs {
-            want(input, "any")?;
-        }
-        Ok(())
-    }
-
-    /// Add one decrypted batch and the model's score for each of its rows.
-    pub fn add_batch(&mut self, batch: &RecordBatch, scores: &[f64]) -> Result<(), ReleaseError> {
-        if scores.len() != batch.rows {
-            return Err(ReleaseError::ScoreCount { rows: batch.rows, got: scores.len() });
-        }
-        let units = match column(batch, &self.unit_column)? {
-            ColumnData::Token(t) => t,
-            other => {
-                return Err(ReleaseError::ColumnType {
-                    column: self.unit_column.clone(),
-                    expected: "token",
-                    found: other.type_name(),
-                })
-            }
-        };
-        // Per output, the extra value of each row.
-        let mut extras: Vec<Vec<u32>> = Vec::with_capacity(self.spec.outputs.len());
-        for (i, out) in self.spec.outputs.iter().enumerate() {
-            extras.push(match out {
-                OutputSpec::GroupMean { group_by, .. } => match column(batch, group_by)? {
-                    ColumnData::Dict { codes, values } => {
-                        let map: Vec<u32> = values.iter().map(|v| self.groups[i].id(v)).collect();
-                        codes.iter().map(|&c| map[c as usize]).collect()
-                    }
-                    other => {
-                        return Err(ReleaseError::ColumnType {
-                            column: group_by.clone(),
-                            expected: "dict",
-                            found: other.type_name(),
-                        })
-                    }
-                },
-                OutputSpec::Auc { label, .. } => match column(batch, label)? {
-                    ColumnData::I64(v) => v
-                        .iter()
-                        .enumerate()
-                        .map(|(row, &x)| match x {
-                            0 | 1 => Ok(x as u32),
-                            value => Err(ReleaseError::BadLabel { column: label.clone(), row, value }),
-                        })
-                        .collect::<Result<_, _>>()?,
-                    other => {
-                        return Err(ReleaseError::ColumnType {
-                            column: label.clone(),
-                            expected: "i64",
-                            found: other.type_name(),
-                        })
-                    }
-                },
-                OutputSpec::Histogram { .. } => vec![0; batch.rows],
-            });
-        }
-        for (row, (&unit, &score)) in units.iter().zip(scores).enumerate() {
-            if !score.is_finite() {
-                return Err(ReleaseError::NonFiniteScore { row });
-            }
-            let e: Box<[u32]> = extras.iter().map(|col| col[row]).collect();
-            let row = Row { score, extras: e };
-            match &mut self.bounding {
-                Bounding::InMemory(b) => b.offer(unit, row),
-                Bounding::Sorted(b) => {
-                    if let Some((kept, seen)) = b.offer(unit, row)? {
-                        self.absorb_unit(kept, seen)?;
-                    }
-                }
-            }
-        }
-        self.rows_read += batch.rows as u64;
-        Ok(())
-    }
-
-    /// Add one unit's bounded rows to every output's aggregate. `seen` is how many rows
-    /// the unit had (0 from the in-memory bounder, which reports drops in its own stats).
-    fn absorb_unit(&mut self, rows: Vec<Row>, seen: u64) -> Result<(), ReleaseError> {
-        self.units += 1;
-        self.rows_dropped += seen.saturating_sub(rows.len() as u64);
-        for row in &rows {
-            for (slot, agg) in self.aggs.iter_mut().enumerate() {
-                agg.absorb(&self.fixed, row, slot)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Finish: bound contributions, aggregate, and release (or compute exactly).
-    pub fn finish<R: RngCore + CryptoRng>(
-        mut self,
-        mut mode: Mode<'_, R>,
-    ) -> Result<(Vec<OutputRelease>, Stats), ReleaseError> {
-        // Flush what the bounder still holds into the aggregates.
-        match std::mem::replace(&mut self.bounding, Bounding::InMemory(RowBounder::new(1, [0; 32])?)) {
-            Bounding::InMemory(b) => {
-                let (units, stats) = b.finish_with_stats();
-                for (_, rows) in units {
-                    self.absorb_unit(rows, 0)?;
-                }
-                self.rows_dropped = stats.rows_dropped;
-            }
-            Bounding::Sorted(mut b) => {
-                if let Some((kept, seen)) = b.take() {
-                    self.absorb_unit(kept, seen)?;
-                }
-            }
-        }
-        let stats = Stats { rows_read: self.rows_read, units: self.units, rows_dropped_by_bounding: self.rows_dropped };
-        let k = self.max_rows_per_unit;
-        let mut out = Vec::with_capacity(self.spec.outputs.len());
-        for (i, spec) in self.spec.outputs.iter().enumerate() {
-            let eps = parse_epsilon(spec.epsilon())?;
-            out.push(match (spec, &self.aggs[i]) {
-                (OutputSpec::GroupMean { name, lower, upper, .. }, Agg::GroupMean { counts, sums, .. }) => {
-                    group_mean(name, counts, sums, &self.groups[i].keys, *lower, *upper, &eps, k, &mut mode)?
-                }
-                (OutputSpec::Histogram { name, edges, .. }, Agg::Histogram { counts, .. }) => {
-                    histogram(name, counts, edges, &eps, k, &mut mode)?
-                }
-                (OutputSpec::Auc { name, bins, .. }, Agg::Auc { counts, .. }) => {
-                    auc(name, counts, *bins as usize, &eps, k, &mut mode)?
-                }
-                _ => unreachable!("aggregates are built from the same output specs"),
-            });
-        }
-        Ok((out, stats))
-    }
-}
-
 /// Everything about a query that can be wrong without looking at data, checked before any
 /// data is read, any noise is drawn or any budget is touched: the spec's own limits
-/// ([`QuerySpec::validate`]: bounds finite with lower < upper, bins and edges within
-/// [`protocol::job::MAX_BINS`]), ε of each output (> 0, finite, a decimal or fraction), and
+/// ([`QuerySpec::validate`]), ε of each output (> 0, finite, a decimal or fraction), and
 /// the noise scale each output will use (sensitivity ≥ 1 and scale within the sampler's
 /// supported range).
 pub fn check_query(spec: &QuerySpec, policy: &Policy) -> Result<(), ReleaseError> {
@@ -469,14 +543,7 @@ pub fn check_query(spec: &QuerySpec, policy: &Policy) -> Result<(), ReleaseError
                 fits(name, "sum", sum_bound, &half)?;
                 // the partition-selection threshold must be computable too
                 let delta = parse_delta(&policy.partition_delta)?;
-                dp::mechanism::group_counts_with_selection(
-                    BTreeMap::<u32, u64>::new(),
-                    &half,
-                    &delta,
-                    policy.min_group_size,
-                    k,
-                    &mut NoRng,
-                )?;
+                dp::mechanism::partition_selection_plan(&half, &delta, k, policy.min_group_size)?;
             }
             OutputSpec::Histogram { name, .. } | OutputSpec::Auc { name, .. } => {
                 fits(name, "count", u64::from(k), &eps)?
@@ -486,34 +553,29 @@ pub fn check_query(spec: &QuerySpec, policy: &Policy) -> Result<(), ReleaseError
     Ok(())
 }
 
-/// A generator that must never be used: proof that a check draws no noise.
-struct NoRng;
-
-impl RngCore for NoRng {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!("parameter checks draw no noise")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!("parameter checks draw no noise")
-    }
-    fn fill_bytes(&mut self, _: &mut [u8]) {
-        unreachable!("parameter checks draw no noise")
-    }
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
-        unreachable!("parameter checks draw no noise")
-    }
+/// DP partition selection with noisy counts, for a unit that contributes up to `k` rows in
+/// total (all in one group or spread over several).
+fn select_groups<G: Ord + Clone, R: RngCore + CryptoRng + ?Sized>(
+    counts: BTreeMap<G, u64>,
+    epsilon: &Epsilon,
+    delta: &Delta,
+    min_group_size: u64,
+    k: u32,
+    rng: &mut R,
+) -> Result<BTreeMap<G, dp::mechanism::Release>, ReleaseError> {
+    Ok(dp::mechanism::group_counts_with_selection_total(counts, epsilon, delta, min_group_size, k, rng)?)
 }
-impl CryptoRng for NoRng {}
 
-fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ColumnData, ReleaseError> {
-    batch.column(name).ok_or_else(|| ReleaseError::MissingColumn(name.to_string()))
-}
 
 fn mechanism_name<R: RngCore + CryptoRng>(mode: &Mode<'_, R>) -> &'static str {
     match mode {
         Mode::Dp { .. } => "discrete_laplace",
         Mode::Exact { .. } => "none (owner's exact check, not DP)",
     }
+}
+
+fn clamp_true(v: i128) -> i64 {
+    v.clamp(-MAX_TRUE_VALUE, MAX_TRUE_VALUE) as i64
 }
 
 /// Noisy (or exact) counts of a histogram with L1 sensitivity `l1`.
@@ -523,22 +585,20 @@ fn noisy_counts<R: RngCore + CryptoRng>(
     l1: u64,
     mode: &mut Mode<'_, R>,
 ) -> Result<(Vec<i64>, String), ReleaseError> {
+    let clamped: Vec<u64> = counts.iter().map(|&c| c.min(MAX_TRUE_VALUE as u64)).collect();
     match mode {
         Mode::Dp { rng, .. } => {
-            let rel = dp::mechanism::laplace_histogram(counts, eps, l1, &mut **rng)?;
-            let scale = rel.first().map(|r| r.scale.to_string()).unwrap_or_default();
+            let rel = dp::mechanism::laplace_histogram(&clamped, eps, l1, &mut **rng)?;
+            let scale = dp::mechanism::laplace_scale(l1, eps)?.to_string();
             Ok((rel.into_iter().map(|r| r.value).collect(), scale))
         }
-        Mode::Exact { .. } => Ok((counts.iter().map(|&c| c as i64).collect(), "0".into())),
+        Mode::Exact { .. } => Ok((clamped.iter().map(|&c| c as i64).collect(), "0".into())),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn group_mean<R: RngCore + CryptoRng>(
     name: &str,
-    counts: &BTreeMap<u32, u64>,
-    sums: &BTreeMap<u32, i64>,
-    keys: &[String],
+    groups: &BTreeMap<String, (u64, i128)>,
     lower: f64,
     upper: f64,
     eps: &Epsilon,
@@ -546,56 +606,49 @@ fn group_mean<R: RngCore + CryptoRng>(
     mode: &mut Mode<'_, R>,
 ) -> Result<OutputRelease, ReleaseError> {
     let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
-    let total_groups = counts.len() as u64;
     // Half the budget selects groups and counts them, half noises their sums.
     let half = eps.checked_div_int(2)?;
     let (centre, sum_bound) = centred_sum_bound(&fp, lower, upper, k)?;
+    let sensitivity = format!("count: {k}, centred sum: {sum_bound} fixed-point units");
     let mut values = Vec::new();
-    let (sensitivity, scale);
+    let (scale, delta);
     match mode {
         Mode::Dp { rng, min_group_size, partition_delta } => {
-            let selected = dp::mechanism::group_counts_with_selection(
-                counts.clone(),
-                &half,
-                partition_delta,
-                *min_group_size,
-                k,
-                &mut **rng,
-            )?;
+            let counts: BTreeMap<&str, u64> =
+                groups.iter().map(|(g, (c, _))| (g.as_str(), (*c).min(MAX_TRUE_VALUE as u64))).collect();
+            let selected = select_groups(counts, &half, partition_delta, *min_group_size, k, &mut **rng)?;
             let count_scale = dp::mechanism::laplace_scale(u64::from(k), &half)?;
             let sum_scale = dp::mechanism::laplace_scale(sum_bound, &half)?;
+            // Keys come out in sorted order: the order says nothing about the data.
             for (g, count) in &selected {
-                let noisy_sum = dp::mechanism::laplace_sum(sums[g], &half, sum_bound, &mut **rng)?;
+                let true_sum = clamp_true(groups[*g].1);
+                let noisy_sum = dp::mechanism::laplace_sum(true_sum, &half, sum_bound, &mut **rng)?;
                 let mean = fp.decode(centre) + fp.decode(noisy_sum.value) / (count.value.max(1) as f64);
-                values.push(ReleasedValue { key: keys[*g as usize].clone(), value: mean.clamp(lower, upper) });
+                values.push(ReleasedValue { key: (*g).to_string(), value: mean.clamp(lower, upper) });
             }
-            sensitivity = format!("count: {k}, centred sum: {sum_bound} fixed-point units");
             scale = format!("count: {count_scale}, sum: {sum_scale}");
+            delta = Some(Decimal(partition_delta.to_string()));
         }
         Mode::Exact { min_group_size } => {
-            for (g, &c) in counts {
+            for (g, &(c, s)) in groups {
                 if c >= *min_group_size {
-                    values.push(ReleasedValue {
-                        key: keys[*g as usize].clone(),
-                        value: fp.decode(centre) + fp.decode(sums[g]) / c as f64,
-                    });
+                    values.push(ReleasedValue { key: g.clone(), value: fp.decode(centre) + fp.decode(clamp_true(s)) / c as f64 });
                 }
             }
-            sensitivity = format!("count: {k}, centred sum: {sum_bound} fixed-point units");
             scale = "0".into();
+            delta = None;
         }
     }
-    let suppressed = total_groups - values.len() as u64;
     Ok(OutputRelease {
         name: name.into(),
         class: "group_mean".into(),
         mechanism: mechanism_name(mode).into(),
         epsilon: Decimal(eps.to_string()),
+        delta,
         sensitivity,
         noise_scale: scale,
         fixed_point_resolution: Some(FIXED_POINT_RESOLUTION as u64),
         values,
-        suppressed_groups: suppressed,
         note: "ε split evenly between DP partition selection with noisy counts and the noisy sums \
                (centred on the middle of the bounds); \
                mean = noisy sum / noisy count, clamped to the declared bounds"
@@ -613,6 +666,13 @@ fn centred_sum_bound(fp: &FixedPoint, lower: f64, upper: f64, k: u32) -> Result<
     let half_range = (hi - centre).unsigned_abs().max((centre - lo).unsigned_abs());
     let bound = half_range.checked_mul(u64::from(k)).ok_or(dp::DpError::Overflow("per-unit sum bound"))?;
     Ok((centre, bound))
+}
+
+/// L1 sensitivity, in fixed-point units, of a group's centred sum for scores in
+/// `[lower, upper]` and `k` rows per unit (what the enclave noises; for plans).
+pub fn sum_sensitivity(lower: f64, upper: f64, k: u32) -> Result<u64, ReleaseError> {
+    let fp = FixedPoint::new(FIXED_POINT_RESOLUTION)?;
+    Ok(centred_sum_bound(&fp, lower, upper, k)?.1)
 }
 
 fn bin_of(edges: &[f64], score: f64) -> usize {
@@ -640,11 +700,11 @@ fn histogram<R: RngCore + CryptoRng>(
         class: "histogram".into(),
         mechanism: mechanism_name(mode).into(),
         epsilon: Decimal(eps.to_string()),
+        delta: None,
         sensitivity: format!("{k}"),
         noise_scale: scale,
         fixed_point_resolution: None,
         values,
-        suppressed_groups: 0,
         note: "counts of bounded rows per declared bin; negative noisy counts shown as 0".into(),
     })
 }
@@ -679,11 +739,11 @@ fn auc<R: RngCore + CryptoRng>(
         class: "auc".into(),
         mechanism: mechanism_name(mode).into(),
         epsilon: Decimal(eps.to_string()),
+        delta: None,
         sensitivity: format!("{k}"),
         noise_scale: scale,
         fixed_point_resolution: None,
         values: vec![ReleasedValue { key: "auc".into(), value }],
-        suppressed_groups: 0,
         note: note.into(),
     })
 }

@@ -74,6 +74,15 @@ impl ColumnKind {
             ColumnKind::Token => TOKEN_LEN,
         }
     }
+    /// The sealed column type (as the manifest and policy name it) this kind reads.
+    pub fn sealed_type(self) -> &'static str {
+        match self {
+            ColumnKind::F64 => "f64",
+            ColumnKind::I64 => "i64",
+            ColumnKind::Code => "dict",
+            ColumnKind::Token => "token",
+        }
+    }
     /// The import that reads a column of this kind.
     pub fn reader(self) -> &'static str {
         match self {

@@ -77,6 +77,8 @@ pub enum RunError {
     BatchTooLarge { rows: usize, limit: usize },
     #[error("time limit of {limit:?} exceeded")]
     TimeLimit { limit: Duration },
+    #[error("the unit's fuel ran out")]
+    OutOfFuel,
     #[error("memory limit of {limit} bytes exceeded")]
     MemoryLimit { limit: u64 },
     #[error("table limit of {limit} elements exceeded")]

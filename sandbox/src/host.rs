@@ -202,7 +202,8 @@ pub(crate) fn classify(store: &Store<HostState>, e: wasmtime::Error, instantiati
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
-            Trap::Interrupt | Trap::OutOfFuel => RunError::TimeLimit { limit: store.data().time_limit },
+            Trap::Interrupt => RunError::TimeLimit { limit: store.data().time_limit },
+            Trap::OutOfFuel => RunError::OutOfFuel,
             Trap::StackOverflow => RunError::StackOverflow,
             t => RunError::Trap(t.to_string()),
         };

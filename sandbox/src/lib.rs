@@ -72,11 +72,13 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// Build from the owner's policy limits, with the default stack.
-    pub fn from_policy(limits: &protocol::policy::SandboxLimits) -> Self {
+    /// Build from the owner's policy, with the default stack. The wall-clock limit is the
+    /// longest deadline the policy allows.
+    pub fn from_policy(policy: &protocol::policy::Policy) -> Self {
+        let limits = &policy.sandbox;
         SandboxConfig {
             memory_limit_bytes: limits.memory_limit_bytes,
-            time_limit: Duration::from_millis(limits.time_limit_ms),
+            time_limit: Duration::from_millis(policy.timing.max_deadline_ms),
             max_module_bytes: usize::try_from(limits.max_module_bytes).unwrap_or(usize::MAX),
             ..SandboxConfig::default()
         }
@@ -215,10 +217,28 @@ impl fmt::Debug for Sandbox {
     }
 }
 
+/// Instances the pooling allocator holds at once (live units and batch jobs together).
+pub const POOL_INSTANCES: u32 = 16;
+
 fn engine_config(cfg: &SandboxConfig) -> Config {
     let mut c = Config::new();
-    c.epoch_interruption(true)
-        .consume_fuel(false)
+    // Per-unit isolation instantiates the module once per privacy unit. The pooling
+    // allocator with copy-on-write memory images makes that a slot reuse and a page reset,
+    // not an mmap and a copy of the data segments.
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_core_instances(POOL_INSTANCES)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES * admission::MAX_TABLES as u32)
+        .max_memories_per_module(1)
+        .max_tables_per_module(admission::MAX_TABLES as u32)
+        .table_elements(MAX_TABLE_ELEMENTS as usize)
+        .max_memory_size(usize::try_from(cfg.memory_limit_bytes).unwrap_or(usize::MAX));
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true)
+        .epoch_interruption(true)
+        // Fuel bounds each unit deterministically: a unit's fate (scored or absent) does
+        // not depend on the machine's speed or load.
+        .consume_fuel(true)
         .max_wasm_stack(cfg.max_wasm_stack)
         .cranelift_nan_canonicalization(true)
         // Deterministic and single-threaded: no threads, no relaxed SIMD.
@@ -328,6 +348,8 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // A batch job is limited by wall-clock time (epochs), not fuel.
+        store.set_fuel(u64::MAX).map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
         // Wake at the first tick that may be past the deadline, then check the clock.
         let ticks = (cfg.time_limit.as_micros() / EPOCH_TICK.as_micros()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
@@ -361,7 +383,151 @@ impl Sandbox {
     }
 }
 
-/// One job: one instance in its own store, fed batch after batch.
+impl Sandbox {
+    /// A runner that scores each privacy unit in a fresh instance of `module` (see
+    /// [`UnitRunner`]), with `fuel_per_unit` fuel per unit and no unit started after
+    /// `deadline`.
+    pub fn unit_runner(
+        &self,
+        module: &AdmittedModule,
+        input_names: &[String],
+        fuel_per_unit: u64,
+        deadline: Instant,
+    ) -> Result<UnitRunner, RunError> {
+        if !Engine::same(module.pre.module().engine(), &self.inner.engine) {
+            return Err(RunError::ForeignModule);
+        }
+        if input_names.len() != module.manifest.inputs.len() {
+            return Err(RunError::InputCount { declared: module.manifest.inputs.len(), given: input_names.len() });
+        }
+        Ok(UnitRunner {
+            sandbox: self.inner.clone(),
+            pre: module.pre.clone(),
+            kinds: module.manifest.inputs.clone(),
+            input_names: input_names.to_vec(),
+            fuel_per_unit,
+            deadline,
+            spare: None,
+        })
+    }
+}
+
+/// Per-unit isolation: every call to [`UnitRunner::score`] runs the module in a new store
+/// and a new instance, so nothing the module computes for one privacy unit (its memory,
+/// globals, tables) survives into the next. That is what the sensitivity of every output
+/// assumes: a unit's scores depend only on that unit's rows.
+pub struct UnitRunner {
+    sandbox: Arc<Inner>,
+    pre: InstancePre<HostState>,
+    kinds: Vec<ColumnKind>,
+    input_names: Vec<String>,
+    fuel_per_unit: u64,
+    deadline: Instant,
+    /// Staging buffers of the previous unit's store, reused so a unit costs no allocation.
+    spare: Option<(Vec<Staged>, Vec<f64>)>,
+}
+
+impl fmt::Debug for UnitRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnitRunner")
+            .field("inputs", &self.input_names)
+            .field("fuel_per_unit", &self.fuel_per_unit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnitRunner {
+    /// Score one unit's rows in a fresh instance with the unit's fuel. Any error (a trap,
+    /// fuel exhaustion, a bad status, a wrong number of scores, a missing column) is
+    /// returned for the caller to treat the unit as absent; the runner stays usable.
+    pub fn score(&mut self, unit: &RecordBatch) -> Result<Vec<f64>, RunError> {
+        let rows = unit.rows;
+        if rows > MAX_BATCH_ROWS {
+            return Err(RunError::BatchTooLarge { rows, limit: MAX_BATCH_ROWS });
+        }
+        let cfg = &self.sandbox.config;
+        let (mut columns, out) = self.spare.take().unwrap_or_else(|| {
+            (self.kinds.iter().map(|&kind| Staged { kind, bytes: Vec::new() }).collect(), Vec::new())
+        });
+        for (name, staged) in self.input_names.iter().zip(columns.iter_mut()) {
+            let Some(data) = unit.column(name) else {
+                self.spare = Some((columns, out));
+                return Err(RunError::MissingColumn { name: name.clone() });
+            };
+            if data.len() != rows || !staged.stage(data) {
+                let found = data.type_name();
+                let expected = staged.kind;
+                self.spare = Some((columns, out));
+                return Err(RunError::ColumnType { name: name.clone(), expected, found });
+            }
+        }
+        let state = HostState {
+            limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
+            columns,
+            rows,
+            in_batch: false,
+            out,
+            memory: None,
+            deadline: self.deadline,
+            time_limit: cfg.time_limit,
+        };
+        let mut store = Store::new(&self.sandbox.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let result = self.run_unit(&mut store);
+        let mut state = store.into_data();
+        let scores = result.map(|()| std::mem::take(&mut state.out));
+        // Keep the allocations, never the contents: the next unit overwrites the staged
+        // columns and starts from an empty output.
+        state.out.clear();
+        self.spare = Some((state.columns, state.out));
+        scores
+    }
+
+    fn run_unit(&self, store: &mut Store<HostState>) -> Result<(), RunError> {
+        store.set_fuel(self.fuel_per_unit).map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+        // The epoch ticker only backs up the job's deadline; fuel is what bounds a unit.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let s = ctx.data();
+            if Instant::now() >= s.deadline {
+                Err(host::abort(RunError::TimeLimit { limit: s.time_limit }))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
+        if Instant::now() >= self.deadline {
+            return Err(RunError::TimeLimit { limit: store.data().time_limit });
+        }
+        let instance = self.pre.instantiate(&mut *store).map_err(|e| host::classify(store, e, true))?;
+        let memory = instance
+            .get_memory(&mut *store, abi::EXPORT_MEMORY)
+            .ok_or_else(|| RunError::Instantiate("no exported memory".into()))?;
+        let process = instance
+            .get_typed_func::<i32, i32>(&mut *store, abi::EXPORT_PROCESS_BATCH)
+            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+        let rows = store.data().rows;
+        {
+            let s = store.data_mut();
+            s.memory = Some(memory);
+            s.in_batch = true;
+        }
+        let status = process.call(&mut *store, rows as i32);
+        store.data_mut().in_batch = false;
+        let status = status.map_err(|e| host::classify(store, e, false))?;
+        if status != 0 {
+            return Err(RunError::ModelFailed { status });
+        }
+        let emitted = store.data().out.len();
+        if emitted != rows {
+            return Err(RunError::BadEmission { rows, emitted });
+        }
+        Ok(())
+    }
+}
+
+/// One job: one instance in its own store, fed batch after batch. Used by the provider's
+/// local tests and as the baseline of the per-unit isolation benchmark; the enclave scores
+/// units with [`UnitRunner`].
 pub struct Job {
     // Keeps the epoch ticker alive for as long as the job can run.
     _sandbox: Arc<Inner>,

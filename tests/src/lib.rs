@@ -55,6 +55,9 @@ pub struct World {
     pub blobs: String,
     pub index: String,
     pub collaborator: String,
+    /// The provider's Ed25519 key file (the policy lists its public half for `acme`).
+    pub provider_key: PathBuf,
+    pub population: String,
     proxy: Child,
 }
 
@@ -64,13 +67,22 @@ pub struct WorldOptions {
     pub budget: &'static str,
     /// Extra modules (name, bytes) the policy allows besides credit-lr.
     pub extra_modules: Vec<(String, Vec<u8>)>,
-    /// The policy's sandbox time limit per job.
-    pub time_limit_ms: u64,
+    /// The policy's fuel per privacy unit.
+    pub fuel_per_unit: u64,
+    /// Extra `policy init` arguments.
+    pub policy_args: Vec<String>,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { rows: 3000, rows_per_chunk: 500, budget: "2", extra_modules: vec![], time_limit_ms: 10_000 }
+        WorldOptions {
+            rows: 3000,
+            rows_per_chunk: 500,
+            budget: "2",
+            extra_modules: vec![],
+            fuel_per_unit: 20_000,
+            policy_args: vec![],
+        }
     }
 }
 
@@ -101,6 +113,9 @@ impl World {
             &opts.rows_per_chunk.to_string(),
         ]);
         let manifest = sealed.join("manifest.json");
+        let provider_key = d.join("provider.key");
+        let keygen = run(&["keygen", "--out", provider_key.to_str().unwrap()]);
+        let provider_public = keygen.rsplit(' ').next().expect("public key").to_string();
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
         let dataset = m["dataset_digest"].as_str().expect("dataset digest").to_string();
         let mut args: Vec<String> = vec![
@@ -113,16 +128,19 @@ impl World {
             "--allow-module".into(),
             credit_lr_wasm().to_str().unwrap().into(),
             "--collaborator".into(),
-            "acme".into(),
+            format!("acme={provider_public}"),
+            "--label".into(),
+            "defaulted".into(),
             "--min-group-size".into(),
             "5".into(),
-            "--release-quantum-ms".into(),
-            "50".into(),
-            "--time-limit-ms".into(),
-            opts.time_limit_ms.to_string(),
+            "--fuel-per-unit".into(),
+            opts.fuel_per_unit.to_string(),
+            "--max-delta".into(),
+            "0.001".into(),
             "--out".into(),
             policy.to_str().unwrap().into(),
         ];
+        args.extend(opts.policy_args.iter().cloned());
         for (name, bytes) in &opts.extra_modules {
             let p = d.join(name);
             std::fs::write(&p, bytes).unwrap();
@@ -130,19 +148,24 @@ impl World {
             args.push(p.to_str().unwrap().into());
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&argv);
+        let init = run(&argv);
+        let population = init.rsplit(' ').next().expect("population").to_string();
         let policy_digest = run(&["policy", "digest", policy.to_str().unwrap()]);
+        let l = ledger.to_str().unwrap();
+        run(&["budget", "cap", "--ledger", l, "--population", &population, "--epsilon", opts.budget, "--delta", "0.01"]);
         run(&[
             "budget",
             "set",
             "--ledger",
-            ledger.to_str().unwrap(),
-            "--dataset",
-            &dataset,
+            l,
+            "--population",
+            &population,
             "--collaborator",
             "acme",
-            "--total",
+            "--epsilon",
             opts.budget,
+            "--delta",
+            "0.01",
         ]);
         let (proxy, front, blobs) = start_proxy(d, &policy, &store);
         let index = run(&["upload", "--blob-api", &blobs, "--sealed", sealed.to_str().unwrap()]);
@@ -162,6 +185,8 @@ impl World {
             blobs,
             index,
             collaborator: "acme".into(),
+            provider_key,
+            population,
             proxy,
         }
     }
@@ -174,8 +199,9 @@ impl World {
         Command::new(bin("cleanroom")).args(args).output().expect("run cleanroom")
     }
 
-    /// `cleanroom release` against `front_door` with the given expected PCR0.
-    pub fn release_via(&self, front_door: &str, pcr0: &str, job: &str, eps: &str) -> Output {
+    /// `cleanroom release` of the grant for `query` against `front_door` with the given
+    /// expected PCR0.
+    pub fn release_query_via(&self, front_door: &str, pcr0: &str, query: &Path) -> Output {
         self.cr(&[
             "release",
             "--front-door",
@@ -189,31 +215,43 @@ impl World {
             self.ledger.to_str().unwrap(),
             "--policy",
             self.policy.to_str().unwrap(),
-            "--job",
-            job,
-            "--collaborator",
-            &self.collaborator,
-            "--epsilon",
-            eps,
+            "--query",
+            query.to_str().unwrap(),
         ])
     }
 
-    pub fn release(&self, job: &str, eps: &str) -> Output {
-        self.release_via(&self.front, &self.pcr0, job, eps)
+    /// The owner reviews and grants the demo query of job `job` over credit-lr.
+    pub fn release_via(&self, front_door: &str, pcr0: &str, job: &str) -> Output {
+        let q = self.query(job, &credit_lr_wasm());
+        self.release_query_via(front_door, pcr0, &q)
     }
 
+    pub fn release(&self, job: &str) -> Output {
+        self.release_via(&self.front, &self.pcr0, job)
+    }
+
+    pub fn release_query(&self, query: &Path) -> Output {
+        self.release_query_via(&self.front, &self.pcr0, query)
+    }
+
+    /// The provider's demo query for `job` over `module` (deterministic: the same job and
+    /// module give the same query digest).
     pub fn query(&self, job: &str, module: &Path) -> PathBuf {
-        let q = self.path(&format!("{job}.toml"));
+        let stem = module.file_stem().and_then(|s| s.to_str()).unwrap_or("module");
+        let q = self.path(&format!("{job}.{stem}.toml"));
+        let public = self.sealed.join("public-manifest.json");
         let o = self.cr(&[
             "query-init",
             "--manifest",
-            self.manifest.to_str().unwrap(),
+            public.to_str().unwrap(),
             "--module",
             module.to_str().unwrap(),
             "--job",
             job,
             "--collaborator",
             &self.collaborator,
+            "--policy",
+            self.policy.to_str().unwrap(),
             "--out",
             q.to_str().unwrap(),
         ]);
@@ -221,9 +259,10 @@ impl World {
         q
     }
 
-    pub fn submit(&self, job: &str, module: &Path, index: &str) -> (Output, PathBuf) {
-        let q = self.query(job, module);
-        let out = self.path(&format!("{job}.result.json"));
+    /// Submit `query` with `module` as the provider, with `provider_key`.
+    pub fn submit_query_as(&self, query: &Path, module: &Path, index: &str, provider_key: &Path) -> (Output, PathBuf) {
+        let stem = query.file_stem().and_then(|s| s.to_str()).unwrap_or("query").to_string();
+        let out = self.path(&format!("{stem}.result.json"));
         let o = self.cr(&[
             "submit",
             "--front-door",
@@ -238,13 +277,25 @@ impl World {
             "--module",
             module.to_str().unwrap(),
             "--query",
-            q.to_str().unwrap(),
+            query.to_str().unwrap(),
             "--sealed-index",
             index,
+            "--provider-key",
+            provider_key.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ]);
         (o, out)
+    }
+
+    pub fn submit_query(&self, query: &Path, module: &Path, index: &str) -> (Output, PathBuf) {
+        self.submit_query_as(query, module, index, &self.provider_key)
+    }
+
+    /// The provider submits its demo query for `job` over `module`.
+    pub fn submit(&self, job: &str, module: &Path, index: &str) -> (Output, PathBuf) {
+        let q = self.query(job, module);
+        self.submit_query(&q, module, index)
     }
 
     pub fn fetch_audit(&self) -> PathBuf {
@@ -283,12 +334,20 @@ impl World {
         let idx = protocol::sealed::SealedIndex {
             dataset_digest: self.dataset.parse().unwrap(),
             chunks: chunks.iter().map(|c| c.parse().unwrap()).collect(),
+            rows_per_chunk: self.chunk_rows(),
         };
         let f = self.path("index.cbor");
         std::fs::write(&f, protocol::to_cbor(&idx)).unwrap();
         let o = self.cr(&["upload", "--blob-api", &self.blobs, "--file", f.to_str().unwrap()]);
         assert!(o.status.success(), "{}", text(&o));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// The public manifest's rows per chunk.
+    pub fn chunk_rows(&self) -> u64 {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.sealed.join("public-manifest.json")).unwrap()).unwrap();
+        m["rows_per_chunk"].as_u64().expect("rows_per_chunk")
     }
 
     pub fn host_log(&self) -> String {

@@ -1,0 +1,126 @@
+//! One way to build an owner's policy from a manifest, with one set of defaults, used by
+//! `cleanroom policy init`, the provider's local test and the tests.
+
+use protocol::manifest::Manifest;
+use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing, QUERY_CLASSES};
+use protocol::{Bytes, DecodeError, Digest};
+
+/// Everything about a policy that is a number, with the defaults `policy init` uses.
+#[derive(Debug, Clone)]
+pub struct PolicyParams {
+    pub min_group_size: u64,
+    pub max_rows_per_unit: u32,
+    pub max_epsilon_per_job: String,
+    pub max_delta_per_job: String,
+    pub partition_delta: String,
+    pub fuel_per_unit: u64,
+    pub max_deadline_ms: u64,
+    pub memory_limit_bytes: u64,
+    pub max_module_bytes: u64,
+    /// Let modules read the privacy-unit token column (harmless under per-unit isolation,
+    /// off by default all the same: a model rarely needs it).
+    pub token_as_input: bool,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        PolicyParams {
+            min_group_size: 20,
+            max_rows_per_unit: 1,
+            max_epsilon_per_job: "1".into(),
+            max_delta_per_job: "0.00001".into(),
+            partition_delta: "0.000001".into(),
+            fuel_per_unit: 20_000,
+            max_deadline_ms: 600_000,
+            memory_limit_bytes: 256 << 20,
+            max_module_bytes: 8 << 20,
+            token_as_input: false,
+        }
+    }
+}
+
+/// Worst-case figures for one enclave vCPU, measured with margin on the development
+/// machine (BENCHMARKS.md, "per-unit isolation"): an enclave slower than this misses
+/// deadlines, never replies at another instant.
+pub fn default_timing(max_deadline_ms: u64) -> Timing {
+    Timing { max_deadline_ms, setup_ms: 250, ns_per_fuel: 2, unit_overhead_ns: 30_000, ingest_ns_per_row: 3_000 }
+}
+
+/// The sealed schema with default roles: numbers are inputs, dictionaries inputs and
+/// group keys, the named `labels` (i64, 0/1) labels; the token column plays no role.
+pub fn columns(m: &Manifest, labels: &[String], token_as_input: bool) -> Result<Vec<ColumnPolicy>, DecodeError> {
+    let schema = m.sealed_schema();
+    for l in labels {
+        match schema.iter().find(|(n, _)| n == l) {
+            Some((_, t)) if t == "i64" => {}
+            Some((_, t)) => {
+                return Err(DecodeError::Invalid { what: "policy", why: format!("label {l:?} is {t}, a label is i64 0/1") })
+            }
+            None => return Err(DecodeError::Invalid { what: "policy", why: format!("label {l:?} is not a sealed column") }),
+        }
+    }
+    Ok(schema
+        .into_iter()
+        .map(|(name, sealed_type)| {
+            let mut roles = match sealed_type.as_str() {
+                "token" if token_as_input => vec![ColumnRole::Input],
+                "token" => vec![],
+                "dict" => vec![ColumnRole::Input, ColumnRole::GroupBy],
+                _ => vec![ColumnRole::Input],
+            };
+            if labels.contains(&name) {
+                roles.push(ColumnRole::Label);
+            }
+            ColumnPolicy { name, sealed_type, roles }
+        })
+        .collect())
+}
+
+/// Build and validate a policy for `m`.
+pub fn build(
+    m: &Manifest,
+    owner_public_key: Vec<u8>,
+    modules: Vec<Digest>,
+    collaborators: Vec<Collaborator>,
+    labels: &[String],
+    p: &PolicyParams,
+) -> Result<Policy, DecodeError> {
+    let population = m.population().ok_or_else(|| DecodeError::Invalid {
+        what: "manifest",
+        why: "the privacy-unit column is not tokenized, so it names no population".into(),
+    })?;
+    let policy = Policy {
+        policy_id: format!("{}-policy", m.dataset_name),
+        owner_public_key: Bytes(owner_public_key),
+        dataset_digest: m.dataset_digest,
+        population: population.to_string(),
+        privacy_unit: m.privacy_unit.clone(),
+        columns: columns(m, labels, p.token_as_input)?,
+        allowed_modules: modules,
+        allowed_query_classes: QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
+        collaborators,
+        min_group_size: p.min_group_size,
+        max_rows_per_unit: p.max_rows_per_unit,
+        max_epsilon_per_job: Decimal(p.max_epsilon_per_job.clone()),
+        max_delta_per_job: Decimal(p.max_delta_per_job.clone()),
+        partition_delta: Decimal(p.partition_delta.clone()),
+        timing: default_timing(p.max_deadline_ms),
+        sandbox: SandboxLimits {
+            fuel_per_unit: p.fuel_per_unit,
+            memory_limit_bytes: p.memory_limit_bytes,
+            max_module_bytes: p.max_module_bytes,
+        },
+    };
+    // Round-trip through the parser so we never write a policy we would refuse.
+    Policy::from_toml(&policy.to_toml())
+}
+
+/// Parse `NAME=HEX` (an Ed25519 public key of 32 bytes).
+pub fn parse_collaborator(s: &str) -> Result<Collaborator, String> {
+    let (name, key) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=PUBLIC_KEY_HEX"))?;
+    let key = hex::decode(key.trim()).map_err(|_| format!("{name}: the public key is not hex"))?;
+    if key.len() != 32 || name.trim().is_empty() {
+        return Err(format!("{name}: expected a name and a 32-byte Ed25519 public key"));
+    }
+    Ok(Collaborator { name: name.trim().to_string(), public_key: Bytes(key) })
+}

@@ -1,0 +1,115 @@
+//! The release boundary: the only code that speaks after a grant is spent.
+//!
+//! From the spend on, everything that leaves the enclave (the reply frame, the audit record
+//! the host stores, and the instant both leave) is built here, from two kinds of input
+//! only: public facts fixed before any data was read ([`SpentJob`]: the query, the grant,
+//! the deadline) and the job's outcome, which is either a [`DpRelease`] (a type only the
+//! release crate can build, holding noised values) or [`JobFailed`], which has no fields:
+//! why a job failed never leaves. The reply and the record leave at the deadline, never
+//! earlier, whatever the job did.
+
+use crate::service::Enclave;
+use protocol::audit::AuditRecord;
+use protocol::grant::BudgetGrant;
+use protocol::policy::Decimal;
+use protocol::result::{JobResult, RESULT_CONTEXT};
+use protocol::signing::Signed;
+use protocol::wire::EnclaveMessage;
+use protocol::Digest;
+use release::DpRelease;
+use std::time::Instant;
+
+/// A job failed after its grant was spent. Deliberately empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFailed;
+
+impl<E> From<E> for JobFailed
+where
+    E: std::error::Error,
+{
+    fn from(_: E) -> Self {
+        JobFailed
+    }
+}
+
+/// What is known about a job at the moment its grant is spent: all of it public inputs.
+pub struct SpentJob {
+    pub job_id: String,
+    pub collaborator: String,
+    pub dataset_digest: Digest,
+    pub module_hash: Digest,
+    pub query_digest: Digest,
+    pub grant: BudgetGrant,
+    pub epsilon: Decimal,
+    pub delta: Decimal,
+    /// The instant the reply leaves.
+    pub deadline: Instant,
+    /// The same instant as Unix seconds, signed into the result and the record.
+    pub released_at: u64,
+}
+
+/// The reply to a spent job and, when it is a result, the signed result to cache. Sleeps
+/// until the deadline, then appends the audit record, then returns the reply to send.
+pub fn conclude(enclave: &Enclave, job: SpentJob, outcome: Result<DpRelease, JobFailed>) -> (EnclaveMessage, Option<Signed>) {
+    let (mut rec, signed) = match outcome {
+        Ok(release) => {
+            let result = JobResult {
+                job_id: job.job_id.clone(),
+                collaborator: job.collaborator.clone(),
+                dataset_digest: job.dataset_digest,
+                policy_digest: enclave.policy_digest(),
+                module_hash: job.module_hash,
+                query_digest: job.query_digest,
+                grant_id: job.grant.grant_id.clone(),
+                platform: enclave.platform_name().into(),
+                simulated: enclave.simulated(),
+                evidence: protocol::Bytes(enclave.boot_evidence().to_vec()),
+                epsilon_spent: job.epsilon.clone(),
+                delta_spent: job.delta.clone(),
+                released_at: job.released_at,
+                outputs: release.into_outputs(),
+            };
+            let signed = enclave.sign(RESULT_CONTEXT, &result);
+            let mut rec = enclave.record("job_released", &job.collaborator, "released", job.released_at);
+            rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
+            rec.mechanism = Some("discrete_laplace".into());
+            rec.sensitivity = Some(
+                result.outputs.iter().map(|o| format!("{}: {}", o.name, o.sensitivity)).collect::<Vec<_>>().join("; "),
+            );
+            (rec, Some(signed))
+        }
+        // The same record for every failure: no reason, no number.
+        Err(JobFailed) => (enclave.record("job_failed", &job.collaborator, "job_failed", job.released_at), None),
+    };
+    fill(&mut rec, &job);
+    sleep_until(job.deadline);
+    // Audited before it is sent; a result that cannot be audited is not released.
+    match (enclave.append_audit(rec), signed) {
+        (Ok(()), Some(signed)) => (EnclaveMessage::JobResult { result: signed.clone() }, Some(signed)),
+        _ => (EnclaveMessage::JobFailed, None),
+    }
+}
+
+fn fill(rec: &mut AuditRecord, job: &SpentJob) {
+    rec.job_id = Some(job.job_id.clone());
+    rec.grant_id = Some(job.grant.grant_id.clone());
+    rec.dataset_digest = Some(job.dataset_digest);
+    rec.module_hash = Some(job.module_hash);
+    rec.query_digest = Some(job.query_digest);
+    // Spent whatever the outcome: the module saw data.
+    rec.epsilon = Some(job.epsilon.clone());
+    rec.delta = Some(job.delta.clone());
+    rec.budget_before = Some(job.grant.ledger.collaborator_epsilon_before.clone());
+    rec.budget_after = Some(job.grant.ledger.collaborator_epsilon_after.clone());
+}
+
+/// Sleep until `t` (the deadline); never returns early.
+pub fn sleep_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        std::thread::sleep(t - now);
+    }
+}

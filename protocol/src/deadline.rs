@@ -1,0 +1,67 @@
+//! A job's reply instant, fixed from public inputs before any data is read.
+//!
+//! The enclave replies (result or `job_failed`) exactly at `start + deadline`, where the
+//! query declares the deadline and the policy caps it. The deadline must cover the worst
+//! case that public quantities allow: every sealed row its own unit and every unit spending
+//! all its fuel. Chunk fetches follow the same public schedule (chunk `i` at
+//! `start + setup + i · chunk_slot`), so the host sees no data-dependent timing either.
+
+use crate::policy::Timing;
+use std::time::Duration;
+
+/// The public schedule of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Offset of the first chunk fetch from the job's start.
+    pub setup: Duration,
+    /// Time allowed per sealed chunk: `rows_per_chunk` units at worst case each.
+    pub chunk_slot: Duration,
+    pub chunks: u64,
+    /// The shortest deadline that covers the worst case.
+    pub minimum: Duration,
+}
+
+impl Schedule {
+    /// `None` when the figures overflow (a policy or index no real job could meet).
+    pub fn new(t: &Timing, fuel_per_unit: u64, chunks: u64, rows_per_chunk: u64) -> Option<Schedule> {
+        let unit_ns = fuel_per_unit.checked_mul(t.ns_per_fuel)?.checked_add(t.unit_overhead_ns)?;
+        let row_ns = unit_ns.checked_add(t.ingest_ns_per_row)?;
+        let slot_ns = row_ns.checked_mul(rows_per_chunk)?;
+        let setup = Duration::from_millis(t.setup_ms);
+        let work = Duration::from_nanos(slot_ns.checked_mul(chunks)?);
+        // setup before the first fetch, and again for noise, signing and the audit append
+        let minimum = setup.checked_mul(2)?.checked_add(work)?;
+        Some(Schedule { setup, chunk_slot: Duration::from_nanos(slot_ns), chunks, minimum })
+    }
+
+    /// When chunk `i` is fetched, as an offset from the start.
+    pub fn fetch_at(&self, i: u64) -> Duration {
+        let n = u32::try_from(i).unwrap_or(u32::MAX);
+        self.setup.saturating_add(self.chunk_slot.saturating_mul(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing() -> Timing {
+        Timing { max_deadline_ms: 60_000, setup_ms: 100, ns_per_fuel: 2, unit_overhead_ns: 20_000, ingest_ns_per_row: 1_000 }
+    }
+
+    #[test]
+    fn minimum_covers_every_row_a_unit_at_full_fuel() {
+        let s = Schedule::new(&timing(), 10_000, 4, 1_000).unwrap();
+        // per row: 10,000 × 2 + 20,000 + 1,000 = 41,000 ns; 4,000 rows = 164 ms; + 2 × 100 ms
+        assert_eq!(s.chunk_slot, Duration::from_nanos(41_000_000));
+        assert_eq!(s.minimum, Duration::from_millis(364));
+        assert_eq!(s.fetch_at(0), Duration::from_millis(100));
+        assert_eq!(s.fetch_at(3), Duration::from_millis(223));
+    }
+
+    #[test]
+    fn overflow_is_none_not_a_panic() {
+        assert!(Schedule::new(&timing(), u64::MAX, 4, 1_000).is_none());
+        assert!(Schedule::new(&timing(), 10, u64::MAX, u64::MAX).is_none());
+    }
+}
