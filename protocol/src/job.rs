@@ -51,8 +51,9 @@ pub struct QuerySpec {
     /// Sealed columns handed to the module, in ABI column order.
     pub inputs: Vec<String>,
     pub outputs: Vec<OutputSpec>,
-    /// Milliseconds from submission to the reply, success or failure; capped by the
-    /// policy and at least the worst case of [`crate::deadline::Schedule`].
+    /// Milliseconds from the spend (the end of admission, which reads no data) to the reply,
+    /// success or failure; capped by the policy and at least the worst case of
+    /// [`crate::deadline::Schedule`].
     pub deadline_ms: u64,
 }
 

@@ -140,6 +140,39 @@ fn the_time_limit_covers_the_whole_job() {
     assert!(matches!(job.process_batch(&f64_batch(5)), Err(RunError::TimeLimit { .. })));
 }
 
+fn policy_with_limits() -> protocol::policy::Policy {
+    use protocol::policy::{ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
+    let policy = Policy {
+        policy_id: "abi-test".into(),
+        owner_public_key: protocol::Bytes(vec![7; 32]),
+        dataset_digest: protocol::Digest::of(b"abi-test dataset"),
+        population: "abi-test population".into(),
+        privacy_unit: "unit".into(),
+        columns: vec![
+            ColumnPolicy { name: "unit".into(), sealed_type: "token".into(), roles: vec![] },
+            ColumnPolicy { name: "x".into(), sealed_type: "f64".into(), roles: vec![ColumnRole::Input] },
+        ],
+        allowed_modules: vec![],
+        allowed_query_classes: vec!["histogram".into()],
+        collaborators: vec![],
+        min_group_size: 5,
+        max_rows_per_unit: 1,
+        max_epsilon_per_job: Decimal("1".into()),
+        max_delta_per_job: Decimal("0.00001".into()),
+        partition_delta: Decimal("0.000001".into()),
+        timing: Timing {
+            max_deadline_ms: 1500,
+            setup_ms: 10,
+            ns_per_fuel: 2,
+            unit_overhead_ns: 1_000,
+            ingest_ns_per_row: 1_000,
+        },
+        sandbox: SandboxLimits { fuel_per_unit: 10_000, memory_limit_bytes: 1 << 26, max_module_bytes: 1 << 22 },
+    };
+    policy.validate().expect("test policy is valid");
+    policy
+}
+
 #[test]
 fn bad_configurations_are_refused() {
     let bad = [
@@ -154,11 +187,8 @@ fn bad_configurations_are_refused() {
     for c in bad {
         assert!(matches!(Sandbox::new(c.clone()), Err(SandboxError::Config(_))), "{c:?} accepted");
     }
-    let from_policy = SandboxConfig::from_policy(&protocol::policy::SandboxLimits {
-        time_limit_ms: 1500,
-        memory_limit_bytes: 1 << 26,
-        max_module_bytes: 1 << 22,
-    });
+    let from_policy = SandboxConfig::from_policy(&policy_with_limits());
+    // The wall-clock limit is the longest deadline the policy allows.
     assert_eq!(from_policy.time_limit, Duration::from_millis(1500));
     assert_eq!(from_policy.memory_limit_bytes, 1 << 26);
     assert_eq!(from_policy.max_module_bytes, 1 << 22);

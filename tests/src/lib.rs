@@ -4,6 +4,8 @@
 //! The binaries and the example module are built by `make test` before the tests run
 //! (`cargo build --release --workspace --bins` and the wasm32 build of credit-lr).
 
+pub mod neighbours;
+
 use protocol::wire::{ClientMessage, EnclaveMessage};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -532,5 +534,120 @@ impl EvilRelay {
             }
         });
         EvilRelay { addr, received }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Queries, audit records and raw submissions.
+
+/// One submission over an attested channel of our own: the reply exactly as it left the
+/// enclave (the frame's bytes), decoded, and the time from sending the job to the reply.
+pub struct RawReply {
+    pub frame: Vec<u8>,
+    pub message: EnclaveMessage,
+    pub elapsed: Duration,
+}
+
+impl World {
+    /// Read a query file.
+    pub fn read_query(&self, path: &Path) -> protocol::job::QuerySpec {
+        protocol::job::QuerySpec::from_toml(&std::fs::read_to_string(path).expect("query file")).expect("query")
+    }
+
+    /// Write `spec` as the query file `name`.
+    pub fn write_query(&self, name: &str, spec: &protocol::job::QuerySpec) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, toml::to_string_pretty(spec).expect("query to TOML")).unwrap();
+        p
+    }
+
+    /// The demo query for `job` over `module`, changed by `edit`, written as `name`.
+    pub fn query_with(
+        &self,
+        job: &str,
+        module: &Path,
+        name: &str,
+        edit: impl FnOnce(&mut protocol::job::QuerySpec),
+    ) -> PathBuf {
+        let mut spec = self.read_query(&self.query(job, module));
+        edit(&mut spec);
+        self.write_query(name, &spec)
+    }
+
+    /// The provider's signing key (the one the policy lists for `acme`).
+    pub fn provider_signing_key(&self) -> protocol::signing::SigningKey {
+        cleanroom::client::read_provider_key(&self.provider_key).expect("provider key")
+    }
+
+    /// Put a file into the host's blob store; its digest.
+    pub fn upload_file(&self, file: &Path) -> protocol::Digest {
+        let o = self.cr(&["upload", "--blob-api", &self.blobs, "--file", file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().parse().expect("digest")
+    }
+
+    /// The audit log as the host stores it (bytes, one signed record per line).
+    pub fn audit_log_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.store.join("audit.log")).unwrap_or_default()
+    }
+
+    /// The audit records the host stores, decoded.
+    pub fn audit_records(&self) -> Vec<protocol::audit::AuditRecord> {
+        let log = String::from_utf8(self.audit_log_bytes()).expect("audit log is text");
+        protocol::audit::parse_log(&log)
+            .expect("audit log parses")
+            .iter()
+            .map(|s| s.decode().expect("audit record"))
+            .collect()
+    }
+
+    /// The events of the audit records, in order.
+    pub fn audit_events(&self) -> Vec<String> {
+        self.audit_records().into_iter().map(|r| r.event).collect()
+    }
+
+    /// Submit `spec` on a fresh channel of our own, proving possession of `key` on it, and
+    /// time the reply from the moment the job is sent.
+    pub fn raw_submit(
+        &self,
+        spec: &protocol::job::QuerySpec,
+        module_blob: protocol::Digest,
+        index: &str,
+        key: &protocol::signing::SigningKey,
+    ) -> RawReply {
+        let mut c = raw_enclave_client(&self.front);
+        transport::send(&mut c, &ClientMessage::Attest { nonce: protocol::Bytes(vec![9u8; 32]) }).unwrap();
+        let ev: EnclaveMessage = transport::recv(&mut c).unwrap();
+        assert!(matches!(ev, EnclaveMessage::Evidence { .. }), "{ev:?}");
+        let mut exporter = [0u8; 32];
+        c.conn.export_keying_material(&mut exporter, protocol::wire::EXPORTER_LABEL, None).unwrap();
+        let binding = protocol::grant::submit_binding(&exporter, &spec.digest());
+        let proof = key.sign_bytes(protocol::grant::SUBMIT_CONTEXT, binding.as_bytes().to_vec()).signature;
+        let msg = ClientMessage::SubmitJob {
+            spec: spec.clone(),
+            module_blob,
+            sealed_index_blob: index.parse().expect("index digest"),
+            proof,
+        };
+        let t = Instant::now();
+        transport::send(&mut c, &msg).unwrap();
+        let frame = transport::read_frame(&mut c, protocol::frame::MAX_FRAME).expect("a reply frame");
+        let elapsed = t.elapsed();
+        let message = protocol::from_cbor(&frame).expect("the reply decodes");
+        RawReply { frame, message, elapsed }
+    }
+}
+
+impl World {
+    /// The ledger's (ε spent, δ spent) for the provider on this world's population.
+    pub fn spent(&self) -> (String, String) {
+        let l = cleanroom::ledger::Ledger::open(&self.ledger).expect("ledger opens");
+        let b = l.budget(&self.population, &self.collaborator).expect("budget row");
+        (b.epsilon.spent.to_string(), b.delta.spent.to_string())
+    }
+
+    /// The ledger's ε spent by the provider, as exact decimal text.
+    pub fn spent_epsilon(&self) -> String {
+        self.spent().0
     }
 }

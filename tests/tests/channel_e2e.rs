@@ -1,7 +1,8 @@
 //! The attested channel, key release and the budget ledger, over the real processes.
 
 use cleanroom_e2e::*;
-use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
+use protocol::grant::{BudgetGrant, LedgerFigures, GRANT_CONTEXT};
+use protocol::job::OutputSpec;
 use protocol::policy::Decimal;
 use protocol::wire::{ClientMessage, EnclaveMessage};
 use protocol::{Bytes, Digest};
@@ -43,12 +44,8 @@ fn wrong_policy_digest_releases_no_key() {
         w.ledger.to_str().unwrap(),
         "--policy",
         other.to_str().unwrap(),
-        "--job",
-        "job-1",
-        "--collaborator",
-        "acme",
-        "--epsilon",
-        "1",
+        "--query",
+        w.query("job-1", &credit_lr_wasm()).to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     assert!(text_of(&o).contains("16"), "names PCR16: {}", text_of(&o));
@@ -60,23 +57,36 @@ fn text_of(o: &std::process::Output) -> String {
     text(o)
 }
 
-/// A correctly signed grant for `enclave_key`, built the way `cleanroom release` does.
+/// A correctly signed grant for the demo query of `job`, for `enclave_key`, with the
+/// fields `cleanroom release` fills in (not recorded in the ledger).
 fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::Signed {
     let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
     let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
+    let query = w.read_query(&w.query(job, &credit_lr_wasm()));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let d = |s: &str| Decimal(s.into());
     let g = BudgetGrant {
         grant_id: format!("grant-{job}"),
         job_id: job.into(),
+        query_digest: query.digest(),
         dataset_digest: policy.dataset_digest,
         policy_digest: policy.digest(),
+        population: policy.population.clone(),
         collaborator: "acme".into(),
-        epsilon: Decimal("0.5".into()),
+        provider_public_key: policy.collaborator("acme").unwrap().public_key.clone(),
+        epsilon: d("1"),
+        delta: d("0.000001"),
         expires_at: now + 600,
         nonce: Bytes(vec![1; 16]),
         enclave_public_key: Bytes(enclave_key.to_vec()),
-        ledger_remaining_before: Decimal("2".into()),
-        ledger_remaining_after: Decimal("1.5".into()),
+        ledger: LedgerFigures {
+            collaborator_epsilon_before: d("0"),
+            collaborator_epsilon_after: d("1"),
+            population_epsilon_before: d("0"),
+            population_epsilon_after: d("1"),
+            collaborator_delta_after: d("0.000001"),
+            population_delta_after: d("0.000001"),
+        },
     };
     ks.signing_key().sign(GRANT_CONTEXT, &g)
 }
@@ -154,49 +164,61 @@ fn channel_rules_grant_checks_and_restart() {
     expect_error_and_close(&mut c, &release(good), "grant_wrong_enclave");
 }
 
+/// The demo query of `job` with every output's ε scaled so that the query costs 0.1
+/// (0.04 + 0.03 + 0.03) or, with `half`, 0.5 (0.2 + 0.15 + 0.15).
+fn small_query(w: &World, job: &str, half: bool) -> std::path::PathBuf {
+    w.query_with(job, &credit_lr_wasm(), &format!("{job}.small.toml"), |q| {
+        for o in &mut q.outputs {
+            let e = match (o.class(), half) {
+                ("group_mean", false) => "0.04",
+                (_, false) => "0.03",
+                ("group_mean", true) => "0.2",
+                (_, true) => "0.15",
+            };
+            match o {
+                OutputSpec::GroupMean { epsilon, .. }
+                | OutputSpec::Histogram { epsilon, .. }
+                | OutputSpec::Auc { epsilon, .. } => *epsilon = Decimal(e.into()),
+            }
+        }
+    })
+}
+
+fn release_cmd(w: &World, query: &std::path::Path) -> Command {
+    let mut c = Command::new(bin("cleanroom"));
+    c.args(["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"])
+        .args(["--keys", w.keys.to_str().unwrap(), "--ledger", w.ledger.to_str().unwrap()])
+        .args(["--policy", w.policy.to_str().unwrap(), "--query", query.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
 #[test]
 fn concurrent_releases_grant_exactly_what_the_budget_covers() {
     let w = World::start(WorldOptions { budget: "1", ..Default::default() });
-    let children: Vec<_> = (0..32)
-        .map(|i| {
-            Command::new(bin("cleanroom"))
-                .args(["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"])
-                .args(["--keys", w.keys.to_str().unwrap(), "--ledger", w.ledger.to_str().unwrap()])
-                .args(["--policy", w.policy.to_str().unwrap(), "--collaborator", "acme", "--epsilon", "0.1"])
-                .args(["--job", &format!("job-{i}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let queries: Vec<_> = (0..32).map(|i| small_query(&w, &format!("job-{i}"), false)).collect();
+    let children: Vec<_> = queries.iter().map(|q| release_cmd(&w, q).spawn().unwrap()).collect();
     let ok = children.into_iter().map(|mut c| c.wait().unwrap().success()).filter(|&s| s).count();
     assert_eq!(ok, 10, "exactly ten grants of 0.1 fit in a budget of 1");
     assert_eq!(ledger_grants(&w), 10);
     assert_eq!(audit_count(&w, "key_release"), 10);
-    assert!(w.budget().contains("1          0"), "{}", w.budget());
+    assert_eq!(w.spent_epsilon(), "1", "{}", w.budget());
 }
 
 #[test]
 fn killing_the_owner_mid_release_never_creates_budget() {
     let w = World::start(WorldOptions { budget: "100", ..Default::default() });
+    let queries: Vec<_> = (0..100).map(|i| small_query(&w, &format!("job-{i}"), true)).collect();
     // A fixed-seed generator for kill delays, so a failure is reproducible.
     let mut state: u64 = 0x9e3779b97f4a7c15;
     let mut completed = 0;
-    for i in 0..100 {
+    for q in &queries {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         let delay = Duration::from_millis(state % 60);
-        let mut child = Command::new(bin("cleanroom"))
-            .args(["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"])
-            .args(["--keys", w.keys.to_str().unwrap(), "--ledger", w.ledger.to_str().unwrap()])
-            .args(["--policy", w.policy.to_str().unwrap(), "--collaborator", "acme", "--epsilon", "0.5"])
-            .args(["--job", &format!("job-{i}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = release_cmd(&w, q).spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         if child.wait().unwrap().success() {
@@ -206,12 +228,14 @@ fn killing_the_owner_mid_release_never_creates_budget() {
     // Give grants already on the wire time to be processed.
     std::thread::sleep(Duration::from_millis(300));
     let l = cleanroom::ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly after SIGKILLs");
-    let b = l.budget(&w.dataset.parse().unwrap(), "acme").unwrap();
+    let b = l.budget(&w.population, "acme").unwrap().epsilon;
+    let p = l.population(&w.population).unwrap().epsilon;
     let grants = l.grants().unwrap().len();
     let delivered = audit_count(&w, "key_release");
     assert!(delivered <= grants, "enclave accepted {delivered} grants, ledger recorded only {grants}");
     assert!(completed <= grants);
     assert_eq!(b.spent.checked_add(&b.remaining).unwrap().to_string(), "100", "spent + remaining = total");
     assert_eq!(b.spent.to_string(), format!("{}", grants as f64 * 0.5).trim_end_matches(".0"));
+    assert_eq!(p.spent, b.spent, "the population cap is charged exactly as the collaborator");
     eprintln!("100 releases killed at random: {completed} completed, {grants} recorded, {delivered} delivered");
 }

@@ -11,29 +11,72 @@ fn assert_fails_with(o: &std::process::Output, needle: &str) {
 }
 
 fn audit_events(w: &World) -> Vec<String> {
-    let log = std::fs::read_to_string(w.store.join("audit.log")).unwrap_or_default();
-    log.lines()
-        .map(|l| {
-            let s: protocol::signing::Signed = serde_json::from_str(l).unwrap();
-            let r: protocol::audit::AuditRecord = s.decode().unwrap();
-            r.event
-        })
-        .collect()
+    w.audit_events()
+}
+
+/// Keys that would carry an exact count about the data; none may appear in a result.
+const EXACT_COUNT_KEYS: &[&str] =
+    &["rows", "rows_read", "units", "units_absent", "rows_dropped_by_bounding", "suppressed_groups"];
+
+fn json_keys(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k.clone());
+                json_keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_keys(v, out)),
+        _ => {}
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// After the spend there is one failure: `job_failed`, with no code, message or number.
+fn assert_job_failed(o: &std::process::Output) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected job_failed, got success: {t}");
+    let errors: Vec<&str> = t.trim().lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(
+        errors,
+        vec!["cleanroom: error: job_failed: the job failed after its grant was spent (by design, nothing more is said)"],
+        "{t}"
+    );
 }
 
 #[test]
 fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     let w = World::start(WorldOptions::default());
-    let o = w.release("job-1", "1");
+    let o = w.release("job-1");
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("SIMULATED"), "simulated evidence must be announced: {}", text(&o));
+    let query = w.read_query(&w.query("job-1", &credit_lr_wasm()));
+    let before = now_secs();
     let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
+    let after = now_secs();
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
 
     let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
     let r: protocol::result::JobResult = signed.decode().unwrap();
     assert!(r.simulated);
-    assert_eq!(r.rows_read, 3000);
+    assert_eq!(r.query_digest, query.digest(), "the result names the query the owner granted");
+    assert_eq!(r.epsilon_spent.as_str(), "1");
+    // No exact count leaves: the signed result holds DP values and public inputs only.
+    let mut keys = vec![];
+    json_keys(&serde_json::to_value(&r).unwrap(), &mut keys);
+    for k in EXACT_COUNT_KEYS {
+        assert!(!keys.iter().any(|x| x == k), "the result carries an exact count {k:?}: {keys:?}");
+    }
+    // `released_at` is the deadline fixed at submission, not the clock at release.
+    let deadline_s = query.deadline_ms.div_ceil(1000);
+    assert!(
+        (before + deadline_s..=after + deadline_s).contains(&r.released_at),
+        "released_at {} is not submission ({before}..={after}) + {deadline_s} s",
+        r.released_at
+    );
     assert_eq!(r.outputs.len(), 3);
     assert!(r.outputs.iter().all(|o| o.mechanism == "discrete_laplace"));
     let auc = r.outputs[2].values[0].value;
@@ -67,7 +110,7 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
     assert_eq!(b["verification"]["valid"], true);
     assert_eq!(b["records"].as_array().unwrap().len(), 2);
-    assert!(w.budget().contains(" 1 "), "{}", w.budget());
+    assert_eq!(w.spent_epsilon(), "1", "{}", w.budget());
 
     // The grant is single-use: the identical query again is answered with the same signed
     // result from the enclave's cache (averaging defence, see dp_e2e.rs), spending nothing.
@@ -75,16 +118,17 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     let (o, again) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&again).unwrap(), first);
-    assert!(w.budget().contains(" 1 "), "{}", w.budget());
+    assert_eq!(w.spent_epsilon(), "1", "{}", w.budget());
+    assert_eq!(audit_events(&w), vec!["key_release", "job_released", "job_cached"]);
 }
 
 #[test]
 fn wrong_measurement_releases_no_key() {
     let w = World::start(WorldOptions::default());
     let wrong = "00".repeat(48);
-    let o = w.release_via(&w.front, &wrong, "job-1", "1");
+    let o = w.release_via(&w.front, &wrong, "job-1");
     assert_fails_with(&o, "pcr");
-    assert!(w.budget().contains(" 0 "), "nothing spent: {}", w.budget());
+    assert_eq!(w.spent_epsilon(), "0", "nothing spent: {}", w.budget());
     assert!(audit_events(&w).is_empty(), "the enclave received no key");
 }
 
@@ -93,31 +137,47 @@ fn replayed_evidence_with_a_stale_nonce_releases_no_key() {
     let w = World::start(WorldOptions::default());
     let old = fetch_evidence(&w.front, vec![7u8; 32]);
     let relay = EvilRelay::start(RelayMode::Replay(old));
-    let o = w.release_via(&relay.addr, &w.pcr0, "job-1", "1");
+    let o = w.release_via(&relay.addr, &w.pcr0, "job-1");
     assert_fails_with(&o, "nonce");
     assert!(relay.received.lock().unwrap().is_empty(), "a key reached the relay");
-    assert!(w.budget().contains(" 0 "), "{}", w.budget());
+    assert_eq!(w.spent_epsilon(), "0", "{}", w.budget());
 }
 
 #[test]
 fn relay_terminating_tls_is_caught_by_the_channel_binding() {
     let w = World::start(WorldOptions::default());
     let relay = EvilRelay::start(RelayMode::Forward(w.front.clone()));
-    let o = w.release_via(&relay.addr, &w.pcr0, "job-1", "1");
+    let o = w.release_via(&relay.addr, &w.pcr0, "job-1");
     assert_fails_with(&o, "user_data");
     assert!(relay.received.lock().unwrap().is_empty(), "a key reached the relay");
 }
 
-/// Run a job over a manipulated sealed index or store and expect a refusal.
-fn tampered_ingest(manipulate: impl FnOnce(&World) -> String, expect: &str) {
+/// Run a job over a manipulated sealed index or store. The chunks are read after the grant
+/// is spent, so the only possible reply is `job_failed` at the deadline: what went wrong
+/// (`detail`, the old error text) is said neither to the provider nor in the audit log.
+fn tampered_ingest(manipulate: impl FnOnce(&World) -> String, detail: &str) {
     let w = World::start(WorldOptions::default());
-    let o = w.release("job-1", "1");
+    let o = w.release("job-1");
     assert!(o.status.success(), "{}", text(&o));
     let index = manipulate(&w);
+    let deadline = std::time::Duration::from_millis(w.read_query(&w.query("job-1", &credit_lr_wasm())).deadline_ms);
+    let t = std::time::Instant::now();
     let (o, result) = w.submit("job-1", &credit_lr_wasm(), &index);
-    assert_fails_with(&o, expect);
+    let took = t.elapsed();
+    assert_job_failed(&o);
+    assert!(!text(&o).contains(detail), "{}", text(&o));
+    assert!(took >= deadline, "job_failed left after {took:?}, before the {deadline:?} deadline");
     assert!(!result.exists(), "no result may be written");
-    assert_eq!(audit_events(&w), vec!["key_release", "job_refused"]);
+    assert_eq!(audit_events(&w), vec!["key_release", "job_failed"]);
+    // The audit record of a failed job says that it failed and what was spent; no reason.
+    let rec = w.audit_records().pop().unwrap();
+    assert_eq!(rec.outcome, "job_failed");
+    assert_eq!(rec.epsilon.as_ref().map(|e| e.as_str()), Some("1"), "the grant is spent");
+    assert!(rec.result_digest.is_none() && rec.mechanism.is_none() && rec.sensitivity.is_none(), "{rec:?}");
+    let log = String::from_utf8(w.audit_log_bytes()).unwrap();
+    assert!(!log.contains(detail), "the audit log names the failure");
+    let o = w.verify_audit(&w.fetch_audit());
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
@@ -135,7 +195,7 @@ fn flipped_byte_in_a_sealed_chunk_fails_ingest() {
             chunks[2] = String::from_utf8_lossy(&o.stdout).trim().to_string();
             w.upload_index(&chunks)
         },
-        "chunk 2: authentication failed",
+        "authentication failed",
     );
 }
 
@@ -159,7 +219,7 @@ fn swapped_chunks_fail_ingest() {
             chunks.swap(1, 2);
             w.upload_index(&chunks)
         },
-        "chunk 2 arrived where chunk 1 was expected",
+        "arrived where",
     );
 }
 
@@ -173,20 +233,24 @@ fn module_importing_wasi_is_rejected_before_it_runs() {
     )
     .unwrap();
     let w = World::start(WorldOptions { extra_modules: vec![("wasi.wasm".into(), wasi)], ..Default::default() });
-    let o = w.release("job-1", "1");
+    let module = w.path("wasi.wasm");
+    let q = w.query("job-1", &module);
+    let o = w.release_query(&q);
     assert!(o.status.success(), "{}", text(&o));
-    let (o, result) = w.submit("job-1", &w.path("wasi.wasm"), &w.index);
+    let (o, result) = w.submit_query(&q, &module, &w.index);
+    // Before the spend: a precise code and message (they depend on no data), no record.
     assert_fails_with(&o, "module_rejected");
     assert!(text(&o).contains("wasi_snapshot_preview1"), "{}", text(&o));
     assert!(!result.exists());
+    assert_eq!(audit_events(&w), vec!["key_release"]);
 }
 
 #[test]
 fn job_over_the_remaining_budget_is_refused_and_spends_nothing() {
     let w = World::start(WorldOptions { budget: "1.2", ..Default::default() });
-    assert!(w.release("job-1", "1").status.success());
+    assert!(w.release("job-1").status.success());
     let before = w.budget();
-    let o = w.release("job-2", "0.5");
+    let o = w.release("job-2");
     assert_fails_with(&o, "budget exceeded");
     assert_eq!(w.budget(), before, "ledger unchanged");
     assert_eq!(audit_events(&w), vec!["key_release"], "no second key release reached the enclave");
@@ -195,10 +259,10 @@ fn job_over_the_remaining_budget_is_refused_and_spends_nothing() {
 #[test]
 fn edited_removed_or_reordered_audit_records_are_named() {
     let w = World::start(WorldOptions::default());
-    assert!(w.release("job-1", "1").status.success());
+    assert!(w.release("job-1").status.success());
     let (o, _) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(w.release("job-2", "0.5").status.success());
+    assert!(w.release("job-2").status.success());
     let log = w.fetch_audit();
     let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
     assert_eq!(lines.len(), 3);
@@ -239,7 +303,7 @@ fn malformed_input_to_network_endpoints_gets_an_error_and_service_continues() {
     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let _ = s.read_to_end(&mut buf);
     // Both services still work.
-    let o = w.release("job-1", "1");
+    let o = w.release("job-1");
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -255,15 +319,28 @@ fn cli_bad_input_is_one_clear_error_line() {
         "set",
         "--ledger",
         w.ledger.to_str().unwrap(),
-        "--dataset",
-        "nothex",
+        "--population",
+        &w.population,
         "--collaborator",
         "x",
-        "--total",
-        "1",
+        "--epsilon",
+        "nothex",
+        "--delta",
+        "0.01",
     ]);
-    assert!(!o.status.success());
-    let o = w.release("job-1", "-1");
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(w.budget().contains(" 0 "), "{}", w.budget());
+    assert_fails_with(&o, "nothex");
+    // A query asking for a negative ε is refused by the owner's review: no grant, no key.
+    let q = w.query_with("job-1", &credit_lr_wasm(), "negative.toml", |q| {
+        for o in &mut q.outputs {
+            match o {
+                protocol::job::OutputSpec::GroupMean { epsilon, .. }
+                | protocol::job::OutputSpec::Histogram { epsilon, .. }
+                | protocol::job::OutputSpec::Auc { epsilon, .. } => *epsilon = protocol::policy::Decimal("-1".into()),
+            }
+        }
+    });
+    let o = w.release_query(&q);
+    assert_fails_with(&o, "-1");
+    assert_eq!(w.spent_epsilon(), "0", "{}", w.budget());
+    assert!(audit_events(&w).is_empty());
 }

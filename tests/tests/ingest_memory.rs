@@ -15,13 +15,16 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 fn run_job(rows: u64) -> (u64, u64) {
     let w = World::start(WorldOptions { rows, rows_per_chunk: 4096, ..Default::default() });
-    let o = w.release("job-1", "1");
+    let o = w.release("job-1");
     assert!(o.status.success(), "{}", text(&o));
     let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
     let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(result).unwrap()).unwrap();
     let r: protocol::result::JobResult = signed.decode().unwrap();
-    assert_eq!(r.rows_read, rows);
+    // The result holds no exact row count; the noisy histogram shows the whole table was
+    // read (every customer is in one decile bin; noise of scale ~3 per bin).
+    let counted: f64 = r.outputs[1].values.iter().map(|v| v.value).sum();
+    assert!((counted - rows as f64).abs() < 0.01 * rows as f64 + 100.0, "deciles sum to {counted} for {rows} rows");
     let sealed: u64 =
         std::fs::read_dir(w.sealed.join("chunks")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     (peak_rss_kib(w.enclave_pid()), sealed)

@@ -10,7 +10,7 @@
 
 use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime};
 use cleanroom_e2e::{bin, fetch_evidence, workspace_root};
-use protocol::policy::{Decimal, Policy, SandboxLimits};
+use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
 use protocol::wire::EnclaveMessage;
 use protocol::{Bytes, Digest};
 use std::path::{Path, PathBuf};
@@ -22,22 +22,43 @@ fn now_ms() -> u64 {
 }
 
 fn smoke_policy() -> Policy {
-    Policy {
+    let column = |name: &str, sealed_type: &str, roles: Vec<ColumnRole>| ColumnPolicy {
+        name: name.into(),
+        sealed_type: sealed_type.into(),
+        roles,
+    };
+    let policy = Policy {
         policy_id: "qemu-smoke".into(),
         owner_public_key: Bytes(protocol::signing::SigningKey::from_seed([5; 32]).public_key()),
         dataset_digest: Digest::of(b"qemu-smoke dataset"),
+        population: "qemu-smoke-population".into(),
         privacy_unit: "customer_token".into(),
+        columns: vec![
+            column("customer_token", "token", vec![]),
+            column("income", "f64", vec![ColumnRole::Input]),
+        ],
         allowed_modules: vec![Digest::of(b"qemu-smoke module")],
         allowed_query_classes: vec!["histogram".into()],
-        collaborators: vec!["acme".into()],
+        collaborators: vec![Collaborator {
+            name: "acme".into(),
+            public_key: Bytes(protocol::signing::SigningKey::from_seed([6; 32]).public_key()),
+        }],
         min_group_size: 5,
         max_rows_per_unit: 1,
-        rows_sorted_by_unit: false,
         max_epsilon_per_job: Decimal("1".into()),
+        max_delta_per_job: Decimal("0.00001".into()),
         partition_delta: Decimal("0.000001".into()),
-        release_quantum_ms: 50,
-        sandbox: SandboxLimits { time_limit_ms: 10_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
-    }
+        timing: Timing {
+            max_deadline_ms: 60_000,
+            setup_ms: 250,
+            ns_per_fuel: 2,
+            unit_overhead_ns: 30_000,
+            ingest_ns_per_row: 3_000,
+        },
+        sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
+    };
+    policy.validate().expect("the smoke policy is valid");
+    policy
 }
 
 /// The host proxy, stopped with SIGTERM (so it kills QEMU and the backend) when dropped.

@@ -1,0 +1,552 @@
+//! The neighbouring-dataset audit: the whole job, through the real enclave service, on a
+//! table D and on D′ = D plus one privacy unit, with everything the provider and the host
+//! observe recorded side by side.
+//!
+//! The enclave runs in this process (`enclave_app::service::Enclave` on the simulated
+//! platform, over real TLS on loopback TCP), and so does the host: a recording host that
+//! serves blobs and stores audit records exactly as host-proxy does, and notes the instant
+//! and content of every request. The owner and the provider use the same client library as
+//! the CLI. What the provider sees is every reply frame and its instant; what the host sees
+//! is every request the enclave makes, its instant, and every audit record.
+//!
+//! A [`Transcript`] splits each observation into its public skeleton (which must be
+//! identical for D and D′: a DP release may change only noised values) and the noised
+//! values themselves (which the caller audits statistically).
+
+use cleanroom::client::{connect_attested, Expected};
+use cleanroom::keystore::KeyStore;
+use cleanroom::ledger::{GrantRequest, Ledger};
+use cleanroom::owner_policy::{self, PolicyParams};
+use protocol::audit::AuditRecord;
+use protocol::grant::GRANT_CONTEXT;
+use protocol::job::{OutputSpec, QuerySpec};
+use protocol::manifest::Manifest;
+use protocol::policy::{Collaborator, Decimal, Policy};
+use protocol::result::JobResult;
+use protocol::sealed::SealedIndex;
+use protocol::signing::SigningKey;
+use protocol::wire::{ClientMessage, EnclaveMessage, HostRequest, HostResponse};
+use protocol::{Bytes, Digest};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use transport::{Endpoint, Listener};
+
+/// Rows per privacy unit the policy keeps; the extra unit brings exactly this many.
+pub const K: u32 = 2;
+/// Rows of D; D′ has `ROWS + K`. Both fit the same number of chunks.
+pub const ROWS: u64 = 1000;
+pub const ROWS_PER_CHUNK: u64 = 256;
+/// The simulated image the in-process enclave claims to run.
+const IMAGE: &[u8] = b"cleanroom neighbouring-dataset audit: in-process enclave";
+
+/// One thing the host saw the enclave do.
+#[derive(Debug, Clone)]
+pub struct HostEvent {
+    pub at: Instant,
+    pub what: String,
+    pub audit: Option<AuditRecord>,
+}
+
+/// The untrusted host, recording.
+struct RecordingHost {
+    blobs: HashMap<Digest, Vec<u8>>,
+    policy: Vec<u8>,
+    names: HashMap<Digest, String>,
+    events: Mutex<Vec<HostEvent>>,
+}
+
+fn serve_host(host: Arc<RecordingHost>) -> Endpoint {
+    let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().expect("endpoint")).expect("host listener");
+    let ep = listener.local_endpoint().expect("host endpoint");
+    std::thread::spawn(move || {
+        while let Ok(mut s) = listener.accept() {
+            let host = host.clone();
+            std::thread::spawn(move || {
+                while let Ok(req) = transport::recv::<_, HostRequest>(&mut s) {
+                    let at = Instant::now();
+                    let (what, audit, reply) = match req {
+                        HostRequest::GetBlob { digest } => {
+                            let name = host.names.get(&digest).cloned().unwrap_or_else(|| "unknown".into());
+                            let reply = match host.blobs.get(&digest) {
+                                Some(b) => HostResponse::Blob { data: Bytes(b.clone()) },
+                                None => HostResponse::Error { code: "no_blob".into(), message: String::new() },
+                            };
+                            (format!("get_blob:{name}"), None, reply)
+                        }
+                        HostRequest::AppendAudit { record } => {
+                            let rec: AuditRecord = record.decode().expect("audit record decodes");
+                            ("append_audit".to_string(), Some(rec), HostResponse::Appended { count: 0 })
+                        }
+                        HostRequest::GetPolicy => {
+                            ("get_policy".to_string(), None, HostResponse::Blob { data: Bytes(host.policy.clone()) })
+                        }
+                    };
+                    host.events.lock().expect("events").push(HostEvent { at, what, audit });
+                    if transport::send(&mut s, &reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    ep
+}
+
+/// One side of the audit: a sealed table, its policy, a recording host and an enclave.
+pub struct Side {
+    _dir: tempfile::TempDir,
+    pub policy: Policy,
+    pub manifest: Manifest,
+    owner: SigningKey,
+    data_key: protocol::sealed::DataKey,
+    ledger: Mutex<Ledger>,
+    host: Arc<RecordingHost>,
+    front: Endpoint,
+    pub index: Digest,
+    pub modules: HashMap<String, Digest>,
+}
+
+/// The extra person of D′: `K` rows, a zip3 no one else has, extreme values, defaulted.
+fn extra_unit_rows() -> String {
+    let mut s = String::new();
+    for i in 0..K {
+        s.push_str(&format!(
+            "C99999999,Zed Outlier,zed.outlier@example.org,999-99-999{i},555-555-555{i},99999,1920,\
+             5000000000,900000,0.99,99,999,1\n"
+        ));
+    }
+    s
+}
+
+/// The provider's key, the same on both sides.
+pub fn provider_key() -> SigningKey {
+    SigningKey::from_seed([7; 32])
+}
+
+impl Side {
+    /// Build D (`plus_one = false`) or D′ from the same generated rows and the same token
+    /// key, so every other person has the same token in both.
+    pub fn new(plus_one: bool, modules: &[(&str, Vec<u8>)], token_key_store: &Path) -> Side {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let (csv, pq) = (d.join("bank.csv"), d.join("bank.parquet"));
+        cleanroom::datagen::generate(ROWS, 11, &csv, &pq).expect("generate");
+        if plus_one {
+            let mut text = std::fs::read_to_string(&csv).expect("csv");
+            text.push_str(&extra_unit_rows());
+            std::fs::write(&csv, text).expect("csv");
+        }
+        // The token key is shared; the store also holds each dataset's fresh data key.
+        let mut ks = KeyStore::create_or_open(token_key_store).expect("key store");
+        let opts = cleanroom::prepare::PrepareOptions {
+            rows_per_chunk: ROWS_PER_CHUNK,
+            allow_pii_in_kept_columns: true,
+            ..Default::default()
+        };
+        let sealed = d.join("sealed");
+        let r = cleanroom::prepare::prepare(&csv, &mut ks, &sealed, &opts).expect("prepare");
+        let data_key = ks.data_key(&r.dataset_digest).expect("data key");
+        let owner = ks.signing_key();
+        let mut digests = HashMap::new();
+        let module_digests: Vec<Digest> = modules.iter().map(|(_, w)| Digest::of(w)).collect();
+        let params = PolicyParams {
+            min_group_size: 5,
+            max_rows_per_unit: K,
+            max_epsilon_per_job: "3".into(),
+            max_delta_per_job: "0.001".into(),
+            fuel_per_unit: 50_000,
+            max_deadline_ms: 60_000,
+            token_as_input: true,
+            ..Default::default()
+        };
+        let collaborator = Collaborator { name: "acme".into(), public_key: Bytes(provider_key().public_key()) };
+        let mut policy = owner_policy::build(
+            &r.manifest,
+            owner.public_key(),
+            module_digests,
+            vec![collaborator],
+            &["defaulted".to_string()],
+            &params,
+        )
+        .expect("policy");
+        // Short setup so the audit's many jobs run quickly; the schedule is still sized
+        // from the worst case of every row.
+        policy.timing.setup_ms = 40;
+        let mut blobs = HashMap::new();
+        let mut names = HashMap::new();
+        for (name, wasm) in modules {
+            let dg = Digest::of(wasm);
+            blobs.insert(dg, wasm.clone());
+            names.insert(dg, format!("module:{name}"));
+            digests.insert(name.to_string(), dg);
+        }
+        let mut chunks = vec![];
+        for i in 0..r.chunks {
+            let bytes = std::fs::read(r.chunks_dir.join(cleanroom::prepare::chunk_file_name(i))).expect("chunk");
+            let dg = Digest::of(&bytes);
+            blobs.insert(dg, bytes);
+            names.insert(dg, format!("chunk:{i}"));
+            chunks.push(dg);
+        }
+        let index = SealedIndex { dataset_digest: r.dataset_digest, chunks, rows_per_chunk: ROWS_PER_CHUNK };
+        let index_bytes = protocol::to_cbor(&index);
+        let index_digest = Digest::of(&index_bytes);
+        blobs.insert(index_digest, index_bytes);
+        names.insert(index_digest, "index".into());
+        let host = Arc::new(RecordingHost {
+            blobs,
+            policy: policy.to_toml().into_bytes(),
+            names,
+            events: Mutex::new(vec![]),
+        });
+        let host_ep = serve_host(host.clone());
+        let platform = Box::new(enclave_app::platform::SimulatedPlatform::with_measurement(IMAGE));
+        let enclave = enclave_app::service::Enclave::boot(
+            platform,
+            policy.clone(),
+            enclave_app::host::HostClient::new(host_ep),
+        )
+        .expect("enclave boots");
+        let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().expect("endpoint")).expect("front listener");
+        let front = listener.local_endpoint().expect("front endpoint");
+        std::thread::spawn(move || {
+            while let Ok(s) = listener.accept() {
+                let e = enclave.clone();
+                std::thread::spawn(move || {
+                    let _ = e.serve(s);
+                });
+            }
+        });
+        let ledger = Ledger::open(&d.join("ledger.sqlite")).expect("ledger");
+        ledger.record_manifest(&r.manifest, 1).expect("manifest");
+        ledger.set_population_cap(&policy.population, "100000", "0.5", 1).expect("cap");
+        ledger.set_budget(&policy.population, "acme", "100000", "0.5", 1).expect("budget");
+        Side {
+            _dir: dir,
+            policy,
+            manifest: r.manifest,
+            owner,
+            data_key,
+            ledger: Mutex::new(ledger),
+            host,
+            front,
+            index: index_digest,
+            modules: digests,
+        }
+    }
+
+    fn expected(&self) -> Expected {
+        Expected {
+            pcr0: ring::digest::digest(&ring::digest::SHA384, IMAGE).as_ref().to_vec(),
+            extra_pcrs: Default::default(),
+            policy_digest: self.policy.digest(),
+            allow_simulated: true,
+            max_age: Duration::from_secs(300),
+        }
+    }
+
+    /// The shortest deadline the policy accepts for this table, plus a margin.
+    pub fn deadline_ms(&self) -> u64 {
+        let p = &self.policy;
+        let s = protocol::deadline::Schedule::new(&p.timing, p.sandbox.fuel_per_unit, self.manifest.chunks, ROWS_PER_CHUNK)
+            .expect("schedule");
+        s.minimum.as_millis() as u64 + 60
+    }
+
+    /// The owner reviews `spec` and releases the data key and a grant for it, as
+    /// `cleanroom release --query` does.
+    pub fn grant(&self, spec: &QuerySpec) {
+        let mut session = connect_attested(&self.front, &self.expected()).expect("owner attests");
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&(spec.digest().as_bytes()[..8]));
+        let grant = self
+            .ledger
+            .lock()
+            .expect("ledger")
+            .issue_grant(GrantRequest {
+                grant_id: format!("grant-{}", spec.digest().to_hex()),
+                job_id: &spec.job_id,
+                query_digest: spec.digest(),
+                dataset: self.policy.dataset_digest,
+                population: &self.policy.population,
+                policy_digest: self.policy.digest(),
+                collaborator: &spec.collaborator,
+                provider_public_key: &provider_key().public_key(),
+                epsilon: &release::query_epsilon(spec).expect("ε").to_string(),
+                delta: &release::query_delta(spec, &self.policy).expect("δ").to_string(),
+                enclave_public_key: &session.public_key,
+                nonce,
+                now: now(),
+                expires_at: now() + 3600,
+            })
+            .expect("grant");
+        let msg = ClientMessage::ReleaseKey {
+            dataset_digest: self.policy.dataset_digest,
+            data_key: Bytes(self.data_key.0.to_vec()),
+            grant: self.owner.sign(GRANT_CONTEXT, &grant),
+        };
+        match session.call(&msg).expect("key release") {
+            EnclaveMessage::KeyAccepted { .. } => {}
+            other => panic!("key release refused: {other:?}"),
+        }
+    }
+
+    /// The provider submits `spec`; everything observed from the submission to the reply.
+    pub fn run(&self, spec: &QuerySpec, module: &str) -> Observation {
+        let mut session = connect_attested(&self.front, &self.expected()).expect("provider attests");
+        let proof = session.submission_proof(&provider_key(), &spec.digest());
+        let msg = ClientMessage::SubmitJob {
+            spec: spec.clone(),
+            module_blob: self.modules[module],
+            sealed_index_blob: self.index,
+            proof,
+        };
+        let before = self.host.events.lock().expect("events").len();
+        let submitted = Instant::now();
+        let submitted_wall = now();
+        let reply = session.call(&msg);
+        let replied = Instant::now();
+        // The final audit append happens before the reply is sent; give a straggler a moment.
+        std::thread::sleep(Duration::from_millis(20));
+        let events = self.host.events.lock().expect("events")[before..].to_vec();
+        Observation {
+            reply: reply.map_err(|e| e.to_string()),
+            submitted,
+            submitted_wall,
+            deadline_s: spec.deadline_ms.div_ceil(1000),
+            replied,
+            events,
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Everything one job showed the provider and the host.
+pub struct Observation {
+    pub reply: Result<EnclaveMessage, String>,
+    pub submitted: Instant,
+    pub submitted_wall: u64,
+    /// The query's deadline in whole seconds, rounded up (as `released_at` counts it).
+    pub deadline_s: u64,
+    pub replied: Instant,
+    pub events: Vec<HostEvent>,
+}
+
+/// An observation split into what must not depend on the extra unit and what is noised.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    /// Public skeleton: compared for equality between D and D′.
+    pub skeleton: Vec<String>,
+    /// (label, offset in ms from submission) of every reply and host event.
+    pub timings: Vec<(String, f64)>,
+    /// (output, key, value) of every released value.
+    pub noised: Vec<(String, String, f64)>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Observation {
+    /// A signed time equals the submission second plus the deadline (the enclave's clock
+    /// may have read the next second at submission).
+    fn at_deadline(&self, t: u64) -> bool {
+        let d = self.submitted_wall + self.deadline_s;
+        t == d || t == d + 1
+    }
+
+    pub fn transcript(&self) -> Transcript {
+        let mut skeleton = vec![];
+        let mut noised = vec![];
+        // Instants count from the enclave's last request before the spend (the sealed
+        // index): admission before it (compiling the module) depends on public inputs only,
+        // and takes as long on D as on D′ up to machine noise.
+        let spend = self
+            .events
+            .iter()
+            .find(|e| e.what == "get_blob:index")
+            .map(|e| e.at)
+            .unwrap_or(self.submitted);
+        let mut timings = vec![("reply".to_string(), ms(self.replied.saturating_duration_since(spend)))];
+        match &self.reply {
+            Ok(EnclaveMessage::JobResult { result }) => {
+                let r: JobResult = result.decode().expect("result decodes");
+                skeleton.push(format!(
+                    "result job={} collaborator={} eps={} delta={} simulated={} platform={} released_at_is_deadline={}",
+                    r.job_id,
+                    r.collaborator,
+                    r.epsilon_spent,
+                    r.delta_spent,
+                    r.simulated,
+                    r.platform,
+                    self.at_deadline(r.released_at)
+                ));
+                for o in &r.outputs {
+                    skeleton.push(format!(
+                        "output {} class={} mechanism={} eps={} delta={:?} sensitivity={} scale={} fp={:?} note={}",
+                        o.name,
+                        o.class,
+                        o.mechanism,
+                        o.epsilon,
+                        o.delta,
+                        o.sensitivity,
+                        o.noise_scale,
+                        o.fixed_point_resolution,
+                        o.note
+                    ));
+                    // Which groups a group-by releases is itself a DP output (partition
+                    // selection); fixed-domain outputs always release every key.
+                    if o.class != "group_mean" {
+                        let keys: Vec<&str> = o.values.iter().map(|v| v.key.as_str()).collect();
+                        skeleton.push(format!("keys {} {:?}", o.name, keys));
+                    }
+                    for v in &o.values {
+                        noised.push((o.name.clone(), v.key.clone(), v.value));
+                    }
+                }
+            }
+            Ok(other) => skeleton.push(format!("reply {}", variant(other))),
+            Err(e) => skeleton.push(format!("client error {e}")),
+        }
+        for e in &self.events {
+            timings.push((e.what.clone(), ms(e.at.saturating_duration_since(spend))));
+            skeleton.push(format!("host {}", e.what));
+            if let Some(a) = &e.audit {
+                skeleton.push(format!(
+                    "audit event={} principal={} outcome={} job={:?} eps={:?} delta={:?} mechanism={:?} sensitivity={:?} \
+                     budget={:?}->{:?} fields={}{}{}{} time_is_deadline={}",
+                    a.event,
+                    a.principal,
+                    a.outcome,
+                    a.job_id,
+                    a.epsilon,
+                    a.delta,
+                    a.mechanism,
+                    a.sensitivity,
+                    a.budget_before,
+                    a.budget_after,
+                    a.grant_id.is_some() as u8,
+                    a.module_hash.is_some() as u8,
+                    a.query_digest.is_some() as u8,
+                    a.result_digest.is_some() as u8,
+                    self.at_deadline(a.time)
+                ));
+            }
+        }
+        Transcript { skeleton, timings, noised }
+    }
+}
+
+fn variant(m: &EnclaveMessage) -> String {
+    match m {
+        EnclaveMessage::Evidence { .. } => "evidence".into(),
+        EnclaveMessage::KeyAccepted { .. } => "key_accepted".into(),
+        EnclaveMessage::JobResult { .. } => "job_result".into(),
+        EnclaveMessage::JobFailed => "job_failed".into(),
+        EnclaveMessage::Error { code, message } => format!("error {code}: {message}"),
+    }
+}
+
+/// The query every audited module answers: a histogram of its score, the mean score per
+/// zip3 and the AUC against `defaulted`, ε = 1 each.
+pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> QuerySpec {
+    QuerySpec {
+        job_id: job.to_string(),
+        collaborator: "acme".into(),
+        dataset_digest: side.policy.dataset_digest,
+        module_hash: side.modules[module],
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![
+            OutputSpec::Histogram {
+                name: "score_histogram".into(),
+                edges: (0..=10).map(|i| i as f64 / 10.0).collect(),
+                epsilon: Decimal("1".into()),
+            },
+            OutputSpec::GroupMean {
+                name: "mean_by_zip3".into(),
+                group_by: "zip3".into(),
+                lower: 0.0,
+                upper: 1.0,
+                epsilon: Decimal("1".into()),
+            },
+            OutputSpec::Auc { name: "auc".into(), label: "defaulted".into(), bins: 10, epsilon: Decimal("1".into()) },
+        ],
+        deadline_ms: side.deadline_ms(),
+    }
+}
+
+/// Hostile modules written for the audit. Each reads `income` (col 0, f64), scores a row
+/// `min(income / 200000, 1)`, and misbehaves only when the unit is "the target": a first
+/// row with income above 10^8 (only the extra unit of D′ has that).
+pub fn hostile_wat(behaviour: &str) -> String {
+    let on_target = match behaviour {
+        // State across units: once the target was seen, every later row scores 1.0.
+        "cross_row" => "(if (call $target) (then (global.set $seen (i32.const 1))))
+             (if (global.get $seen) (then (call $fill (local.get $rows) (f64.const 1))))",
+        "trap" => "(if (call $target) (then unreachable))",
+        // Spends time (well within its fuel) only on the target.
+        "busy_loop" => "(if (call $target) (then (call $spin (i32.const 4000))))",
+        "fail_status" => "(if (call $target) (then (return (i32.const 0x12345678))))",
+        "emit_count" => "(if (call $target) (then (call $emit (i32.const 1024) (i32.const 1))))",
+        "nan_row" => "(if (call $target) (then (f64.store (i32.const 1024) (f64.const nan))))",
+        "honest" => "",
+        other => panic!("unknown behaviour {other}"),
+    };
+    format!(
+        r#"(module
+  (import "cleanroom" "read_f64" (func $read_f64 (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $seen (mut i32) (i32.const 0))
+  (func $target (result i32) (f64.gt (f64.load (i32.const 0)) (f64.const 100000000)))
+  (func $fill (param $rows i32) (param $v f64) (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (f64.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3))) (local.get $v))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+  (func $spin (param $n i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l))))
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32) (local $i i32)
+    (drop (call $read_f64 (i32.const 0) (i32.const 0) (local.get $rows)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (f64.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3)))
+        (f64.min (f64.div (f64.load (i32.shl (local.get $i) (i32.const 3))) (f64.const 200000)) (f64.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    {on_target}
+    (call $emit (i32.const 1024) (local.get $rows))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))"#
+    )
+}
+
+/// A module that reads the privacy-unit token column and scores a row by its token's
+/// first byte: the identifier itself, as raw as the ABI hands it over.
+pub fn token_reader_wat() -> String {
+    r#"(module
+  (import "cleanroom" "read_tokens" (func $read_tokens (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32) (local $i i32)
+    (drop (call $read_tokens (i32.const 0) (i32.const 0) (local.get $rows)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (f64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+        (f64.div (f64.convert_i32_u (i32.load8_u (i32.shl (local.get $i) (i32.const 5)))) (f64.const 255)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $emit (i32.const 4096) (local.get $rows))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\03"))"#
+        .to_string()
+}
