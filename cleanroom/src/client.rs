@@ -401,3 +401,18 @@ pub fn create_provider_key(path: &std::path::Path) -> Result<protocol::signing::
     f.write_all(text.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(protocol::signing::SigningKey::from_seed(*seed))
 }
+
+/// Create the owner's X25519 diagnostics key file (hex secret, mode 0600; refuses to
+/// overwrite) and return its public half.
+pub fn create_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String> {
+    let key = create_provider_key(path)?;
+    drop(key);
+    Ok(protocol::diagnostics::public_key(&read_diagnostics_key(path)?))
+}
+
+/// Read the owner's X25519 diagnostics secret.
+pub fn read_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let seed = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?);
+    seed.as_slice().try_into().map_err(|_| format!("{}: a diagnostics key is 32 bytes", path.display()))
+}

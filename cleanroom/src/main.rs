@@ -78,6 +78,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Owner: its diagnostics key, and reading the sealed diagnostics of spent jobs.
+    #[command(subcommand)]
+    Diagnostics(DiagnosticsCmd),
     /// Provider: create an Ed25519 key; its public half goes into the owner's policy.
     Keygen {
         #[arg(long)]
@@ -230,11 +233,31 @@ enum PolicyCmd {
         /// Let modules read the privacy-unit token column.
         #[arg(long)]
         token_as_input: bool,
+        /// X25519 public key (hex, `cleanroom diagnostics keygen`) that spent jobs' owner-only
+        /// diagnostics are sealed to.
+        #[arg(long)]
+        diagnostics_key: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
     /// Print a policy's digest (what PCR16 measures).
     Digest { policy: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DiagnosticsCmd {
+    /// Create an X25519 key; give its public half to `policy init --diagnostics-key`.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Decrypt the owner-only diagnostics in an audit log (what a spent job read, how many
+    /// units were absent after which fault, why a job failed).
+    Show {
+        log: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -432,6 +455,7 @@ fn run(cmd: Cmd) -> Res {
             fuel_per_unit,
             max_deadline_ms,
             token_as_input,
+            diagnostics_key,
             out,
         }) => {
             let ks = KeyStore::create_or_open(&keys)?;
@@ -452,6 +476,7 @@ fn run(cmd: Cmd) -> Res {
                 fuel_per_unit,
                 max_deadline_ms,
                 token_as_input,
+                diagnostics_key: diagnostics_key.map(|k| parse_hex(&k, "--diagnostics-key")).transpose()?,
                 ..Default::default()
             };
             let policy = cleanroom::owner_policy::build(
@@ -473,7 +498,7 @@ fn run(cmd: Cmd) -> Res {
                 (Some(d), _) => d,
                 (None, Some(p)) => {
                     let p = load_policy(&p)?;
-                    let s = protocol::deadline::Schedule::new(&p.timing, p.sandbox.fuel_per_unit, m.chunks, m.rows_per_chunk)
+                    let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk)
                         .ok_or("the policy's worst case overflows")?;
                     // whole seconds above the worst case
                     (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
@@ -484,6 +509,30 @@ fn run(cmd: Cmd) -> Res {
             spec.validate()?;
             write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
             println!("query written to {} (ε total {})", out.display(), release::query_epsilon(&spec)?);
+        }
+        Cmd::Diagnostics(DiagnosticsCmd::Keygen { out }) => {
+            let public = cleanroom::client::create_diagnostics_key(&out)?;
+            println!("diagnostics key written to {} (keep it secret)", out.display());
+            println!("public key (for policy init --diagnostics-key): {}", hex::encode(public));
+        }
+        Cmd::Diagnostics(DiagnosticsCmd::Show { log, key }) => {
+            let secret = cleanroom::client::read_diagnostics_key(&key)?;
+            for signed in host_proxy_log(&log)? {
+                let rec: protocol::audit::AuditRecord = signed.decode()?;
+                let (Some(d), Some(q), Some(g)) = (&rec.diagnostics, &rec.query_digest, &rec.grant_id) else { continue };
+                let sealed: protocol::diagnostics::SealedDiagnostics = protocol::from_cbor(d.as_slice())?;
+                let aad = protocol::diagnostics::job_aad(q, g);
+                let d = protocol::diagnostics::open(&secret, &aad, &sealed)?;
+                println!(
+                    "job {} ({}): {} rows, {} units, absent after a fault: {:?}{}",
+                    rec.job_id.as_deref().unwrap_or("?"),
+                    rec.event,
+                    d.rows,
+                    d.units,
+                    d.faults,
+                    d.failure.map(|f| format!("; failed: {f}")).unwrap_or_default()
+                );
+            }
         }
         Cmd::Keygen { out } => {
             let k = cleanroom::client::create_provider_key(&out)?;
@@ -697,6 +746,23 @@ fn run(cmd: Cmd) -> Res {
                 r.platform,
                 if v.simulated { ", SIMULATED: not hardware-backed" } else { "" }
             );
+            println!(
+                "  query {} on dataset {}; spent ε {} δ {}; released at {} (the query's deadline)",
+                r.query_digest, r.dataset_digest, r.epsilon_spent, r.delta_spent, r.released_at
+            );
+            for o in &r.outputs {
+                println!(
+                    "  {} ({}, {}, ε {}{}, sensitivity {}, noise scale {}): {} values",
+                    o.name,
+                    o.class,
+                    o.mechanism,
+                    o.epsilon,
+                    o.delta.as_ref().map(|d| format!(", δ {d}")).unwrap_or_default(),
+                    o.sensitivity,
+                    o.noise_scale,
+                    o.values.len()
+                );
+            }
         }
         Cmd::OwnerCheck { sealed, keys, policy, module, query, out } => {
             let ks = KeyStore::open(&keys)?;

@@ -20,6 +20,8 @@ pub struct PolicyParams {
     /// Let modules read the privacy-unit token column (harmless under per-unit isolation,
     /// off by default all the same: a model rarely needs it).
     pub token_as_input: bool,
+    /// The owner's X25519 public key for owner-only diagnostics of spent jobs.
+    pub diagnostics_key: Option<Vec<u8>>,
 }
 
 impl Default for PolicyParams {
@@ -32,18 +34,28 @@ impl Default for PolicyParams {
             partition_delta: "0.000001".into(),
             fuel_per_unit: 20_000,
             max_deadline_ms: 600_000,
-            memory_limit_bytes: 256 << 20,
+            memory_limit_bytes: 2 << 20,
             max_module_bytes: 8 << 20,
             token_as_input: false,
+            diagnostics_key: None,
         }
     }
 }
 
 /// Worst-case figures for one enclave vCPU, measured with margin on the development
-/// machine (BENCHMARKS.md, "per-unit isolation"): an enclave slower than this misses
-/// deadlines, never replies at another instant.
+/// machine (2 cores, see BENCHMARKS.md): a fresh instance of a trivial module costs about
+/// 3 µs, a unit that spins away its fuel about 0.1 ns per unit of fuel, and a unit that grows
+/// and touches its whole 2 MiB memory about 2.5 µs per 64 KiB page. An enclave slower than
+/// this misses deadlines (the job fails at its deadline), never replies at another instant.
 pub fn default_timing(max_deadline_ms: u64) -> Timing {
-    Timing { max_deadline_ms, setup_ms: 250, ns_per_fuel: 2, unit_overhead_ns: 30_000, ingest_ns_per_row: 3_000 }
+    Timing {
+        max_deadline_ms,
+        setup_ms: 250,
+        ns_per_fuel: 1,
+        unit_overhead_ns: 30_000,
+        ingest_ns_per_row: 3_000,
+        ns_per_memory_page: 5_000,
+    }
 }
 
 /// The sealed schema with default roles: numbers are inputs, dictionaries inputs and
@@ -110,6 +122,7 @@ pub fn build(
             memory_limit_bytes: p.memory_limit_bytes,
             max_module_bytes: p.max_module_bytes,
         },
+        diagnostics_key: p.diagnostics_key.clone().map(Bytes),
     };
     // Round-trip through the parser so we never write a policy we would refuse.
     Policy::from_toml(&policy.to_toml())

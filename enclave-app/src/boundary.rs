@@ -5,8 +5,9 @@
 //! only: public facts fixed before any data was read ([`SpentJob`]: the query, the grant,
 //! the deadline) and the job's outcome, which is either a [`DpRelease`] (a type only the
 //! release crate can build, holding noised values) or [`JobFailed`], which has no fields:
-//! why a job failed never leaves. The reply and the record leave at the deadline, never
-//! earlier, whatever the job did.
+//! why a job failed never leaves in clear (it may reach the owner only as [`OwnerSealed`],
+//! a fixed-length ciphertext to the owner's key). The reply and the record leave at the
+//! deadline, never earlier, whatever the job did.
 
 use crate::service::Enclave;
 use protocol::audit::AuditRecord;
@@ -23,14 +24,9 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobFailed;
 
-impl<E> From<E> for JobFailed
-where
-    E: std::error::Error,
-{
-    fn from(_: E) -> Self {
-        JobFailed
-    }
-}
+/// Owner-only diagnostics, already sealed to the policy's key: a fixed-length ciphertext
+/// (see `protocol::diagnostics`), the one data-dependent thing allowed into the record.
+pub struct OwnerSealed(pub protocol::diagnostics::SealedDiagnostics);
 
 /// What is known about a job at the moment its grant is spent: all of it public inputs.
 pub struct SpentJob {
@@ -50,7 +46,12 @@ pub struct SpentJob {
 
 /// The reply to a spent job and, when it is a result, the signed result to cache. Sleeps
 /// until the deadline, then appends the audit record, then returns the reply to send.
-pub fn conclude(enclave: &Enclave, job: SpentJob, outcome: Result<DpRelease, JobFailed>) -> (EnclaveMessage, Option<Signed>) {
+pub fn conclude(
+    enclave: &Enclave,
+    job: SpentJob,
+    outcome: Result<DpRelease, JobFailed>,
+    diagnostics: Option<OwnerSealed>,
+) -> (EnclaveMessage, Option<Signed>) {
     let (mut rec, signed) = match outcome {
         Ok(release) => {
             let result = JobResult {
@@ -82,6 +83,7 @@ pub fn conclude(enclave: &Enclave, job: SpentJob, outcome: Result<DpRelease, Job
         Err(JobFailed) => (enclave.record("job_failed", &job.collaborator, "job_failed", job.released_at), None),
     };
     fill(&mut rec, &job);
+    rec.diagnostics = diagnostics.map(|d| protocol::Bytes(protocol::to_cbor(&d.0)));
     sleep_until(job.deadline);
     // Audited before it is sent; a result that cannot be audited is not released.
     match (enclave.append_audit(rec), signed) {

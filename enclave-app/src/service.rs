@@ -2,9 +2,10 @@
 
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
-use crate::boundary::{conclude, JobFailed, SpentJob};
+use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use protocol::audit::{link_digest, AuditRecord, AUDIT_CONTEXT};
 use protocol::deadline::Schedule;
+use protocol::diagnostics::Diagnostics;
 use protocol::grant::{submit_binding, BudgetGrant, GRANT_CONTEXT, SUBMIT_CONTEXT};
 use protocol::job::QuerySpec;
 use protocol::policy::{Decimal, Policy};
@@ -103,6 +104,9 @@ pub struct Enclave {
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+/// Fetched chunks waiting to be scored; a job further behind its schedule than this fails.
+const FETCH_QUEUE: usize = 4;
 
 /// A job that passed every check before the spend: what it needs to run.
 struct Admitted {
@@ -354,6 +358,7 @@ impl Enclave {
             budget_before: None,
             budget_after: None,
             outcome: outcome.into(),
+            diagnostics: None,
         }
     }
 
@@ -406,8 +411,10 @@ impl Enclave {
         // The spend. From here on the module sees data, so whatever happens the grant is
         // gone, and nothing leaves but what `conclude` builds.
         self.state.lock().expect("state lock").pending.remove(&job.query_digest);
-        let outcome = self.run_spent(spec, admitted, start, deadline);
-        let (reply, signed) = conclude(self, job, outcome);
+        let diag = std::cell::RefCell::new(Diagnostics::default());
+        let outcome = self.run_spent(spec, admitted, start, deadline, &diag);
+        let sealed = self.seal_diagnostics(&job, &diag.into_inner());
+        let (reply, signed) = conclude(self, job, outcome, sealed);
         if let Some(signed) = signed {
             let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
             self.state.lock().expect("state lock").released.insert(key, signed);
@@ -544,7 +551,7 @@ impl Enclave {
         if index.dataset_digest != spec.dataset_digest {
             return Err(refuse("bad_sealed_index", "sealed index names another dataset"));
         }
-        let schedule = Schedule::new(&p.timing, p.sandbox.fuel_per_unit, index.chunks.len() as u64, index.rows_per_chunk)
+        let schedule = Schedule::new(&p.timing, &p.sandbox, index.chunks.len() as u64, index.rows_per_chunk)
             .ok_or_else(|| refuse("deadline_overflow", "the table's worst case does not fit any deadline"))?;
         if spec.deadline_ms > p.timing.max_deadline_ms {
             return Err(refuse(
@@ -568,56 +575,118 @@ impl Enclave {
         Ok(Admitted { grant, key, module, index, schedule, acc })
     }
 
-    /// The job after the spend. Every error here is a [`JobFailed`] and nothing more; a
-    /// fault while scoring one unit makes that unit absent and the job goes on.
-    fn run_spent(&self, spec: &QuerySpec, a: Admitted, start: Instant, deadline: Instant) -> Result<DpRelease, JobFailed> {
+    /// Owner-only diagnostics, sealed to the policy's key (fixed length), or nothing when
+    /// the policy names no key.
+    fn seal_diagnostics(&self, job: &SpentJob, d: &Diagnostics) -> Option<OwnerSealed> {
+        let key = self.policy.diagnostics_key.as_ref()?;
+        let aad = protocol::diagnostics::job_aad(&job.query_digest, &job.grant.grant_id);
+        // Sealing fails only if the system's randomness does; the record then carries none.
+        protocol::diagnostics::seal(key.as_slice(), &aad, d).ok().map(OwnerSealed)
+    }
+
+    /// The job after the spend. Every error here is a [`JobFailed`] and nothing more (its
+    /// reason goes only into the owner's sealed diagnostics); a fault while scoring one unit
+    /// makes that unit absent and the job goes on.
+    fn run_spent(
+        &self,
+        spec: &QuerySpec,
+        a: Admitted,
+        start: Instant,
+        deadline: Instant,
+        diag: &std::cell::RefCell<Diagnostics>,
+    ) -> Result<DpRelease, JobFailed> {
+        let failed = |why: &str, e: &dyn std::fmt::Display| {
+            diag.borrow_mut().failure = Some(format!("{why}: {e}"));
+            JobFailed
+        };
         let Admitted { key, module, index, schedule, mut acc, .. } = a;
         let mut seed = [0u8; 32];
-        self.platform.random(&mut seed)?;
+        self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut units = UnitAssembler::new(
             &self.policy.privacy_unit,
             UnitAssembler::needed_columns(spec),
             self.policy.max_rows_per_unit,
             seed,
         );
-        let mut runner = self.sandbox.unit_runner(&module, &spec.inputs, self.policy.sandbox.fuel_per_unit, deadline)?;
-        let mut score = |unit: protocol::table::RecordBatch| match runner.score(&unit) {
-            Ok(scores) => acc.add_unit(&unit, &scores),
-            // A fault while scoring one unit: that unit is absent, nothing else changes.
-            Err(_) => {}
+        let mut runner = self
+            .sandbox
+            .unit_runner(&module, &spec.inputs, self.policy.sandbox.fuel_per_unit, deadline)
+            .map_err(|e| failed("sandbox", &e))?;
+        let mut score = |unit: protocol::table::RecordBatch| {
+            // A fault while scoring one unit: that unit is absent, and nothing else changes.
+            let fault = match runner.score(&unit) {
+                Ok(scores) if acc.add_unit(&unit, &scores) => None,
+                Ok(_) => Some("rejected_scores".to_string()),
+                Err(e) => Some(fault_kind(&e)),
+            };
+            let mut d = diag.borrow_mut();
+            d.units += 1;
+            if let Some(kind) = fault {
+                *d.faults.entry(kind).or_default() += 1;
+            }
         };
         let mut opener = Opener::new(key, spec.dataset_digest);
-        for (i, digest) in index.chunks.iter().enumerate() {
-            // Chunks are fetched on the public schedule. Falling behind it would show in
-            // the fetch times, so a late job stops fetching and fails at its deadline.
-            let at = start + schedule.fetch_at(i as u64);
-            if Instant::now() > at {
-                return Err(JobFailed);
+        // Chunks are fetched on the public schedule by a thread of their own, whatever the
+        // scoring does: every chunk at its instant, never earlier, never later, even after a
+        // failure. Scoring reads them from a short queue; if it falls so far behind that the
+        // queue is full, the chunk is dropped (the fetch still happened on time) and the job
+        // fails at its deadline. So the host's view of the fetches is the schedule itself.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>, String>>(FETCH_QUEUE);
+        let overrun = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let chunks = &index.chunks;
+            let overrun = &overrun;
+            scope.spawn(move || {
+                for (i, digest) in chunks.iter().enumerate() {
+                    crate::boundary::sleep_until(start + schedule.fetch_at(i as u64));
+                    let blob = self.host.get_blob(digest).map_err(|e| e.to_string());
+                    match tx.try_send(blob) {
+                        Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+                        Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                            overrun.store(true, std::sync::atomic::Ordering::SeqCst)
+                        }
+                    }
+                }
+            });
+            for i in 0..index.chunks.len() {
+                let blob = rx
+                    .recv()
+                    .map_err(|_| failed("schedule", &"the fetcher ended early"))?
+                    .map_err(|e| failed("host", &e))?;
+                if overrun.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(failed("schedule", &format!("scoring fell {FETCH_QUEUE} chunks behind before chunk {i}")));
+                }
+                let chunk = decode_chunk(&blob).map_err(|e| failed("chunk", &e))?;
+                let batch = opener.open_next(chunk).map_err(|e| failed("ingest", &e))?;
+                if batch.rows as u64 > index.rows_per_chunk {
+                    return Err(failed("ingest", &format!("chunk {i} holds more rows than the index declares")));
+                }
+                diag.borrow_mut().rows += batch.rows as u64;
+                units.push(&batch, &mut score).map_err(|e| failed("units", &e))?;
             }
-            crate::boundary::sleep_until(at);
-            let blob = self.host.get_blob(digest)?;
-            let batch = opener.open_next(decode_chunk(&blob)?)?;
-            if batch.rows as u64 > index.rows_per_chunk {
-                return Err(JobFailed);
-            }
-            units.push(&batch, &mut score)?;
-        }
+            Ok(())
+        })?;
         if let Some(last) = units.finish() {
             score(last);
         }
-        drop(score);
-        if opener.finish()? != spec.dataset_digest {
-            return Err(JobFailed);
+        if opener.finish().map_err(|e| failed("ingest", &e))? != spec.dataset_digest {
+            return Err(failed("ingest", &"decrypted content does not match the dataset digest"));
         }
         if Instant::now() > deadline {
-            return Err(JobFailed);
+            return Err(failed("schedule", &"scoring ended after the deadline"));
         }
-        self.platform.random(&mut seed)?;
+        self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut rng = dp::seeded_rng(seed);
         seed.zeroize();
-        let delta = release::parse_delta(&self.policy.partition_delta)?;
-        Ok(acc.finish_dp(&mut rng, self.policy.min_group_size, &delta)?)
+        let delta = release::parse_delta(&self.policy.partition_delta).map_err(|e| failed("release", &e))?;
+        acc.finish_dp(&mut rng, self.policy.min_group_size, &delta).map_err(|e| failed("release", &e))
     }
+}
+
+/// A stable name for the kind of fault that made a unit absent (owner diagnostics).
+fn fault_kind(e: &sandbox::RunError) -> String {
+    let debug = format!("{e:?}");
+    debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("unknown").to_string()
 }
 
 fn exporter(conn: &rustls::ServerConnection) -> Result<[u8; 32], Refusal> {

@@ -41,6 +41,10 @@ pub struct AuditRecord {
     pub budget_before: Option<Decimal>,
     pub budget_after: Option<Decimal>,
     pub outcome: String,
+    /// Owner-only diagnostics of a spent job, sealed to the policy's diagnostics key
+    /// ([`crate::diagnostics::SealedDiagnostics`] as CBOR): the same length for every job.
+    #[serde(default)]
+    pub diagnostics: Option<Bytes>,
 }
 
 /// Parse an audit log stored as JSON lines (one signed record per line; blank lines are
@@ -147,6 +151,7 @@ mod tests {
             budget_before: None,
             budget_after: None,
             outcome: "ok".into(),
+            diagnostics: None,
         }
     }
 

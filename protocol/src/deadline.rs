@@ -5,8 +5,12 @@
 //! case that public quantities allow: every sealed row its own unit and every unit spending
 //! all its fuel. Chunk fetches follow the same public schedule (chunk `i` at
 //! `start + setup + i · chunk_slot`), so the host sees no data-dependent timing either.
+//! A unit's worst case is its fuel, a fixed overhead, and its whole memory limit touched.
 
-use crate::policy::Timing;
+use crate::policy::{SandboxLimits, Timing};
+
+/// Bytes in a WebAssembly page.
+pub const WASM_PAGE: u64 = 65_536;
 use std::time::Duration;
 
 /// The public schedule of one job.
@@ -23,8 +27,13 @@ pub struct Schedule {
 
 impl Schedule {
     /// `None` when the figures overflow (a policy or index no real job could meet).
-    pub fn new(t: &Timing, fuel_per_unit: u64, chunks: u64, rows_per_chunk: u64) -> Option<Schedule> {
-        let unit_ns = fuel_per_unit.checked_mul(t.ns_per_fuel)?.checked_add(t.unit_overhead_ns)?;
+    pub fn new(t: &Timing, limits: &SandboxLimits, chunks: u64, rows_per_chunk: u64) -> Option<Schedule> {
+        let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
+        let unit_ns = limits
+            .fuel_per_unit
+            .checked_mul(t.ns_per_fuel)?
+            .checked_add(t.unit_overhead_ns)?
+            .checked_add(pages.checked_mul(t.ns_per_memory_page)?)?;
         let row_ns = unit_ns.checked_add(t.ingest_ns_per_row)?;
         let slot_ns = row_ns.checked_mul(rows_per_chunk)?;
         let setup = Duration::from_millis(t.setup_ms);
@@ -46,22 +55,34 @@ mod tests {
     use super::*;
 
     fn timing() -> Timing {
-        Timing { max_deadline_ms: 60_000, setup_ms: 100, ns_per_fuel: 2, unit_overhead_ns: 20_000, ingest_ns_per_row: 1_000 }
+        Timing {
+            max_deadline_ms: 60_000,
+            setup_ms: 100,
+            ns_per_fuel: 2,
+            unit_overhead_ns: 20_000,
+            ingest_ns_per_row: 1_000,
+            ns_per_memory_page: 100,
+        }
+    }
+
+    fn limits(fuel_per_unit: u64) -> SandboxLimits {
+        SandboxLimits { fuel_per_unit, memory_limit_bytes: 10 * WASM_PAGE, max_module_bytes: 1 }
     }
 
     #[test]
     fn minimum_covers_every_row_a_unit_at_full_fuel() {
-        let s = Schedule::new(&timing(), 10_000, 4, 1_000).unwrap();
-        // per row: 10,000 × 2 + 20,000 + 1,000 = 41,000 ns; 4,000 rows = 164 ms; + 2 × 100 ms
-        assert_eq!(s.chunk_slot, Duration::from_nanos(41_000_000));
-        assert_eq!(s.minimum, Duration::from_millis(364));
+        let s = Schedule::new(&timing(), &limits(10_000), 4, 1_000).unwrap();
+        // per row: 10,000 × 2 + 20,000 + 10 pages × 100 + 1,000 = 42,000 ns; 4,000 rows =
+        // 168 ms; + 2 × 100 ms
+        assert_eq!(s.chunk_slot, Duration::from_nanos(42_000_000));
+        assert_eq!(s.minimum, Duration::from_millis(368));
         assert_eq!(s.fetch_at(0), Duration::from_millis(100));
-        assert_eq!(s.fetch_at(3), Duration::from_millis(223));
+        assert_eq!(s.fetch_at(3), Duration::from_millis(226));
     }
 
     #[test]
     fn overflow_is_none_not_a_panic() {
-        assert!(Schedule::new(&timing(), u64::MAX, 4, 1_000).is_none());
-        assert!(Schedule::new(&timing(), 10, u64::MAX, u64::MAX).is_none());
+        assert!(Schedule::new(&timing(), &limits(u64::MAX), 4, 1_000).is_none());
+        assert!(Schedule::new(&timing(), &limits(10), u64::MAX, u64::MAX).is_none());
     }
 }

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod bytes;
 pub mod deadline;
+pub mod diagnostics;
 pub mod digest;
 pub mod frame;
 pub mod grant;

@@ -97,6 +97,10 @@ pub struct Timing {
     pub unit_overhead_ns: u64,
     /// Worst-case nanoseconds per sealed row to fetch, decrypt and decode it.
     pub ingest_ns_per_row: u64,
+    /// Worst-case nanoseconds a unit may spend on one 64 KiB page of linear memory it is
+    /// allowed (touching it, and resetting it afterwards). Fuel does not count memory
+    /// traffic, so a unit's worst case includes its whole memory limit at this rate.
+    pub ns_per_memory_page: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +132,10 @@ pub struct Policy {
     pub partition_delta: Decimal,
     pub timing: Timing,
     pub sandbox: SandboxLimits,
+    /// The owner's X25519 key for owner-only diagnostics of spent jobs (see
+    /// [`crate::diagnostics`]); without one, nothing data-dependent is kept at all.
+    #[serde(default)]
+    pub diagnostics_key: Option<Bytes>,
 }
 
 /// Longest accepted deadline: one day.
@@ -184,6 +192,9 @@ impl Policy {
                     return bad(format!("column {:?} ({}) cannot have role {}", c.name, c.sealed_type, role.as_str()));
                 }
             }
+        }
+        if self.diagnostics_key.as_ref().is_some_and(|k| k.0.len() != 32) {
+            return bad("diagnostics_key must be a 32-byte X25519 public key".into());
         }
         match self.column(&self.privacy_unit) {
             Some(c) if c.sealed_type == "token" => {}

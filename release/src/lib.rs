@@ -389,12 +389,17 @@ impl Accumulator {
     /// Add one unit: its (bounded) rows and the model's score for each. A unit that does
     /// not fit (wrong number of scores, a non-finite score, a label outside {0, 1}, a
     /// missing column, more rows than the bound) is absent: nothing of it is added.
-    pub fn add_unit(&mut self, unit: &RecordBatch, scores: &[f64]) {
-        if self.try_add_unit(unit, scores).is_some() {
+    ///
+    /// Returns whether the unit was absorbed: for the owner's exact check and its sealed
+    /// diagnostics only, never for anything that leaves.
+    pub fn add_unit(&mut self, unit: &RecordBatch, scores: &[f64]) -> bool {
+        let absorbed = self.try_add_unit(unit, scores).is_some();
+        if absorbed {
             self.units_absorbed += 1;
         } else {
             self.units_absent += 1;
         }
+        absorbed
     }
 
     fn try_add_unit(&mut self, unit: &RecordBatch, scores: &[f64]) -> Option<()> {

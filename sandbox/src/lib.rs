@@ -219,6 +219,8 @@ impl fmt::Debug for Sandbox {
 
 /// Instances the pooling allocator holds at once (live units and batch jobs together).
 pub const POOL_INSTANCES: u32 = 16;
+/// Bytes of a table reset in place (not discarded) after each instance.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 fn engine_config(cfg: &SandboxConfig) -> Config {
     let mut c = Config::new();
@@ -232,7 +234,17 @@ fn engine_config(cfg: &SandboxConfig) -> Config {
         .max_memories_per_module(1)
         .max_tables_per_module(admission::MAX_TABLES as u32)
         .table_elements(MAX_TABLE_ELEMENTS as usize)
-        .max_memory_size(usize::try_from(cfg.memory_limit_bytes).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(cfg.memory_limit_bytes).unwrap_or(usize::MAX))
+        // Keep a unit's whole memory resident and reset it by memset: no page faults, so
+        // what a unit costs barely depends on which pages it touches (fuel does not count
+        // memory traffic), and its worst case is the memset of its memory limit.
+        .linear_memory_keep_resident(usize::try_from(cfg.memory_limit_bytes).unwrap_or(usize::MAX))
+        // With Linux's PAGEMAP_SCAN (6.7+; needs /proc), reset only the pages the unit
+        // wrote, back to the image, instead of the whole memory: same worst case, a
+        // credit-lr unit ~3x cheaper (BENCHMARKS.md, "Per-unit isolation"). Without it,
+        // the memset above. Tables likewise (their first 64 KiB: 8,192 elements).
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
         .memory_init_cow(true)
         .epoch_interruption(true)

@@ -38,6 +38,8 @@ pub const K: u32 = 2;
 /// Rows of D; D′ has `ROWS + K`. Both fit the same number of chunks.
 pub const ROWS: u64 = 1000;
 pub const ROWS_PER_CHUNK: u64 = 256;
+/// The owner's X25519 diagnostics secret (the policy names its public half).
+pub const OWNER_DIAGNOSTICS_SECRET: [u8; 32] = [5; 32];
 /// The simulated image the in-process enclave claims to run.
 const IMAGE: &[u8] = b"cleanroom neighbouring-dataset audit: in-process enclave";
 
@@ -159,6 +161,7 @@ impl Side {
             fuel_per_unit: 50_000,
             max_deadline_ms: 60_000,
             token_as_input: true,
+            diagnostics_key: Some(protocol::diagnostics::public_key(&OWNER_DIAGNOSTICS_SECRET).to_vec()),
             ..Default::default()
         };
         let collaborator = Collaborator { name: "acme".into(), public_key: Bytes(provider_key().public_key()) };
@@ -171,9 +174,14 @@ impl Side {
             &params,
         )
         .expect("policy");
-        // Short setup so the audit's many jobs run quickly; the schedule is still sized
-        // from the worst case of every row.
-        policy.timing.setup_ms = 40;
+        // Short setup so the audit's many jobs run quickly. The audit runs D and D′ side by
+        // side (two enclaves on a 2-core machine, beside other tests), so each gets the
+        // default per-unit worst case twice over; the schedule is still sized from the worst
+        // case of every row, and the `worst_case` module checks that it holds.
+        policy.timing.setup_ms = 80;
+        policy.timing.ns_per_fuel *= 2;
+        policy.timing.unit_overhead_ns *= 2;
+        policy.timing.ns_per_memory_page *= 2;
         let mut blobs = HashMap::new();
         let mut names = HashMap::new();
         for (name, wasm) in modules {
@@ -250,7 +258,7 @@ impl Side {
     /// The shortest deadline the policy accepts for this table, plus a margin.
     pub fn deadline_ms(&self) -> u64 {
         let p = &self.policy;
-        let s = protocol::deadline::Schedule::new(&p.timing, p.sandbox.fuel_per_unit, self.manifest.chunks, ROWS_PER_CHUNK)
+        let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, self.manifest.chunks, ROWS_PER_CHUNK)
             .expect("schedule");
         s.minimum.as_millis() as u64 + 60
     }
@@ -353,6 +361,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Observation {
+    /// What the owner reads from the job's sealed diagnostics with its secret.
+    pub fn owner_diagnostics(&self) -> Option<protocol::diagnostics::Diagnostics> {
+        let rec = self.events.iter().rev().find_map(|e| e.audit.as_ref())?;
+        let sealed: protocol::diagnostics::SealedDiagnostics =
+            protocol::from_cbor(rec.diagnostics.as_ref()?.as_slice()).ok()?;
+        let aad = protocol::diagnostics::job_aad(rec.query_digest.as_ref()?, rec.grant_id.as_ref()?);
+        protocol::diagnostics::open(&OWNER_DIAGNOSTICS_SECRET, &aad, &sealed).ok()
+    }
+
     /// A signed time equals the submission second plus the deadline (the enclave's clock
     /// may have read the next second at submission).
     fn at_deadline(&self, t: u64) -> bool {
@@ -397,7 +414,9 @@ impl Observation {
                         o.sensitivity,
                         o.noise_scale,
                         o.fixed_point_resolution,
-                        o.note
+                        // The AUC's note says whether a noisy label class came out empty:
+                        // post-processing of the noised counts, so audited with them.
+                        if o.class == "auc" { "(post-processing of the noise)" } else { o.note.as_str() }
                     ));
                     // Which groups a group-by releases is itself a DP output (partition
                     // selection); fixed-domain outputs always release every key.
@@ -419,7 +438,7 @@ impl Observation {
             if let Some(a) = &e.audit {
                 skeleton.push(format!(
                     "audit event={} principal={} outcome={} job={:?} eps={:?} delta={:?} mechanism={:?} sensitivity={:?} \
-                     budget={:?}->{:?} fields={}{}{}{} time_is_deadline={}",
+                     budget={:?}->{:?} fields={}{}{}{} time_is_deadline={} sealed_diagnostics_len={:?}",
                     a.event,
                     a.principal,
                     a.outcome,
@@ -434,7 +453,8 @@ impl Observation {
                     a.module_hash.is_some() as u8,
                     a.query_digest.is_some() as u8,
                     a.result_digest.is_some() as u8,
-                    self.at_deadline(a.time)
+                    self.at_deadline(a.time),
+                    a.diagnostics.as_ref().map(|d| d.0.len())
                 ));
             }
         }
@@ -495,6 +515,17 @@ pub fn hostile_wat(behaviour: &str) -> String {
         "emit_count" => "(if (call $target) (then (call $emit (i32.const 1024) (i32.const 1))))",
         "nan_row" => "(if (call $target) (then (f64.store (i32.const 1024) (f64.const nan))))",
         "honest" => "",
+        // Every unit, target or not, at the policy's worst case: the whole memory limit
+        // grown and touched page by page, then all its fuel spun away (so it is absent).
+        // The schedule must still hold.
+        "worst_case" => "(drop (memory.grow (i32.const 31)))
+             (local.set $i (i32.const 0))
+             (block $d (loop $t
+               (br_if $d (i32.ge_u (local.get $i) (i32.const 2097152)))
+               (i32.store8 (local.get $i) (i32.const 1))
+               (local.set $i (i32.add (local.get $i) (i32.const 4096)))
+               (br $t)))
+             (call $spin (i32.const 100000000))",
         other => panic!("unknown behaviour {other}"),
     };
     format!(

@@ -5,7 +5,9 @@
 //! host must see identical transcripts (frames, audit records, host requests, instants);
 //! the noised values are then audited statistically against their sensitivity.
 
-use cleanroom_e2e::neighbours::{audit_query, hostile_wat, token_reader_wat, Side, Transcript, K, ROWS_PER_CHUNK};
+use cleanroom_e2e::neighbours::{
+    audit_query, hostile_wat, token_reader_wat, Side, Transcript, K, ROWS, ROWS_PER_CHUNK,
+};
 use std::collections::BTreeMap;
 
 /// Jobs per side and module.
@@ -17,7 +19,7 @@ const DEMO_INPUTS: &[&str] = &["income", "utilization", "late_payments", "tenure
 
 fn modules() -> Vec<(&'static str, Vec<u8>)> {
     let mut m = vec![("credit-lr", std::fs::read(cleanroom_e2e::credit_lr_wasm()).expect("credit-lr wasm"))];
-    for b in ["honest", "cross_row", "trap", "busy_loop", "fail_status", "emit_count", "nan_row"] {
+    for b in ["honest", "cross_row", "trap", "busy_loop", "fail_status", "emit_count", "nan_row", "worst_case"] {
         m.push((b, wat::parse_str(hostile_wat(b)).expect("wat")));
     }
     m.push(("token_reader", wat::parse_str(token_reader_wat()).expect("wat")));
@@ -41,11 +43,21 @@ fn audit(d: &Side, d1: &Side, module: &str) -> Vec<(Transcript, Transcript)> {
             assert_eq!(q.deadline_ms, q1.deadline_ms, "D and D′ have the same public size, so the same deadline");
             d.grant(&q);
             d1.grant(&q1);
-            std::thread::scope(|s| {
-                let a = s.spawn(|| d.run(&q, module).transcript());
-                let b = s.spawn(|| d1.run(&q1, module).transcript());
+            let (o, o1) = std::thread::scope(|s| {
+                let a = s.spawn(|| d.run(&q, module));
+                let b = s.spawn(|| d1.run(&q1, module));
                 (a.join().expect("D"), b.join().expect("D′"))
-            })
+            });
+            // The owner, and only the owner, can read what differs: its sealed diagnostics.
+            let (diag, diag1) = (o.owner_diagnostics().expect("D diagnostics"), o1.owner_diagnostics().expect("D′"));
+            assert_eq!(
+                (diag.rows, diag1.rows),
+                (ROWS, ROWS + u64::from(K)),
+                "{module} run {run}: the owner's diagnostics (failures: {:?} / {:?})",
+                diag.failure,
+                diag1.failure
+            );
+            (o.transcript(), o1.transcript())
         })
         .collect()
 }
