@@ -39,7 +39,8 @@ pub struct AuditSummary {
     pub segments: usize,
     pub simulated: bool,
     pub jobs_released: Vec<(String, String)>,
-    pub jobs_refused: usize,
+    /// Spent jobs that ended in `job_failed`: (job id, ε spent).
+    pub jobs_failed: Vec<(String, String)>,
     /// Identical queries answered again from the enclave's cache (nothing spent).
     pub jobs_cached: usize,
     pub keys_released: usize,
@@ -89,7 +90,12 @@ pub fn verify_log(
                     r.job_id.clone().unwrap_or_default(),
                     r.epsilon.as_ref().map(|e| e.to_string()).unwrap_or_default(),
                 )),
-                "job_refused" => summary.jobs_refused += 1,
+                // Refusals before the spend are not logged (they spend nothing); a spent job
+                // that failed is, with no reason (ARCHITECTURE.md, "The release boundary").
+                "job_failed" => summary.jobs_failed.push((
+                    r.job_id.clone().unwrap_or_default(),
+                    r.epsilon.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                )),
                 "job_cached" => {
                     let spent_nothing = r.epsilon.as_ref().is_some_and(|e| e.as_str().parse::<f64>() == Ok(0.0));
                     if !spent_nothing || !r.result_digest.is_some_and(|d| released.contains(&d)) {
@@ -116,7 +122,8 @@ pub fn verify_log(
                 i += 1;
                 if let Some(g) = &r.grant_id {
                     logged.insert(g.clone());
-                    if r.event == "job_released" && !issued.contains(g.as_str()) {
+                    // Every record that names a grant must name one the owner issued.
+                    if !issued.contains(g.as_str()) {
                         return Err(AuditError::UnknownGrant { record: i, job: r.job_id.clone().unwrap_or_default() });
                     }
                 }

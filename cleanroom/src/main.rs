@@ -72,7 +72,7 @@ enum Cmd {
         /// The owner's policy (public): sizes the deadline to the policy's worst case.
         #[arg(long)]
         policy: Option<PathBuf>,
-        /// Milliseconds from submission to the reply; default: the policy's worst case.
+        /// Milliseconds from the spend to the reply; default: the policy's worst case.
         #[arg(long)]
         deadline_ms: Option<u64>,
         #[arg(long)]
@@ -807,16 +807,19 @@ fn run(cmd: Cmd) -> Res {
             let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
             let s = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref())?;
             println!(
-                "audit log OK: {} records in {} segment(s); {} key releases, {} jobs released, {} refused{}",
+                "audit log OK: {} records in {} segment(s); {} key releases, {} jobs released, {} failed after the spend{}",
                 s.records,
                 s.segments,
                 s.keys_released,
                 s.jobs_released.len(),
-                s.jobs_refused,
+                s.jobs_failed.len(),
                 if s.simulated { "; SIMULATED attestation (development only)" } else { "" }
             );
             for (job, eps) in &s.jobs_released {
                 println!("  job {job}: ε {eps}");
+            }
+            for (job, eps) in &s.jobs_failed {
+                println!("  job {job}: failed after the spend (ε {eps} spent)");
             }
             for w in &s.warnings {
                 println!("  warning: {w}");

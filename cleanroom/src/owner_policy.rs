@@ -107,6 +107,8 @@ pub fn build(
         dataset_digest: m.dataset_digest,
         population: population.to_string(),
         privacy_unit: m.privacy_unit.clone(),
+        sealed_chunks: m.chunks,
+        rows_per_chunk: m.rows_per_chunk,
         columns: columns(m, labels, p.token_as_input)?,
         allowed_modules: modules,
         allowed_query_classes: QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),

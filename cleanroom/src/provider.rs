@@ -272,9 +272,8 @@ fn print_check(r: &CheckReport) {
     println!("  imports:         {}", if r.imports.is_empty() { "none".into() } else { r.imports.join(", ") });
     println!("  exports:         {}", r.exports.join(", "));
     println!(
-        "  limits:          memory {} MiB, time {} ms per job, Wasm stack {} KiB, one memory, one table of at most {} elements",
+        "  limits:          memory {} MiB per unit, a fresh instance per unit, Wasm stack {} KiB, one memory, one table of at most {} elements",
         r.config.memory_limit_bytes >> 20,
-        r.config.time_limit.as_millis(),
         r.config.max_wasm_stack >> 10,
         sandbox::MAX_TABLE_ELEMENTS
     );

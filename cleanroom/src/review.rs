@@ -40,7 +40,7 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
     let _ = writeln!(w, "Query {} (job {:?}) from {} (key {}…)", spec.digest(), spec.job_id, spec.collaborator, &hex::encode(provider.public_key.as_slice())[..16]);
     let _ = writeln!(w, "  module {} reads {}", spec.module_hash, if spec.inputs.is_empty() { "no columns".to_string() } else { spec.inputs.join(", ") });
     let _ = writeln!(w, "  each person (privacy unit) counts with at most {k} row(s), scored in an instance of its own");
-    let _ = writeln!(w, "  total cost: ε = {eps}, δ = {delta}; reply (result or job_failed) exactly {} ms after submission", spec.deadline_ms);
+    let _ = writeln!(w, "  total cost: ε = {eps}, δ = {delta}; reply (result or job_failed) exactly {} ms after the grant is spent", spec.deadline_ms);
     for o in &spec.outputs {
         match o {
             OutputSpec::GroupMean { name, group_by, lower, upper, epsilon } => {

@@ -551,7 +551,20 @@ impl Enclave {
         if index.dataset_digest != spec.dataset_digest {
             return Err(refuse("bad_sealed_index", "sealed index names another dataset"));
         }
-        let schedule = Schedule::new(&p.timing, &p.sandbox, index.chunks.len() as u64, index.rows_per_chunk)
+        if index.chunks.len() as u64 != p.sealed_chunks || index.rows_per_chunk != p.rows_per_chunk {
+            return Err(refuse(
+                "bad_sealed_index",
+                format!(
+                    "the sealed index lists {} chunks of {} rows; the policy's table has {} of {}",
+                    index.chunks.len(),
+                    index.rows_per_chunk,
+                    p.sealed_chunks,
+                    p.rows_per_chunk
+                ),
+            ));
+        }
+        // Sized from the policy's figures only (the index agrees with them).
+        let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk)
             .ok_or_else(|| refuse("deadline_overflow", "the table's worst case does not fit any deadline"))?;
         if spec.deadline_ms > p.timing.max_deadline_ms {
             return Err(refuse(
@@ -565,7 +578,7 @@ impl Enclave {
                 format!(
                     "deadline {} ms is below the worst case of {} ms for {} chunks of {} rows at {} fuel per unit",
                     spec.deadline_ms,
-                    schedule.minimum.as_millis().div_ceil(1) + 1,
+                    schedule.minimum.as_millis() + 1,
                     index.chunks.len(),
                     index.rows_per_chunk,
                     p.sandbox.fuel_per_unit
@@ -658,7 +671,7 @@ impl Enclave {
                 }
                 let chunk = decode_chunk(&blob).map_err(|e| failed("chunk", &e))?;
                 let batch = opener.open_next(chunk).map_err(|e| failed("ingest", &e))?;
-                if batch.rows as u64 > index.rows_per_chunk {
+                if batch.rows as u64 > self.policy.rows_per_chunk {
                     return Err(failed("ingest", &format!("chunk {i} holds more rows than the index declares")));
                 }
                 diag.borrow_mut().rows += batch.rows as u64;

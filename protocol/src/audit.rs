@@ -20,7 +20,8 @@ pub struct AuditRecord {
     pub prev: Digest,
     /// Unix seconds.
     pub time: u64,
-    /// "key_release", "job_released" or "job_refused".
+    /// "key_release", "job_released", "job_failed" (after the spend, with no reason) or
+    /// "job_cached".
     pub event: String,
     pub principal: String,
     pub job_id: Option<String>,

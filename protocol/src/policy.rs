@@ -116,6 +116,11 @@ pub struct Policy {
     pub population: String,
     /// Sealed column holding the privacy-unit token; privacy is per unit, not per row.
     pub privacy_unit: String,
+    /// The sealed table's public shape (from the manifest): the number of chunks and the
+    /// most rows in one. The job's schedule is sized from these, never from the sealed index
+    /// the host or provider hands over (which must agree).
+    pub sealed_chunks: u64,
+    pub rows_per_chunk: u64,
     /// The sealed schema and the roles each column may play.
     pub columns: Vec<ColumnPolicy>,
     /// SHA-256 of the Wasm modules allowed to run.

@@ -50,8 +50,8 @@ pub struct JobResult {
     pub evidence: Bytes,
     pub epsilon_spent: Decimal,
     pub delta_spent: Decimal,
-    /// Unix seconds: the submission time plus the query's deadline, fixed before any data
-    /// was read (not the clock when the job finished).
+    /// Unix seconds: the instant the grant was spent plus the query's deadline, fixed before
+    /// any data was read (not the clock when the job finished).
     pub released_at: u64,
     pub outputs: Vec<OutputRelease>,
 }

@@ -14,6 +14,8 @@ fn policy(k: u32) -> Policy {
         dataset_digest: Digest::default(),
         population: "test-population".into(),
         privacy_unit: "unit".into(),
+        sealed_chunks: 1,
+        rows_per_chunk: 1 << 20,
         columns: vec![
             col("unit", "token", vec![]),
             col("s", "f64", vec![ColumnRole::Input]),
@@ -28,8 +30,16 @@ fn policy(k: u32) -> Policy {
         max_epsilon_per_job: Decimal("10".into()),
         max_delta_per_job: Decimal("0.00001".into()),
         partition_delta: Decimal("0.000001".into()),
-        timing: Timing { max_deadline_ms: 1000, setup_ms: 1, ns_per_fuel: 1, unit_overhead_ns: 1, ingest_ns_per_row: 1 },
+        timing: Timing {
+            max_deadline_ms: 1000,
+            setup_ms: 1,
+            ns_per_fuel: 1,
+            unit_overhead_ns: 1,
+            ingest_ns_per_row: 1,
+            ns_per_memory_page: 1,
+        },
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
+        diagnostics_key: None,
     }
 }
 
@@ -108,7 +118,9 @@ fn assembler(p: &Policy, seed: [u8; 32]) -> UnitAssembler {
 fn accumulate(q: &QuerySpec, p: &Policy, batches: &[RecordBatch], seed: [u8; 32]) -> Accumulator {
     let mut acc = Accumulator::new(q, p).unwrap();
     let mut units = assembler(p, seed);
-    let mut absorb = |u: RecordBatch| acc.add_unit(&u, &model(&u));
+    let mut absorb = |u: RecordBatch| {
+        acc.add_unit(&u, &model(&u));
+    };
     for b in batches {
         units.push(b, &mut absorb).unwrap();
     }
@@ -179,10 +191,18 @@ fn exact_values_and_group_suppression() {
 #[test]
 fn rows_per_unit_are_bounded_before_aggregation() {
     // Unit 9 has five rows; only one of them may count.
-    let b = batch(&[(1, 0, 0, 0.9), (2, 0, 0, 0.9), (9, 0, 0, 0.9), (9, 0, 0, 0.9), (9, 0, 0, 0.9), (9, 0, 0, 0.9), (9, 0, 0, 0.9)]);
+    let b = batch(&[
+        (1, 0, 0, 0.9),
+        (2, 0, 0, 0.9),
+        (9, 0, 0, 0.9),
+        (9, 0, 0, 0.9),
+        (9, 0, 0, 0.9),
+        (9, 0, 0, 0.9),
+        (9, 0, 0, 0.9),
+    ]);
     let units = units_of(&policy(1), std::slice::from_ref(&b), [0; 32]);
     assert_eq!(units.iter().map(|u| u.rows).collect::<Vec<_>>(), vec![1, 1, 1]);
-    let report = accumulate(&spec("1"), &policy(1), &[b.clone()], [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact(1).unwrap();
     assert_eq!((report.units, report.units_absent), (3, 0));
     assert_eq!(values(&report.outputs[1]).iter().sum::<f64>(), 3.0);
     // With k = 3, three of unit 9's rows count.
@@ -196,7 +216,7 @@ fn a_unit_over_the_row_bound_is_absent() {
     // The accumulator does not trust its caller to have bounded the unit.
     let mut acc = Accumulator::new(&spec("1"), &policy(2)).unwrap();
     let three = batch(&[(1, 0, 0, 0.1), (1, 0, 0, 0.2), (1, 0, 0, 0.3)]);
-    acc.add_unit(&three, &model(&three));
+    assert!(!acc.add_unit(&three, &model(&three)));
     let report = acc.finish_exact(1).unwrap();
     assert_eq!((report.units, report.units_absent), (0, 1));
     assert!(report.outputs[0].values.is_empty());
@@ -242,7 +262,7 @@ fn valid_query_releases_every_output() {
 #[test]
 fn bad_units_are_absent() {
     let good = seven_units();
-    let reference = accumulate(&spec("1"), &policy(2), &[good.clone()], [0; 32]).finish_exact(1).unwrap();
+    let reference = accumulate(&spec("1"), &policy(2), std::slice::from_ref(&good), [0; 32]).finish_exact(1).unwrap();
     assert_eq!((reference.units, reference.units_absent), (7, 0));
 
     let unit = batch(&[(8, 0, 1, 0.7), (8, 1, 0, 0.1)]);
@@ -275,15 +295,14 @@ fn bad_units_are_absent() {
         let mut units = assembler(&policy(2), [0; 32]);
         let mut n = 0;
         let mut absorb = |u: RecordBatch| {
-            acc.add_unit(&u, &model(&u));
+            assert!(acc.add_unit(&u, &model(&u)));
             n += 1;
         };
         units.push(&good, &mut absorb).unwrap();
-        drop(absorb);
         assert_eq!(n, 6);
-        acc.add_unit(&unit, &scores);
+        assert!(!acc.add_unit(&unit, &scores), "{why}");
         let last = units.finish().unwrap();
-        acc.add_unit(&last, &model(&last));
+        assert!(acc.add_unit(&last, &model(&last)));
         let report = acc.finish_exact(1).unwrap();
         assert_eq!(report.outputs, reference.outputs, "{why}");
         assert_eq!((report.units, report.units_absent), (7, 1), "{why}");
@@ -300,7 +319,7 @@ fn a_bad_row_makes_its_whole_unit_absent() {
     // Unit 8's first row is fine, its second is not: none of it may count, in any output.
     let mut acc = Accumulator::new(&spec("1"), &policy(2)).unwrap();
     let unit = batch(&[(8, 0, 1, 0.7), (8, 0, 5, 0.1)]);
-    acc.add_unit(&unit, &model(&unit));
+    assert!(!acc.add_unit(&unit, &model(&unit)));
     let report = acc.finish_exact(1).unwrap();
     assert_eq!((report.units, report.units_absent), (0, 1));
     assert!(report.outputs[0].values.is_empty());
@@ -533,11 +552,12 @@ fn dictionary_values_survive_batch_boundaries() {
 #[test]
 fn group_outputs_are_sorted_by_key() {
     let dict = ["zeta", "alpha", "mid", "beta"];
-    let rows: Vec<(u16, u32, i64, f64)> =
-        (0..400u16).map(|i| (i, u32::from((i * 7 + 3) % 4), i64::from(i % 2 == 0), 0.25 + 0.5 * f64::from(i % 2))).collect();
+    let rows: Vec<(u16, u32, i64, f64)> = (0..400u16)
+        .map(|i| (i, u32::from((i * 7 + 3) % 4), i64::from(i % 2 == 0), 0.25 + 0.5 * f64::from(i % 2)))
+        .collect();
     let b = batch_with(&dict, &rows);
     let sorted = vec!["alpha", "beta", "mid", "zeta"];
-    let exact = accumulate(&spec("1"), &policy(1), &[b.clone()], [0; 32]).finish_exact(1).unwrap();
+    let exact = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact(1).unwrap();
     assert_eq!(keys(&exact.outputs[0]), sorted);
     let mut rng = dp::seeded_rng([9; 32]);
     let dp = accumulate(&spec("1000"), &policy(1), &[b], [0; 32]).finish_dp(&mut rng, 3, &delta("0.000001")).unwrap();
@@ -601,7 +621,7 @@ fn centred_sums_halve_the_sensitivity_of_zero_to_one_bounds() {
     assert_eq!(sum_sensitivity(0.0, 1.0, 2).unwrap(), 10_000);
     // The mechanism names the centred bound it used.
     let b = batch(&[(1, 0, 0, 0.2), (2, 0, 1, 0.4), (3, 0, 0, 0.9)]);
-    let acc = accumulate(&spec("1"), &policy(1), &[b.clone()], [0; 32]);
+    let acc = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]);
     let mut rng = dp::seeded_rng([1; 32]);
     let out = acc.finish_dp(&mut rng, 1, &delta("0.000001")).unwrap().into_outputs();
     assert!(out[0].sensitivity.contains("centred sum: 5000"), "{}", out[0].sensitivity);

@@ -4,16 +4,19 @@
 //! The shape follows wasmtime's embedding API:
 //!
 //! - a [`SandboxConfig`] (the limits) is fixed once when the [`Sandbox`] is built;
-//! - the [`Sandbox`] owns one wasmtime `Engine`, the epoch ticker thread and the cache of
-//!   compiled modules (keyed by SHA-256 of the module bytes);
+//! - the [`Sandbox`] owns one wasmtime `Engine` (pooling allocator, copy-on-write memory
+//!   images, fuel), the epoch ticker thread and the cache of compiled modules (keyed by
+//!   SHA-256 of the module bytes);
 //! - [`Sandbox::admit`] checks a module statically and compiles it, before anything runs;
-//! - [`Sandbox::start_job`] instantiates it in a fresh `Store` whose limits and deadline
-//!   belong to that one job; [`Job::process_batch`] streams batches through it.
+//! - [`Sandbox::unit_runner`] gives the enclave's path: [`UnitRunner::score`] runs each
+//!   privacy unit in a fresh `Store` and instance with that unit's fuel, so no state
+//!   crosses units, and an error makes only that unit absent;
+//! - [`Sandbox::start_job`] instantiates one `Store` for a whole job, fed batch after batch
+//!   ([`Job::process_batch`]; any error ends it): the provider's local runs and the
+//!   baseline of the isolation benchmark.
 //!
-//! Any error ends the job; the caller must then release nothing from it.
-//!
-//! The thread calling [`Sandbox::start_job`] and [`Job::process_batch`] runs the guest
-//! on its own stack: it needs at least `max_wasm_stack` plus about 256 KiB of stack.
+//! The thread calling into the guest runs it on its own stack: it needs at least
+//! `max_wasm_stack` plus about 256 KiB of stack.
 
 mod abi;
 mod admission;

@@ -148,6 +148,8 @@ fn policy_with_limits() -> protocol::policy::Policy {
         dataset_digest: protocol::Digest::of(b"abi-test dataset"),
         population: "abi-test population".into(),
         privacy_unit: "unit".into(),
+        sealed_chunks: 1,
+        rows_per_chunk: 1 << 20,
         columns: vec![
             ColumnPolicy { name: "unit".into(), sealed_type: "token".into(), roles: vec![] },
             ColumnPolicy { name: "x".into(), sealed_type: "f64".into(), roles: vec![ColumnRole::Input] },
@@ -166,8 +168,10 @@ fn policy_with_limits() -> protocol::policy::Policy {
             ns_per_fuel: 2,
             unit_overhead_ns: 1_000,
             ingest_ns_per_row: 1_000,
+            ns_per_memory_page: 1_000,
         },
         sandbox: SandboxLimits { fuel_per_unit: 10_000, memory_limit_bytes: 1 << 26, max_module_bytes: 1 << 22 },
+        diagnostics_key: None,
     };
     policy.validate().expect("test policy is valid");
     policy

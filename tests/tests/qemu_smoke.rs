@@ -33,10 +33,9 @@ fn smoke_policy() -> Policy {
         dataset_digest: Digest::of(b"qemu-smoke dataset"),
         population: "qemu-smoke-population".into(),
         privacy_unit: "customer_token".into(),
-        columns: vec![
-            column("customer_token", "token", vec![]),
-            column("income", "f64", vec![ColumnRole::Input]),
-        ],
+        sealed_chunks: 1,
+        rows_per_chunk: 1 << 20,
+        columns: vec![column("customer_token", "token", vec![]), column("income", "f64", vec![ColumnRole::Input])],
         allowed_modules: vec![Digest::of(b"qemu-smoke module")],
         allowed_query_classes: vec!["histogram".into()],
         collaborators: vec![Collaborator {
@@ -54,8 +53,10 @@ fn smoke_policy() -> Policy {
             ns_per_fuel: 2,
             unit_overhead_ns: 30_000,
             ingest_ns_per_row: 3_000,
+            ns_per_memory_page: 2_000,
         },
         sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
+        diagnostics_key: None,
     };
     policy.validate().expect("the smoke policy is valid");
     policy
