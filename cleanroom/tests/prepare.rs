@@ -205,7 +205,7 @@ fn sealed_output_never_contains_raw_identifiers() {
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     for c in &f.rows {
         for v in [&c.customer_id, &c.email, &c.ssn, &c.phone, &c.full_name, &c.zip] {
-            assert!(!contains(v.as_bytes()), "sealed output contains a raw identifier");
+            assert!(!contains(v.as_bytes()), "sealed output contains a raw identifier {v:?}");
         }
     }
     // Sanity check of the check: the plaintext identifiers are in the source.

@@ -15,7 +15,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-const AAD_LABEL: &[u8] = b"cleanroom/sealed-chunk/v1";
+const AAD_LABEL: &[u8] = b"cleanroom/sealed-chunk/v2";
 
 /// A 256-bit data key. Zeroized on drop; never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
@@ -82,7 +82,34 @@ fn key(k: &DataKey) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k.0).expect("32-byte AES-256 key"))
 }
 
-/// Seal one plaintext chunk.
+/// Smallest padded plaintext length for a table whose largest encoded chunk is
+/// `max_encoded` bytes: a power of two, at least 4 KiB, with room for the length prefix.
+/// Every chunk of a table is padded to it, so a chunk's size says nothing about its rows,
+/// its dictionaries or its values, and the table's only visible size is its chunk count.
+pub fn padded_len_for(max_encoded: usize) -> usize {
+    max_encoded.saturating_add(4).max(4096).next_power_of_two()
+}
+
+/// `u32le(len) ‖ encoded ‖ zeros` of exactly `padded_len` bytes; `None` if it does not fit.
+pub fn pad(encoded: &[u8], padded_len: usize) -> Option<Vec<u8>> {
+    let len = u32::try_from(encoded.len()).ok()?;
+    if encoded.len().checked_add(4)? > padded_len {
+        return None;
+    }
+    let mut out = vec![0u8; padded_len];
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out[4..4 + encoded.len()].copy_from_slice(encoded);
+    Some(out)
+}
+
+/// The encoded batch inside a padded plaintext; the padding must be all zeros.
+fn unpad(plain: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(plain.get(..4)?.try_into().ok()?) as usize;
+    let body = plain.get(4..4usize.checked_add(len)?)?;
+    plain[4 + len..].iter().all(|&b| b == 0).then_some(body)
+}
+
+/// Seal one (padded, see [`pad`]) plaintext chunk.
 pub fn seal_chunk(k: &DataKey, dataset: &Digest, index: u64, last: bool, plaintext: &[u8]) -> SealedChunk {
     let mut buf = plaintext.to_vec();
     key(k)
@@ -133,7 +160,8 @@ impl Opener {
         let index = chunk.index;
         let plain = open_chunk(&self.key, &self.dataset, &mut chunk)?;
         self.plaintext_digest.update(plain);
-        let batch = crate::table::RecordBatch::decode(plain)
+        let body = unpad(plain).ok_or_else(|| SealError::BadPlaintext { index, why: "bad padding".into() })?;
+        let batch = crate::table::RecordBatch::decode(body)
             .map_err(|e| SealError::BadPlaintext { index, why: e.to_string() })?;
         self.next += 1;
         self.ended = last;
@@ -167,7 +195,12 @@ mod tests {
     }
 
     fn sealed(key: &DataKey, ds: &Digest, n: u64) -> Vec<SealedChunk> {
-        (0..n).map(|i| seal_chunk(key, ds, i, i + 1 == n, &batch(i as f64).encode())).collect()
+        (0..n)
+            .map(|i| {
+                let enc = batch(i as f64).encode();
+                seal_chunk(key, ds, i, i + 1 == n, &pad(&enc, padded_len_for(enc.len())).unwrap())
+            })
+            .collect()
     }
 
     fn read_all(key: &DataKey, ds: &Digest, chunks: Vec<SealedChunk>) -> Result<Vec<RecordBatch>, SealError> {
@@ -240,5 +273,21 @@ mod tests {
     #[test]
     fn key_debug_is_redacted() {
         assert_eq!(format!("{:?}", DataKey([0xab; 32])), "DataKey(<redacted>)");
+    }
+
+    #[test]
+    fn padding_hides_a_chunk_s_content_size() {
+        let small = batch(1.0).encode();
+        let mut big = small.clone();
+        big.extend_from_slice(&[0xff; 100]);
+        let n = padded_len_for(big.len());
+        assert_eq!(pad(&small, n).unwrap().len(), pad(&big, n).unwrap().len());
+        assert_eq!(unpad(&pad(&small, n).unwrap()), Some(&small[..]));
+        assert!(pad(&big, big.len()).is_none(), "no room for the prefix");
+        let mut bad = pad(&small, n).unwrap();
+        *bad.last_mut().unwrap() = 1;
+        assert_eq!(unpad(&bad), None, "non-zero padding is refused");
+        assert_eq!(padded_len_for(0), 4096);
+        assert_eq!(padded_len_for(5000), 8192);
     }
 }

@@ -108,6 +108,8 @@ pub struct Side {
     front: Endpoint,
     pub index: Digest,
     pub modules: HashMap<String, Digest>,
+    /// Sizes of the sealed chunk blobs the host stores.
+    pub chunk_sizes: Vec<usize>,
 }
 
 /// The extra person of D′: `K` rows, a zip3 no one else has, extreme values, defaulted.
@@ -191,9 +193,11 @@ impl Side {
             digests.insert(name.to_string(), dg);
         }
         let mut chunks = vec![];
+        let mut chunk_sizes = vec![];
         for i in 0..r.chunks {
             let bytes = std::fs::read(r.chunks_dir.join(cleanroom::prepare::chunk_file_name(i))).expect("chunk");
             let dg = Digest::of(&bytes);
+            chunk_sizes.push(bytes.len());
             blobs.insert(dg, bytes);
             names.insert(dg, format!("chunk:{i}"));
             chunks.push(dg);
@@ -242,6 +246,7 @@ impl Side {
             front,
             index: index_digest,
             modules: digests,
+            chunk_sizes,
         }
     }
 

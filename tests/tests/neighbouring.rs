@@ -140,6 +140,8 @@ fn neighbouring_dataset_audit_of_everything_the_enclave_emits() {
     let d1 = Side::new(true, &modules, &store);
     assert_eq!(d.manifest.chunks, d1.manifest.chunks, "the audit needs D and D′ in the same number of chunks");
     assert_eq!(d.manifest.rows_per_chunk, ROWS_PER_CHUNK);
+    // What the host stores: chunks padded to one length, so D and D′ look the same at rest.
+    assert_eq!(d.chunk_sizes, d1.chunk_sizes, "sealed chunk sizes differ between D and D′");
     let deadline = d.deadline_ms() as f64;
     // NEIGHBOURING_ONLY=a,b runs a subset (for negative controls while developing).
     let only = std::env::var("NEIGHBOURING_ONLY").ok();

@@ -277,12 +277,18 @@ pub fn prepare(
         let end = rows.min(start.saturating_add(per));
         let batch = RecordBatch::new(sealed.iter().map(|c| slice(c, start, end)).collect())
             .map_err(|e| PrepareError::InvalidRules(format!("building a record batch: {e}")))?;
-        let enc = batch.encode();
-        digest_ctx.update(&enc);
-        plaintexts.push(enc);
+        plaintexts.push(batch.encode());
         start = end;
     }
     drop(sealed);
+    // Every chunk is padded to one length, so the host learns the chunk count and that
+    // length (a power of two), not the rows, dictionaries or values inside.
+    let padded_len = protocol::sealed::padded_len_for(plaintexts.iter().map(Vec::len).max().unwrap_or(0));
+    for p in plaintexts.iter_mut() {
+        *p = protocol::sealed::pad(p, padded_len)
+            .ok_or_else(|| PrepareError::InvalidRules("a chunk does not fit its padded length".into()))?;
+        digest_ctx.update(p);
+    }
     let dataset_digest = Digest(digest_ctx.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"));
     let chunks = plaintexts.len() as u64;
 
