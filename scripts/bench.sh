@@ -9,8 +9,12 @@ json() { grep '^{' || true; }
 
 # Sealed ingest vs raw AES-256-GCM.
 cargo bench -q -p cleanroom-protocol --bench sealed_ingest 2>/dev/null | json
-# Wasm sandbox vs native (logistic regression, GBDT), instantiate and compile time.
-cargo bench -q -p cleanroom-sandbox 2>/dev/null | json
+# Wasm sandbox vs native (logistic regression, GBDT), instantiate and compile time; then
+# per-unit isolation: credit-lr with a fresh instance per unit next to one instance per
+# batch, the isolation cost per unit, fuel per unit of the three examples, wall time per
+# fuel and per memory page (sandbox/benches/isolation/; CLEANROOM_BENCH_ONLY=units runs
+# only that part; with CLEANROOM_BENCH_LOAD=2 it runs beside two spinning threads).
+cargo bench -q -p cleanroom-sandbox --bench sandbox 2>/dev/null | json
 # Attestation verification vs an independent reference (Python cryptography, if present).
 cargo bench -q -p attestation-verifier --bench verify 2>/dev/null | json
 # EIF build and PCR hashing.
@@ -24,7 +28,7 @@ if [ "${BENCH_QEMU:-0}" = 1 ]; then QEMU_SMOKE_SKIP_EIF="${QEMU_SMOKE_SKIP_EIF:-
 
 # The demo's enclave job, end to end through the real processes.
 # Release quantum 1 ms here so the figure measures the work, not the quantum.
-ROWS="${BENCH_ROWS:-1000000}"
+ROWS="${BENCH_ROWS:-20000}"
 DEMO_QUANTUM_MS=1 DEMO_ROWS="$ROWS" ./scripts/demo.sh > target/bench-demo.log 2>&1 || { tail -20 target/bench-demo.log; exit 1; }
 python3 - "$ROOT/target/demo" "$ROWS" <<'PY'
 import json, sys

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/target/release"
 WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr.wasm"
 DEMO="$ROOT/target/demo"
-ROWS="${DEMO_ROWS:-100000}"
+ROWS="${DEMO_ROWS:-20000}"
 PROVIDER="acme-models"
 JOB="demo-job-1"
 
@@ -31,8 +31,10 @@ head -c 400 "$DEMO/provider/public-manifest.json"; echo " …"
 heading "2b. Provider creates its key; owner writes the policy naming it"
 PROVIDER_PUB="$(cr keygen --out "$DEMO/provider/provider.key" | sed -n 's/^public key.*: //p')"
 echo "provider public key $PROVIDER_PUB"
+DIAG_PUB="$(cr diagnostics keygen --out "$DEMO/owner/diagnostics.key" | sed -n 's/^public key.*: //p')"
 cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/owner/manifest.json" \
     --allow-module "$WASM" --collaborator "$PROVIDER=$PROVIDER_PUB" --label defaulted --max-epsilon 1 \
+    --diagnostics-key "$DIAG_PUB" \
     --out "$DEMO/owner/policy.toml"
 POLICY_DIGEST="$(cr policy digest "$DEMO/owner/policy.toml")"
 POPULATION="$(sed -n 's/^population = "\(.*\)"/\1/p' "$DEMO/owner/policy.toml")"
@@ -90,6 +92,8 @@ cr audit verify "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulat
 cr audit export "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0" \
     --out "$DEMO/evidence-bundle.json"
 cr budget show --ledger "$DEMO/ledger.sqlite"
+echo "the owner alone reads the job's sealed diagnostics (exact counts never leave in clear):"
+cr diagnostics show "$DEMO/audit.log" --key "$DEMO/owner/diagnostics.key"
 
 heading "Accuracy cost of ε: DP results next to the owner's own exact check"
 cr owner-check --sealed "$DEMO/sealed" --keys "$DEMO/owner/owner.keys" --policy "$DEMO/owner/policy.toml" \

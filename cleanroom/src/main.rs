@@ -200,6 +200,8 @@ struct AttestArgs {
     allow_simulated: bool,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum PolicyCmd {
     /// Write a policy for a prepared dataset.
@@ -225,7 +227,7 @@ enum PolicyCmd {
         #[arg(long, default_value_t = 1)]
         max_rows_per_unit: u32,
         /// Fuel per privacy unit; a unit that runs out is absent from the job.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 40_000)]
         fuel_per_unit: u64,
         /// Longest deadline a query may declare.
         #[arg(long, default_value_t = 600_000)]

@@ -32,7 +32,7 @@ impl Default for PolicyParams {
             max_epsilon_per_job: "1".into(),
             max_delta_per_job: "0.00001".into(),
             partition_delta: "0.000001".into(),
-            fuel_per_unit: 20_000,
+            fuel_per_unit: 40_000,
             max_deadline_ms: 600_000,
             memory_limit_bytes: 2 << 20,
             max_module_bytes: 8 << 20,
@@ -42,19 +42,21 @@ impl Default for PolicyParams {
     }
 }
 
-/// Worst-case figures for one enclave vCPU, measured with margin on the development
-/// machine (2 cores, see BENCHMARKS.md): a fresh instance of a trivial module costs about
-/// 3 µs, a unit that spins away its fuel about 0.1 ns per unit of fuel, and a unit that grows
-/// and touches its whole 2 MiB memory about 2.5 µs per 64 KiB page. An enclave slower than
-/// this misses deadlines (the job fails at its deadline), never replies at another instant.
+/// Worst-case figures for one dedicated enclave vCPU, measured on the development machine
+/// (BENCHMARKS.md, "Per-unit isolation"): a fresh instance of credit-lr costs about 11 µs
+/// (a trivial module 2.4 µs); a unit of fuel costs 0.07 ns in a busy loop but up to 9 ns
+/// in a loop of subnormal float multiplies, the slowest pattern measured; a unit that writes
+/// its whole 2 MiB memory costs about 0.7 µs per 64 KiB page in a warm pool slot. An enclave
+/// slower than this (a loaded host) misses deadlines (the job fails at its deadline), never
+/// replies at another instant.
 pub fn default_timing(max_deadline_ms: u64) -> Timing {
     Timing {
         max_deadline_ms,
         setup_ms: 250,
-        ns_per_fuel: 1,
-        unit_overhead_ns: 30_000,
+        ns_per_fuel: 10,
+        unit_overhead_ns: 60_000,
         ingest_ns_per_row: 3_000,
-        ns_per_memory_page: 5_000,
+        ns_per_memory_page: 3_000,
     }
 }
 

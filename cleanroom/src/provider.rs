@@ -58,7 +58,7 @@ pub enum ProviderCmd {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
     /// Fuel the module may spend on one privacy unit; a unit that runs out is absent.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 40_000)]
     pub fuel_per_unit: u64,
     #[arg(long, default_value_t = 2)]
     pub memory_limit_mib: u64,
@@ -78,7 +78,7 @@ impl LimitArgs {
 
 impl Default for LimitArgs {
     fn default() -> Self {
-        LimitArgs { fuel_per_unit: 20_000, memory_limit_mib: 2, max_module_mib: 8 }
+        LimitArgs { fuel_per_unit: 40_000, memory_limit_mib: 2, max_module_mib: 8 }
     }
 }
 

@@ -5,9 +5,14 @@
 //! `CLEANROOM_BENCH_RUNS` the repetitions (best of 3), `CLEANROOM_BENCH_ONLY` picks one
 //! model (`credit_lr` or `credit_gbdt`). `CLEANROOM_WASM_RUSTFLAGS` builds the modules
 //! with extra rustc flags (e.g. `-C target-feature=+simd128`).
+//!
+//! Then per-unit isolation (`isolation/mod.rs`, `CLEANROOM_BENCH_ONLY=units` for that
+//! alone): credit-lr with a fresh instance per unit against one instance per batch, the
+//! isolation cost per unit, fuel per unit of the three examples, wall time per fuel.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod isolation;
 
 use cleanroom_sandbox::{Sandbox, SandboxConfig};
 use common::*;
@@ -138,7 +143,7 @@ fn main() {
     let rows: usize = std::env::var("CLEANROOM_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let runs: usize = std::env::var("CLEANROOM_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let only = std::env::var("CLEANROOM_BENCH_ONLY").unwrap_or_default();
-    let data = batches(rows);
+    let data = if only == "units" || only == "probe" { Vec::new() } else { batches(rows) };
     if only.is_empty() || only == "credit_lr" {
         bench_model("credit_lr", &credit_lr_wasm(), &CreditLr::default(), &data, runs);
     }
@@ -155,5 +160,9 @@ fn main() {
         let t = Instant::now();
         sb.admit(&wasm).expect("admit credit-loss");
         line("credit_loss_compile", t.elapsed().as_secs_f64() * 1e3, "ms", None);
+    }
+    drop(data);
+    if only.is_empty() || only == "units" || only == "probe" {
+        isolation::run();
     }
 }

@@ -169,10 +169,7 @@ fn runners_are_checked_against_the_module() {
     let sb = sandbox();
     let m = sb.admit(&wat(STATEFUL)).unwrap();
     let later = Instant::now() + Duration::from_secs(60);
-    assert!(matches!(
-        sb.unit_runner(&m, &[], FUEL, later),
-        Err(RunError::InputCount { declared: 1, given: 0 })
-    ));
+    assert!(matches!(sb.unit_runner(&m, &[], FUEL, later), Err(RunError::InputCount { declared: 1, given: 0 })));
     let other = Sandbox::new(SandboxConfig { ..config() }).unwrap();
     assert!(matches!(other.unit_runner(&m, &["x".to_string()], FUEL, later), Err(RunError::ForeignModule)));
 }

@@ -82,7 +82,7 @@ impl Default for WorldOptions {
             rows_per_chunk: 500,
             budget: "2",
             extra_modules: vec![],
-            fuel_per_unit: 20_000,
+            fuel_per_unit: 40_000,
             policy_args: vec![],
         }
     }
@@ -154,7 +154,18 @@ impl World {
         let population = init.rsplit(' ').next().expect("population").to_string();
         let policy_digest = run(&["policy", "digest", policy.to_str().unwrap()]);
         let l = ledger.to_str().unwrap();
-        run(&["budget", "cap", "--ledger", l, "--population", &population, "--epsilon", opts.budget, "--delta", "0.01"]);
+        run(&[
+            "budget",
+            "cap",
+            "--ledger",
+            l,
+            "--population",
+            &population,
+            "--epsilon",
+            opts.budget,
+            "--delta",
+            "0.01",
+        ]);
         run(&[
             "budget",
             "set",

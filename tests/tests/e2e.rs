@@ -42,7 +42,9 @@ fn assert_job_failed(o: &std::process::Output) {
     let errors: Vec<&str> = t.trim().lines().filter(|l| l.contains("error")).collect();
     assert_eq!(
         errors,
-        vec!["cleanroom: error: job_failed: the job failed after its grant was spent (by design, nothing more is said)"],
+        vec![
+            "cleanroom: error: job_failed: the job failed after its grant was spent (by design, nothing more is said)"
+        ],
         "{t}"
     );
 }
@@ -199,16 +201,25 @@ fn flipped_byte_in_a_sealed_chunk_fails_ingest() {
     );
 }
 
+/// The policy names the sealed table's chunk count, so an index that drops the final
+/// chunk is refused before the spend, on public inputs alone, with a precise code; the
+/// grant is intact and the job then runs on the real index.
 #[test]
-fn dropped_final_chunk_fails_ingest() {
-    tampered_ingest(
-        |w| {
-            let mut chunks = w.chunk_blobs();
-            chunks.pop();
-            w.upload_index(&chunks)
-        },
-        "truncated",
-    );
+fn dropped_final_chunk_is_refused_before_the_spend() {
+    let w = World::start(WorldOptions::default());
+    let o = w.release("job-1");
+    assert!(o.status.success(), "{}", text(&o));
+    let mut chunks = w.chunk_blobs();
+    chunks.pop();
+    let index = w.upload_index(&chunks);
+    let (o, result) = w.submit("job-1", &credit_lr_wasm(), &index);
+    assert_fails_with(&o, "bad_sealed_index");
+    assert!(!result.exists(), "no result may be written");
+    assert_eq!(audit_events(&w), vec!["key_release"], "a refusal before the spend is not logged");
+    let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
+    assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
+    assert!(result.exists());
+    assert_eq!(audit_events(&w), vec!["key_release", "job_released"]);
 }
 
 #[test]

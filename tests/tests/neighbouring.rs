@@ -11,7 +11,7 @@ use cleanroom_e2e::neighbours::{
 use std::collections::BTreeMap;
 
 /// Jobs per side and module.
-const RUNS: usize = 12;
+const RUNS: usize = 8;
 /// Two instants observed on D and D′ may differ by scheduling noise, never by more.
 const TIMING_TOLERANCE_MS: f64 = 40.0;
 
