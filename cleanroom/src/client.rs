@@ -413,6 +413,7 @@ pub fn create_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String
 /// Read the owner's X25519 diagnostics secret.
 pub fn read_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
-    let seed = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?);
+    let seed =
+        zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?);
     seed.as_slice().try_into().map_err(|_| format!("{}: a diagnostics key is 32 bytes", path.display()))
 }

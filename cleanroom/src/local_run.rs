@@ -33,7 +33,8 @@ pub fn run_exact(
     spec: &QuerySpec,
     policy: &Policy,
 ) -> Result<ExactRun, LocalRunError> {
-    let sandbox = Sandbox::new(SandboxConfig::from_policy(policy)).map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
+    let sandbox =
+        Sandbox::new(SandboxConfig::from_policy(policy)).map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
     let module = sandbox.admit(wasm).map_err(|e| LocalRunError::Admission(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_millis(policy.timing.max_deadline_ms);
     let mut runner = sandbox
@@ -42,8 +43,12 @@ pub fn run_exact(
     let mut acc = Accumulator::new(spec, policy)?;
     // Bounding picks rows at random only for units over the limit; a fixed seed keeps
     // the owner's check reproducible.
-    let mut units =
-        UnitAssembler::new(&policy.privacy_unit, UnitAssembler::needed_columns(spec), policy.max_rows_per_unit, [0; 32]);
+    let mut units = UnitAssembler::new(
+        &policy.privacy_unit,
+        UnitAssembler::needed_columns(spec),
+        policy.max_rows_per_unit,
+        [0; 32],
+    );
     let mut score = |unit: RecordBatch| {
         // A fault while scoring one unit makes it absent, as in the enclave.
         let scores = runner.score(&unit).unwrap_or_default();

@@ -521,7 +521,9 @@ fn run(cmd: Cmd) -> Res {
             let secret = cleanroom::client::read_diagnostics_key(&key)?;
             for signed in host_proxy_log(&log)? {
                 let rec: protocol::audit::AuditRecord = signed.decode()?;
-                let (Some(d), Some(q), Some(g)) = (&rec.diagnostics, &rec.query_digest, &rec.grant_id) else { continue };
+                let (Some(d), Some(q), Some(g)) = (&rec.diagnostics, &rec.query_digest, &rec.grant_id) else {
+                    continue;
+                };
                 let sealed: protocol::diagnostics::SealedDiagnostics = protocol::from_cbor(d.as_slice())?;
                 let aad = protocol::diagnostics::job_aad(q, g);
                 let d = protocol::diagnostics::open(&secret, &aad, &sealed)?;
@@ -705,11 +707,18 @@ fn run(cmd: Cmd) -> Res {
                 spec.job_id, spec.deadline_ms
             );
             let proof = session.submission_proof(&provider, &spec.digest());
-            let reply = session.call(&ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob: sealed_index, proof })?;
+            let reply = session.call(&ClientMessage::SubmitJob {
+                spec,
+                module_blob,
+                sealed_index_blob: sealed_index,
+                proof,
+            })?;
             let result = match reply {
                 EnclaveMessage::JobResult { result } => result,
                 EnclaveMessage::JobFailed => {
-                    return Err("job_failed: the job failed after its grant was spent (by design, nothing more is said)".into())
+                    return Err(
+                        "job_failed: the job failed after its grant was spent (by design, nothing more is said)".into(),
+                    )
                 }
                 _ => return Err("unexpected reply to job submission".into()),
             };

@@ -68,9 +68,14 @@ pub fn columns(m: &Manifest, labels: &[String], token_as_input: bool) -> Result<
         match schema.iter().find(|(n, _)| n == l) {
             Some((_, t)) if t == "i64" => {}
             Some((_, t)) => {
-                return Err(DecodeError::Invalid { what: "policy", why: format!("label {l:?} is {t}, a label is i64 0/1") })
+                return Err(DecodeError::Invalid {
+                    what: "policy",
+                    why: format!("label {l:?} is {t}, a label is i64 0/1"),
+                })
             }
-            None => return Err(DecodeError::Invalid { what: "policy", why: format!("label {l:?} is not a sealed column") }),
+            None => {
+                return Err(DecodeError::Invalid { what: "policy", why: format!("label {l:?} is not a sealed column") })
+            }
         }
     }
     Ok(schema

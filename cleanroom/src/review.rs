@@ -37,10 +37,27 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
     let delta = release::query_delta(spec, policy)?;
     let mut t = String::new();
     let w = &mut t;
-    let _ = writeln!(w, "Query {} (job {:?}) from {} (key {}…)", spec.digest(), spec.job_id, spec.collaborator, &hex::encode(provider.public_key.as_slice())[..16]);
-    let _ = writeln!(w, "  module {} reads {}", spec.module_hash, if spec.inputs.is_empty() { "no columns".to_string() } else { spec.inputs.join(", ") });
-    let _ = writeln!(w, "  each person (privacy unit) counts with at most {k} row(s), scored in an instance of its own");
-    let _ = writeln!(w, "  total cost: ε = {eps}, δ = {delta}; reply (result or job_failed) exactly {} ms after the grant is spent", spec.deadline_ms);
+    let _ = writeln!(
+        w,
+        "Query {} (job {:?}) from {} (key {}…)",
+        spec.digest(),
+        spec.job_id,
+        spec.collaborator,
+        &hex::encode(provider.public_key.as_slice())[..16]
+    );
+    let _ = writeln!(
+        w,
+        "  module {} reads {}",
+        spec.module_hash,
+        if spec.inputs.is_empty() { "no columns".to_string() } else { spec.inputs.join(", ") }
+    );
+    let _ =
+        writeln!(w, "  each person (privacy unit) counts with at most {k} row(s), scored in an instance of its own");
+    let _ = writeln!(
+        w,
+        "  total cost: ε = {eps}, δ = {delta}; reply (result or job_failed) exactly {} ms after the grant is spent",
+        spec.deadline_ms
+    );
     for o in &spec.outputs {
         match o {
             OutputSpec::GroupMean { name, group_by, lower, upper, epsilon } => {
@@ -67,13 +84,28 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
             }
             OutputSpec::Histogram { name, edges, epsilon } => {
                 let p = plan_laplace(&release::parse_epsilon(epsilon)?, u64::from(k))?;
-                let _ = writeln!(w, "  {name}: the number of rows per score bin ({} bins from {} to {}); ε = {epsilon}", edges.len() - 1, edges[0], edges[edges.len() - 1]);
-                let _ = writeln!(w, "    95% of the time each count is within ±{} (discrete Laplace, scale {})", p.ci95_half_width, p.scale);
+                let _ = writeln!(
+                    w,
+                    "  {name}: the number of rows per score bin ({} bins from {} to {}); ε = {epsilon}",
+                    edges.len() - 1,
+                    edges[0],
+                    edges[edges.len() - 1]
+                );
+                let _ = writeln!(
+                    w,
+                    "    95% of the time each count is within ±{} (discrete Laplace, scale {})",
+                    p.ci95_half_width, p.scale
+                );
             }
             OutputSpec::Auc { name, label, bins, epsilon } => {
                 let p = plan_laplace(&release::parse_epsilon(epsilon)?, u64::from(k))?;
                 let _ = writeln!(w, "  {name}: the AUC of the score against {label}, from noisy score histograms ({bins} bins per label); ε = {epsilon}");
-                let _ = writeln!(w, "    95% of the time each of the {} bin counts is within ±{}", 2 * bins, p.ci95_half_width);
+                let _ = writeln!(
+                    w,
+                    "    95% of the time each of the {} bin counts is within ±{}",
+                    2 * bins,
+                    p.ci95_half_width
+                );
             }
         }
     }

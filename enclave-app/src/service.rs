@@ -1,8 +1,8 @@
 //! The enclave's service: attested channel, key release, job execution, release.
 
+use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
-use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use protocol::audit::{link_digest, AuditRecord, AUDIT_CONTEXT};
 use protocol::deadline::Schedule;
 use protocol::diagnostics::Diagnostics;
@@ -209,12 +209,10 @@ impl Enclave {
                     key_released = true;
                     self.release_key(dataset_digest, data_key, &grant)
                 }
-                ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob, proof } => {
-                    match exporter(&tls.conn) {
-                        Ok(ex) => self.submit(&ex, &spec, module_blob, sealed_index_blob, &proof),
-                        Err(r) => Err(r),
-                    }
-                }
+                ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob, proof } => match exporter(&tls.conn) {
+                    Ok(ex) => self.submit(&ex, &spec, module_blob, sealed_index_blob, &proof),
+                    Err(r) => Err(r),
+                },
             };
             match reply {
                 Ok(reply) => transport::send(&mut tls, &reply)?,
@@ -270,7 +268,12 @@ impl Enclave {
         }
         match self.policy.collaborator(&g.collaborator) {
             Some(c) if c.public_key == g.provider_public_key => {}
-            Some(_) => return Err(refuse("grant_wrong_provider_key", "grant names a key the policy does not list for its collaborator")),
+            Some(_) => {
+                return Err(refuse(
+                    "grant_wrong_provider_key",
+                    "grant names a key the policy does not list for its collaborator",
+                ))
+            }
             None => {
                 return Err(refuse(
                     "collaborator_not_allowed",
@@ -291,7 +294,10 @@ impl Enclave {
         if eps > release::parse_epsilon(&self.policy.max_epsilon_per_job)? {
             return Err(refuse(
                 "grant_exceeds_policy",
-                format!("grant ε {} exceeds the policy's per-job maximum {}", g.epsilon, self.policy.max_epsilon_per_job),
+                format!(
+                    "grant ε {} exceeds the policy's per-job maximum {}",
+                    g.epsilon, self.policy.max_epsilon_per_job
+                ),
             ));
         }
         if release::parse_delta(&g.delta)? > release::parse_delta(&self.policy.max_delta_per_job)? {
@@ -424,10 +430,9 @@ impl Enclave {
 
     /// The submission is by the key the policy lists for its collaborator, on this channel.
     fn check_proof(&self, exporter: &[u8], spec: &QuerySpec, proof: &Bytes) -> Result<(), Refusal> {
-        let c = self
-            .policy
-            .collaborator(&spec.collaborator)
-            .ok_or_else(|| refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator)))?;
+        let c = self.policy.collaborator(&spec.collaborator).ok_or_else(|| {
+            refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator))
+        })?;
         let signed = Signed {
             context: SUBMIT_CONTEXT.into(),
             payload: Bytes(submit_binding(exporter, &spec.digest()).as_bytes().to_vec()),
@@ -447,7 +452,8 @@ impl Enclave {
         let cache_key = (spec.digest(), spec.dataset_digest, spec.module_hash);
         let cached = self.state.lock().expect("state lock").released.get(&cache_key).cloned();
         let Some(signed) = cached else { return Ok(None) };
-        let mut rec = self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent", now_secs());
+        let mut rec =
+            self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent", now_secs());
         rec.job_id = Some(spec.job_id.clone());
         rec.dataset_digest = Some(spec.dataset_digest);
         rec.module_hash = Some(spec.module_hash);
@@ -502,7 +508,10 @@ impl Enclave {
         }
         let delta = release::query_delta(spec, p)?;
         if delta > *release::parse_delta(&p.max_delta_per_job)?.as_rational() {
-            return Err(refuse("delta_exceeds_policy", format!("query costs δ = {delta}, above the policy's per-job maximum")));
+            return Err(refuse(
+                "delta_exceeds_policy",
+                format!("query costs δ = {delta}, above the policy's per-job maximum"),
+            ));
         }
         let acc = Accumulator::new(spec, p)?;
         let (grant, key) = {
@@ -524,10 +533,16 @@ impl Enclave {
             return Err(refuse("grant_expired", "the grant for this query has expired"));
         }
         if eps > release::parse_epsilon(&grant.epsilon)? {
-            return Err(refuse("epsilon_exceeds_grant", format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon)));
+            return Err(refuse(
+                "epsilon_exceeds_grant",
+                format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon),
+            ));
         }
         if delta > *release::parse_delta(&grant.delta)?.as_rational() {
-            return Err(refuse("delta_exceeds_grant", format!("query costs δ = {delta}, the grant covers {}", grant.delta)));
+            return Err(refuse(
+                "delta_exceeds_grant",
+                format!("query costs δ = {delta}, the grant covers {}", grant.delta),
+            ));
         }
         let wasm = self.host.get_blob(&module_blob)?;
         let module = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;
@@ -667,7 +682,10 @@ impl Enclave {
                     .map_err(|_| failed("schedule", &"the fetcher ended early"))?
                     .map_err(|e| failed("host", &e))?;
                 if overrun.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Err(failed("schedule", &format!("scoring fell {FETCH_QUEUE} chunks behind before chunk {i}")));
+                    return Err(failed(
+                        "schedule",
+                        &format!("scoring fell {FETCH_QUEUE} chunks behind before chunk {i}"),
+                    ));
                 }
                 let chunk = decode_chunk(&blob).map_err(|e| failed("chunk", &e))?;
                 let batch = opener.open_next(chunk).map_err(|e| failed("ingest", &e))?;

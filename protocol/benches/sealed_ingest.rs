@@ -28,14 +28,13 @@ fn main() {
     let key = DataKey([9; 32]);
     let ds = Digest::of(b"bench");
     let (rows, chunks) = (16_384, 32);
-    let sealed: Vec<_> =
-        (0..chunks)
-            .map(|i| {
-                let enc = batch(rows, i).encode();
-                let padded = pad(&enc, padded_len_for(enc.len())).expect("fits");
-                seal_chunk(&key, &ds, i as u64, i + 1 == chunks, &padded)
-            })
-            .collect();
+    let sealed: Vec<_> = (0..chunks)
+        .map(|i| {
+            let enc = batch(rows, i).encode();
+            let padded = pad(&enc, padded_len_for(enc.len())).expect("fits");
+            seal_chunk(&key, &ds, i as u64, i + 1 == chunks, &padded)
+        })
+        .collect();
     let bytes: usize = sealed.iter().map(|c| c.ciphertext.0.len()).sum();
     let mb = bytes as f64 / 1e6;
 

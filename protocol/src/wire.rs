@@ -25,14 +25,27 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EnclaveMessage {
-    Evidence { platform: String, simulated: bool, document: Bytes, public_key: Bytes, policy_digest: Digest },
-    KeyAccepted { grant_id: String },
-    JobResult { result: Signed },
+    Evidence {
+        platform: String,
+        simulated: bool,
+        document: Bytes,
+        public_key: Bytes,
+        policy_digest: Digest,
+    },
+    KeyAccepted {
+        grant_id: String,
+    },
+    JobResult {
+        result: Signed,
+    },
     /// The one reply after a grant is spent that is not a result: no code, no message, no
     /// number, sent at the job's deadline like a result.
     JobFailed,
     /// A refusal before any grant is spent and any data is read; depends on no data.
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// Enclave → host.

@@ -81,11 +81,10 @@ pub fn query_delta(spec: &QuerySpec, policy: &Policy) -> Result<dp::Rational, Re
 }
 
 fn partition_delta(policy: &Policy) -> Result<dp::Rational, ReleaseError> {
-    policy
-        .partition_delta
-        .as_str()
-        .parse()
-        .map_err(|e: dp::DpError| ReleaseError::BadEpsilon { value: policy.partition_delta.to_string(), why: e.to_string() })
+    policy.partition_delta.as_str().parse().map_err(|e: dp::DpError| ReleaseError::BadEpsilon {
+        value: policy.partition_delta.to_string(),
+        why: e.to_string(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,7 +570,6 @@ fn select_groups<G: Ord + Clone, R: RngCore + CryptoRng + ?Sized>(
     Ok(dp::mechanism::group_counts_with_selection_total(counts, epsilon, delta, min_group_size, k, rng)?)
 }
 
-
 fn mechanism_name<R: RngCore + CryptoRng>(mode: &Mode<'_, R>) -> &'static str {
     match mode {
         Mode::Dp { .. } => "discrete_laplace",
@@ -637,7 +635,10 @@ fn group_mean<R: RngCore + CryptoRng>(
         Mode::Exact { min_group_size } => {
             for (g, &(c, s)) in groups {
                 if c >= *min_group_size {
-                    values.push(ReleasedValue { key: g.clone(), value: fp.decode(centre) + fp.decode(clamp_true(s)) / c as f64 });
+                    values.push(ReleasedValue {
+                        key: g.clone(),
+                        value: fp.decode(centre) + fp.decode(clamp_true(s)) / c as f64,
+                    });
                 }
             }
             scale = "0".into();

@@ -203,20 +203,13 @@ impl Side {
         let index_digest = Digest::of(&index_bytes);
         blobs.insert(index_digest, index_bytes);
         names.insert(index_digest, "index".into());
-        let host = Arc::new(RecordingHost {
-            blobs,
-            policy: policy.to_toml().into_bytes(),
-            names,
-            events: Mutex::new(vec![]),
-        });
+        let host =
+            Arc::new(RecordingHost { blobs, policy: policy.to_toml().into_bytes(), names, events: Mutex::new(vec![]) });
         let host_ep = serve_host(host.clone());
         let platform = Box::new(enclave_app::platform::SimulatedPlatform::with_measurement(IMAGE));
-        let enclave = enclave_app::service::Enclave::boot(
-            platform,
-            policy.clone(),
-            enclave_app::host::HostClient::new(host_ep),
-        )
-        .expect("enclave boots");
+        let enclave =
+            enclave_app::service::Enclave::boot(platform, policy.clone(), enclave_app::host::HostClient::new(host_ep))
+                .expect("enclave boots");
         let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().expect("endpoint")).expect("front listener");
         let front = listener.local_endpoint().expect("front endpoint");
         std::thread::spawn(move || {
@@ -384,12 +377,7 @@ impl Observation {
         // Instants count from the enclave's last request before the spend (the sealed
         // index): admission before it (compiling the module) depends on public inputs only,
         // and takes as long on D as on D′ up to machine noise.
-        let spend = self
-            .events
-            .iter()
-            .find(|e| e.what == "get_blob:index")
-            .map(|e| e.at)
-            .unwrap_or(self.submitted);
+        let spend = self.events.iter().find(|e| e.what == "get_blob:index").map(|e| e.at).unwrap_or(self.submitted);
         let mut timings = vec![("reply".to_string(), ms(self.replied.saturating_duration_since(spend)))];
         match &self.reply {
             Ok(EnclaveMessage::JobResult { result }) => {
@@ -507,8 +495,10 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
 pub fn hostile_wat(behaviour: &str) -> String {
     let on_target = match behaviour {
         // State across units: once the target was seen, every later row scores 1.0.
-        "cross_row" => "(if (call $target) (then (global.set $seen (i32.const 1))))
-             (if (global.get $seen) (then (call $fill (local.get $rows) (f64.const 1))))",
+        "cross_row" => {
+            "(if (call $target) (then (global.set $seen (i32.const 1))))
+             (if (global.get $seen) (then (call $fill (local.get $rows) (f64.const 1))))"
+        }
         "trap" => "(if (call $target) (then unreachable))",
         // Spends time (well within its fuel) only on the target.
         "busy_loop" => "(if (call $target) (then (call $spin (i32.const 4000))))",
@@ -520,14 +510,16 @@ pub fn hostile_wat(behaviour: &str) -> String {
         // grown and touched page by page, then all its fuel spent on subnormal multiplies
         // (so it is absent).
         // The schedule must still hold.
-        "worst_case" => "(drop (memory.grow (i32.const 31)))
+        "worst_case" => {
+            "(drop (memory.grow (i32.const 31)))
              (local.set $i (i32.const 0))
              (block $d (loop $t
                (br_if $d (i32.ge_u (local.get $i) (i32.const 2097152)))
                (i32.store8 (local.get $i) (i32.const 1))
                (local.set $i (i32.add (local.get $i) (i32.const 4096)))
                (br $t)))
-             (call $subnormal_spin (i32.const 100000000))",
+             (call $subnormal_spin (i32.const 100000000))"
+        }
         other => panic!("unknown behaviour {other}"),
     };
     format!(
