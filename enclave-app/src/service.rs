@@ -101,6 +101,10 @@ pub struct Enclave {
     job_lock: Mutex<()>,
 }
 
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -400,7 +404,7 @@ impl Enclave {
         // The clock is read once more, at the spend: the deadline counts from here. What
         // came before (admission, compiling the module) depends only on public inputs.
         let start = Instant::now();
-        let start_wall = now_secs();
+        let start_wall_ms = now_millis();
         let deadline = start + Duration::from_millis(spec.deadline_ms);
         let job = SpentJob {
             job_id: spec.job_id.clone(),
@@ -412,7 +416,8 @@ impl Enclave {
             epsilon: Decimal(release::query_epsilon(spec)?.to_string()),
             delta: Decimal(release::query_delta(spec, &self.policy)?.to_string()),
             deadline,
-            released_at: start_wall.saturating_add(spec.deadline_ms.div_ceil(1000)),
+            // The second in which the deadline falls: never after the reply leaves.
+            released_at: start_wall_ms.saturating_add(spec.deadline_ms) / 1000,
         };
         // The spend. From here on the module sees data, so whatever happens the grant is
         // gone, and nothing leaves but what `conclude` builds.

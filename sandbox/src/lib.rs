@@ -368,14 +368,7 @@ impl Sandbox {
         // Wake at the first tick that may be past the deadline, then check the clock.
         let ticks = (cfg.time_limit.as_micros() / EPOCH_TICK.as_micros()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_callback(|ctx| {
-            let s = ctx.data();
-            if Instant::now() >= s.deadline {
-                Err(host::abort(RunError::TimeLimit { limit: s.time_limit }))
-            } else {
-                Ok(wasmtime::UpdateDeadline::Continue(1))
-            }
-        });
+        abort_at_deadline(&mut store);
         let instance = module.pre.instantiate(&mut store).map_err(|e| host::classify(&store, e, true))?;
         let memory = instance
             .get_memory(&mut store, abi::EXPORT_MEMORY)
@@ -502,14 +495,7 @@ impl UnitRunner {
         store.set_fuel(self.fuel_per_unit).map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
         // The epoch ticker only backs up the job's deadline; fuel is what bounds a unit.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            let s = ctx.data();
-            if Instant::now() >= s.deadline {
-                Err(host::abort(RunError::TimeLimit { limit: s.time_limit }))
-            } else {
-                Ok(wasmtime::UpdateDeadline::Continue(1))
-            }
-        });
+        abort_at_deadline(store);
         if Instant::now() >= self.deadline {
             return Err(RunError::TimeLimit { limit: store.data().time_limit });
         }
@@ -538,6 +524,18 @@ impl UnitRunner {
         }
         Ok(())
     }
+}
+
+/// At every epoch tick past the store's deadline, end the call with a time-limit error.
+fn abort_at_deadline(store: &mut Store<HostState>) {
+    store.epoch_deadline_callback(|ctx| {
+        let s = ctx.data();
+        if Instant::now() >= s.deadline {
+            Err(host::abort(RunError::TimeLimit { limit: s.time_limit }))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
+    });
 }
 
 /// One job: one instance in its own store, fed batch after batch. Used by the provider's

@@ -367,8 +367,10 @@ impl Observation {
     /// A signed time equals the submission second plus the deadline (the enclave's clock
     /// may have read the next second at submission).
     fn at_deadline(&self, t: u64) -> bool {
-        let d = self.submitted_wall + self.deadline_s;
-        t == d || t == d + 1
+        // The enclave signs the second in which spend + deadline falls; the spend comes a
+        // moment after the submission.
+        let earliest = self.submitted_wall + self.deadline_s.saturating_sub(1);
+        (earliest..=self.submitted_wall + self.deadline_s + 1).contains(&t)
     }
 
     pub fn transcript(&self) -> Transcript {

@@ -55,8 +55,10 @@ fn trap_module() -> Vec<u8> {
     module_ending_with("(unreachable)")
 }
 
-/// One i64 input. When the unit's first value is not zero it spins `spins` iterations (8
-/// fuel each) and scores 1.0, otherwise it scores 0.0 at once.
+/// One i64 input. When the unit's first value is not zero it spins `spins` iterations of a
+/// multiply on a subnormal float (12 fuel each, and slow: subnormal arithmetic is the most
+/// time per fuel the timing figures allow for) and scores 1.0; otherwise it scores 0.0 at
+/// once.
 fn spin_on_nonzero_module(spins: u32) -> Vec<u8> {
     wat::parse_str(format!(
         r#"(module
@@ -64,16 +66,20 @@ fn spin_on_nonzero_module(spins: u32) -> Vec<u8> {
              (import "cleanroom" "emit" (func $emit (param i32 i32)))
              (memory (export "memory") 1)
              (func (export "cleanroom_process_batch") (param $rows i32) (result i32)
-               (local $n i32) (local $i i32) (local $score f64)
+               (local $n i32) (local $i i32) (local $score f64) (local $x f64)
                (if (i32.gt_u (local.get $rows) (i32.const 64)) (then (return (i32.const 3))))
                (drop (call $read_i64 (i32.const 0) (i32.const 0) (local.get $rows)))
                (if (i64.ne (i64.load (i32.const 0)) (i64.const 0))
                  (then
                    (local.set $score (f64.const 1))
                    (local.set $n (i32.const {spins}))
+                   (local.set $x (f64.const 1e-310))
                    (loop $spin
+                     (local.set $x (f64.mul (local.get $x) (f64.const 1.0000001)))
                      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-                     (br_if $spin (i32.ne (local.get $n) (i32.const 0))))))
+                     (br_if $spin (i32.ne (local.get $n) (i32.const 0))))
+                   ;; keep the multiplies: the score depends on them (x never reaches 1)
+                   (if (f64.eq (local.get $x) (f64.const 1)) (then (local.set $score (f64.const 0.5))))))
                (block $done
                  (loop $l
                    (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
@@ -387,14 +393,15 @@ fn another_key_or_the_host_with_a_job_id_from_the_audit_log_cannot_spend_a_grant
 
 #[test]
 fn a_module_that_spins_on_one_data_bit_replies_at_the_same_instant() {
-    // 1,000 customers; 2 · 10^6 fuel per unit, of which a unit whose bit is set spends
-    // 1.6 · 10^6 (about 0.15 ms here, and 0.15 s over the table, without the deadline).
-    let spin = spin_on_nonzero_module(200_000);
+    // 1,000 customers; 2 · 10^5 fuel per unit, of which a unit whose bit is set spends
+    // 1.2 · 10^5 in subnormal multiplies: about 0.35 ms here, so that without the deadline
+    // and the fetch schedule the job with every bit set replies about 0.35 s later.
+    let spin = spin_on_nonzero_module(10_000);
     let rows = 1000u64;
     let w = World::start(WorldOptions {
         rows,
         rows_per_chunk: 250,
-        fuel_per_unit: 2_000_000,
+        fuel_per_unit: 200_000,
         extra_modules: vec![("spin.wasm".into(), spin)],
         budget: "4",
         ..Default::default()

@@ -107,6 +107,18 @@ fn replies_leave_at_the_deadline_whatever_the_noise() {
         assert!(o.status.success(), "{}", text(&o));
         let spec = w.read_query(&w.query(&job, &credit_lr_wasm()));
         deadline_ms = spec.deadline_ms;
+        if i == 0 {
+            // The first admission compiles the module (before the spend, from public inputs,
+            // and only once per module): warm that up with a submission the enclave refuses
+            // after compiling, for a sealed index the host does not hold. Nothing is spent.
+            let missing = protocol::Digest::of(b"no such sealed index").to_hex();
+            let warm = w.raw_submit(&spec, module_blob, &missing, &key);
+            assert!(
+                matches!(&warm.message, EnclaveMessage::Error { code, .. } if code == "host_failed"),
+                "{:?}",
+                warm.message
+            );
+        }
         let submitted = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let reply = w.raw_submit(&spec, module_blob, &w.index, &key);
         let r: JobResult = match reply.message {
@@ -154,4 +166,31 @@ fn query_on_an_undeclared_column_spends_nothing() {
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
     assert_eq!(spent(&w), "1");
     assert_eq!(audit_events(&w), vec!["key_release", "job_released"]);
+}
+
+/// `released_at` is the instant the reply leaves, so it is never later than the moment the
+/// provider holds the result, and the audit log (whose records carry it) stays in time
+/// order. A deadline that is not a whole number of seconds, submitted early in a second,
+/// shows the difference between the deadline instant and ⌊spend⌋ + ⌈deadline⌉.
+#[test]
+fn released_at_never_runs_ahead_of_the_reply() {
+    let w = World::start(WorldOptions::default());
+    let mut spec = w.read_query(&w.query("job-1", &credit_lr_wasm()));
+    spec.deadline_ms += 500;
+    let q = w.write_query("job-1.half-second.toml", &spec);
+    assert!(w.release_query(&q).status.success());
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    while now().subsec_millis() >= 100 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (o, result) = w.submit_query(&q, &credit_lr_wasm(), &w.index);
+    let received = now().as_secs();
+    assert!(o.status.success(), "{}", text(&o));
+    let r: JobResult = serde_json::from_slice::<Signed>(&std::fs::read(&result).unwrap()).unwrap().decode().unwrap();
+    assert!(r.released_at <= received, "released_at {} is after the result was received ({received})", r.released_at);
+    // The cached answer right after appends a record stamped with the clock.
+    let (o, _) = w.submit_query(&q, &credit_lr_wasm(), &w.index);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = w.verify_audit(&w.fetch_audit());
+    assert!(o.status.success(), "{}", text(&o));
 }

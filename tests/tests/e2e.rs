@@ -180,6 +180,8 @@ fn tampered_ingest(manipulate: impl FnOnce(&World) -> String, detail: &str) {
     assert!(!log.contains(detail), "the audit log names the failure");
     let o = w.verify_audit(&w.fetch_audit());
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 jobs released, 1 failed after the spend"), "{}", text(&o));
+    assert!(text(&o).contains("job job-1: failed after the spend (ε 1 spent)"), "{}", text(&o));
 }
 
 #[test]

@@ -14,7 +14,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn run_job(rows: u64) -> (u64, u64) {
-    let w = World::start(WorldOptions { rows, rows_per_chunk: 4096, ..Default::default() });
+    // credit-lr needs about 3,400 fuel per one-row unit; a tight fuel keeps the job's
+    // worst-case deadline (which the reply waits for) short.
+    let w = World::start(WorldOptions { rows, rows_per_chunk: 4096, fuel_per_unit: 5_000, ..Default::default() });
     let o = w.release("job-1");
     assert!(o.status.success(), "{}", text(&o));
     let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
@@ -32,8 +34,10 @@ fn run_job(rows: u64) -> (u64, u64) {
 
 #[test]
 fn enclave_peak_memory_does_not_grow_with_the_table() {
-    let (small_rss, small_bytes) = run_job(25_000);
-    let (large_rss, large_bytes) = run_job(400_000);
+    // Whole chunks (4,096 rows each), so that the sealed bytes grow exactly with the rows:
+    // a partial last chunk is padded to a full one.
+    let (small_rss, small_bytes) = run_job(3 * 4096);
+    let (large_rss, large_bytes) = run_job(48 * 4096);
     eprintln!(
         "enclave peak RSS: {small_rss} KiB for {small_bytes} sealed bytes, {large_rss} KiB for {large_bytes} sealed bytes"
     );
