@@ -27,9 +27,11 @@ if [ -x scripts/bench_dp.sh ]; then ./scripts/bench_dp.sh | json; fi
 if [ "${BENCH_QEMU:-0}" = 1 ]; then QEMU_SMOKE_SKIP_EIF="${QEMU_SMOKE_SKIP_EIF:-0}" ./scripts/qemu-smoke.sh | json; fi
 
 # The demo's enclave job, end to end through the real processes.
-# Release quantum 1 ms here so the figure measures the work, not the quantum.
+# The reply waits for the query's deadline (fixed before data is read, sized from the worst
+# case), so this figure is the deadline per 1,000 rows; the work itself is the per-unit
+# isolation figures above.
 ROWS="${BENCH_ROWS:-20000}"
-DEMO_QUANTUM_MS=1 DEMO_ROWS="$ROWS" ./scripts/demo.sh > target/bench-demo.log 2>&1 || { tail -20 target/bench-demo.log; exit 1; }
+DEMO_ROWS="$ROWS" ./scripts/demo.sh > target/bench-demo.log 2>&1 || { tail -20 target/bench-demo.log; exit 1; }
 python3 - "$ROOT/target/demo" "$ROWS" <<'PY'
 import json, sys
 demo, rows = sys.argv[1], int(sys.argv[2])
@@ -37,6 +39,5 @@ t = json.load(open(f"{demo}/timings.json"))
 def out(name, value, unit):
     print(json.dumps({"bench": name, "value": value, "unit": unit, "baseline": None, "ratio": None}))
 out("enclave_job_ms_per_1k_rows", round(t["submit_s"] * 1000.0 / (rows / 1000.0), 3), "ms")
-out("e2e_ingest_through_proxy_mb_s", round(t["sealed_bytes"] / 1e6 / t["submit_s"], 1), "MB/s")
 out("release_cli_start_to_key_delivered_ms", round(t["release_s"] * 1000.0, 1), "ms")
 PY
