@@ -496,18 +496,25 @@ fn run(cmd: Cmd) -> Res {
         Cmd::Policy(PolicyCmd::Digest { policy }) => println!("{}", load_policy(&policy)?.digest()),
         Cmd::QueryInit { manifest, module, job, collaborator, policy, deadline_ms, out } => {
             let m = load_public_manifest(&manifest)?;
-            let deadline_ms = match (deadline_ms, policy) {
+            let mut spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator, 60_000);
+            spec.deadline_ms = match (deadline_ms, policy) {
                 (Some(d), _) => d,
                 (None, Some(p)) => {
                     let p = load_policy(&p)?;
-                    let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk)
-                        .ok_or("the policy's worst case overflows")?;
+                    let groups = spec.outputs.iter().filter(|o| matches!(o, OutputSpec::GroupMean { .. })).count();
+                    let s = protocol::deadline::Schedule::new(
+                        &p.timing,
+                        &p.sandbox,
+                        m.chunks,
+                        m.rows_per_chunk,
+                        groups as u64,
+                    )
+                    .ok_or("the policy's worst case overflows")?;
                     // whole seconds above the worst case
                     (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
                 }
                 (None, None) => 60_000,
             };
-            let spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator, deadline_ms);
             spec.validate()?;
             write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
             println!("query written to {} (ε total {})", out.display(), release::query_epsilon(&spec)?);

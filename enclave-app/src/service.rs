@@ -584,7 +584,7 @@ impl Enclave {
             ));
         }
         // Sized from the policy's figures only (the index agrees with them).
-        let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk)
+        let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk, group_outputs(spec))
             .ok_or_else(|| refuse("deadline_overflow", "the table's worst case does not fit any deadline"))?;
         if spec.deadline_ms > p.timing.max_deadline_ms {
             return Err(refuse(
@@ -717,6 +717,11 @@ impl Enclave {
         let delta = release::parse_delta(&self.policy.partition_delta).map_err(|e| failed("release", &e))?;
         acc.finish_dp(&mut rng, self.policy.min_group_size, &delta).map_err(|e| failed("release", &e))
     }
+}
+
+/// How many outputs of `spec` are group-bys (each may release up to one group per row).
+pub fn group_outputs(spec: &QuerySpec) -> u64 {
+    spec.outputs.iter().filter(|o| matches!(o, protocol::job::OutputSpec::GroupMean { .. })).count() as u64
 }
 
 /// A stable name for the kind of fault that made a unit absent (owner diagnostics).

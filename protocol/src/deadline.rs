@@ -11,6 +11,13 @@ use crate::policy::{SandboxLimits, Timing};
 
 /// Bytes in a WebAssembly page.
 pub const WASM_PAGE: u64 = 65_536;
+
+/// Worst-case nanoseconds to noise and release one group of a group-by output (two exact
+/// samples and a map update; the sampler draws about 10 million samples a second). A
+/// group-by releases at most one group per sealed row, so the schedule reserves this for
+/// every row of every group-by output: how many groups the data holds cannot move the
+/// reply.
+pub const RELEASE_NS_PER_GROUP: u64 = 2_000;
 use std::time::Duration;
 
 /// The public schedule of one job.
@@ -27,7 +34,13 @@ pub struct Schedule {
 
 impl Schedule {
     /// `None` when the figures overflow (a policy or index no real job could meet).
-    pub fn new(t: &Timing, limits: &SandboxLimits, chunks: u64, rows_per_chunk: u64) -> Option<Schedule> {
+    pub fn new(
+        t: &Timing,
+        limits: &SandboxLimits,
+        chunks: u64,
+        rows_per_chunk: u64,
+        group_outputs: u64,
+    ) -> Option<Schedule> {
         let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
         let unit_ns = limits
             .fuel_per_unit
@@ -38,8 +51,10 @@ impl Schedule {
         let slot_ns = row_ns.checked_mul(rows_per_chunk)?;
         let setup = Duration::from_millis(t.setup_ms);
         let work = Duration::from_nanos(slot_ns.checked_mul(chunks)?);
-        // setup before the first fetch, and again for noise, signing and the audit append
-        let minimum = setup.checked_mul(2)?.checked_add(work)?;
+        let rows = chunks.checked_mul(rows_per_chunk)?;
+        let release = Duration::from_nanos(rows.checked_mul(group_outputs)?.checked_mul(RELEASE_NS_PER_GROUP)?);
+        // setup before the first fetch, and again for signing and the audit append
+        let minimum = setup.checked_mul(2)?.checked_add(work)?.checked_add(release)?;
         Some(Schedule { setup, chunk_slot: Duration::from_nanos(slot_ns), chunks, minimum })
     }
 
@@ -71,18 +86,22 @@ mod tests {
 
     #[test]
     fn minimum_covers_every_row_a_unit_at_full_fuel() {
-        let s = Schedule::new(&timing(), &limits(10_000), 4, 1_000).unwrap();
+        let s = Schedule::new(&timing(), &limits(10_000), 4, 1_000, 0).unwrap();
         // per row: 10,000 × 2 + 20,000 + 10 pages × 100 + 1,000 = 42,000 ns; 4,000 rows =
         // 168 ms; + 2 × 100 ms
         assert_eq!(s.chunk_slot, Duration::from_nanos(42_000_000));
         assert_eq!(s.minimum, Duration::from_millis(368));
         assert_eq!(s.fetch_at(0), Duration::from_millis(100));
         assert_eq!(s.fetch_at(3), Duration::from_millis(226));
+        // one group-by output: 4,000 rows × 2 µs more
+        let g = Schedule::new(&timing(), &limits(10_000), 4, 1_000, 1).unwrap();
+        assert_eq!(g.minimum, Duration::from_millis(376));
     }
 
     #[test]
     fn overflow_is_none_not_a_panic() {
-        assert!(Schedule::new(&timing(), &limits(u64::MAX), 4, 1_000).is_none());
-        assert!(Schedule::new(&timing(), &limits(10), u64::MAX, u64::MAX).is_none());
+        assert!(Schedule::new(&timing(), &limits(u64::MAX), 4, 1_000, 0).is_none());
+        assert!(Schedule::new(&timing(), &limits(10), u64::MAX, u64::MAX, 0).is_none());
+        assert!(Schedule::new(&timing(), &limits(10), 4, 1_000, u64::MAX).is_none());
     }
 }

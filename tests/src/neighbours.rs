@@ -252,7 +252,8 @@ impl Side {
     /// The shortest deadline the policy accepts for this table, plus a margin.
     pub fn deadline_ms(&self) -> u64 {
         let p = &self.policy;
-        let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, self.manifest.chunks, ROWS_PER_CHUNK)
+        // The audit query has one group-by output.
+        let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, self.manifest.chunks, ROWS_PER_CHUNK, 1)
             .expect("schedule");
         s.minimum.as_millis() as u64 + 60
     }
