@@ -376,20 +376,23 @@ mod pcrs_json_tests {
     }
 }
 
-/// A provider's Ed25519 key file: the 32-byte seed as hex, one line, mode 0600.
-pub fn read_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let seed = hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?;
-    let seed: [u8; 32] = seed.try_into().map_err(|_| format!("{}: a provider key is 32 bytes", path.display()))?;
-    Ok(protocol::signing::SigningKey::from_seed(seed))
+/// A 32-byte secret kept as one hex line in a file of mode 0600 (a provider's Ed25519 seed,
+/// an owner's X25519 diagnostics key). Every copy is zeroized when dropped.
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let bytes =
+        zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?);
+    let secret: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| format!("{}: a {what} is 32 bytes", path.display()))?;
+    Ok(zeroize::Zeroizing::new(secret))
 }
 
-/// Create a provider key file (refuses to overwrite one) and return the key.
-pub fn create_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
+/// Create a fresh secret file (refuses to overwrite one).
+fn create_secret_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed[..])
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret[..])
         .map_err(|_| "system randomness failed".to_string())?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -397,23 +400,27 @@ pub fn create_provider_key(path: &std::path::Path) -> Result<protocol::signing::
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = zeroize::Zeroizing::new(hex::encode(&seed[..]));
+    let text = zeroize::Zeroizing::new(hex::encode(&secret[..]));
     f.write_all(text.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(protocol::signing::SigningKey::from_seed(*seed))
+    Ok(secret)
 }
 
-/// Create the owner's X25519 diagnostics key file (hex secret, mode 0600; refuses to
-/// overwrite) and return its public half.
+/// A provider's Ed25519 key file (`cleanroom keygen`).
+pub fn read_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
+    Ok(protocol::signing::SigningKey::from_seed(*read_secret_file(path, "provider key")?))
+}
+
+/// Create a provider key file and return the key.
+pub fn create_provider_key(path: &std::path::Path) -> Result<protocol::signing::SigningKey, String> {
+    Ok(protocol::signing::SigningKey::from_seed(*create_secret_file(path)?))
+}
+
+/// Create the owner's X25519 diagnostics key file and return its public half.
 pub fn create_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String> {
-    let key = create_provider_key(path)?;
-    drop(key);
-    Ok(protocol::diagnostics::public_key(&read_diagnostics_key(path)?))
+    Ok(protocol::diagnostics::public_key(&*create_secret_file(path)?))
 }
 
 /// Read the owner's X25519 diagnostics secret.
-pub fn read_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
-    let seed =
-        zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| format!("{}: not a hex key", path.display()))?);
-    seed.as_slice().try_into().map_err(|_| format!("{}: a diagnostics key is 32 bytes", path.display()))
+pub fn read_diagnostics_key(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    read_secret_file(path, "diagnostics key")
 }

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use cleanroom::client::{connect_attested, BlobClient, Expected};
 use cleanroom::keystore::KeyStore;
-use cleanroom::ledger::{GrantRequest, Ledger};
+use cleanroom::ledger::Ledger;
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::{Manifest, PublicManifest};
@@ -635,38 +635,20 @@ fn run(cmd: Cmd) -> Res {
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
             // The owner grants exactly what it reviewed.
             print!("{}", cleanroom::review::review(&spec, &policy, 100)?);
-            let provider = policy
-                .collaborator(&spec.collaborator)
-                .ok_or_else(|| format!("{:?} is not a collaborator in the policy", spec.collaborator))?;
-            let epsilon = release::query_epsilon(&spec)?.to_string();
-            let delta = release::query_delta(&spec, &policy)?.to_string();
             let expect = expected(&attest, policy.digest())?;
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
             let data_key = ks
                 .data_key(&policy.dataset_digest)
                 .ok_or_else(|| format!("no data key for dataset {} in {}", policy.dataset_digest, keys.display()))?;
-            let mut grant_nonce = [0u8; 16];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut grant_nonce)
-                .map_err(|_| "system randomness failed")?;
-            let t = now();
-            // Recorded as spent before anything is sent: a crash loses budget, never creates it.
-            let grant = Ledger::open(&ledger)?.issue_grant(GrantRequest {
-                grant_id: format!("grant-{}", hex::encode(grant_nonce)),
-                job_id: &spec.job_id,
-                query_digest: spec.digest(),
-                dataset: policy.dataset_digest,
-                population: &policy.population,
-                policy_digest: policy.digest(),
-                collaborator: &spec.collaborator,
-                provider_public_key: provider.public_key.as_slice(),
-                epsilon: &epsilon,
-                delta: &delta,
-                enclave_public_key: &session.public_key,
-                nonce: grant_nonce,
-                now: t,
-                expires_at: t + ttl,
-            })?;
+            let grant = cleanroom::review::grant_for_query(
+                &mut Ledger::open(&ledger)?,
+                &policy,
+                &spec,
+                &session.public_key,
+                now(),
+                ttl,
+            )?;
             println!(
                 "ledger: granted ε {} δ {} for query {} (job {}) to {}; collaborator ε remaining {} -> {}, population ε remaining {} -> {}",
                 grant.epsilon,

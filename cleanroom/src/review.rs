@@ -111,3 +111,49 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
     }
     Ok(t)
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("{0:?} is not a collaborator in the policy")]
+    NotACollaborator(String),
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
+    #[error("system randomness failed")]
+    Random,
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+}
+
+/// Record in the ledger, and return, the grant for exactly `spec` (its digest, its ε and δ,
+/// the key the policy lists for its collaborator) to the enclave key `enclave_public_key`.
+/// Written before anything is sent: a crash loses budget, never creates it.
+pub fn grant_for_query(
+    ledger: &mut crate::ledger::Ledger,
+    policy: &Policy,
+    spec: &QuerySpec,
+    enclave_public_key: &[u8],
+    now: u64,
+    ttl: u64,
+) -> Result<protocol::grant::BudgetGrant, GrantError> {
+    let provider = policy
+        .collaborator(&spec.collaborator)
+        .ok_or_else(|| GrantError::NotACollaborator(spec.collaborator.clone()))?;
+    let mut nonce = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(|_| GrantError::Random)?;
+    Ok(ledger.issue_grant(crate::ledger::GrantRequest {
+        grant_id: format!("grant-{}", hex::encode(nonce)),
+        job_id: &spec.job_id,
+        query_digest: spec.digest(),
+        dataset: policy.dataset_digest,
+        population: &policy.population,
+        policy_digest: policy.digest(),
+        collaborator: &spec.collaborator,
+        provider_public_key: provider.public_key.as_slice(),
+        epsilon: &release::query_epsilon(spec)?.to_string(),
+        delta: &release::query_delta(spec, policy)?.to_string(),
+        enclave_public_key,
+        nonce,
+        now,
+        expires_at: now.saturating_add(ttl),
+    })?)
+}

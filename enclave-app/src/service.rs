@@ -75,11 +75,11 @@ struct State {
     pending: HashMap<Digest, BudgetGrant>,
     /// Every grant id this instance has ever accepted.
     seen: HashSet<String>,
-    /// Averaging defence: signed results already released, by (query digest, dataset
-    /// digest, module hash). An identical query gets the same signed answer again without
-    /// a grant, without spending and without drawing new noise. Bounded by the number of
-    /// grants the owner signed (each entry cost one).
-    released: HashMap<(Digest, Digest, Digest), Signed>,
+    /// Averaging defence: signed results already released, by query digest (which covers
+    /// the dataset digest and the module hash). An identical query gets the same signed
+    /// answer again without a grant, without spending and without drawing new noise.
+    /// Bounded by the number of grants the owner signed (each entry cost one).
+    released: HashMap<Digest, Signed>,
 }
 
 struct AuditChain {
@@ -396,11 +396,13 @@ impl Enclave {
         proof: &Bytes,
     ) -> Result<EnclaveMessage, Refusal> {
         let _one_job_at_a_time = self.job_lock.lock().expect("job lock");
-        self.check_proof(exporter, spec, proof)?;
-        if let Some(cached) = self.cached(spec)? {
+        // Names the query everywhere below: the proof, the cache, the grant, the records.
+        let query_digest = spec.digest();
+        self.check_proof(exporter, spec, &query_digest, proof)?;
+        if let Some(cached) = self.cached(spec, &query_digest)? {
             return Ok(cached);
         }
-        let admitted = self.admit(spec, module_blob, index_blob, now_secs())?;
+        let admitted = self.admit(spec, &query_digest, module_blob, index_blob, now_secs())?;
         // The clock is read once more, at the spend: the deadline counts from here. What
         // came before (admission, compiling the module) depends only on public inputs.
         let start = Instant::now();
@@ -411,7 +413,7 @@ impl Enclave {
             collaborator: spec.collaborator.clone(),
             dataset_digest: spec.dataset_digest,
             module_hash: spec.module_hash,
-            query_digest: spec.digest(),
+            query_digest,
             grant: admitted.grant.clone(),
             epsilon: Decimal(release::query_epsilon(spec)?.to_string()),
             delta: Decimal(release::query_delta(spec, &self.policy)?.to_string()),
@@ -427,20 +429,25 @@ impl Enclave {
         let sealed = self.seal_diagnostics(&job, &diag.into_inner());
         let (reply, signed) = conclude(self, job, outcome, sealed);
         if let Some(signed) = signed {
-            let key = (spec.digest(), spec.dataset_digest, spec.module_hash);
-            self.state.lock().expect("state lock").released.insert(key, signed);
+            self.state.lock().expect("state lock").released.insert(query_digest, signed);
         }
         Ok(reply)
     }
 
     /// The submission is by the key the policy lists for its collaborator, on this channel.
-    fn check_proof(&self, exporter: &[u8], spec: &QuerySpec, proof: &Bytes) -> Result<(), Refusal> {
+    fn check_proof(
+        &self,
+        exporter: &[u8],
+        spec: &QuerySpec,
+        query_digest: &Digest,
+        proof: &Bytes,
+    ) -> Result<(), Refusal> {
         let c = self.policy.collaborator(&spec.collaborator).ok_or_else(|| {
             refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator))
         })?;
         let signed = Signed {
             context: SUBMIT_CONTEXT.into(),
-            payload: Bytes(submit_binding(exporter, &spec.digest()).as_bytes().to_vec()),
+            payload: Bytes(submit_binding(exporter, query_digest).as_bytes().to_vec()),
             signer: c.public_key.clone(),
             signature: proof.clone(),
         };
@@ -453,16 +460,15 @@ impl Enclave {
     /// collaborator, inputs and outputs with their ε; same dataset; same module) was
     /// answered already. Return that signed answer: no grant needed, nothing spent, no data
     /// read, no new noise.
-    fn cached(&self, spec: &QuerySpec) -> Result<Option<EnclaveMessage>, Refusal> {
-        let cache_key = (spec.digest(), spec.dataset_digest, spec.module_hash);
-        let cached = self.state.lock().expect("state lock").released.get(&cache_key).cloned();
+    fn cached(&self, spec: &QuerySpec, query_digest: &Digest) -> Result<Option<EnclaveMessage>, Refusal> {
+        let cached = self.state.lock().expect("state lock").released.get(query_digest).cloned();
         let Some(signed) = cached else { return Ok(None) };
         let mut rec =
             self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent", now_secs());
         rec.job_id = Some(spec.job_id.clone());
         rec.dataset_digest = Some(spec.dataset_digest);
         rec.module_hash = Some(spec.module_hash);
-        rec.query_digest = Some(cache_key.0);
+        rec.query_digest = Some(*query_digest);
         rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
         rec.epsilon = Some(Decimal("0".into()));
         self.append_audit(rec)?;
@@ -471,7 +477,14 @@ impl Enclave {
 
     /// Every check that can refuse a job, all on public inputs (policy, query, grant,
     /// module, sealed index); no data is read here.
-    fn admit(&self, spec: &QuerySpec, module_blob: Digest, index_blob: Digest, now: u64) -> Result<Admitted, Refusal> {
+    fn admit(
+        &self,
+        spec: &QuerySpec,
+        query_digest: &Digest,
+        module_blob: Digest,
+        index_blob: Digest,
+        now: u64,
+    ) -> Result<Admitted, Refusal> {
         spec.validate().map_err(|e| refuse("bad_query", e.to_string()))?;
         let p = &self.policy;
         if spec.dataset_digest != p.dataset_digest {
@@ -521,7 +534,7 @@ impl Enclave {
         let acc = Accumulator::new(spec, p)?;
         let (grant, key) = {
             let state = self.state.lock().expect("state lock");
-            let grant = state.pending.get(&spec.digest()).cloned().ok_or_else(|| {
+            let grant = state.pending.get(query_digest).cloned().ok_or_else(|| {
                 refuse("no_grant", "no budget grant for this query (the owner approves a query digest, not a job id)")
             })?;
             let key = state

@@ -735,11 +735,10 @@ fn auc<R: RngCore + CryptoRng>(
         wins += pos[b] * (below + 0.5 * neg[b]);
         below += neg[b];
     }
-    let (value, note) = if n > 0.0 && p > 0.0 {
-        (wins / (n * p), "AUC from noisy per-label score histograms (ties within a bin count one half)")
-    } else {
-        (0.5, "AUC undefined: a label class is empty after noise; reported as 0.5")
-    };
+    // The note is fixed: whether a noisy label class came out empty shows in the value only.
+    let value = if n > 0.0 && p > 0.0 { wins / (n * p) } else { 0.5 };
+    let note = "AUC from noisy per-label score histograms (ties within a bin count one half); \
+                0.5 when a label class is empty after noise";
     Ok(OutputRelease {
         name: name.into(),
         class: "auc".into(),

@@ -662,3 +662,31 @@ impl World {
         self.spent().0
     }
 }
+
+/// A signed result file, decoded (after the caller checked what it needs to).
+pub fn read_result(path: &Path) -> protocol::result::JobResult {
+    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    signed.decode().unwrap()
+}
+
+/// Everything about a release that the query fixes: per output its name, class, mechanism,
+/// ε, δ, sensitivity, noise scale, fixed-point resolution and, if asked, how many values.
+pub fn release_shape(r: &protocol::result::JobResult, with_value_counts: bool) -> Vec<String> {
+    r.outputs
+        .iter()
+        .map(|o| {
+            let counts = if with_value_counts { format!(" {}", o.values.len()) } else { String::new() };
+            format!(
+                "{} {} {} {} {:?} {} {} {:?}{counts}",
+                o.name,
+                o.class,
+                o.mechanism,
+                o.epsilon,
+                o.delta,
+                o.sensitivity,
+                o.noise_scale,
+                o.fixed_point_resolution
+            )
+        })
+        .collect()
+}

@@ -15,7 +15,7 @@
 
 use cleanroom::client::{connect_attested, Expected};
 use cleanroom::keystore::KeyStore;
-use cleanroom::ledger::{GrantRequest, Ledger};
+use cleanroom::ledger::Ledger;
 use cleanroom::owner_policy::{self, PolicyParams};
 use protocol::audit::AuditRecord;
 use protocol::grant::GRANT_CONTEXT;
@@ -262,29 +262,10 @@ impl Side {
     /// `cleanroom release --query` does.
     pub fn grant(&self, spec: &QuerySpec) {
         let mut session = connect_attested(&self.front, &self.expected()).expect("owner attests");
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&(spec.digest().as_bytes()[..8]));
-        let grant = self
-            .ledger
-            .lock()
-            .expect("ledger")
-            .issue_grant(GrantRequest {
-                grant_id: format!("grant-{}", spec.digest().to_hex()),
-                job_id: &spec.job_id,
-                query_digest: spec.digest(),
-                dataset: self.policy.dataset_digest,
-                population: &self.policy.population,
-                policy_digest: self.policy.digest(),
-                collaborator: &spec.collaborator,
-                provider_public_key: &provider_key().public_key(),
-                epsilon: &release::query_epsilon(spec).expect("ε").to_string(),
-                delta: &release::query_delta(spec, &self.policy).expect("δ").to_string(),
-                enclave_public_key: &session.public_key,
-                nonce,
-                now: now(),
-                expires_at: now() + 3600,
-            })
-            .expect("grant");
+        let mut ledger = self.ledger.lock().expect("ledger");
+        let grant =
+            cleanroom::review::grant_for_query(&mut ledger, &self.policy, spec, &session.public_key, now(), 3600)
+                .expect("grant");
         let msg = ClientMessage::ReleaseKey {
             dataset_digest: self.policy.dataset_digest,
             data_key: Bytes(self.data_key.0.to_vec()),
@@ -406,9 +387,7 @@ impl Observation {
                         o.sensitivity,
                         o.noise_scale,
                         o.fixed_point_resolution,
-                        // The AUC's note says whether a noisy label class came out empty:
-                        // post-processing of the noised counts, so audited with them.
-                        if o.class == "auc" { "(post-processing of the noise)" } else { o.note.as_str() }
+                        o.note
                     ));
                     // Which groups a group-by releases is itself a DP output (partition
                     // selection); fixed-domain outputs always release every key.

@@ -9,7 +9,7 @@
 //! * a module that runs long on one data bit replies at the same instant as one that
 //!   does not: at the query's deadline.
 
-use cleanroom::ledger::{GrantRequest, Ledger};
+use cleanroom::ledger::Ledger;
 use cleanroom_e2e::*;
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
@@ -100,33 +100,6 @@ fn decode(reply: &RawReply, w: &World) -> JobResult {
     }
 }
 
-fn read_result(path: &Path) -> JobResult {
-    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    signed.decode().unwrap()
-}
-
-/// Everything about a release the query fixes: per output its name, class, mechanism, ε,
-/// δ, sensitivity, noise scale, resolution and number of values.
-fn shape(r: &JobResult) -> Vec<String> {
-    r.outputs
-        .iter()
-        .map(|o| {
-            format!(
-                "{} {} {} {} {:?} {} {} {:?} {}",
-                o.name,
-                o.class,
-                o.mechanism,
-                o.epsilon,
-                o.delta,
-                o.sensitivity,
-                o.noise_scale,
-                o.fixed_point_resolution,
-                o.values.len()
-            )
-        })
-        .collect()
-}
-
 fn histogram(r: &JobResult) -> Vec<f64> {
     let o = r.outputs.iter().find(|o| o.class == "histogram").expect("a histogram output");
     o.values.iter().map(|v| v.value).collect()
@@ -159,25 +132,16 @@ fn grant_without_review(w: &World, query: &Path) {
     };
     let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let grant = Ledger::open(&w.ledger)
-        .unwrap()
-        .issue_grant(GrantRequest {
-            grant_id: format!("grant-unreviewed-{}", spec.job_id),
-            job_id: &spec.job_id,
-            query_digest: spec.digest(),
-            dataset: policy.dataset_digest,
-            population: &policy.population,
-            policy_digest: policy.digest(),
-            collaborator: &spec.collaborator,
-            provider_public_key: policy.collaborator(&spec.collaborator).unwrap().public_key.as_slice(),
-            epsilon: &release::query_epsilon(&spec).unwrap().to_string(),
-            delta: &release::query_delta(&spec, &policy).unwrap().to_string(),
-            enclave_public_key: &enclave_key,
-            nonce: [3; 16],
-            now,
-            expires_at: now + 600,
-        })
-        .expect("the ledger issues the grant");
+    // The library's grant, without the review that `cleanroom release` runs first.
+    let grant = cleanroom::review::grant_for_query(
+        &mut Ledger::open(&w.ledger).unwrap(),
+        &policy,
+        &spec,
+        &enclave_key,
+        now,
+        600,
+    )
+    .expect("the ledger issues the grant");
     let key = ks.data_key(&policy.dataset_digest).unwrap();
     let msg = ClientMessage::ReleaseKey {
         dataset_digest: policy.dataset_digest,
@@ -312,7 +276,11 @@ fn a_failure_status_gets_the_reply_of_a_trap_and_leaves_no_trace() {
     }
     let (_, _, status_result, _) = &replies[0];
     let (_, _, trap_result, _) = &replies[1];
-    assert_eq!(shape(status_result), shape(trap_result), "a failure status and a trap give the same release");
+    assert_eq!(
+        release_shape(status_result, true),
+        release_shape(trap_result, true),
+        "a failure status and a trap give the same release"
+    );
     assert_eq!(
         w.audit_events(),
         ["key_release", "job_released", "job_cached", "key_release", "job_released", "job_cached"]
