@@ -37,6 +37,15 @@ pub fn credit_lr_wasm() -> PathBuf {
     p
 }
 
+/// The credit-gbdt example module (the second demo model).
+pub fn credit_gbdt_wasm() -> PathBuf {
+    let p = std::env::var_os("CLEANROOM_CREDIT_GBDT_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-unknown-unknown/release/credit_gbdt.wasm"));
+    assert!(p.exists(), "{} is missing: run `make wasm`", p.display());
+    p
+}
+
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

@@ -18,7 +18,10 @@ const TIMING_TOLERANCE_MS: f64 = 40.0;
 const DEMO_INPUTS: &[&str] = &["income", "utilization", "late_payments", "tenure_months", "birth_decade"];
 
 fn modules() -> Vec<(&'static str, Vec<u8>)> {
-    let mut m = vec![("credit-lr", std::fs::read(cleanroom_e2e::credit_lr_wasm()).expect("credit-lr wasm"))];
+    let mut m = vec![
+        ("credit-lr", std::fs::read(cleanroom_e2e::credit_lr_wasm()).expect("credit-lr wasm")),
+        ("credit-gbdt", std::fs::read(cleanroom_e2e::credit_gbdt_wasm()).expect("credit-gbdt wasm")),
+    ];
     for b in ["honest", "cross_row", "trap", "busy_loop", "fail_status", "emit_count", "nan_row", "worst_case"] {
         m.push((b, wat::parse_str(hostile_wat(b)).expect("wat")));
     }
@@ -28,7 +31,7 @@ fn modules() -> Vec<(&'static str, Vec<u8>)> {
 
 fn inputs(module: &str) -> &'static [&'static str] {
     match module {
-        "credit-lr" => DEMO_INPUTS,
+        "credit-lr" | "credit-gbdt" => DEMO_INPUTS,
         "token_reader" => &["customer_token"],
         _ => &["income"],
     }
