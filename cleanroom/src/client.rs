@@ -54,43 +54,7 @@ pub struct Expected {
 }
 
 /// PCR16 after the enclave extends it once with the policy digest.
-pub fn expected_policy_pcr(policy: &Digest) -> Vec<u8> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
-    ctx.update(&[0u8; 48]);
-    ctx.update(policy.as_bytes());
-    ctx.finish().as_ref().to_vec()
-}
-
-/// What the boot evidence carried in results and audit records must show: the signer's
-/// key and the policy digest (as PCR16 and user_data, or folded into SNP REPORT_DATA),
-/// and, if given, the image measurement.
-pub fn boot_expectations(kind: Platform, policy: &Digest, signer: &[u8], pcr0: Option<&[u8]>) -> Expectations {
-    match kind {
-        Platform::Snp => Expectations {
-            snp: attestation_verifier::SnpExpectations {
-                measurement: pcr0.map(<[u8]>::to_vec),
-                report_data: Some(
-                    protocol::wire::snp_report_data(policy.as_bytes(), None, policy.as_bytes(), signer).to_vec(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        _ => {
-            let mut pcrs = BTreeMap::new();
-            pcrs.insert(POLICY_PCR, expected_policy_pcr(policy));
-            if let Some(p) = pcr0 {
-                pcrs.insert(0u16, p.to_vec());
-            }
-            Expectations {
-                pcrs,
-                public_key: Some(signer.to_vec()),
-                user_data: Some(policy.as_bytes().to_vec()),
-                ..Default::default()
-            }
-        }
-    }
-}
+pub use tlog::signer::policy_pcr as expected_policy_pcr;
 
 /// Accepts any certificate during the handshake (there is no PKI here), but still makes
 /// the server prove possession of the certificate's key, and remembers the certificate
@@ -306,9 +270,28 @@ impl BlobClient {
         }
     }
 
-    pub fn audit_log(&mut self) -> Result<Vec<protocol::signing::Signed>, ClientError> {
-        match self.call(&BlobRequest::AuditLog)? {
-            HostResponse::AuditLog { records } => Ok(records),
+    /// Every line of the audit log, page by page.
+    pub fn audit_log(&mut self) -> Result<Vec<String>, ClientError> {
+        let mut lines = Vec::new();
+        loop {
+            match self.call(&BlobRequest::AuditLog { from: lines.len() as u64 })? {
+                HostResponse::AuditLog { lines: page, more } => {
+                    let empty = page.is_empty();
+                    lines.extend(page);
+                    if !more || empty {
+                        return Ok(lines);
+                    }
+                }
+                _ => return Err(ClientError::Unexpected),
+            }
+        }
+    }
+
+    /// Fetch a blob and check it is the one asked for.
+    pub fn get(&mut self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
+        match self.call(&BlobRequest::Get { digest: *digest })? {
+            HostResponse::Blob { data } if Digest::of(data.as_slice()) == *digest => Ok(data.0),
+            HostResponse::Blob { .. } => Err(ClientError::Blob("host returned another blob than asked for".into())),
             _ => Err(ClientError::Unexpected),
         }
     }

@@ -96,6 +96,8 @@ pub enum LedgerError {
     DuplicateQuery { query_digest: Digest, grant_id: String },
     #[error("grant id {0:?} was already issued")]
     DuplicateGrantId(String),
+    #[error("log {origin}: the ledger holds a checkpoint of {held} records; a checkpoint of {new} would go back")]
+    CheckpointGoesBack { origin: String, held: u64, new: u64 },
     #[error(
         "dataset {dataset} belongs to population {bound:?} (by its manifest or earlier grants), \
          not {requested:?}"
@@ -172,6 +174,18 @@ pub struct GrantRow {
     pub epsilon: String,
     pub delta: String,
     pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+/// The latest checkpoint of an audit log the owner has verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    /// The whole signed note.
+    pub text: String,
+    /// The attested enclave key that signed it (hex).
+    pub signer: String,
 }
 
 /// Parameters of a new grant; the ledger fills in the budget figures.
@@ -225,6 +239,12 @@ const SCHEMA: &str = "
         BEGIN SELECT RAISE(ABORT, 'spent budget is never forgotten: grants are append-only'); END;
     CREATE TRIGGER IF NOT EXISTS grants_v2_append_only_d BEFORE DELETE ON grants_v2
         BEGIN SELECT RAISE(ABORT, 'spent budget is never forgotten: grants are append-only'); END;
+    CREATE TABLE IF NOT EXISTS log_checkpoints (
+        origin TEXT PRIMARY KEY, size INTEGER NOT NULL, checkpoint TEXT NOT NULL,
+        signer TEXT NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE TRIGGER IF NOT EXISTS log_checkpoints_grow_only BEFORE UPDATE ON log_checkpoints
+        WHEN NEW.size < OLD.size
+        BEGIN SELECT RAISE(ABORT, 'a log checkpoint never goes back to a smaller tree'); END;
     CREATE TRIGGER IF NOT EXISTS dataset_populations_fixed_u BEFORE UPDATE ON dataset_populations
         BEGIN SELECT RAISE(ABORT, 'a dataset belongs to one population'); END;
     CREATE TRIGGER IF NOT EXISTS dataset_populations_fixed_d BEFORE DELETE ON dataset_populations
@@ -510,21 +530,73 @@ impl Ledger {
         keys.iter().map(|p| population_row(&self.conn, p)).collect()
     }
 
+    /// The latest verified checkpoint of the log named `origin`, if any.
+    pub fn checkpoint(&self, origin: &str) -> Result<Option<HeldCheckpoint>, LedgerError> {
+        let row = self
+            .conn
+            .query_row("SELECT size, checkpoint, signer FROM log_checkpoints WHERE origin = ?1", [origin], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .optional()?;
+        row.map(|(size, text, signer)| {
+            Ok(HeldCheckpoint {
+                origin: origin.to_string(),
+                size: u64::try_from(size).map_err(|_| LedgerError::Corrupt(format!("checkpoint size {size}")))?,
+                text,
+                signer,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every log checkpoint held, by origin.
+    pub fn checkpoints(&self) -> Result<Vec<HeldCheckpoint>, LedgerError> {
+        let mut stmt = self.conn.prepare("SELECT origin FROM log_checkpoints ORDER BY origin")?;
+        let origins: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(origins.iter().filter_map(|o| self.checkpoint(o).transpose()).collect::<Result<_, _>>()?)
+    }
+
+    /// Keep a newer verified checkpoint. A smaller tree than the one held is refused (the
+    /// caller checked consistency; the database refuses it as well).
+    pub fn keep_checkpoint(&mut self, held: &HeldCheckpoint, now: u64) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let old: Option<i64> = tx
+            .query_row("SELECT size FROM log_checkpoints WHERE origin = ?1", [&held.origin], |r| r.get(0))
+            .optional()?;
+        if let Some(old) = old {
+            if (old as u64) > held.size {
+                return Err(LedgerError::CheckpointGoesBack {
+                    origin: held.origin.clone(),
+                    held: old as u64,
+                    new: held.size,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO log_checkpoints (origin, size, checkpoint, signer, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (origin) DO UPDATE SET size = ?2, checkpoint = ?3, signer = ?4, updated_at = ?5",
+            rusqlite::params![held.origin, held.size as i64, held.text, held.signer, now as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every grant ever issued, in issue order.
     pub fn grants(&self) -> Result<Vec<GrantRow>, LedgerError> {
         let mut stmt = self.conn.prepare(
-            "SELECT grant_id, job_id, query_digest, dataset, population, collaborator, epsilon, delta, issued_at
+            "SELECT grant_id, job_id, query_digest, dataset, population, collaborator, epsilon, delta, issued_at,
+                    expires_at
              FROM grants_v2 ORDER BY rowid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
                 (r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?),
-                r.get::<_, i64>(8)?,
+                (r.get::<_, i64>(8)?, r.get::<_, i64>(9)?),
             ))
         })?;
         rows.map(|row| {
-            let ((grant_id, job_id, q, d), (population, collaborator, epsilon, delta), issued_at) = row?;
+            let ((grant_id, job_id, q, d), (population, collaborator, epsilon, delta), (issued_at, expires_at)) = row?;
             Ok(GrantRow {
                 query_digest: stored_digest(&q, "query digest")?,
                 dataset: stored_digest(&d, "dataset")?,
@@ -536,6 +608,8 @@ impl Ledger {
                 delta,
                 issued_at: u64::try_from(issued_at)
                     .map_err(|_| LedgerError::Corrupt(format!("issued_at {issued_at}")))?,
+                expires_at: u64::try_from(expires_at)
+                    .map_err(|_| LedgerError::Corrupt(format!("expires_at {expires_at}")))?,
             })
         })
         .collect()

@@ -4,7 +4,6 @@ use clap::{Args, Parser, Subcommand};
 use cleanroom::client::{connect_attested, BlobClient, Expected};
 use cleanroom::keystore::KeyStore;
 use cleanroom::ledger::Ledger;
-use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::{Manifest, PublicManifest};
 use protocol::policy::{Decimal, Policy};
@@ -12,7 +11,7 @@ use protocol::result::{JobResult, RESULT_CONTEXT};
 use protocol::sealed::SealedIndex;
 use protocol::signing::Signed;
 use protocol::wire::{ClientMessage, EnclaveMessage};
-use protocol::{Bytes, Digest};
+use protocol::Digest;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -148,13 +147,12 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check a result's signature and the evidence for its signing key.
+    /// Check a result: its signature, the evidence for its signing key against the image
+    /// and policy you expect, and its receipt (the result's record is in the signed log).
     VerifyResult {
         result: PathBuf,
-        #[arg(long)]
-        allow_simulated: bool,
-        #[arg(long)]
-        expect_pcr0: Option<String>,
+        #[command(flatten)]
+        image: ImageArgs,
     },
     /// Owner: compute the true values on the owner's own machine (no DP; never leaves it).
     OwnerCheck {
@@ -298,18 +296,30 @@ enum BudgetCmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Download the audit log from the host.
+    /// Download the audit log and the signers' evidence documents from the host into DIR
+    /// (DIR/audit.log, DIR/evidence/<sha256>).
     Fetch {
         #[arg(long)]
         blob_api: Endpoint,
         #[arg(long)]
         out: PathBuf,
     },
-    /// Verify a log offline: signatures, chain, attestation of each signing key, ledger.
+    /// Verify a log offline: every record, the Merkle tree against every checkpoint given
+    /// (the ledger's, the results', --checkpoint files), every result's inclusion, each
+    /// signer's attestation, and the ledger cross-check. Names the first failure.
     Verify(AuditCheck),
-    /// Write an evidence bundle: every record decoded, the verification verdict, and the
-    /// ledger's budgets and grants, for an auditor to archive.
+    /// Verify, then write the records: an evidence bundle (JSON) or one flat JSON object
+    /// per record (--format jsonl, for SIEM ingestion).
     Export {
+        #[command(flatten)]
+        check: AuditCheck,
+        #[arg(long, value_enum, default_value = "bundle")]
+        format: ExportFormat,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify, then write a self-contained HTML report (DIR/index.html) for auditors.
+    Report {
         #[command(flatten)]
         check: AuditCheck,
         #[arg(long)]
@@ -317,19 +327,46 @@ enum AuditCmd {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Bundle,
+    Jsonl,
+}
+
+/// What a verifier expects of every enclave that signed: never taken from the evidence.
+#[derive(Args)]
+struct ImageArgs {
+    /// Expected PCR0 (hex) recomputed from source; on SEV-SNP, the launch measurement.
+    #[arg(long, required_unless_present = "expect_pcrs", conflicts_with = "expect_pcrs")]
+    expect_pcr0: Option<String>,
+    /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
+    #[arg(long)]
+    expect_pcrs: Option<PathBuf>,
+    /// A policy digest the signers may run (`cleanroom policy digest`); repeatable.
+    #[arg(long = "policy-digest", required = true)]
+    policy_digests: Vec<Digest>,
+    /// Accept simulated (development, not hardware-backed) evidence.
+    #[arg(long)]
+    allow_simulated: bool,
+}
+
 /// What an audit check reads and expects.
 #[derive(Args)]
 struct AuditCheck {
+    /// The log file (`audit fetch` output); evidence documents are read from `evidence/`
+    /// beside it.
     log: PathBuf,
-    /// The owner's ledger: every released job must have spent a grant issued there.
+    /// The owner's ledger: its checkpoint, and every grant ends in a terminal record.
     #[arg(long)]
     ledger: Option<PathBuf>,
-    /// Accept simulated (development) evidence for the signing keys.
-    #[arg(long)]
-    allow_simulated: bool,
-    /// Require this PCR0 (or SNP measurement) in every signer's evidence.
-    #[arg(long)]
-    expect_pcr0: Option<String>,
+    /// A checkpoint file (C2SP signed note) someone holds; repeatable.
+    #[arg(long = "checkpoint")]
+    checkpoints: Vec<PathBuf>,
+    /// A result file (`cleanroom submit --out`): its checkpoint and its inclusion; repeatable.
+    #[arg(long = "result")]
+    results: Vec<PathBuf>,
+    #[command(flatten)]
+    image: ImageArgs,
 }
 
 fn main() -> ExitCode {
@@ -526,7 +563,9 @@ fn run(cmd: Cmd) -> Res {
         }
         Cmd::Diagnostics(DiagnosticsCmd::Show { log, key }) => {
             let secret = cleanroom::client::read_diagnostics_key(&key)?;
-            for signed in host_proxy_log(&log)? {
+            let text = read_text(&log)?;
+            for line in tlog::replay::lines(&text)? {
+                let signed: Signed = serde_json::from_str(line)?;
                 let rec: protocol::audit::AuditRecord = signed.decode()?;
                 let (Some(d), Some(q), Some(g)) = (&rec.diagnostics, &rec.query_digest, &rec.grant_id) else {
                     continue;
@@ -638,17 +677,16 @@ fn run(cmd: Cmd) -> Res {
             let expect = expected(&attest, policy.digest())?;
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
-            let data_key = ks
-                .data_key(&policy.dataset_digest)
-                .ok_or_else(|| format!("no data key for dataset {} in {}", policy.dataset_digest, keys.display()))?;
-            let grant = cleanroom::review::grant_for_query(
-                &mut Ledger::open(&ledger)?,
-                &policy,
-                &spec,
-                &session.public_key,
-                now(),
-                ttl,
-            )?;
+            let mut ledger = Ledger::open(&ledger)?;
+            let r = cleanroom::owner::release(&mut session, &ks, &mut ledger, &policy, &spec, now(), ttl)?;
+            match r.checked_from {
+                Some(old) => println!(
+                    "audit log: the enclave proved its log ({} records) extends the checkpoint the ledger held ({old} records)",
+                    r.checkpoint.size
+                ),
+                None => println!("audit log: no checkpoint held yet; the enclave's log has {} records", r.checkpoint.size),
+            }
+            let grant = &r.grant;
             println!(
                 "ledger: granted ε {} δ {} for query {} (job {}) to {}; collaborator ε remaining {} -> {}, population ε remaining {} -> {}",
                 grant.epsilon,
@@ -661,24 +699,12 @@ fn run(cmd: Cmd) -> Res {
                 grant.ledger.population_epsilon_before,
                 grant.ledger.population_epsilon_after
             );
-            let signed = ks.signing_key().sign(GRANT_CONTEXT, &grant);
-            let mut msg = ClientMessage::ReleaseKey {
-                dataset_digest: policy.dataset_digest,
-                data_key: Bytes(data_key.0.to_vec()),
-                grant: signed,
-            };
-            let reply = session.call(&msg);
-            // The key copy in the message is wiped whatever the outcome.
-            if let ClientMessage::ReleaseKey { data_key, .. } = &mut msg {
-                zeroize::Zeroize::zeroize(&mut data_key.0);
-            }
-            let reply = reply?;
-            match reply {
-                EnclaveMessage::KeyAccepted { grant_id } => {
-                    println!("data key and grant {grant_id} released to the attested enclave")
-                }
-                _ => return Err("unexpected reply to key release".into()),
-            }
+            println!(
+                "data key and grant {} released to the attested enclave; logged as record {} (checkpoint of {} records kept in the ledger)",
+                grant.grant_id,
+                r.receipt.index + 1,
+                r.checkpoint.size
+            );
         }
         Cmd::Submit { attest, policy_digest, blob_api, module, query, sealed_index, provider_key, out } => {
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
@@ -702,49 +728,65 @@ fn run(cmd: Cmd) -> Res {
                 sealed_index_blob: sealed_index,
                 proof,
             })?;
-            let result = match reply {
-                EnclaveMessage::JobResult { result } => result,
-                EnclaveMessage::JobFailed => {
+            let (result, receipt) = match reply {
+                EnclaveMessage::JobResult { result, receipt } => (result, receipt),
+                EnclaveMessage::JobFailed { receipt } => {
+                    if let Some(receipt) = receipt {
+                        let v = tlog::verify_receipt(&receipt, &session.public_key)?;
+                        let path = out.with_extension("failed-receipt.json");
+                        write_atomic(&path, serde_json::to_string_pretty(&receipt)?.as_bytes())?;
+                        eprintln!(
+                            "the failure is logged as record {} (checkpoint of {} records in {})",
+                            receipt.index + 1,
+                            v.checkpoint.size,
+                            path.display()
+                        );
+                    }
                     return Err(
                         "job_failed: the job failed after its grant was spent (by design, nothing more is said)".into(),
-                    )
+                    );
                 }
                 _ => return Err("unexpected reply to job submission".into()),
             };
-            // The result must be signed by the key we just attested.
+            // The result must be signed by the key we just attested, and logged by it.
             result.verify(RESULT_CONTEXT, &session.public_key)?;
+            let v = tlog::verify_receipt(&receipt, &session.public_key)?;
+            if v.record.event != "job_released" && v.record.event != "job_cached"
+                || v.record.result_digest != Some(Digest::of(result.payload.as_slice()))
+            {
+                return Err("the enclave's receipt does not log this result".into());
+            }
             let decoded: JobResult = result.decode()?;
-            write_atomic(&out, serde_json::to_string_pretty(&result)?.as_bytes())?;
+            let file = cleanroom::audit::ResultFile { result, receipt };
+            write_atomic(&out, serde_json::to_string_pretty(&file)?.as_bytes())?;
             println!(
-                "signed result for job {} received ({} outputs, ε spent {}{}); written to {}",
+                "signed result for job {} received ({} outputs, ε spent {}{}); logged as record {} under a checkpoint of {} records; written to {}",
                 decoded.job_id,
                 decoded.outputs.len(),
                 decoded.epsilon_spent,
                 if decoded.simulated { ", SIMULATED attestation" } else { "" },
+                file.receipt.index + 1,
+                v.checkpoint.size,
                 out.display()
             );
         }
-        Cmd::VerifyResult { result, allow_simulated, expect_pcr0 } => {
-            let signed: Signed = serde_json::from_slice(&read(&result)?)?;
-            signed.verify_self_signed(RESULT_CONTEXT)?;
-            let r: JobResult = signed.decode()?;
-            let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
-            let kind: attestation_verifier::Platform = r.platform.parse().map_err(|_| "unknown platform")?;
-            let expect =
-                cleanroom::client::boot_expectations(kind, &r.policy_digest, signed.signer.as_slice(), pcr0.as_deref());
-            let opts = attestation_verifier::Options { allow_simulated, allow_debug: false };
-            let v = attestation_verifier::verify_evidence(
-                kind,
-                r.evidence.as_slice(),
-                &expect,
-                &opts,
-                attestation_verifier::UnixTime::from_secs(r.released_at),
-            )?;
+        Cmd::VerifyResult { result, image } => {
+            let file: cleanroom::audit::ResultFile = serde_json::from_slice(&read(&result)?)
+                .map_err(|e| format!("{}: not a result file: {e}", result.display()))?;
+            let expected = expected_image(&image)?;
+            let r = cleanroom::audit::verify_result(&file, &expected)?;
+            let v = &r.verdict;
+            let r = &r.result;
             println!(
-                "result for job {} is signed by an attested enclave key ({}{})",
+                "result for job {} is signed by an attested enclave key ({}{}) running the expected image and policy",
                 r.job_id,
                 r.platform,
                 if v.simulated { ", SIMULATED: not hardware-backed" } else { "" }
+            );
+            println!(
+                "  logged as record {} under a checkpoint of {} records signed by the same key",
+                file.receipt.index + 1,
+                tlog::checkpoint::parse(&file.receipt.checkpoint)?.checkpoint.size
             );
             println!(
                 "  query {} on dataset {}; spent ε {} δ {}; released at {} (the query's deadline)",
@@ -791,39 +833,18 @@ fn run(cmd: Cmd) -> Res {
         Cmd::Dp(c) => cleanroom::dp_plan::run(c)?,
         Cmd::Provider(c) => cleanroom::provider::run(c)?,
         Cmd::Audit(AuditCmd::Fetch { blob_api, out }) => {
-            let records = BlobClient::connect(&blob_api)?.audit_log()?;
-            let mut text = String::new();
-            for r in &records {
-                text.push_str(&serde_json::to_string(r)?);
-                text.push('\n');
-            }
-            write_atomic(&out, text.as_bytes())?;
-            println!("{} audit records written to {}", records.len(), out.display());
-        }
-        Cmd::Audit(AuditCmd::Export { check, out }) => audit_export(check, &out)?,
-        Cmd::Audit(AuditCmd::Verify(AuditCheck { log, ledger, allow_simulated, expect_pcr0 })) => {
-            let records = host_proxy_log(&log)?;
-            let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
-            let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
-            let s = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref())?;
+            let n = cleanroom::audit_files::fetch(&mut BlobClient::connect(&blob_api)?, &out)?;
             println!(
-                "audit log OK: {} records in {} segment(s); {} key releases, {} jobs released, {} failed after the spend{}",
-                s.records,
-                s.segments,
-                s.keys_released,
-                s.jobs_released.len(),
-                s.jobs_failed.len(),
-                if s.simulated { "; SIMULATED attestation (development only)" } else { "" }
+                "{} audit records written to {} (evidence documents in {})",
+                n.records,
+                out.join("audit.log").display(),
+                out.join("evidence").display()
             );
-            for (job, eps) in &s.jobs_released {
-                println!("  job {job}: ε {eps}");
-            }
-            for (job, eps) in &s.jobs_failed {
-                println!("  job {job}: failed after the spend (ε {eps} spent)");
-            }
-            for w in &s.warnings {
-                println!("  warning: {w}");
-            }
+        }
+        Cmd::Audit(AuditCmd::Export { check, format, out }) => audit_export(check, format, &out)?,
+        Cmd::Audit(AuditCmd::Verify(check)) => {
+            let (report, ledger) = audit_check(&check)?;
+            print!("{}", cleanroom::audit_files::summary_text(&report));
             if let Some(l) = &ledger {
                 for b in l.budgets()? {
                     println!(
@@ -833,63 +854,87 @@ fn run(cmd: Cmd) -> Res {
                 }
             }
         }
+        Cmd::Audit(AuditCmd::Report { check, out }) => {
+            let (report, _) = audit_check(&check)?;
+            let page = cleanroom::audit_report::render(&report, now());
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            let path = out.join("index.html");
+            write_atomic(&path, page.as_bytes())?;
+            println!("audit report written to {} (self-contained; open it in any browser)", path.display());
+        }
     }
     Ok(())
 }
 
-fn audit_export(check: AuditCheck, out: &Path) -> Res {
-    let AuditCheck { log, ledger, allow_simulated, expect_pcr0 } = check;
-    let records = host_proxy_log(&log)?;
-    let ledger = ledger.map(|p| Ledger::open(&p)).transpose()?;
-    let pcr0 = expect_pcr0.map(|p| parse_hex(&p, "--expect-pcr0")).transpose()?;
-    let verdict = cleanroom::audit::verify_log(&records, allow_simulated, pcr0.as_deref(), ledger.as_ref());
-    let mut decoded = vec![];
-    for r in &records {
-        let rec: protocol::audit::AuditRecord = r.decode()?;
-        decoded.push(serde_json::json!({"signer": r.signer, "signature": r.signature, "record": rec}));
-    }
-    let (budgets, grants) = match &ledger {
-        Some(l) => (
-            l.budgets()?
-                .iter()
-                .map(|b| {
-                    serde_json::json!({"population": b.population, "collaborator": b.collaborator,
-                    "epsilon_total": b.epsilon.total.to_string(), "epsilon_spent": b.epsilon.spent.to_string(),
-                    "delta_total": b.delta.total.to_string(), "delta_spent": b.delta.spent.to_string()})
-                })
-                .collect::<Vec<_>>(),
-            l.grants()?
-                .iter()
-                .map(|g| {
-                    serde_json::json!({"grant_id": g.grant_id, "job_id": g.job_id, "query_digest": g.query_digest,
-                    "dataset": g.dataset, "population": g.population, "collaborator": g.collaborator,
-                    "epsilon": g.epsilon, "delta": g.delta, "issued_at": g.issued_at})
-                })
-                .collect::<Vec<_>>(),
-        ),
-        None => (vec![], vec![]),
+/// Verify the log with everything the check names; the report, and the ledger if given.
+fn audit_check(check: &AuditCheck) -> Res<(cleanroom::audit::AuditReport, Option<Ledger>)> {
+    let log_text = read_text(&check.log)?;
+    let evidence = cleanroom::audit_files::read_evidence_dir(&check.log)?;
+    let expected = expected_image(&check.image)?;
+    let ledger = check.ledger.as_ref().map(|p| Ledger::open(p)).transpose()?;
+    let ledger_view = match &ledger {
+        Some(l) => Some(cleanroom::audit::LedgerView { grants: l.grants()?, checkpoints: l.checkpoints()? }),
+        None => None,
     };
-    let bundle = serde_json::json!({
-        "format": "cleanroom-evidence-bundle/v1",
-        "exported_at": now(),
-        "verification": match &verdict {
-            Ok(s) => serde_json::json!({"valid": true, "records": s.records, "segments": s.segments,
-                "simulated": s.simulated, "warnings": s.warnings}),
-            Err(e) => serde_json::json!({"valid": false, "error": e.to_string()}),
-        },
-        "records": decoded,
-        "signed_records": records,
-        "ledger": {"budgets": budgets, "grants": grants},
-    });
-    write_atomic(out, serde_json::to_string_pretty(&bundle)?.as_bytes())?;
-    println!("evidence bundle with {} records written to {}", records.len(), out.display());
-    verdict?;
-    Ok(())
+    let mut checkpoints = vec![];
+    for p in &check.checkpoints {
+        checkpoints.push(cleanroom::audit::HeldNote { holder: p.display().to_string(), text: read_text(p)? });
+    }
+    let mut results = vec![];
+    for p in &check.results {
+        let f: cleanroom::audit::ResultFile =
+            serde_json::from_slice(&read(p)?).map_err(|e| format!("{}: not a result file: {e}", p.display()))?;
+        results.push((p.display().to_string(), f));
+    }
+    let report = cleanroom::audit::verify(cleanroom::audit::AuditInputs {
+        log_text: &log_text,
+        evidence: &evidence,
+        expected: &expected,
+        checkpoints,
+        results,
+        ledger: ledger_view,
+        now: now(),
+    })?;
+    Ok((report, ledger))
 }
 
-fn host_proxy_log(path: &Path) -> Res<Vec<Signed>> {
-    protocol::audit::parse_log(&read_text(path)?)
-        .map_err(|(line, e)| format!("audit log line {line} is not a signed record: {e}").into())
+fn audit_export(check: AuditCheck, format: ExportFormat, out: &Path) -> Res {
+    // Verified first: nothing is written for a log that does not verify.
+    let (report, ledger) = audit_check(&check)?;
+    let log_text = read_text(&check.log)?;
+    match format {
+        ExportFormat::Jsonl => {
+            let text = cleanroom::audit::export_jsonl(&log_text)?;
+            write_atomic(out, text.as_bytes())?;
+            println!("{} records written to {} as JSON lines", report.records, out.display());
+        }
+        ExportFormat::Bundle => {
+            let grants = match &ledger {
+                Some(l) => l
+                    .grants()?
+                    .iter()
+                    .map(|g| {
+                        serde_json::json!({"grant_id": g.grant_id, "job_id": g.job_id, "query_digest": g.query_digest,
+                        "dataset": g.dataset, "population": g.population, "collaborator": g.collaborator,
+                        "epsilon": g.epsilon, "delta": g.delta, "issued_at": g.issued_at, "expires_at": g.expires_at})
+                    })
+                    .collect::<Vec<_>>(),
+                None => vec![],
+            };
+            let bundle = serde_json::json!({
+                "format": "cleanroom-evidence-bundle/v2",
+                "exported_at": now(),
+                "verification": report,
+                "records": serde_json::from_str::<serde_json::Value>(&format!("[{}]",
+                    cleanroom::audit::export_jsonl(&log_text)?.trim_end().replace('\n', ",")))?,
+                "log": log_text,
+                "ledger": {"grants": grants},
+            });
+            write_atomic(out, serde_json::to_string_pretty(&bundle)?.as_bytes())?;
+            println!("evidence bundle with {} records written to {}", report.records, out.display());
+        }
+    }
+    Ok(())
 }
 
 fn transform_text(t: &protocol::manifest::Transform) -> String {
@@ -918,6 +963,17 @@ fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
         allow_simulated: a.allow_simulated,
         max_age: Duration::from_secs(300),
     })
+}
+
+fn expected_image(a: &ImageArgs) -> Res<tlog::signer::ExpectedImage> {
+    let pcrs = match (&a.expect_pcr0, &a.expect_pcrs) {
+        (Some(hex), _) => std::collections::BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)]),
+        (None, Some(file)) => {
+            cleanroom::client::read_pcrs_json(&read_text(file)?).map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        (None, None) => return Err("give --expect-pcr0 HEX or --expect-pcrs pcrs.json".into()),
+    };
+    Ok(tlog::signer::ExpectedImage { pcrs, policies: a.policy_digests.clone(), allow_simulated: a.allow_simulated })
 }
 
 fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: bool) {

@@ -87,8 +87,10 @@ pub fn conclude(
     sleep_until(job.deadline);
     // Audited before it is sent; a result that cannot be audited is not released.
     match (enclave.append_audit(rec), signed) {
-        (Ok(()), Some(signed)) => (EnclaveMessage::JobResult { result: signed.clone() }, Some(signed)),
-        _ => (EnclaveMessage::JobFailed, None),
+        (Ok(receipt), Some(signed)) => (EnclaveMessage::JobResult { result: signed.clone(), receipt }, Some(signed)),
+        (Ok(receipt), None) => (EnclaveMessage::JobFailed { receipt: Some(receipt) }, None),
+        // The host refused the record: a result that cannot be audited is not released.
+        (Err(_), _) => (EnclaveMessage::JobFailed { receipt: None }, None),
     }
 }
 

@@ -2,7 +2,6 @@
 //! Everything that comes back is checked (blob content hashes) or is only stored
 //! (signed audit records), so a lying host can deny service but not change results.
 
-use protocol::signing::Signed;
 use protocol::wire::{HostRequest, HostResponse};
 use protocol::Digest;
 use std::sync::Mutex;
@@ -77,9 +76,36 @@ impl HostClient {
         }
     }
 
-    pub fn append_audit(&self, record: &Signed) -> Result<u64, HostError> {
-        match self.call(&HostRequest::AppendAudit { record: record.clone() })? {
-            HostResponse::Appended { count } => Ok(count),
+    /// Append `line` as leaf `index`; returns once the host says it is durable. A retried
+    /// append that had in fact landed is recognised by reading the line back.
+    pub fn append_audit(&self, index: u64, line: &str) -> Result<(), HostError> {
+        match self.call(&HostRequest::AppendAudit { index, line: line.to_string() }) {
+            Ok(HostResponse::Appended { size }) if size == index + 1 => Ok(()),
+            Ok(_) => Err(HostError::Unexpected),
+            Err(HostError::Refused { code, message }) if code == "wrong_index" => {
+                match self.read_audit(index)?.0.first() {
+                    Some(stored) if stored == line => Ok(()),
+                    _ => Err(HostError::Refused { code, message }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A page of log lines from `from` on, and whether more follow.
+    pub fn read_audit(&self, from: u64) -> Result<(Vec<String>, bool), HostError> {
+        match self.call(&HostRequest::ReadAudit { from })? {
+            HostResponse::AuditLog { lines, more } => Ok((lines, more)),
+            _ => Err(HostError::Unexpected),
+        }
+    }
+
+    /// Store the boot attestation document beside the log, checking the host's digest.
+    pub fn put_evidence(&self, document: &[u8]) -> Result<Digest, HostError> {
+        let expected = Digest::of(document);
+        match self.call(&HostRequest::PutEvidence { document: protocol::Bytes(document.to_vec()) })? {
+            HostResponse::Stored { digest } if digest == expected => Ok(digest),
+            HostResponse::Stored { digest } => Err(HostError::WrongBlob { expected, got: digest }),
             _ => Err(HostError::Unexpected),
         }
     }

@@ -3,7 +3,7 @@
 use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
-use protocol::audit::{link_digest, AuditRecord, AUDIT_CONTEXT};
+use protocol::audit::{AuditRecord, LogReceipt};
 use protocol::deadline::Schedule;
 use protocol::diagnostics::Diagnostics;
 use protocol::grant::{submit_binding, BudgetGrant, GRANT_CONTEXT, SUBMIT_CONTEXT};
@@ -34,6 +34,12 @@ pub enum BootError {
     Tls(#[from] crate::tls::TlsSetupError),
     #[error("sandbox: {0}")]
     Sandbox(String),
+    #[error("own evidence: {0}")]
+    OwnEvidence(String),
+    #[error("storing the boot evidence: {0}")]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    AuditLog(#[from] crate::audit_log::ResumeError),
 }
 
 /// Why a request was refused before any grant was spent and any data was read. `code` is
@@ -50,6 +56,8 @@ pub enum Refusal {
     Release(#[from] ReleaseError),
     #[error("platform_failed: {0}")]
     Platform(#[from] PlatformError),
+    #[error("audit_failed: the record could not be logged, so nothing was done: {0}")]
+    Audit(#[from] crate::audit_log::AppendError),
 }
 
 impl Refusal {
@@ -60,6 +68,7 @@ impl Refusal {
             Refusal::Host(_) => "host_failed",
             Refusal::Release(_) => "release_failed",
             Refusal::Platform(_) => "platform_failed",
+            Refusal::Audit(_) => "audit_failed",
         }
     }
 }
@@ -82,22 +91,19 @@ struct State {
     released: HashMap<Digest, Signed>,
 }
 
-struct AuditChain {
-    seq: u64,
-    prev: Digest,
-}
-
 pub struct Enclave {
     platform: Box<dyn Platform>,
     key: SigningKey,
     policy: Policy,
     policy_digest: Digest,
     boot_evidence: Vec<u8>,
+    evidence_digest: Digest,
     host: HostClient,
     sandbox: Sandbox,
     tls: Arc<rustls::ServerConfig>,
     state: Mutex<State>,
-    audit: Mutex<AuditChain>,
+    /// The log's tree. Lock order: `state` before `audit`.
+    audit: Mutex<tlog::LogState>,
     job_lock: Mutex<()>,
 }
 
@@ -132,6 +138,20 @@ impl Enclave {
         let policy_digest = policy.digest();
         platform.extend_and_lock(POLICY_PCR, policy_digest.as_bytes())?;
         let boot_evidence = platform.attest(None, policy_digest.as_bytes(), &key.public_key())?;
+        // The image this enclave runs, read from its own evidence: every earlier signer of
+        // the log must have run the same one.
+        let own_image = tlog::signer::own_image(
+            platform.name(),
+            &key.public_key(),
+            &policy_digest,
+            &boot_evidence,
+            now_secs(),
+            platform.simulated(),
+        )
+        .map_err(|e| BootError::OwnEvidence(e.to_string()))?;
+        let evidence_digest = host.put_evidence(&boot_evidence)?;
+        let origin = tlog::checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
+        let log = crate::audit_log::resume(&host, origin, &own_image, platform.simulated())?;
         let sandbox =
             Sandbox::new(SandboxConfig::from_policy(&policy)).map_err(|e| BootError::Sandbox(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
@@ -141,11 +161,12 @@ impl Enclave {
             policy,
             policy_digest,
             boot_evidence,
+            evidence_digest,
             host,
             sandbox,
             tls,
             state: Mutex::new(State::default()),
-            audit: Mutex::new(AuditChain { seq: 0, prev: Digest::default() }),
+            audit: Mutex::new(log),
             job_lock: Mutex::new(()),
         }))
     }
@@ -213,6 +234,7 @@ impl Enclave {
                     key_released = true;
                     self.release_key(dataset_digest, data_key, &grant)
                 }
+                ClientMessage::ProveLog { old_size } => self.prove_log(old_size),
                 ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob, proof } => match exporter(&tls.conn) {
                     Ok(ex) => self.submit(&ex, &spec, module_blob, sealed_index_blob, &proof),
                     Err(r) => Err(r),
@@ -322,15 +344,13 @@ impl Enclave {
             }
         };
         data_key.0.zeroize();
+        // The state lock is held until the record is logged, so the grant cannot be used
+        // or replayed in between; nothing is stored unless the host logged the record.
         let mut state = self.state.lock().expect("state lock");
         let g = self.check_grant(grant, &state, now_secs())?;
         if dataset != g.dataset_digest {
             return Err(refuse("grant_wrong_dataset", "key and grant name different datasets"));
         }
-        state.data_keys.insert(dataset, key);
-        state.seen.insert(g.grant_id.clone());
-        state.pending.insert(g.query_digest, g.clone());
-        drop(state);
         let mut rec = self.record("key_release", &g.collaborator, "accepted", now_secs());
         rec.job_id = Some(g.job_id.clone());
         rec.grant_id = Some(g.grant_id.clone());
@@ -340,14 +360,30 @@ impl Enclave {
         rec.delta = Some(g.delta.clone());
         rec.budget_before = Some(g.ledger.collaborator_epsilon_before.clone());
         rec.budget_after = Some(g.ledger.collaborator_epsilon_after.clone());
-        self.append_audit(rec)?;
-        Ok(EnclaveMessage::KeyAccepted { grant_id: g.grant_id })
+        let receipt = self.append_audit(rec)?;
+        state.data_keys.insert(dataset, key);
+        state.seen.insert(g.grant_id.clone());
+        state.pending.insert(g.query_digest, g.clone());
+        Ok(EnclaveMessage::KeyAccepted { grant_id: g.grant_id, receipt })
+    }
+
+    /// The current checkpoint and a consistency proof from the owner's last checkpoint.
+    /// The owner checks it before sending any key; an owner that holds a bigger tree than
+    /// this enclave has been handed an older log (a rollback) and is refused here too.
+    fn prove_log(&self, old_size: u64) -> Result<EnclaveMessage, Refusal> {
+        let log = self.audit.lock().expect("audit lock");
+        let (checkpoint, consistency) = crate::audit_log::prove(&log, &self.key, old_size).map_err(|e| {
+            refuse(
+                "log_rolled_back",
+                format!("this enclave's log has {} records; the checkpoint held has {old_size}: {e}", log.tree.size()),
+            )
+        })?;
+        Ok(EnclaveMessage::LogProof { checkpoint, consistency })
     }
 
     pub(crate) fn record(&self, event: &str, principal: &str, outcome: &str, time: u64) -> AuditRecord {
         AuditRecord {
-            seq: 0,
-            prev: Digest::default(),
+            index: 0,
             time,
             event: event.into(),
             principal: principal.into(),
@@ -358,7 +394,7 @@ impl Enclave {
             module_hash: None,
             query_digest: None,
             result_digest: None,
-            evidence: Bytes(self.boot_evidence.clone()),
+            evidence_digest: self.evidence_digest,
             platform: self.platform.name().into(),
             simulated: self.platform.simulated(),
             mechanism: None,
@@ -372,17 +408,11 @@ impl Enclave {
         }
     }
 
-    /// Sign and hand a record to the host. Sequence and link are assigned here, under
-    /// the chain lock, so concurrent events cannot interleave badly.
-    pub(crate) fn append_audit(&self, mut rec: AuditRecord) -> Result<(), Refusal> {
-        let mut chain = self.audit.lock().expect("audit lock");
-        rec.seq = chain.seq;
-        rec.prev = chain.prev;
-        let signed = self.key.sign(AUDIT_CONTEXT, &rec);
-        self.host.append_audit(&signed)?;
-        chain.seq += 1;
-        chain.prev = link_digest(&signed);
-        Ok(())
+    /// Log a record (index assigned under the log lock) and return its receipt. An
+    /// append the host refuses is an error: the caller then changes nothing.
+    pub(crate) fn append_audit(&self, rec: AuditRecord) -> Result<LogReceipt, Refusal> {
+        let mut log = self.audit.lock().expect("audit lock");
+        Ok(crate::audit_log::append(&mut log, &self.host, &self.key, rec)?)
     }
 
     /// Run one submitted job. Before the spend, a refusal with a precise code (it depends
@@ -471,8 +501,8 @@ impl Enclave {
         rec.query_digest = Some(*query_digest);
         rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
         rec.epsilon = Some(Decimal("0".into()));
-        self.append_audit(rec)?;
-        Ok(Some(EnclaveMessage::JobResult { result: signed }))
+        let receipt = self.append_audit(rec)?;
+        Ok(Some(EnclaveMessage::JobResult { result: signed, receipt }))
     }
 
     /// Every check that can refuse a job, all on public inputs (policy, query, grant,

@@ -13,6 +13,7 @@ fn store_error(e: StoreError) -> HostResponse {
     let code = match &e {
         StoreError::NotFound(_) => "not_found",
         StoreError::TooLarge { .. } => "too_large",
+        StoreError::WrongIndex { .. } => "wrong_index",
         _ => "store_error",
     };
     HostResponse::Error { code: code.into(), message: e.to_string() }
@@ -101,8 +102,8 @@ pub fn serve_blob_api(listener: Listener, store: Arc<BlobStore>) {
             Ok(data) => HostResponse::Blob { data: Bytes(data) },
             Err(e) => store_error(e),
         },
-        BlobRequest::AuditLog => match store.read_audit() {
-            Ok(records) => HostResponse::AuditLog { records },
+        BlobRequest::AuditLog { from } => match store.read_audit(from) {
+            Ok((lines, more)) => HostResponse::AuditLog { lines, more },
             Err(e) => store_error(e),
         },
     })
@@ -117,8 +118,16 @@ pub fn serve_enclave(listener: Listener, store: Arc<BlobStore>, policy: Arc<Vec<
             Ok(data) => HostResponse::Blob { data: Bytes(data) },
             Err(e) => store_error(e),
         },
-        HostRequest::AppendAudit { record } => match store.append_audit(&record) {
-            Ok(count) => HostResponse::Appended { count },
+        HostRequest::AppendAudit { index, line } => match store.append_audit(index, &line) {
+            Ok(size) => HostResponse::Appended { size },
+            Err(e) => store_error(e),
+        },
+        HostRequest::ReadAudit { from } => match store.read_audit(from) {
+            Ok((lines, more)) => HostResponse::AuditLog { lines, more },
+            Err(e) => store_error(e),
+        },
+        HostRequest::PutEvidence { document } => match store.put(document.as_slice()) {
+            Ok(digest) => HostResponse::Stored { digest },
             Err(e) => store_error(e),
         },
     })

@@ -72,6 +72,21 @@ impl SigningKey {
     pub fn sign<T: Serialize>(&self, context: &str, value: &T) -> Signed {
         self.sign_bytes(context, crate::to_cbor(value))
     }
+
+    /// A plain Ed25519 signature over the text of a C2SP signed note (a log checkpoint),
+    /// the one message signed without a context prefix, because the note format fixes its
+    /// own. A note body is UTF-8 text without control characters: it cannot be a
+    /// context-framed message (those start with eight length bytes, the first zero) nor a
+    /// TLS 1.3 CertificateVerify input (64 spaces).
+    pub fn sign_note_text(&self, text: &str) -> [u8; 64] {
+        assert!(
+            !text.starts_with(' ') && text.chars().all(|c| c == '\n' || !c.is_control()),
+            "only note text is signed without a context"
+        );
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(text.as_bytes()).as_ref());
+        out
+    }
 }
 
 fn message(context: &str, payload: &[u8]) -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! Messages on the three links: client ↔ enclave (inside attested TLS), enclave ↔ host
 //! (blob fetch and audit append), client ↔ host (blob upload, audit log download).
 
+use crate::audit::LogReceipt;
 use crate::job::QuerySpec;
 use crate::signing::Signed;
 use crate::{Bytes, Digest};
@@ -19,6 +20,9 @@ pub enum ClientMessage {
     /// over [`crate::grant::submit_binding`] of this connection's exporter and the query
     /// digest, by the key the policy lists for `spec.collaborator`.
     SubmitJob { spec: QuerySpec, module_blob: Digest, sealed_index_blob: Digest, proof: Bytes },
+    /// Owner, before releasing a key: the enclave's current checkpoint and a consistency
+    /// proof from the tree size of the checkpoint the owner holds (0: none held yet).
+    ProveLog { old_size: u64 },
 }
 
 /// Enclave → client.
@@ -32,15 +36,28 @@ pub enum EnclaveMessage {
         public_key: Bytes,
         policy_digest: Digest,
     },
+    /// The key release is logged: its record, the checkpoint covering it, the proof.
     KeyAccepted {
         grant_id: String,
+        receipt: LogReceipt,
     },
     JobResult {
         result: Signed,
+        receipt: LogReceipt,
     },
     /// The one reply after a grant is spent that is not a result: no code, no message, no
-    /// number, sent at the job's deadline like a result.
-    JobFailed,
+    /// number, sent at the job's deadline like a result. It carries the receipt of the
+    /// `job_failed` record (the same fields for every failure), or none if the host
+    /// refused the append.
+    JobFailed {
+        receipt: Option<LogReceipt>,
+    },
+    /// The current checkpoint and the consistency proof asked for by `ProveLog` (empty
+    /// when the old size is 0 or equals the current size).
+    LogProof {
+        checkpoint: String,
+        consistency: Vec<Digest>,
+    },
     /// A refusal before any grant is spent and any data is read; depends on no data.
     Error {
         code: String,
@@ -55,8 +72,19 @@ pub enum HostRequest {
     GetBlob {
         digest: Digest,
     },
+    /// Append one log line as leaf `index`; the host refuses if its log is not `index`
+    /// lines long, and replies only once the line is durable.
     AppendAudit {
-        record: Signed,
+        index: u64,
+        line: String,
+    },
+    /// Log lines from `from` on (a page of them; `more` says whether to ask again).
+    ReadAudit {
+        from: u64,
+    },
+    /// Store the enclave's boot attestation document, by content hash, beside the log.
+    PutEvidence {
+        document: Bytes,
     },
     /// The owner's policy (TOML bytes) for an enclave started with `--policy-from-host`.
     /// Safe to take from the untrusted host: its digest is measured (PCR16) and attested,
@@ -68,9 +96,16 @@ pub enum HostRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BlobRequest {
-    Put { data: Bytes },
-    Get { digest: Digest },
-    AuditLog,
+    Put {
+        data: Bytes,
+    },
+    Get {
+        digest: Digest,
+    },
+    /// Log lines from `from` on (a page; evidence documents are fetched with `Get`).
+    AuditLog {
+        from: u64,
+    },
 }
 
 /// Host → enclave or client.
@@ -79,8 +114,8 @@ pub enum BlobRequest {
 pub enum HostResponse {
     Blob { data: Bytes },
     Stored { digest: Digest },
-    Appended { count: u64 },
-    AuditLog { records: Vec<Signed> },
+    Appended { size: u64 },
+    AuditLog { lines: Vec<String>, more: bool },
     Error { code: String, message: String },
 }
 

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Directory holding the workspace binaries (the profile directory of this test binary).
+static FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
@@ -320,15 +322,19 @@ impl World {
         self.submit_query(&q, module, index)
     }
 
+    /// `audit fetch` into a fresh directory; returns the path of its `audit.log`.
     pub fn fetch_audit(&self) -> PathBuf {
-        let out = self.path("audit.log");
-        let o = self.cr(&["audit", "fetch", "--blob-api", &self.blobs, "--out", out.to_str().unwrap()]);
+        let n = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.path(&format!("audit-{n}"));
+        let o = self.cr(&["audit", "fetch", "--blob-api", &self.blobs, "--out", dir.to_str().unwrap()]);
         assert!(o.status.success(), "{}", text(&o));
-        out
+        dir.join("audit.log")
     }
 
-    pub fn verify_audit(&self, log: &Path) -> Output {
-        self.cr(&[
+    /// `audit verify` of `log` with the owner's ledger, the expected image and policy, and
+    /// `extra` arguments (`--result F`, `--checkpoint F`).
+    pub fn verify_audit_with(&self, log: &Path, extra: &[&str]) -> Output {
+        let mut args = vec![
             "audit",
             "verify",
             log.to_str().unwrap(),
@@ -337,7 +343,15 @@ impl World {
             "--allow-simulated",
             "--expect-pcr0",
             &self.pcr0,
-        ])
+            "--policy-digest",
+            &self.policy_digest,
+        ];
+        args.extend_from_slice(extra);
+        self.cr(&args)
+    }
+
+    pub fn verify_audit(&self, log: &Path) -> Output {
+        self.verify_audit_with(log, &[])
     }
 
     pub fn budget(&self) -> String {
@@ -540,7 +554,11 @@ impl EvilRelay {
                         }
                         (ClientMessage::ReleaseKey { .. }, _) => {
                             rec.lock().unwrap().push("release_key".into());
-                            EnclaveMessage::KeyAccepted { grant_id: "stolen".into() }
+                            EnclaveMessage::Error { code: "stolen".into(), message: "a relay kept the key".into() }
+                        }
+                        (ClientMessage::ProveLog { .. }, _) => {
+                            rec.lock().unwrap().push("prove_log".into());
+                            EnclaveMessage::Error { code: "x".into(), message: "x".into() }
                         }
                         (ClientMessage::SubmitJob { .. }, _) => {
                             rec.lock().unwrap().push("submit_job".into());
@@ -614,9 +632,10 @@ impl World {
     /// The audit records the host stores, decoded.
     pub fn audit_records(&self) -> Vec<protocol::audit::AuditRecord> {
         let log = String::from_utf8(self.audit_log_bytes()).expect("audit log is text");
-        protocol::audit::parse_log(&log)
-            .expect("audit log parses")
+        tlog::replay::lines(&log)
+            .expect("audit log lines")
             .iter()
+            .map(|l| serde_json::from_str::<protocol::signing::Signed>(l).expect("log line"))
             .map(|s| s.decode().expect("audit record"))
             .collect()
     }
@@ -674,8 +693,12 @@ impl World {
 
 /// A signed result file, decoded (after the caller checked what it needs to).
 pub fn read_result(path: &Path) -> protocol::result::JobResult {
-    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    signed.decode().unwrap()
+    read_result_file(path).result.decode().unwrap()
+}
+
+/// A result file as `cleanroom submit` writes it: the signed result and its log receipt.
+pub fn read_result_file(path: &Path) -> cleanroom::audit::ResultFile {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// Everything about a release that the query fixes: per output its name, class, mechanism,

@@ -77,10 +77,20 @@ fn serve_host(host: Arc<RecordingHost>) -> Endpoint {
                             };
                             (format!("get_blob:{name}"), None, reply)
                         }
-                        HostRequest::AppendAudit { record } => {
-                            let rec: AuditRecord = record.decode().expect("audit record decodes");
-                            ("append_audit".to_string(), Some(rec), HostResponse::Appended { count: 0 })
+                        HostRequest::AppendAudit { index, line } => {
+                            let signed: protocol::signing::Signed = serde_json::from_str(&line).expect("log line");
+                            let rec: AuditRecord = signed.decode().expect("audit record decodes");
+                            ("append_audit".to_string(), Some(rec), HostResponse::Appended { size: index + 1 })
                         }
+                        // Each side's enclave starts a log of its own.
+                        HostRequest::ReadAudit { .. } => {
+                            ("read_audit".to_string(), None, HostResponse::AuditLog { lines: vec![], more: false })
+                        }
+                        HostRequest::PutEvidence { document } => (
+                            "put_evidence".to_string(),
+                            None,
+                            HostResponse::Stored { digest: Digest::of(document.as_slice()) },
+                        ),
                         HostRequest::GetPolicy => {
                             ("get_policy".to_string(), None, HostResponse::Blob { data: Bytes(host.policy.clone()) })
                         }
@@ -364,7 +374,7 @@ impl Observation {
         let spend = self.events.iter().find(|e| e.what == "get_blob:index").map(|e| e.at).unwrap_or(self.submitted);
         let mut timings = vec![("reply".to_string(), ms(self.replied.saturating_duration_since(spend)))];
         match &self.reply {
-            Ok(EnclaveMessage::JobResult { result }) => {
+            Ok(EnclaveMessage::JobResult { result, .. }) => {
                 let r: JobResult = result.decode().expect("result decodes");
                 skeleton.push(format!(
                     "result job={} collaborator={} eps={} delta={} simulated={} platform={} released_at_is_deadline={}",
@@ -438,7 +448,8 @@ fn variant(m: &EnclaveMessage) -> String {
         EnclaveMessage::Evidence { .. } => "evidence".into(),
         EnclaveMessage::KeyAccepted { .. } => "key_accepted".into(),
         EnclaveMessage::JobResult { .. } => "job_result".into(),
-        EnclaveMessage::JobFailed => "job_failed".into(),
+        EnclaveMessage::JobFailed { receipt } => format!("job_failed receipt={}", receipt.is_some()),
+        EnclaveMessage::LogProof { .. } => "log_proof".into(),
         EnclaveMessage::Error { code, message } => format!("error {code}: {message}"),
     }
 }

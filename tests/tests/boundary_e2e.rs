@@ -95,7 +95,7 @@ fn spin_on_nonzero_module(spins: u32) -> Vec<u8> {
 
 fn decode(reply: &RawReply, w: &World) -> JobResult {
     match &reply.message {
-        EnclaveMessage::JobResult { result } => result.decode().unwrap(),
+        EnclaveMessage::JobResult { result, .. } => result.decode().unwrap(),
         other => panic!("expected a signed result, got {other:?}\n{}", w.host_log()),
     }
 }
@@ -329,9 +329,7 @@ fn another_key_or_the_host_with_a_job_id_from_the_audit_log_cannot_spend_a_grant
     // The host reads the job id from the audit log anyone may fetch, and submits a query
     // of its own under it: as Mallory (whose proof is good), and with the provider's key
     // (as if it held it) for a different query. The grant approves one query digest.
-    let log = std::fs::read_to_string(w.fetch_audit()).unwrap();
-    let records: Vec<protocol::audit::AuditRecord> =
-        protocol::audit::parse_log(&log).unwrap().iter().map(|s| s.decode().unwrap()).collect();
+    let records = w.audit_records();
     let job = records.iter().find(|r| r.event == "key_release").and_then(|r| r.job_id.clone()).expect("job id");
     assert_eq!(job, "job-1");
     let as_mallory = w.query_with(&job, &module, "mallory.toml", |q| q.collaborator = "mallory".into());

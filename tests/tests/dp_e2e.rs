@@ -122,7 +122,7 @@ fn replies_leave_at_the_deadline_whatever_the_noise() {
         let submitted = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let reply = w.raw_submit(&spec, module_blob, &w.index, &key);
         let r: JobResult = match reply.message {
-            EnclaveMessage::JobResult { result } => result.decode().unwrap(),
+            EnclaveMessage::JobResult { result, .. } => result.decode().unwrap(),
             other => panic!("{other:?}\n{}", w.host_log()),
         };
         let released_after = r.released_at - submitted;

@@ -61,8 +61,7 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     let after = now_secs();
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
 
-    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
-    let r: protocol::result::JobResult = signed.decode().unwrap();
+    let r = read_result(&result);
     assert!(r.simulated);
     assert_eq!(r.query_digest, query.digest(), "the result names the query the owner granted");
     assert_eq!(r.epsilon_spent.as_str(), "1");
@@ -86,16 +85,27 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
     let deciles: f64 = r.outputs[1].values.iter().map(|v| v.value).sum();
     assert!((deciles - 3000.0).abs() < 300.0, "decile counts sum {deciles}");
 
-    let o = w.cr(&["verify-result", result.to_str().unwrap(), "--allow-simulated", "--expect-pcr0", &w.pcr0]);
+    let res = result.to_str().unwrap();
+    let pd = w.policy_digest.as_str();
+    let o = w.cr(&["verify-result", res, "--allow-simulated", "--expect-pcr0", &w.pcr0, "--policy-digest", pd]);
     assert!(o.status.success(), "{}", text(&o));
     // Simulated results are refused unless the verifier opts in.
-    let o = w.cr(&["verify-result", result.to_str().unwrap()]);
+    let o = w.cr(&["verify-result", res, "--expect-pcr0", &w.pcr0, "--policy-digest", pd]);
     assert_fails_with(&o, "simulated");
+    // There is no check without an expected image and policy: nothing is trusted from the
+    // result itself.
+    assert_fails_with(&w.cr(&["verify-result", res, "--allow-simulated", "--policy-digest", pd]), "expect-pcr");
+    assert_fails_with(&w.cr(&["verify-result", res, "--allow-simulated", "--expect-pcr0", &w.pcr0]), "policy-digest");
+    let other_image = "11".repeat(48);
+    let o = w.cr(&["verify-result", res, "--allow-simulated", "--expect-pcr0", &other_image, "--policy-digest", pd]);
+    assert_fails_with(&o, "pcr");
 
     let log = w.fetch_audit();
-    let o = w.verify_audit(&log);
+    let o = w.verify_audit_with(&log, &["--result", res]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("1 jobs released"), "{}", text(&o));
+    assert!(text(&o).contains("checkpoint of 1 records held by owner (ledger): matches"), "{}", text(&o));
+    assert!(text(&o).contains("result included"), "{}", text(&o));
     assert_eq!(audit_events(&w), vec!["key_release", "job_released"]);
     let bundle = w.path("bundle.json");
     let o = w.cr(&[
@@ -105,21 +115,25 @@ fn full_job_releases_a_signed_dp_result_and_a_verifiable_audit_log() {
         "--ledger",
         w.ledger.to_str().unwrap(),
         "--allow-simulated",
+        "--expect-pcr0",
+        &w.pcr0,
+        "--policy-digest",
+        pd,
         "--out",
         bundle.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
-    assert_eq!(b["verification"]["valid"], true);
+    assert_eq!(b["verification"]["records"], 2);
     assert_eq!(b["records"].as_array().unwrap().len(), 2);
     assert_eq!(w.spent_epsilon(), "1", "{}", w.budget());
 
     // The grant is single-use: the identical query again is answered with the same signed
     // result from the enclave's cache (averaging defence, see dp_e2e.rs), spending nothing.
-    let first = std::fs::read(&result).unwrap();
+    let first = read_result_file(&result).result;
     let (o, again) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(std::fs::read(&again).unwrap(), first);
+    assert_eq!(read_result_file(&again).result, first);
     assert_eq!(w.spent_epsilon(), "1", "{}", w.budget());
     assert_eq!(audit_events(&w), vec!["key_release", "job_released", "job_cached"]);
 }
@@ -290,13 +304,13 @@ fn edited_removed_or_reordered_audit_records_are_named() {
     let mut s: protocol::signing::Signed = serde_json::from_str(&edited[1]).unwrap();
     s.payload.0[10] ^= 1;
     edited[1] = serde_json::to_string(&s).unwrap();
-    check("edited.log", edited, "record 2");
+    check("edited.log", edited, "line 2: signature does not verify");
     let mut removed = lines.clone();
     removed.remove(1);
-    check("removed.log", removed, "record 2");
+    check("removed.log", removed, "line 2: record says it is leaf 2, but it is leaf 1");
     let mut reordered = lines.clone();
     reordered.swap(1, 2);
-    check("reordered.log", reordered, "record 2");
+    check("reordered.log", reordered, "line 2: record says it is leaf 2, but it is leaf 1");
     let o = w.verify_audit(&log);
     assert!(o.status.success(), "{}", text(&o));
 }

@@ -117,6 +117,24 @@ pub fn verify_signer(
     verify_boot_evidence(&signer.platform, &signer.public_key, &signer.policy_digest, doc, signer.first_time, expected)
 }
 
+/// A booting enclave's own image, read from its own boot evidence (checked for its key
+/// and policy, but against no image: this is where the image to require comes from).
+pub fn own_image(
+    platform: &str,
+    public_key: &[u8],
+    policy: &Digest,
+    document: &[u8],
+    time: u64,
+    simulated: bool,
+) -> Result<BTreeMap<u16, Vec<u8>>, SignerError> {
+    let kind: Platform = platform.parse().map_err(|_| SignerError::UnknownPlatform(platform.to_string()))?;
+    let expect = boot_expectations(kind, &BTreeMap::new(), policy, public_key);
+    let opts = Options { allow_simulated: simulated, allow_debug: false };
+    let verdict = verify_evidence(kind, document, &expect, &opts, UnixTime::from_secs(time))
+        .map_err(|e| SignerError::Evidence(e.to_string()))?;
+    Ok(image_of(&verdict))
+}
+
 /// The image measurements a verdict shows, in the shape [`ExpectedImage::pcrs`] takes: a
 /// booting enclave requires its predecessors to have run exactly its own image.
 pub fn image_of(verdict: &Verdict) -> BTreeMap<u16, Vec<u8>> {

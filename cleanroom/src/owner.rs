@@ -1,0 +1,133 @@
+//! The owner's key release, as a library function: check the enclave's log against the
+//! checkpoint the ledger holds, spend the grant in the ledger, send key and grant, check
+//! the receipt, keep the new checkpoint. The CLI prints; this decides.
+
+use crate::client::{AttestedSession, ClientError};
+use crate::keystore::KeyStore;
+use crate::ledger::{HeldCheckpoint, Ledger, LedgerError};
+use protocol::audit::LogReceipt;
+use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
+use protocol::job::QuerySpec;
+use protocol::policy::Policy;
+use protocol::wire::{ClientMessage, EnclaveMessage};
+use protocol::Bytes;
+use tlog::checkpoint::{self, Checkpoint, CheckpointError};
+use tlog::merkle::ProofError;
+use tlog::ReceiptError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("grant: {0}")]
+    Grant(#[from] crate::review::GrantError),
+    #[error("no data key for dataset {0} in the key store")]
+    NoDataKey(protocol::Digest),
+    #[error("the enclave's log checkpoint: {0}; no key was sent")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("the enclave's log does not extend the checkpoint the ledger holds (size {held}, now {now}): {why}; the host rolled the log back or forked it, and no key was sent")]
+    NotConsistent { held: u64, now: u64, why: ProofError },
+    #[error("the enclave's log has {now} records, fewer than the {held} of the checkpoint the ledger holds: the host rolled the log back; no key was sent")]
+    RolledBack { held: u64, now: u64 },
+    #[error("key release receipt: {0}")]
+    Receipt(#[from] ReceiptError),
+    #[error("key release receipt: {0}")]
+    ReceiptContent(&'static str),
+    #[error("unexpected reply from the enclave")]
+    Unexpected,
+}
+
+/// What a successful release leaves behind.
+pub struct Released {
+    pub grant: BudgetGrant,
+    pub receipt: LogReceipt,
+    /// The checkpoint the log was checked against (None: the ledger held none yet).
+    pub checked_from: Option<u64>,
+    pub checkpoint: Checkpoint,
+}
+
+/// Ask the enclave for its checkpoint and prove it extends the one the ledger holds.
+pub fn check_log(
+    session: &mut AttestedSession,
+    ledger: &Ledger,
+    origin: &str,
+) -> Result<(Checkpoint, Option<u64>), ReleaseError> {
+    let held = ledger.checkpoint(origin)?;
+    let old_size = held.as_ref().map_or(0, |h| h.size);
+    let reply = match session.call(&ClientMessage::ProveLog { old_size }) {
+        Err(ClientError::Refused { code, message }) if code == "log_rolled_back" => {
+            let now = message.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or(0);
+            return Err(ReleaseError::RolledBack { held: old_size, now });
+        }
+        r => r?,
+    };
+    let EnclaveMessage::LogProof { checkpoint: text, consistency } = reply else {
+        return Err(ReleaseError::Unexpected);
+    };
+    let new = checkpoint::open(&text, origin, &session.public_key)?;
+    if let Some(h) = &held {
+        // The held checkpoint was verified when it was kept.
+        let old = checkpoint::parse(&h.text)?.checkpoint;
+        if new.size < old.size {
+            return Err(ReleaseError::RolledBack { held: old.size, now: new.size });
+        }
+        tlog::verify_extends(&old, &new, &consistency).map_err(|why| ReleaseError::NotConsistent {
+            held: old.size,
+            now: new.size,
+            why,
+        })?;
+    }
+    Ok((new, held.map(|h| h.size)))
+}
+
+/// The whole release: log check, ledger spend, key and grant, receipt, checkpoint kept.
+pub fn release(
+    session: &mut AttestedSession,
+    keys: &KeyStore,
+    ledger: &mut Ledger,
+    policy: &Policy,
+    spec: &QuerySpec,
+    now: u64,
+    ttl: u64,
+) -> Result<Released, ReleaseError> {
+    let origin = checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
+    let (checked, checked_from) = check_log(session, ledger, &origin)?;
+    let data_key = keys.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))?;
+    let grant = crate::review::grant_for_query(ledger, policy, spec, &session.public_key, now, ttl)?;
+    let signed = keys.signing_key().sign(GRANT_CONTEXT, &grant);
+    let mut msg = ClientMessage::ReleaseKey {
+        dataset_digest: policy.dataset_digest,
+        data_key: Bytes(data_key.0.to_vec()),
+        grant: signed,
+    };
+    let reply = session.call(&msg);
+    // The key copy in the message is wiped whatever the outcome.
+    if let ClientMessage::ReleaseKey { data_key, .. } = &mut msg {
+        zeroize::Zeroize::zeroize(&mut data_key.0);
+    }
+    let EnclaveMessage::KeyAccepted { grant_id, receipt } = reply? else {
+        return Err(ReleaseError::Unexpected);
+    };
+    let v = tlog::verify_receipt(&receipt, &session.public_key)?;
+    if grant_id != grant.grant_id
+        || v.record.event != "key_release"
+        || v.record.grant_id.as_deref() != Some(grant.grant_id.as_str())
+    {
+        return Err(ReleaseError::ReceiptContent("the logged record is not this grant's key release"));
+    }
+    if v.checkpoint.origin != origin || v.checkpoint.size < checked.size {
+        return Err(ReleaseError::ReceiptContent("the receipt's checkpoint is for another log or an older tree"));
+    }
+    ledger.keep_checkpoint(
+        &HeldCheckpoint {
+            origin,
+            size: v.checkpoint.size,
+            text: receipt.checkpoint.clone(),
+            signer: hex::encode(&session.public_key),
+        },
+        now,
+    )?;
+    Ok(Released { grant, receipt, checked_from, checkpoint: v.checkpoint })
+}
