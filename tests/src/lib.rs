@@ -16,6 +16,14 @@ use std::time::{Duration, Instant};
 /// Directory holding the workspace binaries (the profile directory of this test binary).
 static FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// The command failed with exactly one error line, which contains `needle` (any case).
+pub fn assert_fails_with(o: &std::process::Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected failure, got success: {t}");
+    assert!(t.to_lowercase().contains(&needle.to_lowercase()), "expected {needle:?} in: {t}");
+    assert_eq!(t.trim().lines().filter(|l| l.contains("error")).count(), 1, "one clear error line: {t}");
+}
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
@@ -393,13 +401,25 @@ impl World {
 
 /// Start host-proxy (which launches enclave-app) and wait until it is ready.
 fn start_proxy(d: &Path, policy: &Path, store: &Path) -> (Child, String, String) {
+    try_start_proxy(d, policy, store, &bin("enclave-app"), Duration::from_secs(60))
+        .expect("host-proxy did not become ready")
+}
+
+/// Start host-proxy with `enclave_bin`; the host-proxy log if it is not ready in `wait`.
+fn try_start_proxy(
+    d: &Path,
+    policy: &Path,
+    store: &Path,
+    enclave_bin: &Path,
+    wait: Duration,
+) -> Result<(Child, String, String), String> {
     let ready = d.join("ready.json");
     let _ = std::fs::remove_file(&ready);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("host-proxy.log")).unwrap();
     let proxy = Command::new(bin("host-proxy"))
         .args(["run", "--launch", "process", "--platform", "simulated"])
         .arg("--enclave-bin")
-        .arg(bin("enclave-app"))
+        .arg(enclave_bin)
         .arg("--policy")
         .arg(policy)
         .arg("--store")
@@ -411,13 +431,19 @@ fn start_proxy(d: &Path, policy: &Path, store: &Path) -> (Child, String, String)
         .stderr(log)
         .spawn()
         .expect("start host-proxy");
+    let mut proxy = proxy;
     let start = Instant::now();
     while !ready.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "host-proxy did not become ready");
+        let exited = proxy.try_wait().ok().flatten().is_some();
+        if exited || start.elapsed() > wait {
+            let _ = proxy.kill();
+            let _ = proxy.wait();
+            return Err(std::fs::read_to_string(d.join("host-proxy.log")).unwrap_or_default());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
-    (proxy, r["front_door"].as_str().unwrap().to_string(), r["blob_api"].as_str().unwrap().to_string())
+    Ok((proxy, r["front_door"].as_str().unwrap().to_string(), r["blob_api"].as_str().unwrap().to_string()))
 }
 
 impl World {
@@ -430,6 +456,26 @@ impl World {
         self.proxy = proxy;
         self.front = front;
         self.blobs = blobs;
+    }
+
+    /// Stop everything and start again with another enclave executable (in process mode
+    /// its SHA-384 is the simulated PCR0: another image). Err(host-proxy log) if it does
+    /// not come up.
+    pub fn restart_with_enclave(&mut self, enclave_bin: &Path) -> Result<(), String> {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+        let (proxy, front, blobs) =
+            try_start_proxy(self.dir.path(), &self.policy, &self.store, enclave_bin, Duration::from_secs(20))?;
+        self.proxy = proxy;
+        self.front = front;
+        self.blobs = blobs;
+        Ok(())
+    }
+
+    /// Stop the host proxy and its enclave (nothing restarted).
+    pub fn stop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
     }
 
     /// Process id of the running enclave-app.

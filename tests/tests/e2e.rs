@@ -3,13 +3,6 @@
 use cleanroom_e2e::*;
 use std::io::{Read, Write};
 
-fn assert_fails_with(o: &std::process::Output, needle: &str) {
-    let t = text(o);
-    assert!(!o.status.success(), "expected failure, got success: {t}");
-    assert!(t.to_lowercase().contains(&needle.to_lowercase()), "expected {needle:?} in: {t}");
-    assert_eq!(t.trim().lines().filter(|l| l.contains("error")).count(), 1, "one clear error line: {t}");
-}
-
 fn audit_events(w: &World) -> Vec<String> {
     w.audit_events()
 }
