@@ -6,7 +6,7 @@ WASM_DIR := target/wasm32-unknown-unknown/release
 WASM := $(WASM_DIR)/credit_lr.wasm
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test bench setup build wasm lint unit e2e clean
+.PHONY: demo test test-deps bench setup build wasm lint unit e2e clean
 
 setup:
 	@command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)"; exit 1; }
@@ -32,8 +32,12 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
+# Headless Chromium renders the audit report page (tests/tests/audit_report_page.rs).
+test-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends chromium; }
+
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
-test: build lint
+test: test-deps build lint
 	CLEANROOM_CREDIT_LR_WASM=$(CURDIR)/$(WASM) \
 	CLEANROOM_CREDIT_GBDT_WASM=$(CURDIR)/$(WASM_DIR)/credit_gbdt.wasm \
 	CLEANROOM_CREDIT_LOSS_WASM=$(CURDIR)/$(WASM_DIR)/credit_loss.wasm \

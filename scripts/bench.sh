@@ -17,6 +17,9 @@ cargo bench -q -p cleanroom-protocol --bench sealed_ingest 2>/dev/null | json
 cargo bench -q -p cleanroom-sandbox --bench sandbox 2>/dev/null | json
 # Attestation verification vs an independent reference (Python cryptography, if present).
 cargo bench -q -p attestation-verifier --bench verify 2>/dev/null | json
+# The transparency log: append throughput, inclusion proofs, audit verify of a
+# 1,000,000-record log next to the same log verified as a hash chain only.
+cargo bench -q -p cleanroom-tlog --bench tlog 2>/dev/null | json
 # EIF build and PCR hashing.
 cargo bench -q -p eif-build 2>/dev/null | json
 # DP samplers vs OpenDP.

@@ -83,22 +83,30 @@ python3 -c "import json; json.dump({'rows': $ROWS, 'sealed_bytes': $SEALED_BYTES
 echo "job wall time (attest + upload + the query's fixed deadline): $(python3 -c "print(round($T1 - $T0, 2))") s"
 
 heading "7. Provider checks the signed result"
-cr verify-result "$DEMO/result.json" --allow-simulated --expect-pcr0 "$PCR0"
+cr verify-result "$DEMO/result.json" --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST"
 echo "the result holds DP releases and public inputs only: no count of rows, units, dropped rows or withheld groups"
+echo "it comes with the checkpoint of the audit log that covers its record, and the inclusion proof"
 
-heading "8. Owner verifies the audit log and its budget"
-cr audit fetch --blob-api "$BLOBS" --out "$DEMO/audit.log"
-cr audit verify "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0"
-cr audit export "$DEMO/audit.log" --ledger "$DEMO/ledger.sqlite" --allow-simulated --expect-pcr0 "$PCR0" \
-    --out "$DEMO/evidence-bundle.json"
+heading "8. Owner checks the budget and reads the sealed diagnostics"
 cr budget show --ledger "$DEMO/ledger.sqlite"
+cr audit fetch --blob-api "$BLOBS" --out "$DEMO/audit"
 echo "the owner alone reads the job's sealed diagnostics (exact counts never leave in clear):"
-cr diagnostics show "$DEMO/audit.log" --key "$DEMO/owner/diagnostics.key"
+cr diagnostics show "$DEMO/audit/audit.log" --key "$DEMO/owner/diagnostics.key"
 
 heading "Accuracy cost of ε: DP results next to the owner's own exact check"
 cr owner-check --sealed "$DEMO/sealed" --keys "$DEMO/owner/owner.keys" --policy "$DEMO/owner/policy.toml" \
     --module "$WASM" --query "$DEMO/provider/query.toml" --out "$DEMO/owner/truth.json"
 cr compare "$DEMO/result.json" "$DEMO/owner/truth.json"
 
-printf '\nworking files in %s: result.json, audit.log, manifest.json, ledger.sqlite, sealed/, host/\n' "$DEMO"
+heading "9. Auditor verifies the transparency log against the owner's and the provider's checkpoints"
+# The owner's checkpoint is in its ledger (from the key release); the provider's is in its
+# result file (from the result). Both must match the one tree the host stores.
+cr audit verify "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result "$DEMO/result.json" \
+    --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST"
+cr audit export "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result "$DEMO/result.json" \
+    --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST" --out "$DEMO/evidence-bundle.json"
+cr audit report "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result "$DEMO/result.json" \
+    --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST" --out "$DEMO/audit-report"
+
+printf '\nworking files in %s: result.json, audit/ (log + evidence), audit-report/index.html, ledger.sqlite, sealed/, host/\n' "$DEMO"
 echo "NOTE: attestation in this demo is SIMULATED (development key, not hardware-backed)."

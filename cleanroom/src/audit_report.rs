@@ -63,9 +63,9 @@ pub fn render(r: &AuditReport, generated_at: u64) -> String {
          <title>cleanroom audit report</title><style>{STYLE}</style></head><body>\n"
     );
     let _ = write!(h, "<h1>cleanroom audit report</h1>\n<p class=\"ok\" id=\"verdict\">Log verified: {} records, every signer attested, every checkpoint given matches.</p>\n", r.records);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p>Log <code>{}</code>, tree root <code>{}</code>. Generated {}.</p>\n",
+        "<p>Log <code>{}</code>, tree root <code>{}</code>. Generated {}.</p>",
         esc(r.origin.as_deref().unwrap_or("(no checkpoint given)")),
         esc(&r.root),
         utc(generated_at)

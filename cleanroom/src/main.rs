@@ -1025,8 +1025,9 @@ fn demo_query(
 }
 
 fn compare(result: &Path, truth: &Path) -> Res {
-    let signed: Signed = serde_json::from_slice(&read(result)?)?;
-    let r: JobResult = signed.decode()?;
+    let file: cleanroom::audit::ResultFile =
+        serde_json::from_slice(&read(result)?).map_err(|e| format!("{}: not a result file: {e}", result.display()))?;
+    let r: JobResult = file.result.decode()?;
     let t: serde_json::Value = serde_json::from_slice(&read(truth)?)?;
     let truth_outputs: Vec<protocol::result::OutputRelease> = serde_json::from_value(t["outputs"].clone())?;
     println!("DP result (released to the provider) vs the owner's own exact check (never released)");

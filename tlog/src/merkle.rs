@@ -5,7 +5,7 @@
 //! (ct-merkle, for one) keep every leaf's bytes in memory, and the enclave must keep only
 //! the 32-byte leaf hashes of a log of millions of records while still answering proofs
 //! for any earlier tree size. It is checked against the CT reference vectors below and
-//! against an independent Python implementation (`tests/tests/tlog_interop.rs`).
+//! against an independent Python implementation (`tlog/tests/interop.rs`).
 //!
 //! The tree stores every complete subtree hash (2n hashes for n leaves), so a root, an
 //! inclusion proof or a consistency proof for any size costs O(log² n) hashes.
@@ -96,7 +96,7 @@ impl MerkleTree {
         let index = self.levels[0].len() as u64 - 1;
         // Complete every subtree this leaf closes.
         let mut k = 0;
-        while self.levels[k].len() % 2 == 0 {
+        while self.levels[k].len().is_multiple_of(2) {
             let n = self.levels[k].len();
             let parent = node_hash(&self.levels[k][n - 2], &self.levels[k][n - 1]);
             if self.levels.len() == k + 1 {
@@ -159,7 +159,7 @@ impl MerkleTree {
 
     /// MTH(D[start : start + n]) for a range inside the held leaves.
     fn subtree(&self, start: u64, n: u64) -> Hash {
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(start / n) as usize];
         }
