@@ -96,8 +96,6 @@ pub enum LedgerError {
     DuplicateQuery { query_digest: Digest, grant_id: String },
     #[error("grant id {0:?} was already issued")]
     DuplicateGrantId(String),
-    #[error("log {origin}: the ledger holds a checkpoint of {held} records; a checkpoint of {new} would go back")]
-    CheckpointGoesBack { origin: String, held: u64, new: u64 },
     #[error(
         "dataset {dataset} belongs to population {bound:?} (by its manifest or earlier grants), \
          not {requested:?}"
@@ -556,21 +554,17 @@ impl Ledger {
         origins.iter().filter_map(|o| self.checkpoint(o).transpose()).collect()
     }
 
-    /// Keep a newer verified checkpoint. A smaller tree than the one held is refused (the
-    /// caller checked consistency; the database refuses it as well).
-    pub fn keep_checkpoint(&mut self, held: &HeldCheckpoint, now: u64) -> Result<(), LedgerError> {
+    /// Keep a verified checkpoint if it is of a bigger tree than the one held; returns
+    /// whether it was kept. Concurrent releases finish in any order: a smaller checkpoint
+    /// from one of them is a prefix the caller already checked, and is not kept (the
+    /// database refuses to make the held tree smaller as well).
+    pub fn keep_checkpoint(&mut self, held: &HeldCheckpoint, now: u64) -> Result<bool, LedgerError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let old: Option<i64> = tx
             .query_row("SELECT size FROM log_checkpoints WHERE origin = ?1", [&held.origin], |r| r.get(0))
             .optional()?;
-        if let Some(old) = old {
-            if (old as u64) > held.size {
-                return Err(LedgerError::CheckpointGoesBack {
-                    origin: held.origin.clone(),
-                    held: old as u64,
-                    new: held.size,
-                });
-            }
+        if old.is_some_and(|old| old as u64 >= held.size) {
+            return Ok(false);
         }
         tx.execute(
             "INSERT INTO log_checkpoints (origin, size, checkpoint, signer, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -578,7 +572,7 @@ impl Ledger {
             rusqlite::params![held.origin, held.size as i64, held.text, held.signer, now as i64],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Every grant ever issued, in issue order.
@@ -736,6 +730,24 @@ mod tests {
 
     fn d1() -> Digest {
         Digest::of(b"seal 1")
+    }
+
+    #[test]
+    fn the_held_checkpoint_only_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let cp =
+            |size: u64| HeldCheckpoint { origin: "o".into(), size, text: format!("note {size}"), signer: "k".into() };
+        assert_eq!(l.checkpoint("o").unwrap(), None);
+        assert!(l.keep_checkpoint(&cp(3), 1).unwrap());
+        assert!(!l.keep_checkpoint(&cp(2), 2).unwrap(), "a smaller tree is not kept");
+        assert!(!l.keep_checkpoint(&cp(3), 2).unwrap());
+        assert!(l.keep_checkpoint(&cp(5), 3).unwrap());
+        assert_eq!(l.checkpoint("o").unwrap(), Some(cp(5)));
+        assert_eq!(l.checkpoints().unwrap(), vec![cp(5)]);
+        // The database refuses it too.
+        let e = l.conn.execute("UPDATE log_checkpoints SET size = 1 WHERE origin = 'o'", []);
+        assert!(e.unwrap_err().to_string().contains("never goes back"));
     }
 
     /// A grant request for job `job` by "acme" on dataset `d1()` of population `P`, for

@@ -373,6 +373,23 @@ impl Observation {
         // and takes as long on D as on D′ up to machine noise.
         let spend = self.events.iter().find(|e| e.what == "get_blob:index").map(|e| e.at).unwrap_or(self.submitted);
         let mut timings = vec![("reply".to_string(), ms(self.replied.saturating_duration_since(spend)))];
+        // The receipt's shape: which leaf, the checkpoint's tree size, the proof's length.
+        // (Its root hashes the records, whose sealed diagnostics are fresh ciphertext.)
+        let receipt = match &self.reply {
+            Ok(EnclaveMessage::JobResult { receipt, .. }) => Some(receipt),
+            Ok(EnclaveMessage::JobFailed { receipt }) => receipt.as_ref(),
+            _ => None,
+        };
+        if let Some(r) = receipt {
+            let size = r.checkpoint.lines().nth(1).unwrap_or_default().to_string();
+            skeleton.push(format!(
+                "receipt leaf={} tree_size={size} proof_len={} record_len={} checkpoint_len={}",
+                r.index,
+                r.inclusion.len(),
+                r.record.len(),
+                r.checkpoint.len()
+            ));
+        }
         match &self.reply {
             Ok(EnclaveMessage::JobResult { result, .. }) => {
                 let r: JobResult = result.decode().expect("result decodes");

@@ -289,3 +289,29 @@ fn bad_checkpoints_and_failing_logs_are_named_and_nothing_is_written() {
     assert_eq!(rows[1]["event"], "job_released");
     assert!(rows.iter().all(|r| r.as_object().unwrap().values().all(|v| !v.is_object() && !v.is_array())));
 }
+
+#[test]
+fn an_append_the_host_refuses_fails_the_operation_and_nothing_is_kept() {
+    let w = World::start(WorldOptions { budget: "5", ..Default::default() });
+    run_job(&w, "job-1");
+    assert!(w.release("job-2").status.success());
+    // The host stops storing records (its log path is no longer a writable file).
+    let store_log = w.store.join("audit.log");
+    let saved = std::fs::read(&store_log).unwrap();
+    std::fs::remove_file(&store_log).unwrap();
+    std::fs::create_dir(&store_log).unwrap();
+    // A spent job whose record cannot be logged releases nothing and caches nothing.
+    let (o, result) = w.submit("job-2", &credit_lr_wasm(), &w.index);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("job_failed"), "{}", text(&o));
+    assert!(!result.exists(), "a result left although its record was not logged");
+    // A key release whose record cannot be logged is refused, and the grant is not kept.
+    let o = w.release("job-3");
+    assert_fails_with(&o, "audit_failed");
+    std::fs::remove_dir(&store_log).unwrap();
+    std::fs::write(&store_log, &saved).unwrap();
+    let (o, _) = w.submit("job-3", &credit_lr_wasm(), &w.index);
+    assert_fails_with(&o, "no_grant");
+    // Negative control: with the log writable again, the next release is logged.
+    assert!(w.release("job-4").status.success());
+}
