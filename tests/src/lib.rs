@@ -234,6 +234,11 @@ impl World {
     /// `cleanroom release` of the grant for `query` against `front_door` with the given
     /// expected PCR0.
     pub fn release_query_via(&self, front_door: &str, pcr0: &str, query: &Path) -> Output {
+        self.release_query_with_ledger(front_door, pcr0, query, &self.ledger)
+    }
+
+    /// `cleanroom release` as [`World::release_query_via`], with the owner's ledger at `ledger`.
+    pub fn release_query_with_ledger(&self, front_door: &str, pcr0: &str, query: &Path, ledger: &Path) -> Output {
         self.cr(&[
             "release",
             "--front-door",
@@ -244,7 +249,7 @@ impl World {
             "--keys",
             self.keys.to_str().unwrap(),
             "--ledger",
-            self.ledger.to_str().unwrap(),
+            ledger.to_str().unwrap(),
             "--policy",
             self.policy.to_str().unwrap(),
             "--query",

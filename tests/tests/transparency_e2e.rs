@@ -141,22 +141,8 @@ fn a_rollback_is_refused_before_the_key_is_sent_and_a_fork_is_named() {
     // Fork: an owner whose ledger predates job-2 (checkpoint of 1) is shown the rolled-back
     // tree, which is consistent with what it holds, and releases there. Now two trees of
     // 3 records exist; each checkpoint is caught against the other tree.
-    let o = w.cr(&[
-        "release",
-        "--front-door",
-        &w.front,
-        "--expect-pcr0",
-        &w.pcr0,
-        "--allow-simulated",
-        "--keys",
-        w.keys.to_str().unwrap(),
-        "--ledger",
-        old_ledger.to_str().unwrap(),
-        "--policy",
-        w.policy.to_str().unwrap(),
-        "--query",
-        w.query("job-2b", &credit_lr_wasm()).to_str().unwrap(),
-    ]);
+    let q = w.query("job-2b", &credit_lr_wasm());
+    let o = w.release_query_with_ledger(&w.front, &w.pcr0, &q, &old_ledger);
     assert!(o.status.success(), "{}", text(&o));
     let tree_b = w.fetch_audit();
     assert_eq!(lines(&tree_b).len(), 3);
@@ -180,31 +166,15 @@ fn a_log_from_another_image_is_refused_by_the_auditor_and_by_a_restarted_enclave
     let mut w = World::start(WorldOptions::default());
     let result = run_job(&w, "job-1");
     let log = w.fetch_audit();
-    let other = "22".repeat(48);
-    let o = w.cr(&[
-        "audit",
-        "verify",
-        log.to_str().unwrap(),
-        "--allow-simulated",
-        "--expect-pcr0",
-        &other,
-        "--policy-digest",
-        &w.policy_digest,
-    ]);
+    let verify_expecting = |pcr0: &str, policy: &str| {
+        let log = log.to_str().unwrap();
+        w.cr(&["audit", "verify", log, "--allow-simulated", "--expect-pcr0", pcr0, "--policy-digest", policy])
+    };
+    let o = verify_expecting(&"22".repeat(48), &w.policy_digest);
     assert_fails_with(&o, "audit log line 1: signer");
     assert_fails_with(&o, "pcr0");
     // Another policy than the one expected.
-    let o = w.cr(&[
-        "audit",
-        "verify",
-        log.to_str().unwrap(),
-        "--allow-simulated",
-        "--expect-pcr0",
-        &w.pcr0,
-        "--policy-digest",
-        &"33".repeat(32),
-    ]);
-    assert_fails_with(&o, "not an expected policy");
+    assert_fails_with(&verify_expecting(&w.pcr0, &"33".repeat(32)), "not an expected policy");
     // A different enclave executable (another simulated PCR0) will not continue this log.
     let evil = w.path("enclave-app-other-image");
     let mut bytes = std::fs::read(bin("enclave-app")).unwrap();
