@@ -41,14 +41,14 @@ fn identical_query_is_answered_from_cache_and_spent_once() {
 
     let (o, first_path) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
-    let first: Signed = serde_json::from_slice(&std::fs::read(&first_path).unwrap()).unwrap();
+    let first: Signed = read_result_file(&first_path).result;
     let r1: JobResult = first.decode().unwrap();
 
     // Same job, same query, same dataset, same module, no new grant: the cached answer.
     let again_path = w.path("job-1.again.json");
     let o = submit_query(&w, &query, &again_path);
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
-    let again: Signed = serde_json::from_slice(&std::fs::read(&again_path).unwrap()).unwrap();
+    let again: Signed = read_result_file(&again_path).result;
     let r2: JobResult = again.decode().unwrap();
     assert_eq!(values(&r1), values(&r2), "an identical query must get the identical noisy answer");
     assert_eq!(first.payload, again.payload, "the same signed result, not a recomputation");
@@ -60,7 +60,7 @@ fn identical_query_is_answered_from_cache_and_spent_once() {
         let p = w.path(&format!("job-1.again{i}.json"));
         let o = submit_query(&w, &query, &p);
         assert!(o.status.success(), "{}", text(&o));
-        let s: Signed = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        let s: Signed = read_result_file(&p).result;
         assert_eq!(s.payload, first.payload);
     }
 
@@ -186,7 +186,7 @@ fn released_at_never_runs_ahead_of_the_reply() {
     let (o, result) = w.submit_query(&q, &credit_lr_wasm(), &w.index);
     let received = now().as_secs();
     assert!(o.status.success(), "{}", text(&o));
-    let r: JobResult = serde_json::from_slice::<Signed>(&std::fs::read(&result).unwrap()).unwrap().decode().unwrap();
+    let r: JobResult = read_result(&result);
     assert!(r.released_at <= received, "released_at {} is after the result was received ({received})", r.released_at);
     // The cached answer right after appends a record stamped with the clock.
     let (o, _) = w.submit_query(&q, &credit_lr_wasm(), &w.index);
