@@ -21,8 +21,7 @@ fn run_job(rows: u64) -> (u64, u64) {
     assert!(o.status.success(), "{}", text(&o));
     let (o, result) = w.submit("job-1", &credit_lr_wasm(), &w.index);
     assert!(o.status.success(), "{}\n{}", text(&o), w.host_log());
-    let signed: protocol::signing::Signed = serde_json::from_slice(&std::fs::read(result).unwrap()).unwrap();
-    let r: protocol::result::JobResult = signed.decode().unwrap();
+    let r = read_result(&result);
     // The result holds no exact row count; the noisy histogram shows the whole table was
     // read (every customer is in one decile bin; noise of scale ~3 per bin).
     let counted: f64 = r.outputs[1].values.iter().map(|v| v.value).sum();
