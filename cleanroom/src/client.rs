@@ -30,8 +30,8 @@ pub enum ClientError {
     Attestation(#[from] attestation_verifier::Error),
     #[error("attestation refused: {0}")]
     Binding(&'static str),
-    #[error("enclave refused: {message}")]
-    Refused { code: String, message: String },
+    #[error("enclave refused: {code}: {message}")]
+    Refused { code: protocol::refusal::RefusalCode, message: String },
     #[error("unexpected reply from the enclave")]
     Unexpected,
     #[error("blob store: {0}")]

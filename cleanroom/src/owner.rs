@@ -57,7 +57,7 @@ pub fn check_log(
     let held = ledger.checkpoint(origin)?;
     let old_size = held.as_ref().map_or(0, |h| h.size);
     let reply = match session.call(&ClientMessage::ProveLog { old_size }) {
-        Err(ClientError::Refused { code, message }) if code == "log_rolled_back" => {
+        Err(ClientError::Refused { code: protocol::refusal::RefusalCode::LogRolledBack, message }) => {
             let now = message.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or(0);
             return Err(ReleaseError::RolledBack { held: old_size, now });
         }

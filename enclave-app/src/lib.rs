@@ -5,6 +5,7 @@
 //! which owners release data keys and budget grants and providers submit jobs. Every
 //! job's result is DP-noised, signed with the attested key, audited and only then sent.
 
+pub mod admission;
 pub mod audit_log;
 pub mod boundary;
 pub mod host;

@@ -6,16 +6,16 @@ use crate::platform::{Platform, PlatformError, POLICY_PCR};
 use protocol::audit::{AuditRecord, LogReceipt};
 use protocol::deadline::Schedule;
 use protocol::diagnostics::Diagnostics;
-use protocol::grant::{submit_binding, BudgetGrant, GRANT_CONTEXT, SUBMIT_CONTEXT};
+use protocol::grant::BudgetGrant;
 use protocol::job::QuerySpec;
 use protocol::policy::{Decimal, Policy};
 use protocol::sealed::{decode_chunk, DataKey, Opener, SealedIndex};
 use protocol::signing::{Signed, SigningKey};
 use protocol::wire::{channel_binding, ClientMessage, EnclaveMessage, EXPORTER_LABEL};
 use protocol::{Bytes, Digest};
-use release::{Accumulator, DpRelease, ReleaseError, UnitAssembler};
+use release::{Accumulator, DpRelease, UnitAssembler};
 use sandbox::{AdmittedModule, Sandbox, SandboxConfig};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,48 +42,32 @@ pub enum BootError {
     AuditLog(#[from] crate::audit_log::ResumeError),
 }
 
-/// Why a request was refused before any grant was spent and any data was read. `code` is
-/// stable and machine-readable. Nothing after the spend is a `Refusal`: see [`crate::boundary`].
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    #[error("{code}: {message}")]
-    Policy { code: &'static str, message: String },
-    #[error("module_rejected: {0}")]
-    Admission(String),
-    #[error("host_failed: {0}")]
-    Host(#[from] HostError),
-    #[error("release_failed: {0}")]
-    Release(#[from] ReleaseError),
-    #[error("platform_failed: {0}")]
-    Platform(#[from] PlatformError),
-    #[error("audit_failed: the record could not be logged, so nothing was done: {0}")]
-    Audit(#[from] crate::audit_log::AppendError),
-}
+pub use crate::admission::{refuse, Refusal};
+use crate::admission::{GrantBook, Me};
+use protocol::refusal::RefusalCode as Code;
 
-impl Refusal {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::Policy { code, .. } => code,
-            Refusal::Admission(_) => "module_rejected",
-            Refusal::Host(_) => "host_failed",
-            Refusal::Release(_) => "release_failed",
-            Refusal::Platform(_) => "platform_failed",
-            Refusal::Audit(_) => "audit_failed",
-        }
+impl From<HostError> for Refusal {
+    fn from(e: HostError) -> Self {
+        refuse(Code::HostFailed, e.to_string())
     }
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal::Policy { code, message: message.into() }
+impl From<PlatformError> for Refusal {
+    fn from(e: PlatformError) -> Self {
+        refuse(Code::PlatformFailed, e.to_string())
+    }
+}
+
+impl From<crate::audit_log::AppendError> for Refusal {
+    fn from(e: crate::audit_log::AppendError) -> Self {
+        refuse(Code::AuditFailed, format!("the record could not be logged, so nothing was done: {e}"))
+    }
 }
 
 #[derive(Default)]
 struct State {
     data_keys: HashMap<Digest, DataKey>,
-    /// Grants accepted and not yet spent, by the query digest they approve.
-    pending: HashMap<Digest, BudgetGrant>,
-    /// Every grant id this instance has ever accepted.
-    seen: HashSet<String>,
+    grants: GrantBook,
     /// Averaging defence: signed results already released, by query digest (which covers
     /// the dataset digest and the module hash). An identical query gets the same signed
     /// answer again without a grant, without spending and without drawing new noise.
@@ -209,12 +193,12 @@ impl Enclave {
                 Ok(m) => m,
                 Err(TransportError::Closed) => return Ok(()),
                 Err(TransportError::Decode(e)) => {
-                    let reply = EnclaveMessage::Error { code: "malformed_message".into(), message: e.to_string() };
+                    let reply = EnclaveMessage::Error { code: Code::MalformedMessage, message: e.to_string() };
                     let _ = transport::send(&mut tls, &reply);
                     return Ok(());
                 }
                 Err(e @ TransportError::Frame(_)) => {
-                    let reply = EnclaveMessage::Error { code: "oversized_message".into(), message: e.to_string() };
+                    let reply = EnclaveMessage::Error { code: Code::OversizedMessage, message: e.to_string() };
                     let _ = transport::send(&mut tls, &reply);
                     return Ok(());
                 }
@@ -226,9 +210,9 @@ impl Enclave {
                     attested |= r.is_ok();
                     r
                 }
-                _ if !attested => Err(refuse("not_attested", "ask for evidence on this connection first")),
+                _ if !attested => Err(refuse(Code::NotAttested, "ask for evidence on this connection first")),
                 ClientMessage::ReleaseKey { .. } if key_released => {
-                    Err(refuse("second_key_release", "one key release per channel"))
+                    Err(refuse(Code::SecondKeyRelease, "one key release per channel"))
                 }
                 ClientMessage::ReleaseKey { dataset_digest, data_key, grant } => {
                     key_released = true;
@@ -244,7 +228,7 @@ impl Enclave {
                 Ok(reply) => transport::send(&mut tls, &reply)?,
                 Err(r) => {
                     // A refusal ends the channel: the peer reconnects and attests afresh.
-                    let reply = EnclaveMessage::Error { code: r.code().into(), message: r.to_string() };
+                    let reply = EnclaveMessage::Error { code: r.code, message: r.message.clone() };
                     let _ = transport::send(&mut tls, &reply);
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
@@ -256,7 +240,7 @@ impl Enclave {
 
     fn attest(&self, conn: &rustls::ServerConnection, nonce: &[u8]) -> Result<EnclaveMessage, Refusal> {
         if !(NONCE_MIN..=NONCE_MAX).contains(&nonce.len()) {
-            return Err(refuse("bad_nonce", format!("nonce must be {NONCE_MIN}..={NONCE_MAX} bytes")));
+            return Err(refuse(Code::BadNonce, format!("nonce must be {NONCE_MIN}..={NONCE_MAX} bytes")));
         }
         let exporter = exporter(conn)?;
         let public_key = self.key.public_key();
@@ -271,68 +255,8 @@ impl Enclave {
         })
     }
 
-    /// Check a grant against this enclave, its policy and the grants seen so far.
-    fn check_grant(&self, grant: &Signed, state: &State, now: u64) -> Result<BudgetGrant, Refusal> {
-        grant
-            .verify(GRANT_CONTEXT, self.policy.owner_public_key.as_slice())
-            .map_err(|e| refuse("grant_signature", format!("grant is not signed by the policy's owner key: {e}")))?;
-        let g: BudgetGrant = grant.decode().map_err(|e| refuse("grant_malformed", e.to_string()))?;
-        if g.enclave_public_key.as_slice() != self.key.public_key().as_slice() {
-            return Err(refuse(
-                "grant_wrong_enclave",
-                "grant names another enclave's key (issued to a different or restarted enclave)",
-            ));
-        }
-        if g.policy_digest != self.policy_digest {
-            return Err(refuse("grant_wrong_policy", "grant names another policy"));
-        }
-        if g.dataset_digest != self.policy.dataset_digest {
-            return Err(refuse("grant_wrong_dataset", "grant names a dataset this policy does not govern"));
-        }
-        if g.population != self.policy.population {
-            return Err(refuse("grant_wrong_population", "grant names another population"));
-        }
-        match self.policy.collaborator(&g.collaborator) {
-            Some(c) if c.public_key == g.provider_public_key => {}
-            Some(_) => {
-                return Err(refuse(
-                    "grant_wrong_provider_key",
-                    "grant names a key the policy does not list for its collaborator",
-                ))
-            }
-            None => {
-                return Err(refuse(
-                    "collaborator_not_allowed",
-                    format!("{:?} is not a collaborator in the policy", g.collaborator),
-                ))
-            }
-        }
-        if g.expires_at <= now {
-            return Err(refuse("grant_expired", format!("grant expired at {}", g.expires_at)));
-        }
-        if state.seen.contains(&g.grant_id) {
-            return Err(refuse("grant_replayed", format!("grant {} was already used", g.grant_id)));
-        }
-        if state.pending.contains_key(&g.query_digest) {
-            return Err(refuse("query_already_granted", "this query already holds a grant"));
-        }
-        let eps = release::parse_epsilon(&g.epsilon)?;
-        if eps > release::parse_epsilon(&self.policy.max_epsilon_per_job)? {
-            return Err(refuse(
-                "grant_exceeds_policy",
-                format!(
-                    "grant ε {} exceeds the policy's per-job maximum {}",
-                    g.epsilon, self.policy.max_epsilon_per_job
-                ),
-            ));
-        }
-        if release::parse_delta(&g.delta)? > release::parse_delta(&self.policy.max_delta_per_job)? {
-            return Err(refuse(
-                "grant_exceeds_policy",
-                format!("grant δ {} exceeds the policy's per-job maximum {}", g.delta, self.policy.max_delta_per_job),
-            ));
-        }
-        Ok(g)
+    fn me<'a>(&'a self, public_key: &'a [u8]) -> Me<'a> {
+        Me { policy: &self.policy, policy_digest: &self.policy_digest, public_key }
     }
 
     fn release_key(&self, dataset: Digest, mut data_key: Bytes, grant: &Signed) -> Result<EnclaveMessage, Refusal> {
@@ -340,18 +264,17 @@ impl Enclave {
             Ok(k) => DataKey(k),
             Err(_) => {
                 data_key.0.zeroize();
-                return Err(refuse("bad_key", "a data key is 32 bytes"));
+                return Err(refuse(Code::BadKey, "a data key is 32 bytes"));
             }
         };
         data_key.0.zeroize();
         // The state lock is held until the record is logged, so the grant cannot be used
         // or replayed in between; nothing is stored unless the host logged the record.
+        let now = now_secs();
         let mut state = self.state.lock().expect("state lock");
-        let g = self.check_grant(grant, &state, now_secs())?;
-        if dataset != g.dataset_digest {
-            return Err(refuse("grant_wrong_dataset", "key and grant name different datasets"));
-        }
-        let mut rec = self.record("key_release", &g.collaborator, "accepted", now_secs());
+        let public_key = self.key.public_key();
+        let g = crate::admission::check_grant(&self.me(&public_key), &state.grants, grant, &dataset, now)?;
+        let mut rec = self.record("key_release", &g.collaborator, "accepted", now);
         rec.job_id = Some(g.job_id.clone());
         rec.grant_id = Some(g.grant_id.clone());
         rec.dataset_digest = Some(g.dataset_digest);
@@ -362,8 +285,8 @@ impl Enclave {
         rec.budget_after = Some(g.ledger.collaborator_epsilon_after.clone());
         let receipt = self.append_audit(rec)?;
         state.data_keys.insert(dataset, key);
-        state.seen.insert(g.grant_id.clone());
-        state.pending.insert(g.query_digest, g.clone());
+        state.grants.seen.insert(g.grant_id.clone());
+        state.grants.pending.insert(g.query_digest, g.clone());
         Ok(EnclaveMessage::KeyAccepted { grant_id: g.grant_id, receipt })
     }
 
@@ -374,7 +297,7 @@ impl Enclave {
         let log = self.audit.lock().expect("audit lock");
         let (checkpoint, consistency) = crate::audit_log::prove(&log, &self.key, old_size).map_err(|e| {
             refuse(
-                "log_rolled_back",
+                Code::LogRolledBack,
                 format!("this enclave's log has {} records; the checkpoint held has {old_size}: {e}", log.tree.size()),
             )
         })?;
@@ -428,7 +351,7 @@ impl Enclave {
         let _one_job_at_a_time = self.job_lock.lock().expect("job lock");
         // Names the query everywhere below: the proof, the cache, the grant, the records.
         let query_digest = spec.digest();
-        self.check_proof(exporter, spec, &query_digest, proof)?;
+        crate::admission::check_proof(&self.policy, exporter, spec, &query_digest, proof)?;
         if let Some(cached) = self.cached(spec, &query_digest)? {
             return Ok(cached);
         }
@@ -453,7 +376,7 @@ impl Enclave {
         };
         // The spend. From here on the module sees data, so whatever happens the grant is
         // gone, and nothing leaves but what `conclude` builds.
-        self.state.lock().expect("state lock").pending.remove(&job.query_digest);
+        self.state.lock().expect("state lock").grants.pending.remove(&job.query_digest);
         let diag = std::cell::RefCell::new(Diagnostics::default());
         let outcome = self.run_spent(spec, admitted, start, deadline, &diag);
         let sealed = self.seal_diagnostics(&job, &diag.into_inner());
@@ -462,28 +385,6 @@ impl Enclave {
             self.state.lock().expect("state lock").released.insert(query_digest, signed);
         }
         Ok(reply)
-    }
-
-    /// The submission is by the key the policy lists for its collaborator, on this channel.
-    fn check_proof(
-        &self,
-        exporter: &[u8],
-        spec: &QuerySpec,
-        query_digest: &Digest,
-        proof: &Bytes,
-    ) -> Result<(), Refusal> {
-        let c = self.policy.collaborator(&spec.collaborator).ok_or_else(|| {
-            refuse("collaborator_not_allowed", format!("{:?} is not a collaborator", spec.collaborator))
-        })?;
-        let signed = Signed {
-            context: SUBMIT_CONTEXT.into(),
-            payload: Bytes(submit_binding(exporter, query_digest).as_bytes().to_vec()),
-            signer: c.public_key.clone(),
-            signature: proof.clone(),
-        };
-        signed.verify(SUBMIT_CONTEXT, c.public_key.as_slice()).map_err(|_| {
-            refuse("bad_provider_proof", "the submission is not signed on this channel by the collaborator's key")
-        })
     }
 
     /// Averaging defence: the identical query (same query digest, which names the job,
@@ -515,139 +416,22 @@ impl Enclave {
         index_blob: Digest,
         now: u64,
     ) -> Result<Admitted, Refusal> {
-        spec.validate().map_err(|e| refuse("bad_query", e.to_string()))?;
         let p = &self.policy;
-        if spec.dataset_digest != p.dataset_digest {
-            return Err(refuse("dataset_not_governed", "the policy does not govern this dataset"));
-        }
-        if !p.allowed_modules.contains(&spec.module_hash) {
-            return Err(refuse(
-                "module_not_allowed",
-                format!("module {} is not allowed by the policy", spec.module_hash),
-            ));
-        }
-        if module_blob != spec.module_hash {
-            return Err(refuse("module_hash_mismatch", "the module blob is not the module named in the query"));
-        }
-        if let Some(o) = spec.outputs.iter().find(|o| !p.allowed_query_classes.iter().any(|c| c == o.class())) {
-            return Err(refuse(
-                "query_class_not_allowed",
-                format!("query class {} is not allowed by the policy", o.class()),
-            ));
-        }
-        for (name, role) in spec.column_roles() {
-            match p.column(name) {
-                None => return Err(refuse("unknown_column", format!("column {name:?} is not in the sealed schema"))),
-                Some(c) if !c.roles.contains(&role) => {
-                    return Err(refuse(
-                        "column_role_not_allowed",
-                        format!("the policy does not allow column {name:?} as {}", role.as_str()),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        let eps = release::query_epsilon(spec)?;
-        if eps > release::parse_epsilon(&p.max_epsilon_per_job)? {
-            return Err(refuse(
-                "epsilon_exceeds_policy",
-                format!("query asks for ε = {eps}, above the policy's per-job maximum"),
-            ));
-        }
-        let delta = release::query_delta(spec, p)?;
-        if delta > *release::parse_delta(&p.max_delta_per_job)?.as_rational() {
-            return Err(refuse(
-                "delta_exceeds_policy",
-                format!("query costs δ = {delta}, above the policy's per-job maximum"),
-            ));
-        }
+        let cost = crate::admission::check_query(p, spec)?;
+        crate::admission::check_module_blob(spec, &module_blob)?;
         let acc = Accumulator::new(spec, p)?;
         let (grant, key) = {
             let state = self.state.lock().expect("state lock");
-            let grant = state.pending.get(query_digest).cloned().ok_or_else(|| {
-                refuse("no_grant", "no budget grant for this query (the owner approves a query digest, not a job id)")
-            })?;
-            let key = state
-                .data_keys
-                .get(&spec.dataset_digest)
-                .cloned()
-                .ok_or_else(|| refuse("no_data_key", "the owner has not released the data key"))?;
-            (grant, key)
+            let key = state.data_keys.get(&spec.dataset_digest).cloned();
+            let grant =
+                crate::admission::check_grant_covers(spec, query_digest, &state.grants, key.is_some(), &cost, now)?;
+            (grant, key.expect("checked: the data key is released"))
         };
-        if grant.collaborator != spec.collaborator {
-            return Err(refuse("grant_wrong_collaborator", "the grant is for another collaborator"));
-        }
-        if grant.expires_at <= now {
-            return Err(refuse("grant_expired", "the grant for this query has expired"));
-        }
-        if eps > release::parse_epsilon(&grant.epsilon)? {
-            return Err(refuse(
-                "epsilon_exceeds_grant",
-                format!("query asks for ε = {eps}, the grant covers {}", grant.epsilon),
-            ));
-        }
-        if delta > *release::parse_delta(&grant.delta)?.as_rational() {
-            return Err(refuse(
-                "delta_exceeds_grant",
-                format!("query costs δ = {delta}, the grant covers {}", grant.delta),
-            ));
-        }
         let wasm = self.host.get_blob(&module_blob)?;
-        let module = self.sandbox.admit(&wasm).map_err(|e| Refusal::Admission(e.to_string()))?;
-        if module.digest() != spec.module_hash {
-            return Err(refuse("module_hash_mismatch", "admitted module hash differs from the query"));
-        }
-        if module.inputs().len() != spec.inputs.len() {
-            return Err(refuse(
-                "input_count",
-                format!("module reads {} input columns, the query names {}", module.inputs().len(), spec.inputs.len()),
-            ));
-        }
-        for (name, kind) in spec.inputs.iter().zip(module.inputs()) {
-            let t = p.column(name).map(|c| c.sealed_type.as_str()).unwrap_or("");
-            if t != kind.sealed_type() {
-                return Err(refuse("input_type", format!("module reads {kind} from {name:?}, which is {t}")));
-            }
-        }
-        let index: SealedIndex = protocol::from_cbor(&self.host.get_blob(&index_blob)?)
-            .map_err(|e| refuse("bad_sealed_index", e.to_string()))?;
-        if index.dataset_digest != spec.dataset_digest {
-            return Err(refuse("bad_sealed_index", "sealed index names another dataset"));
-        }
-        if index.chunks.len() as u64 != p.sealed_chunks || index.rows_per_chunk != p.rows_per_chunk {
-            return Err(refuse(
-                "bad_sealed_index",
-                format!(
-                    "the sealed index lists {} chunks of {} rows; the policy's table has {} of {}",
-                    index.chunks.len(),
-                    index.rows_per_chunk,
-                    p.sealed_chunks,
-                    p.rows_per_chunk
-                ),
-            ));
-        }
-        // Sized from the policy's figures only (the index agrees with them).
-        let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk, group_outputs(spec))
-            .ok_or_else(|| refuse("deadline_overflow", "the table's worst case does not fit any deadline"))?;
-        if spec.deadline_ms > p.timing.max_deadline_ms {
-            return Err(refuse(
-                "deadline_exceeds_policy",
-                format!("deadline {} ms exceeds the policy's {} ms", spec.deadline_ms, p.timing.max_deadline_ms),
-            ));
-        }
-        if Duration::from_millis(spec.deadline_ms) < schedule.minimum {
-            return Err(refuse(
-                "deadline_too_short",
-                format!(
-                    "deadline {} ms is below the worst case of {} ms for {} chunks of {} rows at {} fuel per unit",
-                    spec.deadline_ms,
-                    schedule.minimum.as_millis() + 1,
-                    index.chunks.len(),
-                    index.rows_per_chunk,
-                    p.sandbox.fuel_per_unit
-                ),
-            ));
-        }
+        let module = self.sandbox.admit(&wasm).map_err(|e| refuse(Code::ModuleRejected, e.to_string()))?;
+        crate::admission::check_module(p, spec, &module_blob, &module.digest(), module.inputs())?;
+        let index = crate::admission::check_index(p, spec, &self.host.get_blob(&index_blob)?)?;
+        let schedule = crate::admission::check_deadline(p, spec)?;
         Ok(Admitted { grant, key, module, index, schedule, acc })
     }
 
@@ -763,10 +547,6 @@ impl Enclave {
 }
 
 /// How many outputs of `spec` are group-bys (each may release up to one group per row).
-pub fn group_outputs(spec: &QuerySpec) -> u64 {
-    spec.outputs.iter().filter(|o| matches!(o, protocol::job::OutputSpec::GroupMean { .. })).count() as u64
-}
-
 /// A stable name for the kind of fault that made a unit absent (owner diagnostics).
 fn fault_kind(e: &sandbox::RunError) -> String {
     let debug = format!("{e:?}");
@@ -776,6 +556,6 @@ fn fault_kind(e: &sandbox::RunError) -> String {
 fn exporter(conn: &rustls::ServerConnection) -> Result<[u8; 32], Refusal> {
     let mut exporter = [0u8; 32];
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)
-        .map_err(|e| refuse("tls_exporter", e.to_string()))?;
+        .map_err(|e| refuse(Code::TlsExporter, e.to_string()))?;
     Ok(exporter)
 }

@@ -15,6 +15,7 @@ pub mod grant;
 pub mod job;
 pub mod manifest;
 pub mod policy;
+pub mod refusal;
 pub mod result;
 pub mod sealed;
 pub mod signing;

@@ -60,7 +60,7 @@ pub enum EnclaveMessage {
     },
     /// A refusal before any grant is spent and any data is read; depends on no data.
     Error {
-        code: String,
+        code: crate::refusal::RefusalCode,
         message: String,
     },
 }

@@ -605,15 +605,18 @@ impl EvilRelay {
                         }
                         (ClientMessage::ReleaseKey { .. }, _) => {
                             rec.lock().unwrap().push("release_key".into());
-                            EnclaveMessage::Error { code: "stolen".into(), message: "a relay kept the key".into() }
+                            EnclaveMessage::Error {
+                                code: protocol::refusal::RefusalCode::Unknown,
+                                message: "a relay kept the key".into(),
+                            }
                         }
                         (ClientMessage::ProveLog { .. }, _) => {
                             rec.lock().unwrap().push("prove_log".into());
-                            EnclaveMessage::Error { code: "x".into(), message: "x".into() }
+                            EnclaveMessage::Error { code: protocol::refusal::RefusalCode::Unknown, message: "x".into() }
                         }
                         (ClientMessage::SubmitJob { .. }, _) => {
                             rec.lock().unwrap().push("submit_job".into());
-                            EnclaveMessage::Error { code: "x".into(), message: "x".into() }
+                            EnclaveMessage::Error { code: protocol::refusal::RefusalCode::Unknown, message: "x".into() }
                         }
                     };
                     if transport::send(&mut tls, &reply).is_err() {

@@ -113,7 +113,7 @@ fn expect_error_and_close(
 ) {
     transport::send(c, msg).unwrap();
     match transport::recv::<_, EnclaveMessage>(c) {
-        Ok(EnclaveMessage::Error { code: got, .. }) => assert_eq!(got, code),
+        Ok(EnclaveMessage::Error { code: got, .. }) => assert_eq!(got.as_str(), code),
         other => panic!("expected error {code}, got {other:?}"),
     }
     assert!(transport::recv::<_, EnclaveMessage>(c).is_err(), "the channel must be closed after an error");

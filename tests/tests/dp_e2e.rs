@@ -114,7 +114,7 @@ fn replies_leave_at_the_deadline_whatever_the_noise() {
             let missing = protocol::Digest::of(b"no such sealed index").to_hex();
             let warm = w.raw_submit(&spec, module_blob, &missing, &key);
             assert!(
-                matches!(&warm.message, EnclaveMessage::Error { code, .. } if code == "host_failed"),
+                matches!(&warm.message, EnclaveMessage::Error { code: protocol::refusal::RefusalCode::HostFailed, .. }),
                 "{:?}",
                 warm.message
             );
