@@ -312,8 +312,12 @@ mod tests {
 
     #[test]
     fn policy_pcr_is_a_single_extend() {
+        // SHA-384(0⁴⁸ ‖ SHA-256("policy")), computed independently with Python's hashlib.
         let p = Digest::of(b"policy");
-        assert_eq!(expected_policy_pcr(&p).len(), 48);
+        assert_eq!(
+            hex::encode(expected_policy_pcr(&p)),
+            "717003b9944373cc10add6c62756270f57e4f4ff6d755da873e09d86711a1b9126b14614652b19149313ff3122c8872a"
+        );
         assert_ne!(expected_policy_pcr(&p), expected_policy_pcr(&Digest::of(b"other")));
     }
 }

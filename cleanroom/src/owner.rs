@@ -10,7 +10,6 @@ use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
 use protocol::job::QuerySpec;
 use protocol::policy::Policy;
 use protocol::wire::{ClientMessage, EnclaveMessage};
-use protocol::Bytes;
 use tlog::checkpoint::{self, Checkpoint, CheckpointError};
 use tlog::merkle::ProofError;
 use tlog::ReceiptError;
@@ -97,16 +96,10 @@ pub fn release(
     let data_key = keys.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))?;
     let grant = crate::review::grant_for_query(ledger, policy, spec, &session.public_key, now, ttl)?;
     let signed = keys.signing_key().sign(GRANT_CONTEXT, &grant);
-    let mut msg = ClientMessage::ReleaseKey {
-        dataset_digest: policy.dataset_digest,
-        data_key: Bytes(data_key.0.to_vec()),
-        grant: signed,
-    };
+    // The key travels as a `DataKey`: every copy, the message's included, is wiped on drop.
+    let msg = ClientMessage::ReleaseKey { dataset_digest: policy.dataset_digest, data_key, grant: signed };
     let reply = session.call(&msg);
-    // The key copy in the message is wiped whatever the outcome.
-    if let ClientMessage::ReleaseKey { data_key, .. } = &mut msg {
-        zeroize::Zeroize::zeroize(&mut data_key.0);
-    }
+    drop(msg);
     let EnclaveMessage::KeyAccepted { grant_id, receipt } = reply? else {
         return Err(ReleaseError::Unexpected);
     };

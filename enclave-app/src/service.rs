@@ -259,17 +259,7 @@ impl Enclave {
         Me { policy: &self.policy, policy_digest: &self.policy_digest, public_key }
     }
 
-    fn release_key(&self, dataset: Digest, mut data_key: Bytes, grant: &Signed) -> Result<EnclaveMessage, Refusal> {
-        let key = match <[u8; 32]>::try_from(data_key.as_slice()) {
-            Ok(k) => DataKey(k),
-            Err(_) => {
-                data_key.0.zeroize();
-                return Err(refuse(Code::BadKey, "a data key is 32 bytes"));
-            }
-        };
-        data_key.0.zeroize();
-        // The state lock is held until the record is logged, so the grant cannot be used
-        // or replayed in between; nothing is stored unless the host logged the record.
+    fn release_key(&self, dataset: Digest, key: DataKey, grant: &Signed) -> Result<EnclaveMessage, Refusal> {
         let now = now_secs();
         let mut state = self.state.lock().expect("state lock");
         let public_key = self.key.public_key();

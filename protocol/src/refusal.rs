@@ -38,7 +38,6 @@ refusal_codes! {
     SecondKeyRelease = "second_key_release": "More than one key release on one channel.",
     TlsExporter = "tls_exporter": "The TLS exporter for the channel binding was unavailable.",
     BadNonce = "bad_nonce": "The attestation nonce is too short or too long.",
-    BadKey = "bad_key": "A data key is not 32 bytes.",
     GrantSignature = "grant_signature": "The grant is not signed by the policy's owner key.",
     GrantMalformed = "grant_malformed": "The grant does not decode.",
     GrantWrongEnclave = "grant_wrong_enclave": "The grant names another enclave's key.",

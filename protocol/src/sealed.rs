@@ -27,6 +27,41 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
+/// On the wire (inside the attested channel only) a data key is a 32-byte CBOR byte
+/// string. Decoding copies it straight into the key; an owned buffer handed over by the
+/// decoder is wiped. Any other length does not decode.
+impl Serialize for DataKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = DataKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a 32-byte data key")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<DataKey, E> {
+                let mut k = DataKey([0; 32]);
+                if v.len() != 32 {
+                    return Err(E::invalid_length(v.len(), &self));
+                }
+                k.0.copy_from_slice(v);
+                Ok(k)
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, mut v: Vec<u8>) -> Result<DataKey, E> {
+                let k = self.visit_bytes(&v);
+                v.zeroize();
+                k
+            }
+        }
+        d.deserialize_bytes(KeyVisitor)
+    }
+}
+
 /// One sealed chunk as stored by the host. Index and final flag travel in clear
 /// because the nonce is derived from them; they are authenticated through the AAD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +223,17 @@ pub fn decode_chunk(blob: &[u8]) -> Result<SealedChunk, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_key_travels_as_32_bytes_and_never_prints() {
+        let k = DataKey([7; 32]);
+        let cbor = crate::to_cbor(&k);
+        assert_eq!(cbor.len(), 34, "a CBOR byte string of 32");
+        assert_eq!(crate::from_cbor::<DataKey>(&cbor).unwrap(), k);
+        assert!(crate::from_cbor::<DataKey>(&crate::to_cbor(&Bytes(vec![7; 31]))).is_err());
+        assert!(crate::from_cbor::<DataKey>(&crate::to_cbor(&Bytes(vec![7; 33]))).is_err());
+        assert_eq!(format!("{k:?}"), "DataKey(<redacted>)");
+    }
     use crate::table::{Column, ColumnData, RecordBatch};
 
     fn batch(v: f64) -> RecordBatch {

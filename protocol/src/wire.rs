@@ -3,6 +3,7 @@
 
 use crate::audit::LogReceipt;
 use crate::job::QuerySpec;
+use crate::sealed::DataKey;
 use crate::signing::Signed;
 use crate::{Bytes, Digest};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,8 @@ pub enum ClientMessage {
     /// Ask for evidence bound to this nonce and this TLS connection.
     Attest { nonce: Bytes },
     /// Owner: the data key for one dataset and the grant for one job.
-    ReleaseKey { dataset_digest: Digest, data_key: Bytes, grant: Signed },
+    /// The key is a [`DataKey`]: zeroized on drop, redacted in `Debug`.
+    ReleaseKey { dataset_digest: Digest, data_key: DataKey, grant: Signed },
     /// Provider: run a job. Module and sealed index are blobs in the host's store.
     /// `proof` is the provider's Ed25519 signature (context [`crate::grant::SUBMIT_CONTEXT`])
     /// over [`crate::grant::submit_binding`] of this connection's exporter and the query

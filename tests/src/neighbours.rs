@@ -278,7 +278,7 @@ impl Side {
                 .expect("grant");
         let msg = ClientMessage::ReleaseKey {
             dataset_digest: self.policy.dataset_digest,
-            data_key: Bytes(self.data_key.0.to_vec()),
+            data_key: self.data_key.clone(),
             grant: self.owner.sign(GRANT_CONTEXT, &grant),
         };
         match session.call(&msg).expect("key release") {

@@ -145,7 +145,7 @@ fn grant_without_review(w: &World, query: &Path) {
     let key = ks.data_key(&policy.dataset_digest).unwrap();
     let msg = ClientMessage::ReleaseKey {
         dataset_digest: policy.dataset_digest,
-        data_key: Bytes(key.0.to_vec()),
+        data_key: key,
         grant: ks.signing_key().sign(GRANT_CONTEXT, &grant),
     };
     transport::send(&mut c, &msg).unwrap();

@@ -48,7 +48,14 @@ fn wrong_policy_digest_releases_no_key() {
         w.query("job-1", &credit_lr_wasm()).to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(text_of(&o).contains("16"), "names PCR16: {}", text_of(&o));
+    // The mismatch is PCR16's, and the values are the other policy's expected PCR16 and
+    // the measured one.
+    let expected = hex::encode(cleanroom::client::expected_policy_pcr(
+        &protocol::policy::Policy::from_toml(&std::fs::read_to_string(&other).unwrap()).unwrap().digest(),
+    ));
+    let measured = hex::encode(cleanroom::client::expected_policy_pcr(&w.policy_digest.parse().unwrap()));
+    let t = text_of(&o);
+    assert!(t.contains(&format!("PCR16 mismatch: expected {expected}, got {measured}")), "{t}");
     assert_eq!(ledger_grants(&w), 0);
     assert_eq!(audit_count(&w, "key_release"), 0);
 }
@@ -91,10 +98,10 @@ fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::
     ks.signing_key().sign(GRANT_CONTEXT, &g)
 }
 
-fn data_key(w: &World) -> (Digest, Bytes) {
+fn data_key(w: &World) -> (Digest, protocol::sealed::DataKey) {
     let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
     let d: Digest = w.dataset.parse().unwrap();
-    (d, Bytes(ks.data_key(&d).unwrap().0.to_vec()))
+    (d, ks.data_key(&d).unwrap())
 }
 
 /// Attest on a raw channel and return the enclave's public key.
