@@ -8,7 +8,7 @@
 //! the owner's ledger. The first failure is returned, naming the line or checkpoint.
 
 use crate::ledger::{GrantRow, HeldCheckpoint};
-use protocol::audit::{AuditRecord, LogReceipt};
+use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
 use protocol::result::{JobResult, RESULT_CONTEXT};
 use protocol::signing::{SignatureError, Signed};
 use protocol::Digest;
@@ -150,29 +150,23 @@ pub fn verify(inputs: AuditInputs<'_>) -> Result<AuditReport, AuditError> {
     let (mut key_releases, mut released, mut failed, mut cached) = (0u64, 0u64, 0u64, 0u64);
     // Per signer: results it released (a cached answer must be one of them).
     let mut released_by: HashMap<Vec<u8>, HashSet<Digest>> = HashMap::new();
-    let mut grant_events: HashMap<String, Vec<&'static str>> = HashMap::new();
+    let mut grant_events: HashMap<String, Vec<AuditEvent>> = HashMap::new();
     let mut named_grants: Vec<(u64, String, String)> = Vec::new();
     for line in &lines {
         let (signed, rec) = replay.push(line)?;
         lines_by_index.push(line);
         let n = rec.index + 1;
-        let kind: &'static str = match rec.event.as_str() {
-            "key_release" => {
-                key_releases += 1;
-                "key_release"
-            }
-            "job_released" => {
+        let kind = rec.event;
+        match kind {
+            AuditEvent::KeyRelease => key_releases += 1,
+            AuditEvent::JobReleased => {
                 released += 1;
                 if let Some(d) = rec.result_digest {
                     released_by.entry(signed.signer.0.clone()).or_default().insert(d);
                 }
-                "job_released"
             }
-            "job_failed" => {
-                failed += 1;
-                "job_failed"
-            }
-            "job_cached" => {
+            AuditEvent::JobFailed => failed += 1,
+            AuditEvent::JobCached => {
                 let spent_nothing = rec.epsilon.as_ref().is_some_and(|e| e.as_str().parse::<f64>() == Ok(0.0));
                 let known = rec
                     .result_digest
@@ -181,15 +175,13 @@ pub fn verify(inputs: AuditInputs<'_>) -> Result<AuditReport, AuditError> {
                     return Err(AuditError::CachedWithoutRelease { line: n, job: opt(&rec.job_id) });
                 }
                 cached += 1;
-                "job_cached"
             }
-            _ => "other",
-        };
+        }
         if let Some(g) = &rec.grant_id {
             grant_events.entry(g.clone()).or_default().push(kind);
             named_grants.push((n, g.clone(), opt(&rec.job_id)));
         }
-        if kind != "key_release" {
+        if kind != AuditEvent::KeyRelease {
             jobs.push(job_report(n, &rec));
         }
     }
@@ -294,8 +286,8 @@ pub fn verify(inputs: AuditInputs<'_>) -> Result<AuditReport, AuditError> {
         }
         for g in &l.grants {
             let events = grant_events.get(&g.grant_id).map(Vec::as_slice).unwrap_or(&[]);
-            let ended = events.iter().any(|e| *e == "job_released" || *e == "job_failed");
-            let delivered = events.contains(&"key_release");
+            let ended = events.iter().any(|e| e.spent());
+            let delivered = events.contains(&AuditEvent::KeyRelease);
             let expired = g.expires_at <= inputs.now;
             match (ended, delivered, expired) {
                 (true, _, _) => {}
@@ -371,7 +363,7 @@ pub fn verify_result(file: &ResultFile, expected: &ExpectedImage) -> Result<Veri
         expected,
     )?;
     let v = tlog::verify_receipt(&file.receipt, file.result.signer.as_slice())?;
-    let logs_it = matches!(v.record.event.as_str(), "job_released" | "job_cached")
+    let logs_it = v.record.event.answers_with_result()
         && v.record.result_digest == Some(Digest::of(file.result.payload.as_slice()));
     if !logs_it {
         return Err(ResultError::WrongRecord);
@@ -383,7 +375,7 @@ fn job_report(line: u64, r: &AuditRecord) -> JobReport {
     JobReport {
         line,
         time: r.time,
-        event: r.event.clone(),
+        event: r.event.to_string(),
         dataset: opt(&r.dataset_digest),
         collaborator: r.principal.clone(),
         job_id: opt(&r.job_id),

@@ -751,7 +751,7 @@ fn run(cmd: Cmd) -> Res {
             // The result must be signed by the key we just attested, and logged by it.
             result.verify(RESULT_CONTEXT, &session.public_key)?;
             let v = tlog::verify_receipt(&receipt, &session.public_key)?;
-            if v.record.event != "job_released" && v.record.event != "job_cached"
+            if !v.record.event.answers_with_result()
                 || v.record.result_digest != Some(Digest::of(result.payload.as_slice()))
             {
                 return Err("the enclave's receipt does not log this result".into());

@@ -105,7 +105,7 @@ pub fn release(
     };
     let v = tlog::verify_receipt(&receipt, &session.public_key)?;
     if grant_id != grant.grant_id
-        || v.record.event != "key_release"
+        || v.record.event != protocol::audit::AuditEvent::KeyRelease
         || v.record.grant_id.as_deref() != Some(grant.grant_id.as_str())
     {
         return Err(ReleaseError::ReceiptContent("the logged record is not this grant's key release"));

@@ -10,7 +10,7 @@
 //! deadline, never earlier, whatever the job did.
 
 use crate::service::Enclave;
-use protocol::audit::AuditRecord;
+use protocol::audit::{AuditEvent, AuditRecord};
 use protocol::grant::BudgetGrant;
 use protocol::policy::Decimal;
 use protocol::result::{JobResult, RESULT_CONTEXT};
@@ -71,7 +71,7 @@ pub fn conclude(
                 outputs: release.into_outputs(),
             };
             let signed = enclave.sign(RESULT_CONTEXT, &result);
-            let mut rec = enclave.record("job_released", &job.collaborator, "released", job.released_at);
+            let mut rec = enclave.record(AuditEvent::JobReleased, &job.collaborator, "released", job.released_at);
             rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
             rec.mechanism = Some("discrete_laplace".into());
             rec.sensitivity = Some(
@@ -80,7 +80,9 @@ pub fn conclude(
             (rec, Some(signed))
         }
         // The same record for every failure: no reason, no number.
-        Err(JobFailed) => (enclave.record("job_failed", &job.collaborator, "job_failed", job.released_at), None),
+        Err(JobFailed) => {
+            (enclave.record(AuditEvent::JobFailed, &job.collaborator, "job_failed", job.released_at), None)
+        }
     };
     fill(&mut rec, &job);
     rec.diagnostics = diagnostics.map(|d| protocol::Bytes(protocol::to_cbor(&d.0)));

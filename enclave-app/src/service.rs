@@ -3,7 +3,7 @@
 use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
-use protocol::audit::{AuditRecord, LogReceipt};
+use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
 use protocol::deadline::Schedule;
 use protocol::diagnostics::Diagnostics;
 use protocol::grant::BudgetGrant;
@@ -264,7 +264,7 @@ impl Enclave {
         let mut state = self.state.lock().expect("state lock");
         let public_key = self.key.public_key();
         let g = crate::admission::check_grant(&self.me(&public_key), &state.grants, grant, &dataset, now)?;
-        let mut rec = self.record("key_release", &g.collaborator, "accepted", now);
+        let mut rec = self.record(AuditEvent::KeyRelease, &g.collaborator, "accepted", now);
         rec.job_id = Some(g.job_id.clone());
         rec.grant_id = Some(g.grant_id.clone());
         rec.dataset_digest = Some(g.dataset_digest);
@@ -294,11 +294,11 @@ impl Enclave {
         Ok(EnclaveMessage::LogProof { checkpoint, consistency })
     }
 
-    pub(crate) fn record(&self, event: &str, principal: &str, outcome: &str, time: u64) -> AuditRecord {
+    pub(crate) fn record(&self, event: AuditEvent, principal: &str, outcome: &str, time: u64) -> AuditRecord {
         AuditRecord {
             index: 0,
             time,
-            event: event.into(),
+            event,
             principal: principal.into(),
             job_id: None,
             grant_id: None,
@@ -384,8 +384,12 @@ impl Enclave {
     fn cached(&self, spec: &QuerySpec, query_digest: &Digest) -> Result<Option<EnclaveMessage>, Refusal> {
         let cached = self.state.lock().expect("state lock").released.get(query_digest).cloned();
         let Some(signed) = cached else { return Ok(None) };
-        let mut rec =
-            self.record("job_cached", &spec.collaborator, "released again from cache; nothing spent", now_secs());
+        let mut rec = self.record(
+            AuditEvent::JobCached,
+            &spec.collaborator,
+            "released again from cache; nothing spent",
+            now_secs(),
+        );
         rec.job_id = Some(spec.job_id.clone());
         rec.dataset_digest = Some(spec.dataset_digest);
         rec.module_hash = Some(spec.module_hash);

@@ -18,9 +18,7 @@ pub struct AuditRecord {
     pub index: u64,
     /// Unix seconds.
     pub time: u64,
-    /// "key_release", "job_released", "job_failed" (after the spend, with no reason) or
-    /// "job_cached".
-    pub event: String,
+    pub event: AuditEvent,
     pub principal: String,
     pub job_id: Option<String>,
     pub grant_id: Option<String>,
@@ -46,6 +44,47 @@ pub struct AuditRecord {
     pub diagnostics: Option<Bytes>,
 }
 
+/// What a record logs. A log line with any other event does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// The owner's data key and a grant were accepted.
+    KeyRelease,
+    /// A spent job produced a result, released at its deadline.
+    JobReleased,
+    /// A spent job failed, at its deadline; the same fields for every failure, no reason.
+    JobFailed,
+    /// An identical query was answered again from the cache; nothing spent.
+    JobCached,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::KeyRelease => "key_release",
+            AuditEvent::JobReleased => "job_released",
+            AuditEvent::JobFailed => "job_failed",
+            AuditEvent::JobCached => "job_cached",
+        }
+    }
+
+    /// A job whose grant was spent (its ε and δ are gone whatever the outcome).
+    pub fn spent(self) -> bool {
+        matches!(self, AuditEvent::JobReleased | AuditEvent::JobFailed)
+    }
+
+    /// A record that answers with a result.
+    pub fn answers_with_result(self) -> bool {
+        matches!(self, AuditEvent::JobReleased | AuditEvent::JobCached)
+    }
+}
+
+impl std::fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a party receives with a reply that changed the log: its own record, the signed
 /// checkpoint right after it, and the inclusion proof linking the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,4 +101,20 @@ pub struct LogReceipt {
 /// The log line for a signed record: compact JSON, no newline.
 pub fn log_line(signed: &Signed) -> String {
     serde_json::to_string(signed).expect("a signed record serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_their_names_on_the_wire_and_nothing_else_decodes() {
+        for e in [AuditEvent::KeyRelease, AuditEvent::JobReleased, AuditEvent::JobFailed, AuditEvent::JobCached] {
+            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{e}\""));
+            assert_eq!(crate::from_cbor::<AuditEvent>(&crate::to_cbor(&e)).unwrap(), e);
+        }
+        assert!(serde_json::from_str::<AuditEvent>("\"job_refused\"").is_err());
+        assert!(AuditEvent::JobFailed.spent() && !AuditEvent::JobCached.spent());
+        assert!(AuditEvent::JobCached.answers_with_result() && !AuditEvent::KeyRelease.answers_with_result());
+    }
 }

@@ -696,7 +696,7 @@ impl World {
 
     /// The events of the audit records, in order.
     pub fn audit_events(&self) -> Vec<String> {
-        self.audit_records().into_iter().map(|r| r.event).collect()
+        self.audit_records().into_iter().map(|r| r.event.to_string()).collect()
     }
 
     /// Submit `spec` on a fresh channel of our own, proving possession of `key` on it, and

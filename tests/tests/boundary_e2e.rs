@@ -330,7 +330,8 @@ fn another_key_or_the_host_with_a_job_id_from_the_audit_log_cannot_spend_a_grant
     // of its own under it: as Mallory (whose proof is good), and with the provider's key
     // (as if it held it) for a different query. The grant approves one query digest.
     let records = w.audit_records();
-    let job = records.iter().find(|r| r.event == "key_release").and_then(|r| r.job_id.clone()).expect("job id");
+    let job =
+        records.iter().find(|r| r.event.as_str() == "key_release").and_then(|r| r.job_id.clone()).expect("job id");
     assert_eq!(job, "job-1");
     let as_mallory = w.query_with(&job, &module, "mallory.toml", |q| q.collaborator = "mallory".into());
     let (o, result) = w.submit_query_as(&as_mallory, &module, &w.index, &mallory_key);

@@ -14,7 +14,7 @@ fn audit_count(w: &World, event: &str) -> usize {
     log.lines()
         .filter(|l| {
             let s: protocol::signing::Signed = serde_json::from_str(l).unwrap();
-            s.decode::<protocol::audit::AuditRecord>().unwrap().event == event
+            s.decode::<protocol::audit::AuditRecord>().unwrap().event.as_str() == event
         })
         .count()
 }

@@ -160,7 +160,7 @@ fn hostile_corpus_is_contained_by_the_running_enclave() {
                 }
                 let recs = w.audit_records();
                 assert_eq!(recs.len(), records + 1);
-                assert_eq!(recs[records].event, "job_released", "{name}");
+                assert_eq!(recs[records].event.as_str(), "job_released", "{name}");
                 eprintln!("{name}: released (every unit absent) after {took:?}");
             }
         }

@@ -9,7 +9,7 @@
 
 extern crate cleanroom_tlog as tlog;
 
-use protocol::audit::{log_line, AuditRecord, AUDIT_CONTEXT};
+use protocol::audit::{log_line, AuditEvent, AuditRecord, AUDIT_CONTEXT};
 use protocol::signing::{Signed, SigningKey};
 use protocol::Digest;
 use std::time::Instant;
@@ -29,7 +29,7 @@ fn record(index: u64) -> AuditRecord {
     AuditRecord {
         index,
         time: 1_796_083_200 + index,
-        event: if index.is_multiple_of(2) { "key_release" } else { "job_released" }.into(),
+        event: if index.is_multiple_of(2) { AuditEvent::KeyRelease } else { AuditEvent::JobReleased },
         principal: "acme-models".into(),
         job_id: Some(format!("job-{}", index / 2)),
         grant_id: Some(format!("grant-{:032x}", index / 2)),
