@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use transport::{Endpoint, Stream, TransportError};
 
-/// PCR holding the policy digest (Nitro's first application PCR).
-pub const POLICY_PCR: u16 = 16;
+pub use protocol::pcr::POLICY_PCR;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -54,7 +53,7 @@ pub struct Expected {
 }
 
 /// PCR16 after the enclave extends it once with the policy digest.
-pub use tlog::signer::policy_pcr as expected_policy_pcr;
+pub use protocol::pcr::policy_pcr as expected_policy_pcr;
 
 /// Accepts any certificate during the handshake (there is no PKI here), but still makes
 /// the server prove possession of the certificate's key, and remembers the certificate
@@ -308,17 +307,6 @@ mod tests {
             assert_eq!(ed25519_key_of_cert(&junk), None);
         }
         assert_eq!(ed25519_key_of_cert(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
-    }
-
-    #[test]
-    fn policy_pcr_is_a_single_extend() {
-        // SHA-384(0⁴⁸ ‖ SHA-256("policy")), computed independently with Python's hashlib.
-        let p = Digest::of(b"policy");
-        assert_eq!(
-            hex::encode(expected_policy_pcr(&p)),
-            "717003b9944373cc10add6c62756270f57e4f4ff6d755da873e09d86711a1b9126b14614652b19149313ff3122c8872a"
-        );
-        assert_ne!(expected_policy_pcr(&p), expected_policy_pcr(&Digest::of(b"other")));
     }
 }
 

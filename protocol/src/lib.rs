@@ -14,6 +14,7 @@ pub mod frame;
 pub mod grant;
 pub mod job;
 pub mod manifest;
+pub mod pcr;
 pub mod policy;
 pub mod refusal;
 pub mod result;

@@ -8,8 +8,7 @@ use attestation_verifier::{verify_evidence, Expectations, Options, Platform, Snp
 use protocol::Digest;
 use std::collections::BTreeMap;
 
-/// PCR holding the policy digest (Nitro's first application PCR).
-pub const POLICY_PCR: u16 = 16;
+pub use protocol::pcr::{policy_pcr, POLICY_PCR};
 
 /// The boot PCRs that name the image (Nitro: enclave image, kernel, application). PCR3
 /// and PCR4 name the parent instance and IAM role, which legitimately change.
@@ -41,14 +40,6 @@ pub enum SignerError {
     UnexpectedPolicy(Digest),
     #[error("its evidence does not attest it: {0}")]
     Evidence(String),
-}
-
-/// PCR16 after the enclave extends it once with the policy digest.
-pub fn policy_pcr(policy: &Digest) -> Vec<u8> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
-    ctx.update(&[0u8; 48]);
-    ctx.update(policy.as_bytes());
-    ctx.finish().as_ref().to_vec()
 }
 
 /// What the boot evidence of an enclave with key `signer` under `policy` must show.

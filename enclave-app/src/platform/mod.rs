@@ -57,13 +57,8 @@ pub trait Platform: Send + Sync {
     fn random(&self, buf: &mut [u8]) -> Result<(), PlatformError>;
 }
 
-/// Nitro-style PCR extension, as the NSM does it: `PCR = SHA-384(PCR || data)`.
-pub fn extend_pcr(pcr: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA384);
-    ctx.update(pcr);
-    ctx.update(data);
-    ctx.finish().as_ref().to_vec()
-}
+/// Nitro-style PCR extension, as the NSM does it (one definition, in `protocol::pcr`).
+pub use protocol::pcr::{extend as extend_pcr, POLICY_PCR};
 
 /// Development platform. Its "PCR0" is the SHA-384 of the running executable, reported
 /// by the process itself, and its evidence is signed with a published development key:
@@ -73,9 +68,6 @@ pub struct SimulatedPlatform {
     pcrs: Mutex<BTreeMap<u16, (Vec<u8>, bool)>>,
     module_id: String,
 }
-
-/// PCR index our policy digest is extended into (the first application PCR on Nitro).
-pub const POLICY_PCR: u16 = 16;
 
 impl SimulatedPlatform {
     pub fn new() -> Result<Self, PlatformError> {
