@@ -33,8 +33,11 @@ lint: setup
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 # Headless Chromium renders the audit report page (tests/tests/audit_report_page.rs).
+# Headless Chromium renders the audit report; Python's `cryptography` backs the
+# independent RFC 6962 / C2SP and EIF checkers (tlog/tests, eif-build/tests).
 test-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends chromium; }
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
 test: test-deps build lint
