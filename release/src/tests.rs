@@ -640,3 +640,25 @@ fn scores_outside_the_bounds_are_clamped() {
     assert_eq!(values(&out[1]), vec![1.0, 1.0]);
     assert_eq!(out[2].values[0].value, 1.0);
 }
+
+/// Each released value's noise is stated exactly: the discrete Laplace scale is the L1
+/// sensitivity over ε (k rows per unit count k in a bin), and the group mean's count and
+/// sum each get half the output's ε.
+#[test]
+fn every_output_states_its_noise_scale_exactly() {
+    for (k, eps, hist_scale) in [(1u32, "0.5", "2"), (2, "0.5", "4"), (3, "0.25", "12")] {
+        let acc = accumulate(&spec(eps), &policy(k), &[seven_units()], [0; 32]);
+        let mut rng = dp::seeded_rng([1; 32]);
+        let out = acc.finish_dp(&mut rng, 3, &delta("0.000001")).unwrap().into_outputs();
+        let (m, h, a) = (&out[0], &out[1], &out[2]);
+        assert_eq!(
+            (h.sensitivity.as_str(), h.noise_scale.as_str()),
+            (k.to_string().as_str(), hist_scale),
+            "k={k} ε={eps}"
+        );
+        assert_eq!(a.noise_scale, hist_scale, "the AUC's bin counts have the histogram's scale");
+        // Count: k / (ε/2) = 2k/ε.
+        let count_scale = (2 * k) as f64 / eps.parse::<f64>().unwrap();
+        assert!(m.noise_scale.starts_with(&format!("count: {count_scale}, sum: ")), "{}", m.noise_scale);
+    }
+}
