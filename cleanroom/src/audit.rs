@@ -386,13 +386,16 @@ fn job_report(line: u64, r: &AuditRecord) -> JobReport {
     }
 }
 
-/// One flat JSON object per record, for SIEM ingestion (`audit export --format jsonl`).
-pub fn export_jsonl(log_text: &str) -> Result<String, ReplayError> {
-    let mut replay = Replayer::new();
-    let mut out = String::new();
-    for line in tlog::replay::lines(log_text)? {
-        let (signed, r) = replay.push(line)?;
-        let flat = serde_json::json!({
+/// One flat JSON object per record, for SIEM ingestion (`audit export --format jsonl`)
+/// and the evidence bundle. Call it on a log [`verify`] accepted: it decodes the lines
+/// again but does not repeat the signature checks.
+pub fn flat_records(log_text: &str) -> Result<Vec<serde_json::Value>, ReplayError> {
+    let mut out = Vec::new();
+    for (i, line) in tlog::replay::lines(log_text)?.into_iter().enumerate() {
+        let fail = |why: String| ReplayError { line: i as u64 + 1, kind: tlog::replay::ReplayErrorKind::Decode(why) };
+        let signed: Signed = serde_json::from_str(line).map_err(|e| fail(e.to_string()))?;
+        let r: AuditRecord = signed.decode().map_err(|e| fail(e.to_string()))?;
+        out.push(serde_json::json!({
             "line": r.index + 1,
             "leaf_hash": hex::encode(tlog::merkle::leaf_hash(line.as_bytes())),
             "signer": signed.signer.to_hex(),
@@ -417,9 +420,7 @@ pub fn export_jsonl(log_text: &str) -> Result<String, ReplayError> {
             "budget_after": r.budget_after,
             "outcome": r.outcome,
             "has_sealed_diagnostics": r.diagnostics.is_some(),
-        });
-        out.push_str(&flat.to_string());
-        out.push('\n');
+        }));
     }
     Ok(out)
 }

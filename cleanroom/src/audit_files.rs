@@ -81,12 +81,17 @@ pub fn read_evidence_dir(log: &Path) -> Result<BTreeMap<Digest, Vec<u8>>, FilesE
     Ok(out)
 }
 
+/// The first 16 characters of a hex string (shorter ones whole).
+fn prefix(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}
+
 /// What `audit verify` prints.
 pub fn summary_text(r: &AuditReport) -> String {
     let mut s = format!(
         "audit log OK: {} records, root {}, {} signer(s); {} key releases, {} jobs released, {} failed after the spend, {} answered from cache{}\n",
         r.records,
-        &r.root[..16],
+        prefix(&r.root),
         r.signers.len(),
         r.key_releases,
         r.jobs_released,
@@ -97,11 +102,11 @@ pub fn summary_text(r: &AuditReport) -> String {
     for sg in &r.signers {
         s.push_str(&format!(
             "  signer {}… ({}) from line {}: {} records, policy {}…, evidence verified: {}\n",
-            &sg.public_key[..16],
+            prefix(&sg.public_key),
             sg.platform,
             sg.first_line,
             sg.records,
-            &sg.policy_digest[..16],
+            prefix(&sg.policy_digest),
             sg.verdict
         ));
     }

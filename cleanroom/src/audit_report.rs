@@ -39,8 +39,11 @@ pub fn utc(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn short(hex: &str) -> String {
-    format!("{}…", &hex[..hex.len().min(16)])
+/// The first 16 characters and an ellipsis (cut at a character boundary: grant ids are
+/// the owner's text, not always hex).
+fn short(s: &str) -> String {
+    let cut = s.char_indices().nth(16).map_or(s.len(), |(i, _)| i);
+    format!("{}…", &s[..cut])
 }
 
 fn spent(j: &JobReport) -> bool {
@@ -227,5 +230,7 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_796_083_200), "2026-12-01 00:00:00 UTC");
         assert_eq!(esc("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
+        assert_eq!(short("ééééééééééééééééé"), "éééééééééééééééé…");
+        assert_eq!(short("abc"), "abc…");
     }
 }

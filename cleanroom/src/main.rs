@@ -843,7 +843,7 @@ fn run(cmd: Cmd) -> Res {
         }
         Cmd::Audit(AuditCmd::Export { check, format, out }) => audit_export(check, format, &out)?,
         Cmd::Audit(AuditCmd::Verify(check)) => {
-            let (report, ledger) = audit_check(&check)?;
+            let (report, ledger, _) = audit_check(&check)?;
             print!("{}", cleanroom::audit_files::summary_text(&report));
             if let Some(l) = &ledger {
                 for b in l.budgets()? {
@@ -855,7 +855,7 @@ fn run(cmd: Cmd) -> Res {
             }
         }
         Cmd::Audit(AuditCmd::Report { check, out }) => {
-            let (report, _) = audit_check(&check)?;
+            let (report, _, _) = audit_check(&check)?;
             let page = cleanroom::audit_report::render(&report, now());
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             let path = out.join("index.html");
@@ -867,7 +867,7 @@ fn run(cmd: Cmd) -> Res {
 }
 
 /// Verify the log with everything the check names; the report, and the ledger if given.
-fn audit_check(check: &AuditCheck) -> Res<(cleanroom::audit::AuditReport, Option<Ledger>)> {
+fn audit_check(check: &AuditCheck) -> Res<(cleanroom::audit::AuditReport, Option<Ledger>, String)> {
     let log_text = read_text(&check.log)?;
     let evidence = cleanroom::audit_files::read_evidence_dir(&check.log)?;
     let expected = expected_image(&check.image)?;
@@ -895,16 +895,16 @@ fn audit_check(check: &AuditCheck) -> Res<(cleanroom::audit::AuditReport, Option
         ledger: ledger_view,
         now: now(),
     })?;
-    Ok((report, ledger))
+    Ok((report, ledger, log_text))
 }
 
 fn audit_export(check: AuditCheck, format: ExportFormat, out: &Path) -> Res {
     // Verified first: nothing is written for a log that does not verify.
-    let (report, ledger) = audit_check(&check)?;
-    let log_text = read_text(&check.log)?;
+    let (report, ledger, log_text) = audit_check(&check)?;
+    let records = cleanroom::audit::flat_records(&log_text)?;
     match format {
         ExportFormat::Jsonl => {
-            let text = cleanroom::audit::export_jsonl(&log_text)?;
+            let text: String = records.iter().map(|r| format!("{r}\n")).collect();
             write_atomic(out, text.as_bytes())?;
             println!("{} records written to {} as JSON lines", report.records, out.display());
         }
@@ -925,8 +925,7 @@ fn audit_export(check: AuditCheck, format: ExportFormat, out: &Path) -> Res {
                 "format": "cleanroom-evidence-bundle/v2",
                 "exported_at": now(),
                 "verification": report,
-                "records": serde_json::from_str::<serde_json::Value>(&format!("[{}]",
-                    cleanroom::audit::export_jsonl(&log_text)?.trim_end().replace('\n', ",")))?,
+                "records": records,
                 "log": log_text,
                 "ledger": {"grants": grants},
             });

@@ -30,6 +30,8 @@ pub enum ReleaseError {
     NotConsistent { held: u64, now: u64, why: ProofError },
     #[error("the enclave's log has {now} records, fewer than the {held} of the checkpoint the ledger holds: the host rolled the log back; no key was sent")]
     RolledBack { held: u64, now: u64 },
+    #[error("the enclave says its log is smaller than the checkpoint the ledger holds ({held} records): the host rolled the log back; no key was sent ({message})")]
+    EnclaveRolledBack { held: u64, message: String },
     #[error("key release receipt: {0}")]
     Receipt(#[from] ReceiptError),
     #[error("key release receipt: {0}")]
@@ -57,8 +59,7 @@ pub fn check_log(
     let old_size = held.as_ref().map_or(0, |h| h.size);
     let reply = match session.call(&ClientMessage::ProveLog { old_size }) {
         Err(ClientError::Refused { code: protocol::refusal::RefusalCode::LogRolledBack, message }) => {
-            let now = message.split_whitespace().find_map(|w| w.parse::<u64>().ok()).unwrap_or(0);
-            return Err(ReleaseError::RolledBack { held: old_size, now });
+            return Err(ReleaseError::EnclaveRolledBack { held: old_size, message });
         }
         r => r?,
     };
