@@ -221,9 +221,16 @@ fn sealed_output_never_contains_raw_identifiers() {
         }
     }
     let within = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    let manifest_text = String::from_utf8_lossy(&manifest).into_owned();
+    let manifest_words: std::collections::HashSet<&str> =
+        manifest_text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     for c in &f.rows {
         for v in [&c.customer_id, &c.email, &c.ssn, &c.phone, &c.full_name, &c.zip] {
-            assert!(!within(&manifest, v.as_bytes()), "the manifest contains a raw identifier {v:?}");
+            // The manifest holds hex digests and counts, in which a 5-digit zip turns up by
+            // chance: short needles must not be a whole word of it, long ones not anywhere.
+            let in_manifest =
+                if v.len() >= 8 { within(&manifest, v.as_bytes()) } else { manifest_words.contains(v.as_str()) };
+            assert!(!in_manifest, "the manifest contains a raw identifier {v:?}");
             assert!(!values.contains(v.as_str()), "a sealed column holds the raw identifier {v:?}");
             assert!(!strings.iter().any(|s| s.contains(v.as_str())), "a sealed string holds the raw identifier {v:?}");
             // Nothing is stored in clear either. Only needles of 8 bytes or more: a 5-digit
