@@ -18,7 +18,7 @@ setup:
 wasm: setup
 	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo --remap-path-prefix=$(TARGET_DIR_ABS)=/target" \
-	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss --target wasm32-unknown-unknown
+	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss -p default-lr -p wage-lr --target wasm32-unknown-unknown
 
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
 # `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.
@@ -37,6 +37,7 @@ lint: setup
 # independent RFC 6962 / C2SP and EIF checkers (tlog/tests, eif-build/tests).
 test-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends chromium; }
+	@command -v softhsm2-util >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends softhsm2; }
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.

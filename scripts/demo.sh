@@ -22,7 +22,7 @@ cr generate --rows "$ROWS" --seed 7 --out "$DEMO/data"
 head -3 "$DEMO/data/bank.csv"
 
 heading "2. Owner prepares: manifest, HMAC tokenization, generalization, sealing"
-cr prepare "$DEMO/data/bank.parquet" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed" --ledger "$DEMO/ledger.sqlite"
+cr prepare "$DEMO/data/bank.parquet" --rules "$ROOT/cleanroom/rules/bank.toml" --keys "$DEMO/owner/owner.keys" --out "$DEMO/sealed" --ledger "$DEMO/ledger.sqlite"
 cp "$DEMO/sealed/manifest.json" "$DEMO/owner/manifest.json"
 cp "$DEMO/sealed/public-manifest.json" "$DEMO/provider/public-manifest.json"
 echo "the provider gets only the public manifest (schema, no counts):"

@@ -802,6 +802,11 @@ mod tests {
                 sealed_type: Some("token".into()),
                 label: Sensitivity::DirectIdentifier,
                 transform: Transform::Tokenized { key_id: key_id.into() },
+                roles: vec![],
+                label_domain: None,
+                reason: None,
+                allow_pii: None,
+                allow_regression: None,
             }],
             privacy_unit: "unit".into(),
             lineage: Lineage {
@@ -809,6 +814,8 @@ mod tests {
                 source_format: "csv".into(),
                 source_digest: Digest::default(),
                 ingested_at: 0,
+                rules_digest: None,
+                token_key: None,
             },
             rows: 10,
             chunks: 1,
@@ -817,6 +824,8 @@ mod tests {
             k_anonymity: None,
             pii_findings: vec![],
             sorted_by_unit: true,
+            rows_dropped_null: 0,
+            retention_until: None,
         }
     }
 

@@ -14,3 +14,4 @@ pub mod owner_policy;
 pub mod prepare;
 pub mod provider;
 pub mod review;
+pub mod suggest;

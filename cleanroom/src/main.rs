@@ -17,6 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use transport::Endpoint;
 
+mod progress;
+
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
@@ -37,17 +39,27 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Owner: check, tokenize, generalize and seal a table; write its manifest.
+    /// Owner: seal a table by its rules file, or scan it and draft the rules.
     Prepare {
+        /// The source table: CSV (dialect set in the rules' [input]) or Parquet.
         input: PathBuf,
-        #[arg(long)]
-        keys: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
+        /// The rules file (TOML, docs/prepare-rules.md): one rule per source column.
+        #[arg(long, required_unless_present = "suggest_rules")]
+        rules: Option<PathBuf>,
+        /// Scan the table and write a draft rules file here, a comment on every column
+        /// saying what the scan found. Nothing is sealed.
+        #[arg(long, conflicts_with = "rules")]
+        suggest_rules: Option<PathBuf>,
+        /// The owner's key file (tokenization key, grant-signing key, data keys); created if absent.
+        #[arg(long, required_unless_present = "suggest_rules")]
+        keys: Option<PathBuf>,
+        /// Output folder: manifest.json (the owner's), public-manifest.json (for providers), chunks/.
+        #[arg(long, required_unless_present = "suggest_rules")]
+        out: Option<PathBuf>,
+        /// Rows per sealed chunk (the host sees only the chunk count).
         #[arg(long, default_value_t = 16_384)]
         rows_per_chunk: u64,
-        #[arg(long, default_value_t = 10)]
-        k_target: u64,
+        /// Replace a sealed dataset already in --out.
         #[arg(long)]
         overwrite: bool,
         /// The owner's ledger; the manifest and its digest are appended to its log.
@@ -435,51 +447,54 @@ fn run(cmd: Cmd) -> Res {
             println!("generated {rows} customers (seed {seed}): {} and {}", csv.display(), pq.display());
             println!("{s:?}");
         }
-        Cmd::Prepare { input, keys, out, rows_per_chunk, k_target, overwrite, ledger } => {
+        Cmd::Prepare { input, rules, suggest_rules, keys, out, rows_per_chunk, overwrite, ledger } => {
+            if let Some(draft) = suggest_rules {
+                let today = cleanroom::prepare::Date::from_days_since_epoch((now() / 86_400) as i64)
+                    .ok_or("clock out of range")?;
+                let s = cleanroom::suggest::suggest_rules(&input, &cleanroom::prepare::InputOptions::default(), today)?;
+                write_atomic(&draft, s.toml.as_bytes())?;
+                println!(
+                    "scanned {} of {} rows; draft rules written to {}",
+                    s.rows_scanned,
+                    s.rows_seen,
+                    draft.display()
+                );
+                if let Some(u) = &s.unit {
+                    println!("suggested privacy unit: {u}");
+                }
+                println!(
+                    "review every column (label, transform, roles, reason), then: cleanroom prepare {} --rules {}",
+                    input.display(),
+                    draft.display()
+                );
+                return Ok(());
+            }
+            let (Some(rules), Some(keys), Some(out)) = (rules, keys, out) else {
+                return Err("--rules, --keys and --out are required to seal".into());
+            };
+            let rules_text = std::fs::read_to_string(&rules).map_err(|e| format!("{}: {e}", rules.display()))?;
+            let rules =
+                cleanroom::prepare::Rules::from_toml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
             let mut ks = KeyStore::create_or_open(&keys)?;
             let opts = cleanroom::prepare::PrepareOptions {
                 rows_per_chunk,
                 now_unix: now(),
-                k_target,
+                rules,
                 overwrite,
                 ..Default::default()
             };
-            let r = cleanroom::prepare::prepare(&input, &mut ks, &out, &opts)?;
-            println!("sealed {} rows into {} chunks in {}", r.rows, r.chunks, out.display());
+            let progress = progress::CliProgress::new();
+            let tokens = cleanroom::prepare::FileTokenKey::new(&ks);
+            let r = cleanroom::prepare::prepare_with(&input, &tokens, "file", &mut ks, &out, &opts, &progress);
+            progress.finish();
+            let r = r?;
             let public = out.join("public-manifest.json");
             write_atomic(&public, r.manifest.public().to_json().as_bytes())?;
-            println!("public manifest (schema only, for providers): {}", public.display());
-            if let Some(p) = r.manifest.population() {
-                println!("population (token key id): {p}");
-            }
-            println!("dataset digest:  {}", r.dataset_digest);
-            println!("manifest digest: {}", r.manifest_digest);
             if let Some(l) = ledger {
                 let seq = Ledger::open(&l)?.record_manifest(&r.manifest, now())?;
                 println!("manifest appended to the owner's log in {} (entry {seq})", l.display());
             }
-            for c in &r.manifest.columns {
-                let sealed = c.sealed_name.as_deref().unwrap_or("-");
-                println!(
-                    "  {:<15} {:<18} {:<30} -> {}",
-                    c.source_name,
-                    format!("{:?}", c.label),
-                    transform_text(&c.transform),
-                    sealed
-                );
-            }
-            if let Some(k) = &r.k_anonymity {
-                println!(
-                    "k-anonymity over {:?}: k_min = {}, {} classes, {} classes ({} rows) below k = {}",
-                    k.quasi_identifiers, k.k_min, k.classes, k.classes_below_target, k.rows_below_target, k.k_target
-                );
-            }
-            for f in &r.findings {
-                println!(
-                    "  PII scan: column {} matched {} {} times in {} values",
-                    f.column, f.detector, f.matches, f.sampled
-                );
-            }
+            print!("{}", cleanroom::prepare::summary(&r, &out));
         }
         Cmd::Policy(PolicyCmd::Init {
             keys,
@@ -934,16 +949,6 @@ fn audit_export(check: AuditCheck, format: ExportFormat, out: &Path) -> Res {
         }
     }
     Ok(())
-}
-
-fn transform_text(t: &protocol::manifest::Transform) -> String {
-    use protocol::manifest::Transform::*;
-    match t {
-        Tokenized { key_id } => format!("tokenized (HMAC key {key_id})"),
-        Dropped => "dropped".into(),
-        Generalized { rule } => format!("generalized ({rule})"),
-        Kept => "kept".into(),
-    }
 }
 
 fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {

@@ -60,8 +60,9 @@ pub fn default_timing(max_deadline_ms: u64) -> Timing {
     }
 }
 
-/// The sealed schema with default roles: numbers are inputs, dictionaries inputs and
-/// group keys, the named `labels` (i64, 0/1) labels; the token column plays no role.
+/// The sealed schema with its roles: those the owner's rules declared (in the manifest),
+/// else defaults by type (numbers are inputs, dictionaries inputs and group keys); the
+/// named `labels` (i64, 0/1) are labels too; the token column plays no role.
 pub fn columns(m: &Manifest, labels: &[String], token_as_input: bool) -> Result<Vec<ColumnPolicy>, DecodeError> {
     let schema = m.sealed_schema();
     for l in labels {
@@ -78,16 +79,26 @@ pub fn columns(m: &Manifest, labels: &[String], token_as_input: bool) -> Result<
             }
         }
     }
+    // A manifest prepared by a rules file carries the roles the owner declared per column;
+    // an older one gets the defaults by type.
+    let declared = m.columns.iter().any(|c| !c.roles.is_empty());
+    let declared_roles = |name: &str| -> Vec<ColumnRole> {
+        let Some(spec) = m.columns.iter().find(|c| c.sealed_name.as_deref() == Some(name)) else { return vec![] };
+        // The enclave's label role means 0/1 (AUC); a wider declared domain is not one.
+        let binary = spec.label_domain.as_ref().is_some_and(|d| d.iter().all(|v| *v == 0 || *v == 1));
+        spec.roles.iter().copied().filter(|r| *r != ColumnRole::Label || binary).collect()
+    };
     Ok(schema
         .into_iter()
         .map(|(name, sealed_type)| {
             let mut roles = match sealed_type.as_str() {
                 "token" if token_as_input => vec![ColumnRole::Input],
                 "token" => vec![],
+                _ if declared => declared_roles(&name),
                 "dict" => vec![ColumnRole::Input, ColumnRole::GroupBy],
                 _ => vec![ColumnRole::Input],
             };
-            if labels.contains(&name) {
+            if labels.contains(&name) && !roles.contains(&ColumnRole::Label) {
                 roles.push(ColumnRole::Label);
             }
             ColumnPolicy { name, sealed_type, roles }

@@ -242,7 +242,11 @@ pub fn test(
     let scratch = Scratch::new()?;
     let mut ks = KeyStore::create_or_open(&scratch.0.join("throwaway.keys")).map_err(prepare::PrepareError::from)?;
     let sealed = scratch.0.join("sealed");
-    let opts = PrepareOptions { dataset_name: Some("provider-sample".into()), ..PrepareOptions::default() };
+    // The provider's own sample is not the owner's data: every row is kept, so the local
+    // run is comparable row for row.
+    let mut rules = prepare::Rules::bank();
+    rules.k_anonymity.remedy = prepare::KRemedy::Override { reason: "provider's local sample".into() };
+    let opts = PrepareOptions { dataset_name: Some("provider-sample".into()), rules, ..PrepareOptions::default() };
     let prepared = prepare::prepare(csv, &mut ks, &sealed, &opts)?;
     let key = ks
         .data_key(&prepared.dataset_digest)

@@ -3,8 +3,8 @@
 use cleanroom::datagen::{self, Customer, Generator};
 use cleanroom::keystore::KeyStore;
 use cleanroom::prepare::{
-    open_sealed, prepare, ColumnRule, ColumnTransform, OpenError, PrepareError, PrepareOptions, CHUNKS_DIR,
-    MANIFEST_FILE,
+    open_sealed, prepare, ColumnTransform, KRemedy, OpenError, PrepareError, PrepareOptions, Rules, BANK_RULES,
+    CHUNKS_DIR, MANIFEST_FILE,
 };
 use protocol::manifest::{Sensitivity, Transform};
 use protocol::sealed::SealError;
@@ -37,8 +37,17 @@ impl Fixture {
     }
 }
 
+/// The bank rules as shipped, with classes below k kept (these tables are too small for
+/// k = 10 at zip3 × decade; the k-anonymity tests below use the shipped remedy).
 fn opts(rows_per_chunk: u64) -> PrepareOptions {
-    PrepareOptions { rows_per_chunk, now_unix: 1_764_000_000, ..PrepareOptions::default() }
+    let mut rules = Rules::bank();
+    rules.k_anonymity.remedy = KRemedy::Override { reason: "small test table".into() };
+    PrepareOptions { rows_per_chunk, now_unix: 1_764_000_000, rules, ..PrepareOptions::default() }
+}
+
+/// The bank rules file with `extra` appended (more columns, other settings).
+fn bank_rules_with(extra: &str) -> Rules {
+    Rules::from_toml(&format!("{BANK_RULES}\n{extra}")).unwrap()
 }
 
 fn column<'a>(batches: &'a [RecordBatch], name: &str) -> Vec<&'a ColumnData> {
@@ -182,7 +191,10 @@ fn manifest_describes_columns_lineage_and_k_anonymity() {
     // The direct identifiers were scanned and their PII reported (expected; they are dropped).
     let found = |c: &str, d: &str| m.pii_findings.iter().any(|p| p.column == c && p.detector == d);
     assert!(found("email", "email") && found("ssn", "ssn") && found("phone", "phone"), "{:?}", m.pii_findings);
-    assert!(m.pii_findings.iter().all(|p| p.declared_label == Sensitivity::DirectIdentifier));
+    // Outside the direct identifiers only the postcodes are found, in the column whose
+    // rule generalizes them to three digits (the remedy, so not refused).
+    let others: Vec<_> = m.pii_findings.iter().filter(|p| p.declared_label != Sensitivity::DirectIdentifier).collect();
+    assert!(others.iter().all(|p| (p.column.as_str(), p.detector.as_str()) == ("zip", "postcode")), "{others:?}");
 
     // The key file sits outside the output, and the output holds nothing but these files.
     let files = files_under(&out);
@@ -354,8 +366,9 @@ fn pii_pasted_into_a_kept_column_is_refused_unless_allowed() {
             _ => "ok".into(),
         })
     });
+    let notes = "[[column]]\nname = \"notes\"\nlabel = \"sensitive\"\ntransform = { kind = \"keep\", type = \"text\" }\nreason = \"agent notes\"\n";
     let mut o = opts(1_000);
-    o.rules.push(ColumnRule::new("notes", Sensitivity::Sensitive, ColumnTransform::KeepDict));
+    o.rules.columns = bank_rules_with(notes).columns;
     let e = prepare(&input, &mut ks, &f.path("out"), &o).unwrap_err();
     match &e {
         PrepareError::PiiInKeptColumn { column, detector, matches, scanned } => {
@@ -367,8 +380,10 @@ fn pii_pasted_into_a_kept_column_is_refused_unless_allowed() {
     assert!(!f.path("out").exists(), "nothing written on refusal");
     assert!(ks.datasets().is_empty());
 
-    o.allow_pii_in_kept_columns = true;
+    o.rules.columns = bank_rules_with(&format!("{notes}allow_pii = \"reviewed: one pasted address\"\n")).columns;
     let r = prepare(&input, &mut ks, &f.path("out"), &o).unwrap();
+    let spec = r.manifest.columns.iter().find(|c| c.source_name == "notes").unwrap();
+    assert_eq!(spec.allow_pii.as_deref(), Some("reviewed: one pasted address"), "the override is in the manifest");
     let finding = r.findings.iter().find(|p| p.column == "notes").unwrap();
     assert_eq!(
         (finding.detector.as_str(), finding.matches, finding.declared_label),
@@ -432,7 +447,8 @@ fn bad_input_gets_a_clear_error() {
         }
     });
     let e = run(&mut ks, &empty_id, &opts(100));
-    assert_eq!(e.to_string(), "row 1, column \"customer_id\": empty identifier");
+    // An empty field is a null (the rules' input.null_values), refused in the unit column.
+    assert!(e.to_string().starts_with("row 1, column \"customer_id\": missing value (null)"), "{e}");
 
     let header_only = edit_csv(&f, "empty.csv", |_, _| {});
     std::fs::write(&header_only, datagen::COLUMNS.join(",") + "\n").unwrap();
@@ -446,12 +462,14 @@ fn bad_input_gets_a_clear_error() {
     assert!(matches!(e, PrepareError::Io { .. }), "{e}");
 
     let mut no_unit = opts(100);
-    no_unit.rules[0].transform = ColumnTransform::Drop;
+    no_unit.rules.columns[0].transform = ColumnTransform::Drop;
     assert!(matches!(run(&mut ks, &f.csv, &no_unit), PrepareError::InvalidRules(_)));
-    let mut kept_ssn = opts(100);
-    kept_ssn.rules[3].transform = ColumnTransform::KeepDict;
-    let e = run(&mut ks, &f.csv, &kept_ssn);
-    assert!(e.to_string().contains("\"ssn\" is a direct identifier"), "{e}");
+    let kept_ssn = BANK_RULES.replace(
+        "name = \"ssn\"\nlabel = \"direct_identifier\"\ntransform = { kind = \"drop\" }",
+        "name = \"ssn\"\nlabel = \"direct_identifier\"\ntransform = { kind = \"keep\", type = \"text\" }",
+    );
+    let e = Rules::from_toml(&kept_ssn).unwrap_err();
+    assert!(e.to_string().contains("\"ssn\": a direct identifier"), "{e}");
     assert!(matches!(run(&mut ks, &f.csv, &opts(0)), PrepareError::InvalidOptions(_)));
 
     assert!(!f.path("out").exists());
@@ -507,4 +525,130 @@ fn demo_scale_timing() {
          {} chunks, {} bytes",
         r.chunks, r.bytes_written
     );
+}
+
+#[test]
+fn suggested_rules_flag_pii_and_cannot_be_sealed_unreviewed() {
+    let f = fixture(2_000, 21);
+    let today = cleanroom::prepare::Date::new(2026, 12, 6).unwrap();
+    let s = cleanroom::suggest::suggest_rules(&f.csv, &cleanroom::prepare::InputOptions::default(), today).unwrap();
+    assert_eq!((s.rows_seen, s.rows_scanned), (2_000, 2_000));
+    assert_eq!(s.unit.as_deref(), Some("customer_id"));
+    let block = |col: &str| {
+        let start = s.toml.find(&format!("name = \"{col}\"")).unwrap();
+        let before = &s.toml[..start];
+        let from = before.rfind("[[column]]").unwrap();
+        let end = s.toml[start..].find("[[column]]").map_or(s.toml.len(), |e| start + e);
+        s.toml[from..end].to_string()
+    };
+    for (col, kind) in [("email", "email"), ("ssn", "ssn"), ("phone", "phone"), ("full_name", "person_name")] {
+        let b = block(col);
+        assert!(b.contains(&format!("# found: {kind}")), "{col}: {b}");
+        assert!(b.contains("label = \"direct_identifier\"") && b.contains("kind = \"drop\""), "{col}: {b}");
+    }
+    assert!(block("zip").contains("kind = \"prefix\""), "{}", block("zip"));
+    assert!(block("customer_id").contains("roles = [\"privacy_unit\"]"));
+    // Unreviewed, the draft is refused: every reason is empty.
+    let e = Rules::from_toml(&s.toml).unwrap_err().to_string();
+    assert!(e.contains("reason is empty"), "{e}");
+    // Reviewed (here: every reason filled in), it seals.
+    let reviewed = s
+        .toml
+        .replace("reason = \"\"", "reason = \"reviewed\"")
+        .replace("remedy = \"refuse\"", "remedy = \"suppress\"");
+    let mut o = opts(1_000);
+    o.rules = Rules::from_toml(&reviewed).unwrap();
+    let mut ks = f.keystore("owner.keys");
+    let r = prepare(&f.csv, &mut ks, &f.path("out"), &o).unwrap();
+    assert!(r.rows > 0);
+    assert_eq!(r.manifest.lineage.rules_digest, Some(Digest::of(reviewed.as_bytes())));
+}
+
+/// Rules for the k-anonymity tests: the bank rules with `remedy` and an extra text column.
+fn k_rules(remedy: &str) -> Rules {
+    let text = BANK_RULES.replace("remedy = \"suppress\"", remedy);
+    Rules::from_toml(&text).unwrap()
+}
+
+#[test]
+fn k_anonymity_is_enforced_by_the_rules_remedy() {
+    let f = fixture(3_000, 22);
+    let mut ks = f.keystore("owner.keys");
+    // Refuse: nothing is written, the error names the quasi-identifiers and the gap.
+    let mut o = opts(1_000);
+    o.rules = k_rules("remedy = \"refuse\"");
+    let e = prepare(&f.csv, &mut ks, &f.path("refused"), &o).unwrap_err();
+    assert!(matches!(e, PrepareError::BelowK { k: 10, .. }), "{e}");
+    assert!(e.to_string().contains("[\"zip3\", \"birth_decade\"]"), "{e}");
+    assert!(!f.path("refused").exists() && ks.datasets().is_empty());
+
+    // Suppress: every class left holds at least k people, the rest are counted.
+    o.rules = k_rules("remedy = \"suppress\"");
+    let r = prepare(&f.csv, &mut ks, &f.path("suppressed"), &o).unwrap();
+    let k = r.k_anonymity.clone().unwrap();
+    assert!(k.rows_suppressed > 0 && r.rows + k.rows_suppressed == 3_000, "{k:?}");
+    assert_eq!(k.remedy.as_deref(), Some("suppress"));
+    let key = ks.data_key(&r.dataset_digest).unwrap();
+    let batches = open_sealed(&f.path("suppressed"), &key).unwrap();
+    let zips = all_dict(&batches, "zip3");
+    let decades = all_i64(&batches, "birth_decade");
+    let tokens = all_tokens(&batches, "customer_token");
+    let mut classes: std::collections::HashMap<(String, i64), std::collections::HashSet<[u8; 32]>> = Default::default();
+    for i in 0..zips.len() {
+        classes.entry((zips[i].clone(), decades[i])).or_default().insert(tokens[i]);
+    }
+    let smallest = classes.values().map(|s| s.len()).min().unwrap();
+    assert!(smallest >= 10, "a sealed class holds {smallest} people");
+    assert!(k.l_diversity.iter().any(|l| l.column == "income" && l.l_min >= 1), "{:?}", k.l_diversity);
+
+    // Override: sealed as is, the reason in the manifest.
+    o.rules = k_rules("remedy = \"override\"\nreason = \"regional analysis needs every branch\"");
+    let r = prepare(&f.csv, &mut ks, &f.path("overridden"), &o).unwrap();
+    assert_eq!(r.rows, 3_000);
+    let m = cleanroom::prepare::load_manifest(&f.path("overridden")).unwrap();
+    assert_eq!(m.k_anonymity.unwrap().remedy.as_deref(), Some("override: regional analysis needs every branch"));
+}
+
+#[test]
+fn rare_categories_labels_and_nulls_follow_the_rules() {
+    let f = fixture(1_000, 23);
+    let mut ks = f.keystore("owner.keys");
+    // A branch column where branch "tiny" has 3 customers; a label with an out-of-domain value; a null.
+    let input = edit_csv(&f, "extra.csv", |i, fields| {
+        fields.push(match i {
+            0 => "branch".into(),
+            1..=3 => "tiny".into(),
+            _ if i % 2 == 0 => "north".into(),
+            _ => "south".into(),
+        })
+    });
+    let branch = "[[column]]\nname = \"branch\"\nlabel = \"quasi_identifier\"\ntransform = { kind = \"keep\", type = \"text\" }\nmerge_rare_below = 5\nroles = [\"group_key\"]\nreason = \"branch\"\n";
+    let mut o = opts(500);
+    o.rules.columns = bank_rules_with(branch).columns;
+    let r = prepare(&input, &mut ks, &f.path("merged"), &o).unwrap();
+    assert_eq!(r.merged_categories.get("branch"), Some(&1));
+    let batches = open_sealed(&f.path("merged"), &ks.data_key(&r.dataset_digest).unwrap()).unwrap();
+    let values: std::collections::BTreeSet<String> = all_dict(&batches, "branch").into_iter().collect();
+    assert_eq!(values.into_iter().collect::<Vec<_>>(), ["north", "other", "south"]);
+
+    let bad_label = edit_csv(&f, "label.csv", |i, fields| {
+        if i == 4 {
+            fields[12] = "2".into();
+        }
+    });
+    let e = prepare(&bad_label, &mut ks, &f.path("label"), &opts(500)).unwrap_err().to_string();
+    assert_eq!(e, "row 4, column \"defaulted\": label outside its declared domain [0, 1]");
+    assert!(!f.path("label").exists());
+
+    let null_income = edit_csv(&f, "null.csv", |i, fields| {
+        if i == 6 || i == 8 {
+            fields[7] = "NA".into();
+        }
+    });
+    let e = prepare(&null_income, &mut ks, &f.path("null"), &opts(500)).unwrap_err();
+    assert!(matches!(&e, PrepareError::Null { row: 6, column } if column == "income"), "{e}");
+    let mut o = opts(500);
+    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = cleanroom::prepare::NullPolicy::DropRow;
+    let r = prepare(&null_income, &mut ks, &f.path("null"), &o).unwrap();
+    assert_eq!((r.rows, r.manifest.rows_dropped_null), (998, 2));
 }

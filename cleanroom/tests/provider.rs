@@ -56,7 +56,20 @@ fn sample(dir: &Path, module: &Path, rows: u64) -> (PathBuf, PathBuf) {
     let o = cleanroom(&["generate", "--rows", &rows.to_string(), "--seed", "5", "--out", p(&data)]);
     assert!(o.status.success(), "{}", text(&o));
     let sealed = dir.join("sealed");
-    let o = cleanroom(&["prepare", p(&data.join("bank.csv")), "--keys", p(&dir.join("k")), "--out", p(&sealed)]);
+    let rules = dir.join("rules.toml");
+    let shipped = cleanroom::prepare::BANK_RULES;
+    std::fs::write(&rules, shipped.replace("remedy = \"suppress\"", "remedy = \"override\"\nreason = \"sample\""))
+        .unwrap();
+    let o = cleanroom(&[
+        "prepare",
+        p(&data.join("bank.csv")),
+        "--rules",
+        p(&rules),
+        "--keys",
+        p(&dir.join("k")),
+        "--out",
+        p(&sealed),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let q = dir.join("query.toml");
     let o = cleanroom(&[

@@ -1,6 +1,7 @@
 //! The dataset manifest: what a sealed table contains, how each column was treated,
 //! and where it came from. Its digest goes into the owner's log and the audit record.
 
+use crate::policy::ColumnRole;
 use crate::{DecodeError, Digest};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,21 @@ pub struct ColumnSpec {
     pub sealed_type: Option<String>,
     pub label: Sensitivity,
     pub transform: Transform,
+    /// Roles the owner's rules allow (input, group_by, label); the policy starts from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<ColumnRole>,
+    /// The values a label column may take (prepare refused any other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_domain: Option<Vec<i64>>,
+    /// The owner's reason for this treatment, from the rules file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Set when the owner kept a column in which the scan found PII, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_pii: Option<String>,
+    /// Set when the column is less protected than in the previous snapshot, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_regression: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +69,12 @@ pub struct Lineage {
     pub source_digest: Digest,
     /// Unix seconds.
     pub ingested_at: u64,
+    /// SHA-256 of the rules file that prepared the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_digest: Option<Digest>,
+    /// Key id of the tokenization key and where it lives (`file` or `pkcs11:<token label>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +87,29 @@ pub struct KAnonymityReport {
     pub k_target: u64,
     pub classes_below_target: u64,
     pub rows_below_target: u64,
+    /// Classes are counted in privacy units (people), not rows, when this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units_below_target: Option<u64>,
+    /// What the rules chose for classes below the target: `refuse` (none were left),
+    /// `suppress` (their rows are not in the sealed table) or `override: <reason>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    /// Rows left out by the `suppress` remedy.
+    #[serde(default)]
+    pub rows_suppressed: u64,
+    /// Distinct values of each declared sensitive column within the smallest-diversity
+    /// class (distinct l-diversity, counted up to a cap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub l_diversity: Vec<LDiversity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LDiversity {
+    pub column: String,
+    /// The fewest distinct values of this column in any equivalence class.
+    pub l_min: u64,
+    /// Classes with a single value of this column (everyone in them shares it).
+    pub classes_with_one_value: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +140,12 @@ pub struct Manifest {
     /// one unit at a time with memory that does not grow with the table.
     #[serde(default)]
     pub sorted_by_unit: bool,
+    /// Rows of the source left out because a column whose rule says `nulls = "drop_row"` was null.
+    #[serde(default)]
+    pub rows_dropped_null: u64,
+    /// The last day (YYYY-MM-DD) the sealed dataset may be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_until: Option<String>,
 }
 
 impl Manifest {
@@ -126,6 +177,11 @@ pub struct PublicColumn {
     pub label: Sensitivity,
     /// How prepare derived it (for example `generalized: bin:10`), without key material.
     pub transform: String,
+    /// Roles the owner's rules allow for it (the policy has the final word).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<ColumnRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_domain: Option<Vec<i64>>,
 }
 
 /// What the owner hands a provider: the sealed schema and the digests that name the data,
@@ -180,6 +236,8 @@ impl Manifest {
                         sealed_type: c.sealed_type.clone()?,
                         label: c.label,
                         transform: transform(&c.transform),
+                        roles: c.roles.clone(),
+                        label_domain: c.label_domain.clone(),
                     })
                 })
                 .collect(),

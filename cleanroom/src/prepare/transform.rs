@@ -1,238 +1,255 @@
-//! Column conversions: raw source values → sealed column data, plus the k-anonymity
-//! report over the generalized quasi-identifiers.
+//! One source value → one sealed value, by the column's rule. Pure functions; errors
+//! name the row and column and describe a value's shape, never the value.
 
-use super::rules::{ColumnRule, ColumnTransform};
-use super::source::RawColumn;
+use super::dates::Date;
+use super::rules::{ColumnRule, ColumnTransform, DatePart, IntBinning, ValueType};
+use super::source::Value;
 use super::PrepareError;
-use crate::keystore::Tokenizer;
-use protocol::manifest::KAnonymityReport;
-use protocol::table::ColumnData;
-use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+
+/// A sealed value before dictionary encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Sealed {
+    F64(f64),
+    I64(i64),
+    Text(String),
+    Token([u8; 32]),
+}
+
+/// Computes privacy-unit tokens: keyed HMAC-SHA-256 in the owner's key file or in a
+/// PKCS#11 token. The key id names the population in the manifest and the ledger.
+pub trait TokenKey {
+    fn key_id(&self) -> String;
+    fn token(&self, identifier: &[u8]) -> Result<[u8; 32], String>;
+}
 
 /// Describes a value's shape without revealing it (errors must not echo PII).
-fn shape(s: &str) -> String {
-    if s.is_empty() {
-        "an empty value".into()
-    } else {
-        format!("text of {} characters", s.chars().count())
+fn shape(v: &Value) -> String {
+    match v {
+        Value::Null => "no value".into(),
+        Value::Text(s) if s.trim().is_empty() => "an empty value".into(),
+        Value::Text(s) => format!("text of {} characters", s.chars().count()),
+        Value::I64(_) => "an integer".into(),
+        Value::F64(_) => "a number".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Date(_) => "a date".into(),
     }
 }
 
-fn bad(row: usize, column: &str, why: String) -> PrepareError {
-    PrepareError::BadValue { row: row as u64 + 1, column: column.to_string(), why }
+pub(crate) fn bad(row: u64, column: &str, why: String) -> PrepareError {
+    PrepareError::BadValue { row, column: column.to_string(), why }
 }
 
-/// The column as text (numbers formatted the way a CSV writer would).
-pub(crate) fn as_text(col: &RawColumn) -> Cow<'_, [String]> {
-    match col {
-        RawColumn::Text(v) => Cow::Borrowed(v),
-        RawColumn::I64(v) => Cow::Owned(v.iter().map(i64::to_string).collect()),
-        RawColumn::F64(v) => Cow::Owned(v.iter().map(f64::to_string).collect()),
+/// The value as text, the way a CSV writer would print it.
+pub(crate) fn as_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Text(s) => s.clone(),
+        Value::I64(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Date(d) => d.to_string(),
     }
 }
 
-pub(crate) fn as_i64(col: &RawColumn, name: &str) -> Result<Vec<i64>, PrepareError> {
-    match col {
-        RawColumn::I64(v) => Ok(v.clone()),
-        RawColumn::Text(v) => v
-            .iter()
-            .enumerate()
-            .map(|(row, s)| {
-                s.trim().parse::<i64>().map_err(|_| bad(row, name, format!("expected an integer, got {}", shape(s))))
-            })
-            .collect(),
-        RawColumn::F64(v) => v
-            .iter()
-            .enumerate()
-            .map(|(row, &x)| {
-                if x.fract() == 0.0 && x.abs() < 9.0e15 {
-                    Ok(x as i64)
-                } else {
-                    Err(bad(row, name, "expected an integer, got a non-integral number".into()))
-                }
-            })
-            .collect(),
-    }
-}
-
-pub(crate) fn as_f64(col: &RawColumn, name: &str) -> Result<Vec<f64>, PrepareError> {
-    let finite = |row: usize, x: f64| {
-        if x.is_finite() {
-            Ok(x)
-        } else {
-            Err(bad(row, name, "expected a finite number, got NaN or infinity".into()))
+fn as_i64(v: &Value, row: u64, col: &str) -> Result<i64, PrepareError> {
+    match v {
+        Value::I64(x) => Ok(*x),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::F64(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Ok(*x as i64),
+        Value::Text(s) => {
+            s.trim().parse::<i64>().map_err(|_| bad(row, col, format!("expected an integer, got {}", shape(v))))
         }
-    };
-    match col {
-        RawColumn::F64(v) => v.iter().enumerate().map(|(row, &x)| finite(row, x)).collect(),
-        RawColumn::I64(v) => Ok(v.iter().map(|&x| x as f64).collect()),
-        RawColumn::Text(v) => v
-            .iter()
-            .enumerate()
-            .map(|(row, s)| {
-                let x = s
-                    .trim()
-                    .parse::<f64>()
-                    .map_err(|_| bad(row, name, format!("expected a number, got {}", shape(s))))?;
-                finite(row, x)
-            })
-            .collect(),
+        _ => Err(bad(row, col, format!("expected an integer, got {}", shape(v)))),
     }
 }
 
-/// Dictionary-encode strings with a sorted dictionary (so codes do not depend on row order).
-pub(crate) fn dict(values: impl Iterator<Item = String> + Clone) -> ColumnData {
-    let dictionary: Vec<String> = values.clone().collect::<BTreeSet<_>>().into_iter().collect();
-    let index: HashMap<&str, u32> = dictionary.iter().enumerate().map(|(i, v)| (v.as_str(), i as u32)).collect();
-    let codes = values.map(|v| index[v.as_str()]).collect();
-    ColumnData::Dict { codes, values: dictionary }
+fn as_f64(v: &Value, row: u64, col: &str) -> Result<f64, PrepareError> {
+    let x = match v {
+        Value::F64(x) => *x,
+        Value::I64(x) => *x as f64,
+        Value::Text(s) => {
+            s.trim().parse::<f64>().map_err(|_| bad(row, col, format!("expected a number, got {}", shape(v))))?
+        }
+        _ => return Err(bad(row, col, format!("expected a number, got {}", shape(v)))),
+    };
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(bad(row, col, "expected a finite number, got NaN or infinity".into()))
+    }
 }
 
-/// Apply one (non-drop) rule to a raw column.
-pub(crate) fn apply(rule: &ColumnRule, col: &RawColumn, tokenizer: &Tokenizer) -> Result<ColumnData, PrepareError> {
-    let name = rule.source.as_str();
+fn as_bool(v: &Value, row: u64, col: &str) -> Result<i64, PrepareError> {
+    match v {
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::I64(0) => Ok(0),
+        Value::I64(1) => Ok(1),
+        Value::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "t" | "1" => Ok(1),
+            "false" | "no" | "n" | "f" | "0" => Ok(0),
+            _ => Err(bad(row, col, format!("expected true/false, yes/no or 1/0, got {}", shape(v)))),
+        },
+        _ => Err(bad(row, col, format!("expected true/false, yes/no or 1/0, got {}", shape(v)))),
+    }
+}
+
+fn as_date(v: &Value, row: u64, col: &str) -> Result<Date, PrepareError> {
+    match v {
+        Value::Date(d) => Ok(*d),
+        Value::Text(s) => {
+            Date::parse_iso(s).ok_or_else(|| bad(row, col, format!("expected a YYYY-MM-DD date, got {}", shape(v))))
+        }
+        _ => Err(bad(row, col, format!("expected a date, got {}", shape(v)))),
+    }
+}
+
+fn floor_to(x: i64, width: i64, row: u64, col: &str) -> Result<i64, PrepareError> {
+    x.div_euclid(width).checked_mul(width).ok_or_else(|| bad(row, col, "value out of range for binning".into()))
+}
+
+/// Apply `rule` to a non-null source value of row `row` (1-based). Dropped columns are
+/// never applied.
+pub(crate) fn apply(rule: &ColumnRule, v: &Value, row: u64, tokens: &dyn TokenKey) -> Result<Sealed, PrepareError> {
+    let col = rule.source.as_str();
     Ok(match &rule.transform {
         ColumnTransform::Drop => unreachable!("dropped columns are not applied"),
-        ColumnTransform::Tokenize { .. } => {
-            let text = as_text(col);
-            let mut tokens = Vec::with_capacity(text.len());
-            for (row, v) in text.iter().enumerate() {
-                if v.trim().is_empty() {
-                    return Err(bad(row, name, "empty identifier".into()));
-                }
-                tokens.push(tokenizer.token(v.as_bytes()));
+        ColumnTransform::Tokenize => {
+            let text = as_text(v);
+            if text.trim().is_empty() {
+                return Err(bad(row, col, "empty identifier".into()));
             }
-            ColumnData::Token(tokens)
+            Sealed::Token(
+                tokens.token(text.as_bytes()).map_err(|e| PrepareError::Hsm(format!("tokenizing {col:?}: {e}")))?,
+            )
         }
-        ColumnTransform::Prefix { chars, .. } => {
-            let text = as_text(col);
-            for (row, v) in text.iter().enumerate() {
-                if v.chars().count() < *chars {
-                    return Err(bad(row, name, format!("needs at least {chars} characters, got {}", shape(v))));
-                }
+        ColumnTransform::Keep { ty: ValueType::F64 } => Sealed::F64(as_f64(v, row, col)?),
+        ColumnTransform::Keep { ty: ValueType::I64 } => Sealed::I64(as_i64(v, row, col)?),
+        ColumnTransform::Keep { ty: ValueType::Bool } => Sealed::I64(as_bool(v, row, col)?),
+        ColumnTransform::Keep { ty: ValueType::Text } => Sealed::Text(as_text(v)),
+        ColumnTransform::Prefix { chars } => {
+            let text = as_text(v);
+            if text.chars().count() < *chars {
+                return Err(bad(row, col, format!("needs at least {chars} characters, got {}", shape(v))));
             }
-            dict(text.iter().map(|v| v.chars().take(*chars).collect::<String>()))
+            Sealed::Text(text.chars().take(*chars).collect())
         }
-        ColumnTransform::Bin { width, .. } => {
-            let v = as_i64(col, name)?;
-            let mut out = Vec::with_capacity(v.len());
-            for (row, x) in v.into_iter().enumerate() {
-                let binned = x
-                    .div_euclid(*width)
-                    .checked_mul(*width)
-                    .ok_or_else(|| bad(row, name, "value out of range for binning".into()))?;
-                out.push(binned);
+        ColumnTransform::IntBins { bins: IntBinning::Width(w) } => {
+            Sealed::I64(floor_to(as_i64(v, row, col)?, *w, row, col)?)
+        }
+        ColumnTransform::IntBins { bins: IntBinning::Edges(edges) } => {
+            let x = as_i64(v, row, col)?;
+            let i = edges.partition_point(|&e| e <= x);
+            if i == 0 || i == edges.len() {
+                return Err(bad(row, col, "value outside the first and last bin edges".into()));
             }
-            ColumnData::I64(out)
+            Sealed::I64(edges[i - 1])
         }
-        ColumnTransform::KeepF64 => ColumnData::F64(as_f64(col, name)?),
-        ColumnTransform::KeepI64 => ColumnData::I64(as_i64(col, name)?),
-        ColumnTransform::KeepDict => dict(as_text(col).iter().cloned()),
+        ColumnTransform::NumericBins { edges } => {
+            let x = as_f64(v, row, col)?;
+            let i = edges.partition_point(|&e| e <= x);
+            if i == 0 || i == edges.len() {
+                return Err(bad(row, col, "value outside the first and last bin edges".into()));
+            }
+            Sealed::F64(edges[i - 1])
+        }
+        ColumnTransform::Clamp { min, max, ty: ValueType::I64 } => {
+            Sealed::I64(as_i64(v, row, col)?.clamp(*min as i64, *max as i64))
+        }
+        ColumnTransform::Clamp { min, max, .. } => Sealed::F64(as_f64(v, row, col)?.clamp(*min, *max)),
+        ColumnTransform::DateTrunc { to: DatePart::Year } => Sealed::I64(i64::from(as_date(v, row, col)?.year)),
+        ColumnTransform::DateTrunc { to: DatePart::Month } => {
+            let d = as_date(v, row, col)?;
+            Sealed::Text(format!("{:04}-{:02}", d.year, d.month))
+        }
+        ColumnTransform::AgeAt { at, width } => {
+            let age = as_date(v, row, col)?.years_until(at);
+            if age < 0 {
+                return Err(bad(row, col, "birth date after the reference date".into()));
+            }
+            Sealed::I64(match width {
+                Some(w) => floor_to(age, *w, row, col)?,
+                None => age,
+            })
+        }
+        ColumnTransform::Recode { map } => {
+            let text = as_text(v);
+            Sealed::I64(
+                *map.get(text.trim()).ok_or_else(|| bad(row, col, format!("{} is not in the recode map", shape(v))))?,
+            )
+        }
     })
-}
-
-/// Equivalence classes over the given sealed quasi-identifier columns.
-pub(crate) fn k_anonymity(names: &[String], cols: &[&ColumnData], rows: usize, k_target: u64) -> KAnonymityReport {
-    let mut classes: HashMap<Vec<u64>, u64> = HashMap::new();
-    let mut key = Vec::with_capacity(cols.len() * 4);
-    for row in 0..rows {
-        key.clear();
-        for c in cols {
-            match c {
-                ColumnData::F64(v) => key.push(v[row].to_bits()),
-                ColumnData::I64(v) => key.push(v[row] as u64),
-                ColumnData::Dict { codes, .. } => key.push(u64::from(codes[row])),
-                ColumnData::Token(v) => {
-                    key.extend(v[row].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))))
-                }
-            }
-        }
-        *classes.entry(key.clone()).or_default() += 1;
-    }
-    let below: Vec<u64> = classes.values().copied().filter(|&n| n < k_target).collect();
-    KAnonymityReport {
-        quasi_identifiers: names.to_vec(),
-        k_min: classes.values().copied().min().unwrap_or(0),
-        classes: classes.len() as u64,
-        k_target,
-        classes_below_target: below.len() as u64,
-        rows_below_target: below.iter().sum(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keystore::TokenKey;
-    use protocol::manifest::Sensitivity;
+    use crate::prepare::rules::Rules;
 
-    fn tk() -> Tokenizer {
-        TokenKey::from_bytes([1; 32]).tokenizer()
+    struct Fixed;
+    impl TokenKey for Fixed {
+        fn key_id(&self) -> String {
+            "k".into()
+        }
+        fn token(&self, id: &[u8]) -> Result<[u8; 32], String> {
+            Ok(protocol::Digest::of(id).0)
+        }
     }
 
-    fn text(v: &[&str]) -> RawColumn {
-        RawColumn::Text(v.iter().map(|s| s.to_string()).collect())
-    }
-
-    #[test]
-    fn zip_prefix_and_decade_bins() {
-        let zip = ColumnRule::new(
-            "zip",
-            Sensitivity::QuasiIdentifier,
-            ColumnTransform::Prefix { chars: 3, into: "zip3".into() },
+    fn rule(transform: &str) -> ColumnRule {
+        let text = format!(
+            "version = 1\n[[column]]\nname = \"id\"\nlabel = \"direct_identifier\"\ntransform = {{ kind = \"tokenize\" }}\n\
+             roles = [\"privacy_unit\"]\nreason = \"r\"\n[[column]]\nname = \"x\"\nlabel = \"sensitive\"\ntransform = {transform}\nreason = \"r\"\n"
         );
-        let got = apply(&zip, &text(&["02139", "10001", "02116"]), &tk()).unwrap();
-        assert_eq!(got, ColumnData::Dict { codes: vec![0, 1, 0], values: vec!["021".into(), "100".into()] });
-        let by = ColumnRule::new(
-            "birth_year",
-            Sensitivity::QuasiIdentifier,
-            ColumnTransform::Bin { width: 10, into: "birth_decade".into() },
+        Rules::from_toml(&text).unwrap().columns.remove(1)
+    }
+
+    fn run(transform: &str, v: Value) -> Result<Sealed, String> {
+        apply(&rule(transform), &v, 7, &Fixed).map_err(|e| e.to_string())
+    }
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn each_transform() {
+        assert_eq!(run("{ kind = \"prefix\", chars = 3 }", t("02139")), Ok(Sealed::Text("021".into())));
+        assert_eq!(run("{ kind = \"int_bins\", width = 10 }", t("1987")), Ok(Sealed::I64(1980)));
+        assert_eq!(run("{ kind = \"int_bins\", width = 10 }", Value::I64(-1)), Ok(Sealed::I64(-10)));
+        let edges = "{ kind = \"int_bins\", edges = [0, 18, 65, 130] }";
+        assert_eq!(run(edges, t("17")), Ok(Sealed::I64(0)));
+        assert_eq!(run(edges, t("18")), Ok(Sealed::I64(18)));
+        assert!(run(edges, t("130")).unwrap_err().contains("outside"));
+        let nb = "{ kind = \"numeric_bins\", edges = [0.0, 0.25, 1.0] }";
+        assert_eq!(run(nb, t("0.3")), Ok(Sealed::F64(0.25)));
+        let clamp = "{ kind = \"clamp\", min = 0, max = 100000, type = \"f64\" }";
+        assert_eq!(run(clamp, t("250000.5")), Ok(Sealed::F64(100000.0)));
+        assert_eq!(run(clamp, t("-3")), Ok(Sealed::F64(0.0)));
+        assert_eq!(run("{ kind = \"date_trunc\", to = \"year\" }", t("1987-06-30")), Ok(Sealed::I64(1987)));
+        assert_eq!(
+            run("{ kind = \"date_trunc\", to = \"month\" }", t("1987-06-30")),
+            Ok(Sealed::Text("1987-06".into()))
         );
-        let got = apply(&by, &text(&["1987", "1990", "1999", "2005", "1940"]), &tk()).unwrap();
-        assert_eq!(got, ColumnData::I64(vec![1980, 1990, 1990, 2000, 1940]));
-        assert_eq!(apply(&by, &RawColumn::I64(vec![-1, 9]), &tk()).unwrap(), ColumnData::I64(vec![-10, 0]));
-        let e = apply(&zip, &text(&["02139", "12"]), &tk()).unwrap_err().to_string();
-        assert!(e.contains("row 2") && e.contains("zip"), "{e}");
+        let age = "{ kind = \"age_at\", at = \"2026-01-01\" }";
+        assert_eq!(run(age, t("1990-01-01")), Ok(Sealed::I64(36)));
+        assert_eq!(run(age, t("1990-01-02")), Ok(Sealed::I64(35)));
+        assert!(run(age, t("2027-01-01")).unwrap_err().contains("after"));
+        let aw = "{ kind = \"age_at\", at = \"2026-01-01\", width = 5 }";
+        assert_eq!(run(aw, Value::Date(Date::new(1990, 1, 2).unwrap())), Ok(Sealed::I64(35)));
+        let rec = "{ kind = \"recode\", map = { Yes = 1, No = 0 } }";
+        assert_eq!(run(rec, t("Yes")), Ok(Sealed::I64(1)));
+        assert!(run(rec, t("Maybe")).unwrap_err().contains("recode map"));
+        assert_eq!(run("{ kind = \"keep\", type = \"bool\" }", t("No")), Ok(Sealed::I64(0)));
+        assert_eq!(run("{ kind = \"keep\", type = \"i64\" }", Value::F64(2.0)), Ok(Sealed::I64(2)));
     }
 
     #[test]
-    fn tokens_are_keyed() {
-        let rule = ColumnRule::new(
-            "customer_id",
-            Sensitivity::DirectIdentifier,
-            ColumnTransform::Tokenize { into: "t".into() },
-        );
-        let col = text(&["C1", "C2", "C1"]);
-        let ColumnData::Token(a) = apply(&rule, &col, &tk()).unwrap() else { panic!() };
-        let ColumnData::Token(b) = apply(&rule, &col, &TokenKey::from_bytes([2; 32]).tokenizer()).unwrap() else {
-            panic!()
-        };
-        assert_eq!(a[0], a[2]);
-        assert_ne!(a[0], a[1]);
-        assert_ne!(a[0], b[0]);
-        // Numeric identifiers tokenize like their text form (CSV and Parquet agree).
-        let ColumnData::Token(n) = apply(&rule, &RawColumn::I64(vec![42]), &tk()).unwrap() else { panic!() };
-        let ColumnData::Token(s) = apply(&rule, &text(&["42"]), &tk()).unwrap() else { panic!() };
-        assert_eq!(n, s);
-    }
-
-    #[test]
-    fn type_errors_name_row_and_column_without_the_value() {
-        let e = as_f64(&text(&["1.5", "jane@example.com"]), "income").unwrap_err().to_string();
-        assert!(e.contains("row 2") && e.contains("income"), "{e}");
-        assert!(!e.contains("jane"), "{e}");
-        assert!(as_f64(&text(&["NaN"]), "x").is_err());
-        assert!(as_i64(&text(&["1.5"]), "x").is_err());
-        assert!(as_i64(&RawColumn::F64(vec![2.5]), "x").is_err());
-        assert_eq!(as_i64(&RawColumn::F64(vec![2.0]), "x").unwrap(), vec![2]);
-    }
-
-    #[test]
-    fn k_anonymity_counts_classes() {
-        let a = ColumnData::I64(vec![1, 1, 1, 2, 2, 3]);
-        let b = ColumnData::Dict { codes: vec![0, 0, 1, 0, 0, 0], values: vec!["x".into(), "y".into()] };
-        let r = k_anonymity(&["a".into(), "b".into()], &[&a, &b], 6, 2);
-        assert_eq!((r.k_min, r.classes, r.classes_below_target, r.rows_below_target), (1, 4, 2, 2));
+    fn errors_name_row_and_column_not_the_value() {
+        let e = run("{ kind = \"keep\", type = \"f64\" }", t("jane@example.com")).unwrap_err();
+        assert!(e.contains("row 7") && e.contains("\"x\"") && !e.contains("jane"), "{e}");
+        assert!(run("{ kind = \"keep\", type = \"f64\" }", t("NaN")).is_err());
+        assert!(run("{ kind = \"keep\", type = \"i64\" }", t("1.5")).is_err());
+        let e = run("{ kind = \"date_trunc\", to = \"year\" }", t("1987-02-30")).unwrap_err();
+        assert!(e.contains("date") && !e.contains("1987"), "{e}");
     }
 }
