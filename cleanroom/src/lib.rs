@@ -6,6 +6,7 @@ pub mod audit_report;
 pub mod client;
 pub mod datagen;
 pub mod dp_plan;
+pub mod hsm_keys;
 pub mod keystore;
 pub mod ledger;
 pub mod local_run;

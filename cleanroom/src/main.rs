@@ -65,7 +65,16 @@ enum Cmd {
         /// The owner's ledger; the manifest and its digest are appended to its log.
         #[arg(long)]
         ledger: Option<PathBuf>,
+        /// Rows the external sort holds in memory before spilling a sorted segment to disk
+        /// (memory use is about this many transformed rows, whatever the table's size).
+        #[arg(long, default_value_t = cleanroom::prepare::DEFAULT_SEGMENT_ROWS)]
+        sort_segment_rows: usize,
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
     },
+    /// Owner: keys in a PKCS#11 token (HSM).
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Owner: write or inspect a policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -254,6 +263,45 @@ enum PolicyCmd {
     },
     /// Print a policy's digest (what PCR16 measures).
     Digest { policy: PathBuf },
+}
+
+/// A tokenization key in a PKCS#11 token instead of the key file (PIN from
+/// `--pkcs11-pin-file` or the CLEANROOM_PKCS11_PIN variable).
+#[derive(Args, Clone)]
+struct Pkcs11Args {
+    /// The token's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key"])]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long)]
+    pkcs11_token: Option<String>,
+    /// The tokenization key's label in the token.
+    #[arg(long)]
+    pkcs11_key: Option<String>,
+    /// A file (mode 0600) holding the user PIN.
+    #[arg(long)]
+    pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Args {
+    fn location(&self) -> Option<cleanroom::hsm_keys::Pkcs11Location> {
+        Some(cleanroom::hsm_keys::Pkcs11Location {
+            module: self.pkcs11_module.clone()?,
+            token: self.pkcs11_token.clone()?,
+            key: self.pkcs11_key.clone()?,
+            pin_file: self.pkcs11_pin_file.clone(),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Generate a tokenization key inside a PKCS#11 token (sensitive, non-extractable) and
+    /// print its key id, which names the population in manifests and the ledger.
+    Pkcs11Init {
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
+    },
 }
 
 #[derive(Subcommand)]
@@ -447,7 +495,18 @@ fn run(cmd: Cmd) -> Res {
             println!("generated {rows} customers (seed {seed}): {} and {}", csv.display(), pq.display());
             println!("{s:?}");
         }
-        Cmd::Prepare { input, rules, suggest_rules, keys, out, rows_per_chunk, overwrite, ledger } => {
+        Cmd::Prepare {
+            input,
+            rules,
+            suggest_rules,
+            keys,
+            out,
+            rows_per_chunk,
+            overwrite,
+            ledger,
+            sort_segment_rows,
+            pkcs11,
+        } => {
             if let Some(draft) = suggest_rules {
                 let today = cleanroom::prepare::Date::from_days_since_epoch((now() / 86_400) as i64)
                     .ok_or("clock out of range")?;
@@ -481,11 +540,21 @@ fn run(cmd: Cmd) -> Res {
                 now_unix: now(),
                 rules,
                 overwrite,
+                segment_rows: sort_segment_rows,
                 ..Default::default()
             };
             let progress = progress::CliProgress::new();
-            let tokens = cleanroom::prepare::FileTokenKey::new(&ks);
-            let r = cleanroom::prepare::prepare_with(&input, &tokens, "file", &mut ks, &out, &opts, &progress);
+            let r = match pkcs11.location() {
+                Some(loc) => {
+                    let token = loc.open()?;
+                    let key = cleanroom::hsm_keys::Pkcs11TokenKey(token.find_hmac_key(&loc.key)?);
+                    cleanroom::prepare::prepare_with(&input, &key, &loc.home(), &mut ks, &out, &opts, &progress)
+                }
+                None => {
+                    let key = cleanroom::prepare::FileTokenKey::new(&ks);
+                    cleanroom::prepare::prepare_with(&input, &key, "file", &mut ks, &out, &opts, &progress)
+                }
+            };
             progress.finish();
             let r = r?;
             let public = out.join("public-manifest.json");
@@ -598,6 +667,13 @@ fn run(cmd: Cmd) -> Res {
                     d.failure.map(|f| format!("; failed: {f}")).unwrap_or_default()
                 );
             }
+        }
+        Cmd::Keys(KeysCmd::Pkcs11Init { pkcs11 }) => {
+            let loc = pkcs11.location().ok_or("--pkcs11-module, --pkcs11-token and --pkcs11-key are required")?;
+            let token = loc.open()?;
+            let key = token.generate_hmac_key(&loc.key)?;
+            println!("tokenization key {:?} generated in token {:?} (non-extractable)", loc.key, loc.token);
+            println!("key id (population): {}", key.key_id());
         }
         Cmd::Keygen { out } => {
             let k = cleanroom::client::create_provider_key(&out)?;
