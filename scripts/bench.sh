@@ -22,6 +22,10 @@ cargo bench -q -p attestation-verifier --bench verify 2>/dev/null | json
 cargo bench -q -p cleanroom-tlog --bench tlog 2>/dev/null | json
 # EIF build and PCR hashing.
 cargo bench -q -p eif-build 2>/dev/null | json
+# Owner preparation: sealing a 1,000,000-row CSV next to pyarrow reading it; PKCS#11
+# tokenization (SoftHSM2) next to ring's HMAC.
+./scripts/bench_prepare.sh | json
+cargo bench -q -p cleanroom-hsm --bench hsm 2>/dev/null | json
 # DP samplers vs OpenDP.
 if [ -x scripts/bench_dp.sh ]; then ./scripts/bench_dp.sh | json; fi
 

@@ -434,6 +434,14 @@ fn run(
         .with_sort_dir(sort_dir.clone())
         .pushed_by_key(Row::sort_key);
     let mut pii_hits: Vec<[u64; Detector::ALL.len()]> = vec![[0; Detector::ALL.len()]; rules.columns.len()];
+    let refusable: Vec<bool> = rules
+        .columns
+        .iter()
+        .map(|r| {
+            matches!(r.transform, ColumnTransform::Keep { .. } | ColumnTransform::Prefix { .. })
+                && r.allow_pii.is_none()
+        })
+        .collect();
     let hints: Vec<pii::ColumnHint> = rules.columns.iter().map(|r| pii::ColumnHint::from_name(&r.source)).collect();
     // A column sealed as a number cannot carry text: only values that are not numbers are
     // scanned there (so a ten-digit amount is not taken for a phone number, while an
@@ -463,6 +471,14 @@ fn run(
         // Every column is scanned: findings in dropped or tokenized columns are reported
         // (expected there), in kept ones refused unless the rules allow them.
         for i in 0..rules.columns.len() {
+            // Columns whose findings can refuse the seal are scanned in full; the others
+            // (dropped, tokenized, generalized) only for the report, sampled like a draft.
+            if !refusable[i]
+                && rows_read > crate::suggest::FULL_SCAN_ROWS
+                && !rows_read.is_multiple_of(crate::suggest::SAMPLE_STRIDE)
+            {
+                continue;
+            }
             let v = &values[col_of[i]];
             scanned[i] += 1;
             let text = match v {
