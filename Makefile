@@ -45,6 +45,8 @@ test: test-deps build lint
 	CLEANROOM_CREDIT_LR_WASM=$(CURDIR)/$(WASM) \
 	CLEANROOM_CREDIT_GBDT_WASM=$(CURDIR)/$(WASM_DIR)/credit_gbdt.wasm \
 	CLEANROOM_CREDIT_LOSS_WASM=$(CURDIR)/$(WASM_DIR)/credit_loss.wasm \
+	CLEANROOM_DEFAULT_LR_WASM=$(CURDIR)/$(WASM_DIR)/default_lr.wasm \
+	CLEANROOM_WAGE_LR_WASM=$(CURDIR)/$(WASM_DIR)/wage_lr.wasm \
 	$(CARGO) test --release --workspace
 
 bench: build
