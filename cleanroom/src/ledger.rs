@@ -460,6 +460,25 @@ impl Ledger {
         Ok(seq)
     }
 
+    /// Every manifest in the owner's log, oldest first: (entry, recorded at, manifest).
+    pub fn manifests(&self) -> Result<Vec<(u64, u64, Manifest)>, LedgerError> {
+        let mut stmt = self.conn.prepare("SELECT seq, recorded_at, manifest FROM manifests ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at, json) = row?;
+            let m =
+                Manifest::from_json(&json).map_err(|e| LedgerError::Corrupt(format!("manifest entry {seq}: {e}")))?;
+            out.push((seq as u64, at as u64, m));
+        }
+        Ok(out)
+    }
+
+    /// The latest manifest of the dataset named `name`, if the log holds one.
+    pub fn latest_manifest(&self, name: &str) -> Result<Option<Manifest>, LedgerError> {
+        Ok(self.manifests()?.into_iter().rev().map(|(_, _, m)| m).find(|m| m.dataset_name == name))
+    }
+
     /// Set the cap for a population, across all its collaborators and datasets. Lowering it
     /// below what is spent is allowed (it stops further grants); nothing spent is forgotten.
     pub fn set_population_cap(

@@ -75,6 +75,14 @@ enum Cmd {
     /// Owner: keys in a PKCS#11 token (HSM).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Owner: the datasets in the owner's log with their retention dates; `--expired` lists
+    /// only those past it (their policies' enclaves and `release` refuse them).
+    Datasets {
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        expired: bool,
+    },
     /// Owner: write or inspect a policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -535,7 +543,7 @@ fn run(cmd: Cmd) -> Res {
             let rules =
                 cleanroom::prepare::Rules::from_toml(&rules_text).map_err(|e| format!("{}: {e}", rules.display()))?;
             let mut ks = KeyStore::create_or_open(&keys)?;
-            let opts = cleanroom::prepare::PrepareOptions {
+            let mut opts = cleanroom::prepare::PrepareOptions {
                 rows_per_chunk,
                 now_unix: now(),
                 rules,
@@ -543,6 +551,10 @@ fn run(cmd: Cmd) -> Res {
                 segment_rows: sort_segment_rows,
                 ..Default::default()
             };
+            // A new snapshot is compared with the last one of the same dataset in the log.
+            if let Some(l) = &ledger {
+                opts.previous = Ledger::open(l)?.latest_manifest(&cleanroom::prepare::dataset_name(&input, &opts))?;
+            }
             let progress = progress::CliProgress::new();
             let r = match pkcs11.location() {
                 Some(loc) => {
@@ -668,6 +680,23 @@ fn run(cmd: Cmd) -> Res {
                 );
             }
         }
+        Cmd::Datasets { ledger, expired } => {
+            let today = now();
+            for (seq, at, m) in Ledger::open(&ledger)?.manifests()? {
+                let ends = m.retention_until.as_deref().and_then(cleanroom::prepare::Date::parse_iso);
+                let past = ends.is_some_and(|d| d.end_unix() <= today);
+                if expired && !past {
+                    continue;
+                }
+                println!(
+                    "{seq:>4}  {:<20} {}  recorded {at}  retention {}{}",
+                    m.dataset_name,
+                    m.dataset_digest,
+                    m.retention_until.as_deref().unwrap_or("none"),
+                    if past { "  EXPIRED" } else { "" }
+                );
+            }
+        }
         Cmd::Keys(KeysCmd::Pkcs11Init { pkcs11 }) => {
             let loc = pkcs11.location().ok_or("--pkcs11-module, --pkcs11-token and --pkcs11-key are required")?;
             let token = loc.open()?;
@@ -763,6 +792,7 @@ fn run(cmd: Cmd) -> Res {
             let ks = KeyStore::open(&keys)?;
             let policy = load_policy(&policy)?;
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            cleanroom::owner::check_retention(&policy, now())?;
             // The owner grants exactly what it reviewed.
             print!("{}", cleanroom::review::review(&spec, &policy, 100)?);
             let expect = expected(&attest, policy.digest())?;

@@ -38,6 +38,17 @@ pub enum ReleaseError {
     ReceiptContent(&'static str),
     #[error("unexpected reply from the enclave")]
     Unexpected,
+    #[error("the dataset is past its retention date (the policy's dataset_expires_at {expires_at}); no key was sent")]
+    DatasetExpired { expires_at: u64 },
+}
+
+/// The owner's clock is the one the owner trusts: a dataset past its retention date is
+/// refused before anything is asked of the enclave (which refuses it too, by its own clock).
+pub fn check_retention(policy: &Policy, now: u64) -> Result<(), ReleaseError> {
+    match policy.dataset_expires_at {
+        Some(expires_at) if expires_at <= now => Err(ReleaseError::DatasetExpired { expires_at }),
+        _ => Ok(()),
+    }
 }
 
 /// What a successful release leaves behind.
@@ -92,6 +103,7 @@ pub fn release(
     now: u64,
     ttl: u64,
 ) -> Result<Released, ReleaseError> {
+    check_retention(policy, now)?;
     let origin = checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
     let (checked, checked_from) = check_log(session, ledger, &origin)?;
     let data_key = keys.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))?;

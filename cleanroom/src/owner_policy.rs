@@ -143,6 +143,17 @@ pub fn build(
             max_module_bytes: p.max_module_bytes,
         },
         diagnostics_key: p.diagnostics_key.clone().map(Bytes),
+        dataset_expires_at: match &m.retention_until {
+            None => None,
+            Some(day) => Some(
+                crate::prepare::Date::parse_iso(day)
+                    .ok_or_else(|| DecodeError::Invalid {
+                        what: "manifest",
+                        why: format!("retention_until {day:?} is not a YYYY-MM-DD date"),
+                    })?
+                    .end_unix(),
+            ),
+        },
     };
     // Round-trip through the parser so we never write a policy we would refuse.
     Policy::from_toml(&policy.to_toml())

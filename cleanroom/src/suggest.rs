@@ -114,6 +114,16 @@ fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// `x` rounded away from the middle of its range to two significant digits.
+fn coarse(x: f64, up: bool) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(x.abs().log10().floor() as i32 - 1);
+    let q = x / scale;
+    (if up { q.ceil() } else { q.floor() }) * scale
+}
+
 /// One plain-words line per thing the scan found.
 fn findings(p: &Profile) -> Vec<String> {
     let mut out = Vec::new();
@@ -133,8 +143,10 @@ fn findings(p: &Profile) -> Vec<String> {
         DistinctCount::MoreThan { cap, estimate } => format!("more than {cap} distinct (about {estimate})"),
     };
     let mut shape = format!("{:?}, {distinct}, {} nulls of {}", p.inferred_type, p.nulls, p.values + p.nulls);
+    // The extremes are one person's exact values (the oldest, the richest): the draft,
+    // which is reviewed and shared, gets them rounded outward to two significant digits.
     if let Some(r) = &p.numeric {
-        let _ = write!(shape, ", range {} to {}", r.min, r.max);
+        let _ = write!(shape, ", range within {} to {}", coarse(r.min, false), coarse(r.max, true));
     }
     if p.mean_words >= 3.0 {
         let _ = write!(shape, ", {:.1} words on average", p.mean_words);
@@ -265,6 +277,16 @@ fn sniff_delimiter(input: &Path) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_are_rounded_outward() {
+        assert_eq!(coarse(99258.0, true), 100000.0);
+        assert_eq!(coarse(1052.0, false), 1000.0);
+        assert_eq!(coarse(771.97, false), 770.0);
+        assert_eq!(coarse(-3.7, false), -3.7);
+        assert_eq!(coarse(18.0, false), 18.0);
+        assert_eq!(coarse(80.0, true), 80.0);
+    }
 
     #[test]
     fn delimiters_are_sniffed() {

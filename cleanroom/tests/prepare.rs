@@ -652,3 +652,56 @@ fn rare_categories_labels_and_nulls_follow_the_rules() {
     let r = prepare(&null_income, &mut ks, &f.path("null"), &o).unwrap();
     assert_eq!((r.rows, r.manifest.rows_dropped_null), (998, 2));
 }
+
+#[test]
+fn a_new_snapshot_reports_drift_and_refuses_a_less_protected_column_unless_explained() {
+    let f = fixture(400, 24);
+    let mut ks = f.keystore("owner.keys");
+    let first = prepare(&f.csv, &mut ks, &f.path("month1"), &opts(500)).unwrap();
+    assert!(first.drift.is_none());
+
+    // Month two: zip kept whole instead of its first three digits.
+    let weaker = BANK_RULES.replace(
+        "transform = { kind = \"prefix\", chars = 3 }\ninto = \"zip3\"",
+        "transform = { kind = \"keep\", type = \"text\" }\ninto = \"zip3\"\nallow_pii = \"postcodes reviewed\"",
+    );
+    assert_ne!(weaker, BANK_RULES);
+    let mut o = opts(500);
+    o.rules.columns = Rules::from_toml(&weaker).unwrap().columns;
+    o.previous = Some(first.manifest.clone());
+    let e = prepare(&f.csv, &mut ks, &f.path("month2"), &o).unwrap_err();
+    assert!(matches!(&e, PrepareError::Regression { column, .. } if column == "zip"), "{e}");
+    assert!(!f.path("month2").exists(), "nothing written");
+
+    // Explained, it seals; the drift report names the regression with its reason.
+    let explained = weaker.replace(
+        "allow_pii = \"postcodes reviewed\"",
+        "allow_pii = \"postcodes reviewed\"\nallow_regression = \"branch planning needs five digits\"",
+    );
+    o.rules.columns = Rules::from_toml(&explained).unwrap().columns;
+    let r = prepare(&f.csv, &mut ks, &f.path("month2"), &o).unwrap();
+    let d = r.drift.unwrap();
+    assert_eq!(d.previous, first.manifest_digest);
+    assert_eq!(d.regressions.len(), 1);
+    assert_eq!(d.regressions[0].allowed.as_deref(), Some("branch planning needs five digits"));
+    assert!(d.added.is_empty() && d.removed.is_empty() && d.retyped.is_empty(), "{d:?}");
+}
+
+#[test]
+fn the_retention_date_reaches_the_policy_and_the_owner_refuses_an_expired_dataset() {
+    let f = fixture(100, 25);
+    let mut ks = f.keystore("owner.keys");
+    let mut o = opts(500);
+    o.rules.retention_until = cleanroom::prepare::Date::new(2024, 6, 30);
+    let r = prepare(&f.csv, &mut ks, &f.path("sealed"), &o).unwrap();
+    assert_eq!(r.manifest.retention_until.as_deref(), Some("2024-06-30"));
+    let params = cleanroom::owner_policy::PolicyParams::default();
+    let policy =
+        cleanroom::owner_policy::build(&r.manifest, ks.signing_key().public_key(), vec![], vec![], &[], &params)
+            .unwrap();
+    // The first instant after 2024-06-30, UTC.
+    assert_eq!(policy.dataset_expires_at, Some(1_719_792_000));
+    assert!(cleanroom::owner::check_retention(&policy, 1_719_791_999).is_ok());
+    let e = cleanroom::owner::check_retention(&policy, 1_719_792_000).unwrap_err();
+    assert!(e.to_string().contains("past its retention date"), "{e}");
+}

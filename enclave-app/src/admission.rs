@@ -97,6 +97,9 @@ pub fn check_grant(
     if g.expires_at <= now {
         return Err(refuse(Code::GrantExpired, format!("grant expired at {}", g.expires_at)));
     }
+    if p.dataset_expires_at.is_some_and(|t| t <= now) {
+        return Err(refuse(Code::DatasetExpired, "the dataset is past its retention date"));
+    }
     if book.seen.contains(&g.grant_id) {
         return Err(refuse(Code::GrantReplayed, format!("grant {} was already used", g.grant_id)));
     }

@@ -141,6 +141,11 @@ pub struct Policy {
     /// [`crate::diagnostics`]); without one, nothing data-dependent is kept at all.
     #[serde(default)]
     pub diagnostics_key: Option<Bytes>,
+    /// Unix seconds from which the dataset may no longer be used: the first instant after
+    /// the retention date in the owner's rules. The enclave refuses key releases from then
+    /// on (by its own clock; the owner's `release` refuses by the owner's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_expires_at: Option<u64>,
 }
 
 /// Longest accepted deadline: one day.

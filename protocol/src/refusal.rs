@@ -48,6 +48,7 @@ refusal_codes! {
     GrantWrongCollaborator = "grant_wrong_collaborator": "The grant is for another collaborator than the query.",
     CollaboratorNotAllowed = "collaborator_not_allowed": "The collaborator is not in the policy.",
     GrantExpired = "grant_expired": "The grant has expired.",
+    DatasetExpired = "dataset_expired": "The dataset is past the retention date in the owner's rules.",
     GrantReplayed = "grant_replayed": "The grant was already used.",
     QueryAlreadyGranted = "query_already_granted": "The query already holds a pending grant.",
     GrantExceedsPolicy = "grant_exceeds_policy": "The grant's ε or δ exceeds the policy's per-job maximum.",

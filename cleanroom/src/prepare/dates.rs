@@ -65,6 +65,22 @@ impl Date {
         Date::new(i32::try_from(year).ok()?, u8::try_from(month).ok()?, u8::try_from(day).ok()?)
     }
 
+    /// Days since 1970-01-01 (days-from-civil, the inverse of the above).
+    pub fn days_since_epoch(&self) -> i64 {
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// Unix seconds of the first instant after this day (UTC): when a retention date ends.
+    pub fn end_unix(&self) -> u64 {
+        u64::try_from((self.days_since_epoch() + 1) * 86_400).unwrap_or(0)
+    }
+
     /// Whole years from `self` (a birth date) to `at`; negative when born after `at`.
     pub fn years_until(&self, at: &Date) -> i64 {
         let mut years = i64::from(at.year) - i64::from(self.year);
@@ -108,6 +124,10 @@ mod tests {
         assert_eq!(Date::from_days_since_epoch(0), Date::new(1970, 1, 1));
         assert_eq!(Date::from_days_since_epoch(19_782), Date::new(2024, 2, 29));
         assert_eq!(Date::from_days_since_epoch(-1), Date::new(1969, 12, 31));
+        for days in [-700_000i64, -1, 0, 59, 60, 19_782, 2_900_000] {
+            assert_eq!(Date::from_days_since_epoch(days).unwrap().days_since_epoch(), days);
+        }
+        assert_eq!(Date::new(1970, 1, 1).unwrap().end_unix(), 86_400);
         let born = Date::new(1990, 6, 15).unwrap();
         assert_eq!(born.years_until(&Date::new(2026, 6, 14).unwrap()), 35);
         assert_eq!(born.years_until(&Date::new(2026, 6, 15).unwrap()), 36);

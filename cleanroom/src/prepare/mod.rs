@@ -26,6 +26,7 @@
 mod dates;
 mod open;
 mod rules;
+mod snapshot;
 mod source;
 mod spill;
 mod summary;
@@ -38,6 +39,7 @@ pub use rules::{
     ColumnRule, ColumnTransform, DatePart, Encoding, InputFormat, InputOptions, IntBinning, KAnonymityRule, KRemedy,
     NullPolicy, Rules, SealedType, ValueType, BANK_RULES, OTHER_CATEGORY, RULES_VERSION,
 };
+pub use snapshot::{compare as compare_snapshots, Drift, Regression};
 pub use source::SourceFormat;
 pub use summary::summary;
 pub use transform::TokenKey;
@@ -83,6 +85,9 @@ pub struct PrepareOptions {
     pub overwrite: bool,
     /// Rows the external sort keeps in memory.
     pub segment_rows: usize,
+    /// The previous snapshot's manifest of the same dataset name (from the owner's log):
+    /// drift is reported, a less protected column refused unless its rule says why.
+    pub previous: Option<Manifest>,
 }
 
 impl Default for PrepareOptions {
@@ -94,6 +99,7 @@ impl Default for PrepareOptions {
             dataset_name: None,
             overwrite: false,
             segment_rows: DEFAULT_SEGMENT_ROWS,
+            previous: None,
         }
     }
 }
@@ -189,6 +195,8 @@ pub struct PrepareReport {
     pub findings: Vec<PiiFinding>,
     /// Categories merged into `other`, per sealed column.
     pub merged_categories: BTreeMap<String, u64>,
+    /// What changed since the previous snapshot, when there was one.
+    pub drift: Option<Drift>,
     /// Manifest plus chunk files.
     pub bytes_written: u64,
     /// True when the key store already held a key for this exact dataset digest (an
@@ -233,6 +241,11 @@ pub enum PrepareError {
          (the smallest holds {k_min}); generalize further, or choose a remedy in [k_anonymity] (\"suppress\" or \"override\")"
     )]
     BelowK { quasi_identifiers: Vec<String>, k: u64, k_min: u64, classes: u64, classes_below: u64 },
+    #[error(
+        "column {column:?} is less protected than in the previous snapshot ({before} → {after}); \
+         say why with allow_regression = \"reason\" in its rule, or keep the earlier treatment"
+    )]
+    Regression { column: String, before: String, after: String },
     #[error("tokenization key: {0}")]
     Hsm(String),
     #[error("spill file in {}: {source}", path.display())]
@@ -321,9 +334,18 @@ pub fn prepare_with(
         k_anonymity: manifest.k_anonymity.clone(),
         findings: manifest.pii_findings.clone(),
         merged_categories: staged.merged,
+        drift: staged.drift,
         bytes_written,
         data_key_reused,
         manifest,
+    })
+}
+
+/// The dataset's name in the manifest: the option, else the rules' `dataset`, else the
+/// input file's stem. Snapshots of one dataset share it.
+pub fn dataset_name(input: &Path, opts: &PrepareOptions) -> String {
+    opts.dataset_name.clone().or_else(|| opts.rules.dataset.clone()).unwrap_or_else(|| {
+        input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into())
     })
 }
 
@@ -378,6 +400,7 @@ struct Staged {
     rows_read: u64,
     units: u64,
     merged: BTreeMap<String, u64>,
+    drift: Option<Drift>,
     plain_chunks: PathBuf,
     padded_len: usize,
 }
@@ -773,9 +796,7 @@ fn run(
         .collect();
     let manifest = Manifest {
         version: MANIFEST_VERSION,
-        dataset_name: opts.dataset_name.clone().or_else(|| rules.dataset.clone()).unwrap_or_else(|| {
-            input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into())
-        }),
+        dataset_name: dataset_name(input, opts),
         columns,
         privacy_unit: rules.columns[unit].into.clone(),
         lineage: Lineage {
@@ -796,7 +817,15 @@ fn run(
         rows_dropped_null,
         retention_until: rules.retention_until.map(|d| d.to_string()),
     };
-    Ok(Staged { manifest, dataset_digest, rows_read, units: sealed_units, merged, plain_chunks, padded_len })
+    let drift = opts.previous.as_ref().map(|prev| snapshot::compare(prev, &manifest));
+    if let Some(r) = drift.iter().flat_map(|d| &d.regressions).find(|r| r.allowed.is_none()) {
+        return Err(PrepareError::Regression {
+            column: r.column.clone(),
+            before: r.before.clone(),
+            after: r.after.clone(),
+        });
+    }
+    Ok(Staged { manifest, dataset_digest, rows_read, units: sealed_units, merged, drift, plain_chunks, padded_len })
 }
 
 /// The refusal for PII found in a kept column, unless the rule allows it.

@@ -43,6 +43,25 @@ pub fn summary(r: &PrepareReport, out: &Path) -> String {
     if m.rows_dropped_null > 0 {
         let _ = writeln!(s, "rows left out for a null (nulls = \"drop_row\"): {}", m.rows_dropped_null);
     }
+    if let Some(d) = &r.drift {
+        let _ = writeln!(s, "since the previous snapshot (manifest {}):", d.previous);
+        if d.is_empty() {
+            let _ = writeln!(s, "  no schema drift");
+        }
+        for c in &d.added {
+            let _ = writeln!(s, "  column added: {c}");
+        }
+        for c in &d.removed {
+            let _ = writeln!(s, "  column removed: {c}");
+        }
+        for (c, a, b) in &d.retyped {
+            let _ = writeln!(s, "  column retyped: {c} {a} -> {b}");
+        }
+        for g in &d.regressions {
+            let why = g.allowed.as_deref().unwrap_or("-");
+            let _ = writeln!(s, "  less protected: {} ({} -> {}); allowed because: {why}", g.column, g.before, g.after);
+        }
+    }
     for (col, n) in &r.merged_categories {
         let _ = writeln!(s, "{col}: {n} rare categories merged into \"other\"");
     }

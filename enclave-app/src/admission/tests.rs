@@ -55,6 +55,7 @@ fn policy() -> Policy {
         },
         sandbox: SandboxLimits { fuel_per_unit: 1000, memory_limit_bytes: 1 << 20, max_module_bytes: 1 << 20 },
         diagnostics_key: None,
+        dataset_expires_at: None,
     }
 }
 
@@ -102,6 +103,11 @@ fn grant() -> BudgetGrant {
     }
 }
 
+/// The fixture's grant, for a policy `p` that differs from the fixture's.
+fn grant_for(p: &Policy) -> BudgetGrant {
+    BudgetGrant { policy_digest: p.digest(), ..grant() }
+}
+
 fn code<T: std::fmt::Debug>(r: Result<T, Refusal>) -> Code {
     r.expect_err("must be refused").code
 }
@@ -128,6 +134,17 @@ fn a_good_grant_passes_and_each_wrong_field_is_named() {
     assert_eq!(code(grant_with(|g| g.provider_public_key = Bytes(vec![9; 32]), &book)), Code::GrantWrongProviderKey);
     assert_eq!(code(grant_with(|g| g.collaborator = "mallory".into(), &book)), Code::CollaboratorNotAllowed);
     assert_eq!(code(grant_with(|g| g.expires_at = NOW, &book)), Code::GrantExpired);
+    // The dataset's retention date, from the owner's rules through the policy.
+    let mut p = policy();
+    p.dataset_expires_at = Some(NOW);
+    let (digest, key) = (p.digest(), enclave().public_key());
+    let me = Me { policy: &p, policy_digest: &digest, public_key: &key };
+    let expired = check_grant(&me, &book, &owner().sign(GRANT_CONTEXT, &grant_for(&p)), &p.dataset_digest, NOW);
+    assert_eq!(code(expired), Code::DatasetExpired);
+    p.dataset_expires_at = Some(NOW + 1);
+    let digest = p.digest();
+    let me = Me { policy: &p, policy_digest: &digest, public_key: &key };
+    check_grant(&me, &book, &owner().sign(GRANT_CONTEXT, &grant_for(&p)), &p.dataset_digest, NOW).unwrap();
     assert_eq!(code(grant_with(|g| g.epsilon = Decimal("1.5".into()), &book)), Code::GrantExceedsPolicy);
     assert_eq!(code(grant_with(|g| g.delta = Decimal("0.001".into()), &book)), Code::GrantExceedsPolicy);
     assert_eq!(code(grant_with(|g| g.epsilon = Decimal("lots".into()), &book)), Code::ReleaseFailed);
