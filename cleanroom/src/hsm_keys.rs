@@ -43,3 +43,21 @@ impl TokenKey for Pkcs11TokenKey<'_> {
         self.0.token(identifier).map_err(|e| e.to_string())
     }
 }
+
+/// A token-held Ed25519 key that signs budget grants; its public half is the policy's
+/// `owner_public_key`.
+pub struct Pkcs11GrantSigner<'t>(pub hsm::Ed25519Key<'t>);
+
+impl protocol::signing::Signer for Pkcs11GrantSigner<'_> {
+    fn public_key(&self) -> Vec<u8> {
+        self.0.public_key().to_vec()
+    }
+    fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], String> {
+        self.0.sign(message).map_err(|e| e.to_string())
+    }
+}
+
+/// The label of the grant-signing key beside a tokenization key labelled `key`.
+pub fn grant_key_label(key: &str) -> String {
+    format!("{key}-grants")
+}

@@ -68,6 +68,11 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
+    /// A fresh random key, not yet stored anywhere (its id can be recorded first).
+    pub fn generate() -> Result<Self, KeyStoreError> {
+        Ok(TokenKey(random32()?))
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         TokenKey(Zeroizing::new(bytes))
     }
@@ -236,6 +241,16 @@ impl KeyStore {
 
     pub fn tokenization_key(&self) -> &TokenKey {
         &self.token_key
+    }
+
+    /// Replace the tokenization key (saved before returning). Tokens made with the old key
+    /// no longer link to new ones; the old key is gone from this file. Returns the old and
+    /// the new key id.
+    pub fn replace_tokenization_key(&mut self, next: TokenKey) -> Result<(String, String), KeyStoreError> {
+        let old = self.key_id();
+        self.token_key = next;
+        self.save()?;
+        Ok((old, self.key_id()))
     }
 
     /// Public identifier of the tokenization key (see [`TokenKey::key_id`]).

@@ -117,6 +117,14 @@ pub enum LedgerError {
     Arithmetic(DpError),
     #[error("ledger row is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "population {new:?} cannot be linked to {old:?}: it is the same, already linked, or has a cap or budgets of its own"
+    )]
+    BadLink { new: String, old: String },
+    #[error(
+        "population {population:?} is linked to {canonical:?} (a rotated key): set {canonical:?}'s cap and budgets"
+    )]
+    Linked { population: String, canonical: String },
 }
 
 /// Total, spent and remaining amount of one quantity (ε or δ) under one cap. `remaining`
@@ -237,6 +245,12 @@ const SCHEMA: &str = "
         BEGIN SELECT RAISE(ABORT, 'spent budget is never forgotten: grants are append-only'); END;
     CREATE TRIGGER IF NOT EXISTS grants_v2_append_only_d BEFORE DELETE ON grants_v2
         BEGIN SELECT RAISE(ABORT, 'spent budget is never forgotten: grants are append-only'); END;
+    CREATE TABLE IF NOT EXISTS population_links (
+        population TEXT PRIMARY KEY, canonical TEXT NOT NULL, linked_at INTEGER NOT NULL);
+    CREATE TRIGGER IF NOT EXISTS population_links_fixed_u BEFORE UPDATE ON population_links
+        BEGIN SELECT RAISE(ABORT, 'a population link is permanent'); END;
+    CREATE TRIGGER IF NOT EXISTS population_links_fixed_d BEFORE DELETE ON population_links
+        BEGIN SELECT RAISE(ABORT, 'a population link is permanent'); END;
     CREATE TABLE IF NOT EXISTS log_checkpoints (
         origin TEXT PRIMARY KEY, size INTEGER NOT NULL, checkpoint TEXT NOT NULL,
         signer TEXT NOT NULL, updated_at INTEGER NOT NULL);
@@ -308,8 +322,29 @@ impl Spent {
 
 /// The population's total spend, and the named collaborator's share of it (`Spent::NONE`
 /// when no collaborator is named).
+/// The population whose budget `population` spends: itself, or the one it was linked to
+/// when its token key replaced that one's (the same people under a rotated key).
+fn canonical(conn: &Connection, population: &str) -> Result<String, LedgerError> {
+    let linked: Option<String> = conn
+        .query_row("SELECT canonical FROM population_links WHERE population = ?1", params![population], |r| r.get(0))
+        .optional()?;
+    Ok(linked.unwrap_or_else(|| population.to_string()))
+}
+
+/// Caps and budgets are set on the population the budget belongs to, never on a linked one.
+fn not_linked(conn: &Connection, population: &str) -> Result<(), LedgerError> {
+    match canonical(conn, population)? {
+        c if c == population => Ok(()),
+        c => Err(LedgerError::Linked { population: population.into(), canonical: c }),
+    }
+}
+
+/// Spent by `population` (a canonical one) and every population linked to it.
 fn spent(conn: &Connection, population: &str, collaborator: Option<&str>) -> Result<(Spent, Spent), LedgerError> {
-    let mut stmt = conn.prepare_cached("SELECT collaborator, epsilon, delta FROM grants_v2 WHERE population = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT collaborator, epsilon, delta FROM grants_v2 WHERE population = ?1
+            OR population IN (SELECT population FROM population_links WHERE canonical = ?1)",
+    )?;
     let rows = stmt.query_map(params![population], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?;
     let (mut all, mut theirs) = (Spent::NONE, Spent::NONE);
     for row in rows {
@@ -460,6 +495,33 @@ impl Ledger {
         Ok(seq)
     }
 
+    /// Record that `new` (a new token key's id) names the same people as `old`: grants on
+    /// `new`'s datasets spend `old`'s population cap and collaborator budgets, and what was
+    /// spent stays spent. Permanent. `new` must have no cap or budgets of its own.
+    pub fn link_population(&self, new: &str, old: &str, now: u64) -> Result<String, LedgerError> {
+        check_name("population", new)?;
+        check_name("population", old)?;
+        let now = secs(now)?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let target = canonical(&tx, old)?;
+        let own: i64 = tx.query_row(
+            "SELECT (SELECT COUNT(*) FROM population_caps WHERE population = ?1)
+                  + (SELECT COUNT(*) FROM collaborator_budgets WHERE population = ?1)
+                  + (SELECT COUNT(*) FROM population_links WHERE population = ?1 OR canonical = ?1)",
+            params![new],
+            |r| r.get(0),
+        )?;
+        if new == target || own > 0 {
+            return Err(LedgerError::BadLink { new: new.into(), old: target });
+        }
+        tx.execute(
+            "INSERT INTO population_links (population, canonical, linked_at) VALUES (?1, ?2, ?3)",
+            params![new, target, now],
+        )?;
+        tx.commit()?;
+        Ok(target)
+    }
+
     /// Every manifest in the owner's log, oldest first: (entry, recorded at, manifest).
     pub fn manifests(&self) -> Result<Vec<(u64, u64, Manifest)>, LedgerError> {
         let mut stmt = self.conn.prepare("SELECT seq, recorded_at, manifest FROM manifests ORDER BY seq")?;
@@ -489,6 +551,7 @@ impl Ledger {
         now: u64,
     ) -> Result<(), LedgerError> {
         check_name("population", population)?;
+        not_linked(&self.conn, population)?;
         let (e, d) = (parse_epsilon_total(epsilon)?, parse_delta(delta)?);
         self.conn.execute(
             "INSERT INTO population_caps (population, epsilon, delta, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -510,6 +573,7 @@ impl Ledger {
         now: u64,
     ) -> Result<(), LedgerError> {
         check_name("population", population)?;
+        not_linked(&self.conn, population)?;
         check_name("collaborator", collaborator)?;
         let (e, d) = (parse_epsilon_total(epsilon)?, parse_delta(delta)?);
         self.conn.execute(
@@ -523,7 +587,7 @@ impl Ledger {
     }
 
     pub fn budget(&self, population: &str, collaborator: &str) -> Result<BudgetRow, LedgerError> {
-        budget_row(&self.conn, population, collaborator)
+        budget_row(&self.conn, &canonical(&self.conn, population)?, collaborator)
     }
 
     /// Every collaborator budget, ordered by population then collaborator.
@@ -537,7 +601,7 @@ impl Ledger {
     }
 
     pub fn population(&self, population: &str) -> Result<PopulationRow, LedgerError> {
-        population_row(&self.conn, population)
+        population_row(&self.conn, &canonical(&self.conn, population)?)
     }
 
     /// Every capped population, ordered by id.
@@ -673,13 +737,15 @@ impl Ledger {
             return Err(LedgerError::DuplicateQuery { query_digest: req.query_digest, grant_id });
         }
         check_dataset_population(&tx, &req.dataset, req.population)?;
+        // A rotated key's population spends the budget of the people it names.
+        let account = canonical(&tx, req.population)?;
 
-        let (pop_eps, pop_delta) = population_cap(&tx, req.population)?
-            .ok_or_else(|| LedgerError::NoPopulationCap { population: req.population.into() })?;
-        let (col_eps, col_delta) = collaborator_budget(&tx, req.population, req.collaborator)?.ok_or_else(|| {
-            LedgerError::NoBudget { population: req.population.into(), collaborator: req.collaborator.into() }
+        let (pop_eps, pop_delta) = population_cap(&tx, &account)?
+            .ok_or_else(|| LedgerError::NoPopulationCap { population: account.clone() })?;
+        let (col_eps, col_delta) = collaborator_budget(&tx, &account, req.collaborator)?.ok_or_else(|| {
+            LedgerError::NoBudget { population: account.clone(), collaborator: req.collaborator.into() }
         })?;
-        let (all, theirs) = spent(&tx, req.population, Some(req.collaborator))?;
+        let (all, theirs) = spent(&tx, &account, Some(req.collaborator))?;
         let pop_eps = Balance::new(pop_eps, all.epsilon)?;
         let pop_delta = Balance::new(pop_delta, all.delta)?;
         let col_eps = Balance::new(col_eps, theirs.epsilon)?;
@@ -846,6 +912,35 @@ mod tests {
             rows_dropped_null: 0,
             retention_until: None,
         }
+    }
+
+    #[test]
+    fn a_rotated_key_spends_the_budget_of_the_same_people() {
+        let (_d, mut l) = open();
+        let req = |dataset: Digest, population: &'static str, job: &'static str, eps: &'static str| GrantRequest {
+            dataset,
+            population,
+            epsilon: eps,
+            ..req(job)
+        };
+        let (old_ds, new_ds) = (Digest::of(b"january"), Digest::of(b"february"));
+        l.record_manifest(&manifest(old_ds, "oldkey"), 1).unwrap();
+        l.set_population_cap("oldkey", "1", "0.00001", 1).unwrap();
+        l.set_budget("oldkey", "acme", "1", "0.00001", 1).unwrap();
+        l.issue_grant(req(old_ds, "oldkey", "j1", "0.6")).unwrap();
+        // Without the link a new key is a new population with no budget at all.
+        l.record_manifest(&manifest(new_ds, "newkey"), 2).unwrap();
+        assert!(matches!(l.issue_grant(req(new_ds, "newkey", "j2", "0.3")), Err(LedgerError::NoPopulationCap { .. })));
+        assert_eq!(l.link_population("newkey", "oldkey", 3).unwrap(), "oldkey");
+        // Linked: 0.6 is already spent of 1, so 0.5 does not fit and 0.3 does.
+        assert!(matches!(l.issue_grant(req(new_ds, "newkey", "j3", "0.5")), Err(LedgerError::Exceeded { .. })));
+        l.issue_grant(req(new_ds, "newkey", "j4", "0.3")).unwrap();
+        assert_eq!(l.population("newkey").unwrap().population, "oldkey");
+        // Links are permanent and single: no second link, no link to itself, no undo.
+        assert!(matches!(l.link_population("newkey", "other", 4), Err(LedgerError::BadLink { .. })));
+        assert!(matches!(l.link_population("oldkey", "oldkey", 4), Err(LedgerError::BadLink { .. })));
+        assert!(l.conn.execute("DELETE FROM population_links", []).is_err());
+        assert!(matches!(l.set_population_cap("newkey", "5", "0", 5), Err(LedgerError::Linked { .. })));
     }
 
     #[test]

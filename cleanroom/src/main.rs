@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use cleanroom::client::{connect_attested, BlobClient, Expected};
 use cleanroom::keystore::KeyStore;
 use cleanroom::ledger::Ledger;
+use cleanroom::owner::OwnerKeys;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::{Manifest, PublicManifest};
 use protocol::policy::{Decimal, Policy};
@@ -155,6 +156,9 @@ enum Cmd {
         /// Seconds the grant stays valid.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// Sign the grant with the Ed25519 key in a PKCS#11 token (label KEY-grants).
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
     },
     /// Provider: attest the enclave, submit a module and query, receive the signed result.
     Submit {
@@ -266,6 +270,9 @@ enum PolicyCmd {
         /// diagnostics are sealed to.
         #[arg(long)]
         diagnostics_key: Option<String>,
+        /// The owner key is the Ed25519 key in a PKCS#11 token (label KEY-grants).
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
         #[arg(long)]
         out: PathBuf,
     },
@@ -304,6 +311,14 @@ impl Pkcs11Args {
 
 #[derive(Subcommand)]
 enum KeysCmd {
+    /// Replace the key file's tokenization key with a fresh one and link the new
+    /// population to the old one in the ledger (the same people keep their budget).
+    Rotate {
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        ledger: PathBuf,
+    },
     /// Generate a tokenization key inside a PKCS#11 token (sensitive, non-extractable) and
     /// print its key id, which names the population in manifests and the ledger.
     Pkcs11Init {
@@ -359,6 +374,18 @@ enum BudgetCmd {
     Show {
         #[arg(long)]
         ledger: PathBuf,
+    },
+    /// After a tokenization key is replaced: the new key's population is the same people
+    /// as an old one, so its grants spend the old one's budget (what was spent stays spent).
+    Link {
+        #[arg(long)]
+        ledger: PathBuf,
+        /// The new key id.
+        #[arg(long)]
+        population: String,
+        /// The key id it replaces.
+        #[arg(long)]
+        same_people_as: String,
     },
 }
 
@@ -592,6 +619,7 @@ fn run(cmd: Cmd) -> Res {
             token_as_input,
             diagnostics_key,
             out,
+            pkcs11,
         }) => {
             let ks = KeyStore::create_or_open(&keys)?;
             let m = load_manifest(&manifest)?;
@@ -614,14 +642,14 @@ fn run(cmd: Cmd) -> Res {
                 diagnostics_key: diagnostics_key.map(|k| parse_hex(&k, "--diagnostics-key")).transpose()?,
                 ..Default::default()
             };
-            let policy = cleanroom::owner_policy::build(
-                &m,
-                ks.signing_key().public_key(),
-                allowed,
-                collaborators,
-                &labels,
-                &params,
-            )?;
+            let owner_key = match pkcs11.location() {
+                Some(loc) => {
+                    let token = loc.open()?;
+                    token.find_ed25519_key(&cleanroom::hsm_keys::grant_key_label(&loc.key))?.public_key().to_vec()
+                }
+                None => ks.signing_key().public_key(),
+            };
+            let policy = cleanroom::owner_policy::build(&m, owner_key, allowed, collaborators, &labels, &params)?;
             write_atomic(&out, policy.to_toml().as_bytes())?;
             println!("policy written to {}; digest {}", out.display(), policy.digest());
             println!("population {}", policy.population);
@@ -697,12 +725,40 @@ fn run(cmd: Cmd) -> Res {
                 );
             }
         }
+        Cmd::Budget(BudgetCmd::Link { ledger, population, same_people_as }) => {
+            let target = Ledger::open(&ledger)?.link_population(&population, &same_people_as, now())?;
+            println!("population {population} now spends the budget of {target} (the same people under a new key)");
+        }
+        Cmd::Keys(KeysCmd::Rotate { keys, ledger }) => {
+            // Link first: a key must never exist without its population's budget behind it.
+            let mut ks = KeyStore::open(&keys)?;
+            let l = Ledger::open(&ledger)?;
+            let next = cleanroom::keystore::TokenKey::generate()?;
+            let target = l.link_population(&next.key_id(), &ks.key_id(), now())?;
+            let (old, new) = ks.replace_tokenization_key(next)?;
+            println!("tokenization key rotated: {old} -> {new}");
+            println!("  tokens made with the new key do not link to earlier ones: re-sealed tables share no token with earlier seals,");
+            println!(
+                "  and the old key is gone from {}, so nobody can re-create the old tokens from this file;",
+                keys.display()
+            );
+            println!(
+                "  the budget does not restart: population {new} spends the budget of {target} in {}.",
+                ledger.display()
+            );
+        }
         Cmd::Keys(KeysCmd::Pkcs11Init { pkcs11 }) => {
             let loc = pkcs11.location().ok_or("--pkcs11-module, --pkcs11-token and --pkcs11-key are required")?;
             let token = loc.open()?;
             let key = token.generate_hmac_key(&loc.key)?;
+            let grants = token.generate_ed25519_key(&cleanroom::hsm_keys::grant_key_label(&loc.key))?;
             println!("tokenization key {:?} generated in token {:?} (non-extractable)", loc.key, loc.token);
             println!("key id (population): {}", key.key_id());
+            println!(
+                "grant-signing key {:?} generated (non-extractable); public key: {}",
+                cleanroom::hsm_keys::grant_key_label(&loc.key),
+                hex::encode(grants.public_key())
+            );
         }
         Cmd::Keygen { out } => {
             let k = cleanroom::client::create_provider_key(&out)?;
@@ -788,7 +844,7 @@ fn run(cmd: Cmd) -> Res {
                 );
             }
         }
-        Cmd::Release { attest, keys, ledger, policy, query, ttl } => {
+        Cmd::Release { attest, keys, ledger, policy, query, ttl, pkcs11 } => {
             let ks = KeyStore::open(&keys)?;
             let policy = load_policy(&policy)?;
             let spec = QuerySpec::from_toml(&read_text(&query)?)?;
@@ -799,7 +855,35 @@ fn run(cmd: Cmd) -> Res {
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
             let mut ledger = Ledger::open(&ledger)?;
-            let r = cleanroom::owner::release(&mut session, &ks, &mut ledger, &policy, &spec, now(), ttl)?;
+            let r = match pkcs11.location() {
+                Some(loc) => {
+                    let token = loc.open()?;
+                    let signer = cleanroom::hsm_keys::Pkcs11GrantSigner(
+                        token.find_ed25519_key(&cleanroom::hsm_keys::grant_key_label(&loc.key))?,
+                    );
+                    cleanroom::owner::release(
+                        &mut session,
+                        OwnerKeys { store: &ks, grant_signer: &signer },
+                        &mut ledger,
+                        &policy,
+                        &spec,
+                        now(),
+                        ttl,
+                    )?
+                }
+                None => {
+                    let signer = ks.signing_key();
+                    cleanroom::owner::release(
+                        &mut session,
+                        OwnerKeys { store: &ks, grant_signer: &signer },
+                        &mut ledger,
+                        &policy,
+                        &spec,
+                        now(),
+                        ttl,
+                    )?
+                }
+            };
             match r.checked_from {
                 Some(old) => println!(
                     "audit log: the enclave proved its log ({} records) extends the checkpoint the ledger held ({old} records)",

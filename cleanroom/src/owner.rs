@@ -38,8 +38,20 @@ pub enum ReleaseError {
     ReceiptContent(&'static str),
     #[error("unexpected reply from the enclave")]
     Unexpected,
+    #[error("the grant-signing key is not the owner key the policy names; no key was sent")]
+    WrongGrantKey,
+    #[error("signing the grant: {0}; no key was sent")]
+    GrantSigning(String),
     #[error("the dataset is past its retention date (the policy's dataset_expires_at {expires_at}); no key was sent")]
     DatasetExpired { expires_at: u64 },
+}
+
+/// Where the owner's keys are: data keys in the key file, the grant-signing key there or
+/// in a PKCS#11 token.
+#[derive(Clone, Copy)]
+pub struct OwnerKeys<'a> {
+    pub store: &'a KeyStore,
+    pub grant_signer: &'a dyn protocol::signing::Signer,
 }
 
 /// The owner's clock is the one the owner trusts: a dataset past its retention date is
@@ -96,7 +108,7 @@ pub fn check_log(
 /// The whole release: log check, ledger spend, key and grant, receipt, checkpoint kept.
 pub fn release(
     session: &mut AttestedSession,
-    keys: &KeyStore,
+    keys: OwnerKeys<'_>,
     ledger: &mut Ledger,
     policy: &Policy,
     spec: &QuerySpec,
@@ -104,11 +116,18 @@ pub fn release(
     ttl: u64,
 ) -> Result<Released, ReleaseError> {
     check_retention(policy, now)?;
+    // Checked before the ledger records a grant: a grant the enclave would refuse must
+    // not spend budget.
+    let OwnerKeys { store: keys, grant_signer } = keys;
+    if grant_signer.public_key() != policy.owner_public_key.as_slice() {
+        return Err(ReleaseError::WrongGrantKey);
+    }
     let origin = checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
     let (checked, checked_from) = check_log(session, ledger, &origin)?;
     let data_key = keys.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))?;
     let grant = crate::review::grant_for_query(ledger, policy, spec, &session.public_key, now, ttl)?;
-    let signed = keys.signing_key().sign(GRANT_CONTEXT, &grant);
+    let signed = protocol::signing::Signed::sign_with(grant_signer, GRANT_CONTEXT, &grant)
+        .map_err(ReleaseError::GrantSigning)?;
     // The key travels as a `DataKey`: every copy, the message's included, is wiped on drop.
     let msg = ClientMessage::ReleaseKey { dataset_digest: policy.dataset_digest, data_key, grant: signed };
     let reply = session.call(&msg);

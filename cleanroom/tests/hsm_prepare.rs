@@ -92,4 +92,28 @@ fn prepare_tokenizes_through_a_pkcs11_token() {
     let expected: std::collections::BTreeSet<[u8; 32]> =
         ids.iter().map(|id| key.token(id.as_bytes()).unwrap()).collect();
     assert_eq!(sealed, expected);
+
+    // The owner's grant-signing key is in the token too: the policy names its public half,
+    // and a grant signed through the token verifies under it (the enclave's check).
+    let o = cleanroom(
+        &[
+            &["policy", "init", "--keys", &d("owner.keys"), "--manifest", &d("sealed/manifest.json")][..],
+            // The policy lists a module by its digest; any file serves for this check.
+            &["--out", &d("policy.toml"), "--allow-module", &d("data/bank.csv")],
+            &["--collaborator", &format!("acme={}", "ab".repeat(32))],
+            &loc,
+        ]
+        .concat(),
+        PIN,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(d("policy.toml")).unwrap()).unwrap();
+    let grants = token.find_ed25519_key(&cleanroom::hsm_keys::grant_key_label("tokenization")).unwrap();
+    assert_eq!(policy.owner_public_key.as_slice(), &grants.public_key()[..]);
+    assert_ne!(policy.owner_public_key.as_slice(), &ks.signing_key().public_key()[..]);
+    let signer = cleanroom::hsm_keys::Pkcs11GrantSigner(grants);
+    let signed = protocol::signing::Signed::sign_with(&signer, protocol::grant::GRANT_CONTEXT, &"a grant").unwrap();
+    signed.verify(protocol::grant::GRANT_CONTEXT, policy.owner_public_key.as_slice()).unwrap();
+    let by_file = ks.signing_key().sign(protocol::grant::GRANT_CONTEXT, &"a grant");
+    assert!(by_file.verify(protocol::grant::GRANT_CONTEXT, policy.owner_public_key.as_slice()).is_err());
 }

@@ -98,7 +98,37 @@ fn message(context: &str, payload: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A signer whose key may live elsewhere (a PKCS#11 token): it signs the bytes it is
+/// given with Ed25519. [`Signed::sign_with`] frames them exactly as [`SigningKey`] does.
+pub trait Signer {
+    fn public_key(&self) -> Vec<u8>;
+    fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], String>;
+}
+
+impl Signer for SigningKey {
+    fn public_key(&self) -> Vec<u8> {
+        SigningKey::public_key(self)
+    }
+    fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], String> {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        Ok(out)
+    }
+}
+
 impl Signed {
+    /// Sign `value` for `context` with any [`Signer`], framed like [`SigningKey::sign`].
+    pub fn sign_with<T: Serialize>(signer: &dyn Signer, context: &str, value: &T) -> Result<Signed, String> {
+        let payload = crate::to_cbor(value);
+        let signature = signer.sign_raw(&message(context, &payload))?;
+        Ok(Signed {
+            context: context.to_string(),
+            payload: Bytes(payload),
+            signer: Bytes(signer.public_key()),
+            signature: Bytes(signature.to_vec()),
+        })
+    }
+
     /// Check the signature (by whoever `signer` names) and the context.
     pub fn verify_self_signed(&self, context: &str) -> Result<(), SignatureError> {
         if self.context != context {
@@ -139,6 +169,14 @@ mod tests {
         let mut t = s.clone();
         t.payload.0[1] ^= 1;
         assert_eq!(t.verify("ctx", &k.public_key()), Err(SignatureError::BadSignature));
+    }
+
+    #[test]
+    fn any_signer_frames_like_the_key() {
+        let k = SigningKey::from_seed([6; 32]);
+        let via_trait = Signed::sign_with(&k, "ctx", &7u8).unwrap();
+        assert_eq!(via_trait, k.sign("ctx", &7u8));
+        via_trait.verify("ctx", &k.public_key()).unwrap();
     }
 
     #[test]
