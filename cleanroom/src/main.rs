@@ -775,10 +775,19 @@ fn run(cmd: Cmd) -> Res {
             let mut c = BlobClient::connect(&blob_api)?;
             if let Some(dir) = sealed {
                 let m = load_manifest(&dir.join("manifest.json"))?;
+                let paths: Vec<PathBuf> =
+                    (0..m.chunks).map(|i| dir.join("chunks").join(cleanroom::prepare::chunk_file_name(i))).collect();
+                let total = paths.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+                let progress = progress::CliProgress::new();
                 let mut chunks = vec![];
-                for i in 0..m.chunks {
-                    chunks.push(c.put(read(&dir.join("chunks").join(cleanroom::prepare::chunk_file_name(i)))?)?);
+                let mut sent = 0u64;
+                for p in &paths {
+                    let blob = read(p)?;
+                    sent += blob.len() as u64;
+                    chunks.push(c.put(blob)?);
+                    cleanroom::prepare::Progress::update(&progress, cleanroom::prepare::Phase::Upload, sent, total);
                 }
+                progress.finish();
                 let index = SealedIndex { dataset_digest: m.dataset_digest, chunks, rows_per_chunk: m.rows_per_chunk };
                 let d = c.put(protocol::to_cbor(&index))?;
                 eprintln!("uploaded {} sealed chunks; sealed index:", m.chunks);

@@ -34,6 +34,7 @@ fn label(phase: Phase) -> (&'static str, bool) {
         Phase::Read => ("reading and tokenizing", true),
         Phase::Sort => ("sorting by privacy unit", false),
         Phase::Seal => ("sealing", false),
+        Phase::Upload => ("uploading", true),
     }
 }
 

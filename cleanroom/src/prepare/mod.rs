@@ -138,6 +138,8 @@ pub enum Phase {
     Sort,
     /// Encrypting and writing chunks (`done`/`total` in rows).
     Seal,
+    /// `cleanroom upload`: sealed chunks sent to the host's blob store (`done`/`total` in bytes).
+    Upload,
 }
 
 /// Receives progress; the CLI draws a bar on a terminal and plain lines otherwise.
