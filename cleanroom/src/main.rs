@@ -864,35 +864,23 @@ fn run(cmd: Cmd) -> Res {
             let mut session = connect_attested(&attest.front_door, &expect)?;
             print_verdict(&session.verdict, &session.platform, session.simulated);
             let mut ledger = Ledger::open(&ledger)?;
-            let r = match pkcs11.location() {
+            // The grant is signed in the PKCS#11 token when one is named, else by the key file.
+            let (token, hsm_signer, file_signer);
+            let signer: &dyn protocol::signing::Signer = match pkcs11.location() {
                 Some(loc) => {
-                    let token = loc.open()?;
-                    let signer = cleanroom::hsm_keys::Pkcs11GrantSigner(
+                    token = loc.open()?;
+                    hsm_signer = cleanroom::hsm_keys::Pkcs11GrantSigner(
                         token.find_ed25519_key(&cleanroom::hsm_keys::grant_key_label(&loc.key))?,
                     );
-                    cleanroom::owner::release(
-                        &mut session,
-                        OwnerKeys { store: &ks, grant_signer: &signer },
-                        &mut ledger,
-                        &policy,
-                        &spec,
-                        now(),
-                        ttl,
-                    )?
+                    &hsm_signer
                 }
                 None => {
-                    let signer = ks.signing_key();
-                    cleanroom::owner::release(
-                        &mut session,
-                        OwnerKeys { store: &ks, grant_signer: &signer },
-                        &mut ledger,
-                        &policy,
-                        &spec,
-                        now(),
-                        ttl,
-                    )?
+                    file_signer = ks.signing_key();
+                    &file_signer
                 }
             };
+            let keys = OwnerKeys { store: &ks, grant_signer: signer };
+            let r = cleanroom::owner::release(&mut session, keys, &mut ledger, &policy, &spec, now(), ttl)?;
             match r.checked_from {
                 Some(old) => println!(
                     "audit log: the enclave proved its log ({} records) extends the checkpoint the ledger held ({old} records)",

@@ -160,64 +160,39 @@ impl World {
     pub fn start(opts: WorldOptions) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_path_buf();
-        let keys = d.join("owner.keys");
-        let sealed = d.join("sealed");
         let data = d.join("data");
         run_cleanroom(&["generate", "--rows", &opts.rows.to_string(), "--seed", "11", "--out", data.to_str().unwrap()]);
         let rules = d.join("bank-rules.toml");
         std::fs::write(&rules, bank_rules_keeping_small_classes()).expect("rules");
-        let prepare_output = run_cleanroom(&[
-            "prepare",
-            data.join("bank.csv").to_str().unwrap(),
-            "--rules",
-            rules.to_str().unwrap(),
-            "--keys",
-            keys.to_str().unwrap(),
-            "--out",
-            sealed.to_str().unwrap(),
-            "--rows-per-chunk",
-            &opts.rows_per_chunk.to_string(),
-        ]);
-        let policy_argv = |keys: &Path, manifest: &Path, policy: &Path, provider_public: &str| {
-            let mut args: Vec<String> = vec![
-                "policy".into(),
-                "init".into(),
-                "--keys".into(),
-                keys.to_str().unwrap().into(),
-                "--manifest".into(),
-                manifest.to_str().unwrap().into(),
-                "--allow-module".into(),
-                credit_lr_wasm().to_str().unwrap().into(),
-                "--collaborator".into(),
-                format!("acme={provider_public}"),
-                "--label".into(),
-                "defaulted".into(),
-                "--min-group-size".into(),
-                "5".into(),
-                "--fuel-per-unit".into(),
-                opts.fuel_per_unit.to_string(),
-                "--max-delta".into(),
-                "0.001".into(),
-                "--out".into(),
-                policy.to_str().unwrap().into(),
-            ];
-            args.extend(opts.policy_args.iter().cloned());
-            for (name, bytes) in &opts.extra_modules {
-                let p = d.join(name);
-                std::fs::write(&p, bytes).unwrap();
-                args.push("--allow-module".into());
-                args.push(p.to_str().unwrap().into());
-            }
-            args
+        let mut modules = vec![credit_lr_wasm()];
+        for (name, bytes) in &opts.extra_modules {
+            let p = d.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            modules.push(p);
+        }
+        let mut policy_args: Vec<String> =
+            ["--min-group-size", "5", "--fuel-per-unit", &opts.fuel_per_unit.to_string()].map(String::from).to_vec();
+        policy_args.extend(opts.policy_args.iter().cloned());
+        let table = TableOptions {
+            table: data.join("bank.csv"),
+            rules,
+            modules,
+            labels: vec!["defaulted".into()],
+            rows_per_chunk: opts.rows_per_chunk,
+            budget: opts.budget.to_string(),
+            policy_args,
         };
-        World::launch(dir, prepare_output, policy_argv, opts.budget)
+        World::start_table_in(dir, &table)
     }
 
     /// A world over an outside table sealed by the owner's rules file (`cleanroom prepare
     /// TABLE --rules RULES`), with a policy allowing `modules`: the same owner, host and
     /// provider steps as [`World::start`]. `prepare_output` holds what prepare printed.
     pub fn start_table(t: &TableOptions) -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
+        World::start_table_in(tempfile::tempdir().expect("tempdir"), t)
+    }
+
+    fn start_table_in(dir: tempfile::TempDir, t: &TableOptions) -> World {
         let d = dir.path();
         let keys = d.join("owner.keys");
         let sealed = d.join("sealed");
