@@ -282,7 +282,7 @@ impl UnitAssembler {
                 Column { name: name.clone(), data }
             })
             .collect();
-        Some(RecordBatch { rows: rows.len(), columns })
+        Some(RecordBatch { rows: rows.len(), columns, validity: Default::default() })
     }
 }
 

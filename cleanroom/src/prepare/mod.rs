@@ -769,6 +769,7 @@ fn run(
             reason: Some(r.reason.clone()),
             allow_pii: r.allow_pii.clone(),
             allow_regression: r.allow_regression.clone(),
+            nullable: false,
         })
         .collect();
     let manifest = Manifest {
