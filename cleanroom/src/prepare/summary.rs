@@ -43,6 +43,9 @@ pub fn summary(r: &PrepareReport, out: &Path) -> String {
     if m.rows_dropped_null > 0 {
         let _ = writeln!(s, "rows left out for a null (nulls = \"drop_row\"): {}", m.rows_dropped_null);
     }
+    for (col, n) in &r.nulls_sealed {
+        let _ = writeln!(s, "{col}: {n} nulls sealed as nulls (nulls = \"keep\")");
+    }
     for (col, n) in &r.merged_categories {
         let _ = writeln!(s, "{col}: {n} rare categories merged into \"other\"");
     }
