@@ -18,7 +18,7 @@ setup:
 wasm: setup
 	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo --remap-path-prefix=$(TARGET_DIR_ABS)=/target" \
-	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss -p default-lr -p wage-lr --target wasm32-unknown-unknown
+	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss -p credit-impute -p default-lr -p wage-lr --target wasm32-unknown-unknown
 
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
 # `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.

@@ -892,6 +892,7 @@ mod tests {
                 reason: None,
                 allow_pii: None,
                 allow_regression: None,
+                nullable: false,
             }],
             privacy_unit: "unit".into(),
             lineage: Lineage {

@@ -168,7 +168,7 @@ fn draft(name: &str, p: &Profile, is_unit: bool, today: Date) -> Draft {
         return d;
     }
     if p.nulls > 0 {
-        d.extra.push("nulls = \"refuse\"   # or \"drop_row\"".into());
+        d.extra.push("nulls = \"refuse\"   # or \"drop_row\", or \"keep\" (sealed as nulls)".into());
     }
     match p.dominant_pii(0.5) {
         Some((k, _)) if k.is_direct_identifier() => {

@@ -705,3 +705,105 @@ fn the_retention_date_reaches_the_policy_and_the_owner_refuses_an_expired_datase
     let e = cleanroom::owner::check_retention(&policy, 1_719_792_000).unwrap_err();
     assert!(e.to_string().contains("past its retention date"), "{e}");
 }
+
+#[test]
+fn nulls_keep_seals_nulls_as_nulls() {
+    let f = fixture(600, 31);
+    let mut ks = f.keystore("owner.keys");
+    // (CSV field, data row) of each null: income (f64) twice, late_payments (i64), zip
+    // (a prefix: dict, a group key and a quasi-identifier) and defaulted (the label). A
+    // `note` column is null in every row: sealed with an empty dictionary.
+    let nulls = [(7, 6), (7, 8), (10, 7), (5, 9), (12, 10)];
+    let input = edit_csv(&f, "nulls.csv", |i, fields| {
+        for &(c, r) in &nulls {
+            if i == r {
+                fields[c] = if c == 5 { String::new() } else { "NA".into() };
+            }
+        }
+        fields.push(if i == 0 { "note".into() } else { "NULL".into() });
+    });
+    let note = "[[column]]\nname = \"note\"\nlabel = \"public\"\ntransform = { kind = \"keep\", type = \"text\" }\nreason = \"free text\"\nnulls = \"keep\"\n";
+    let mut o = opts(250);
+    o.rules.columns = bank_rules_with(note).columns;
+    let keep = ["income", "late_payments", "zip", "defaulted"];
+    for c in o.rules.columns.iter_mut().filter(|c| keep.contains(&c.source.as_str())) {
+        c.nulls = cleanroom::prepare::NullPolicy::Keep;
+    }
+    let r = prepare(&input, &mut ks, &f.path("out"), &o).unwrap();
+    assert_eq!((r.rows, r.manifest.rows_dropped_null), (600, 0), "nothing is dropped");
+    let counts: Vec<(&str, u64)> = r.nulls_sealed.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    assert_eq!(counts, [("defaulted", 1), ("income", 2), ("late_payments", 1), ("note", 600), ("zip3", 1)]);
+    // The manifests say which columns may hold nulls; the public one never how many.
+    let nullable = ["zip3", "income", "late_payments", "defaulted", "note"];
+    assert_eq!(r.manifest.nullable_columns(), nullable);
+    let public = r.manifest.public();
+    let public_nullable: Vec<&str> = public.columns.iter().filter(|c| c.nullable).map(|c| c.name.as_str()).collect();
+    assert_eq!(public_nullable, nullable);
+    let json = public.to_json();
+    assert!(json.contains("\"nullable\": true") && !json.contains("nulls"), "{json}");
+    assert_eq!(protocol::manifest::PublicManifest::from_json(&json).unwrap(), public);
+
+    let batches = open_sealed(&f.path("out"), &ks.data_key(&r.dataset_digest).unwrap()).unwrap();
+    assert_eq!(batches.len(), 3);
+    // Every chunk carries the validity of every nullable column, nulls or not.
+    for b in &batches {
+        let with: Vec<&str> = b.validity.keys().map(String::as_str).collect();
+        assert_eq!(with, ["defaulted", "income", "late_payments", "note", "zip3"]);
+    }
+    let valid = |name: &str| -> Vec<bool> {
+        batches.iter().flat_map(|b| b.validity(name).expect("validity").as_slice().to_vec()).collect()
+    };
+    // Sealed rows are sorted by token: sealed position of each source row.
+    let tok = ks.tokenization_key().tokenizer();
+    let mut order: Vec<usize> = (0..f.rows.len()).collect();
+    order.sort_by_key(|&i| tok.token(f.rows[i].customer_id.as_bytes()));
+    let sealed_at = |data_row: usize| order.iter().position(|&i| i == data_row - 1).unwrap();
+    let expect = |field: usize| -> Vec<bool> {
+        let null: Vec<usize> = nulls.iter().filter(|(c, _)| *c == field).map(|&(_, r)| sealed_at(r)).collect();
+        (0..600).map(|i| !null.contains(&i)).collect()
+    };
+    assert_eq!(valid("income"), expect(7));
+    assert_eq!(valid("late_payments"), expect(10));
+    assert_eq!(valid("zip3"), expect(5));
+    assert_eq!(valid("defaulted"), expect(12));
+    assert!(valid("note").iter().all(|v| !v));
+    // A null's slot holds the canonical value; every other row its source value.
+    let sorted: Vec<&Customer> = order.iter().map(|&i| &f.rows[i]).collect();
+    let income = all_f64(&batches, "income");
+    for (i, c) in sorted.iter().enumerate() {
+        let want = if valid("income")[i] { c.income } else { 0.0 };
+        assert_eq!(income[i].to_bits(), want.to_bits(), "sealed row {i}");
+    }
+    assert_eq!(all_i64(&batches, "late_payments")[sealed_at(7)], 0);
+    assert_eq!(all_i64(&batches, "defaulted")[sealed_at(10)], 0);
+    let zip = column(&batches, "zip3");
+    let (chunk, row) = (sealed_at(9) / 250, sealed_at(9) % 250);
+    assert!(matches!(zip[chunk], ColumnData::Dict { codes, .. } if codes[row] == 0));
+    for c in column(&batches, "note") {
+        assert_eq!(c, &ColumnData::Dict { codes: vec![0; c.len()], values: vec![] });
+    }
+    // Columns not kept as nullable have no validity.
+    assert!(batches.iter().all(|b| b.validity("utilization").is_none() && b.validity("customer_token").is_none()));
+    // The owner's summary counts them.
+    let text = cleanroom::prepare::summary(&r, &f.path("out"));
+    assert!(text.contains("income: 2 nulls sealed as nulls"), "{text}");
+}
+
+#[test]
+fn a_chunk_whose_validity_disagrees_with_the_manifest_is_refused() {
+    let f = fixture(300, 32);
+    let mut ks = f.keystore("owner.keys");
+    let mut o = opts(300);
+    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = cleanroom::prepare::NullPolicy::Keep;
+    let r = prepare(&f.csv, &mut ks, &f.path("out"), &o).unwrap();
+    let key = ks.data_key(&r.dataset_digest).unwrap();
+    // No null in the table, yet the column carries its (all-valid) validity.
+    let batches = open_sealed(&f.path("out"), &key).unwrap();
+    assert_eq!(batches[0].validity("income").map(|v| v.null_count()), Some(0));
+    // A manifest edited to drop the flag no longer matches the chunks.
+    let path = f.path("out").join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"nullable\": true", "\"nullable\": false")).unwrap();
+    let e = open_sealed(&f.path("out"), &key).unwrap_err();
+    assert!(matches!(&e, OpenError::Mismatch(m) if m.contains("validity")), "{e}");
+}

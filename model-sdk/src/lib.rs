@@ -135,6 +135,10 @@ impl Column<'_> {
 /// Why a batch could not be handed to a model natively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchError {
+    /// `got` validity slices were given for `expected` columns.
+    ValidityCount { expected: usize, got: usize },
+    /// The validity of column `index` is not one byte of 0 or 1 for each of `rows` rows.
+    Validity { index: usize, rows: usize },
     /// The model declares `expected` inputs, the batch has `got` columns.
     InputCount { expected: usize, got: usize },
     /// Column `index` has the wrong type.
@@ -154,19 +158,41 @@ impl fmt::Display for BatchError {
             }
             BatchError::Ragged { index, rows, got } => write!(f, "input {index} has {got} rows, expected {rows}"),
             BatchError::Output { rows, got } => write!(f, "model produced {got} scores for {rows} rows"),
+            BatchError::ValidityCount { expected, got } => {
+                write!(f, "{got} validity slices for {expected} columns")
+            }
+            BatchError::Validity { index, rows } => {
+                write!(f, "input {index}: validity must be {rows} bytes, each 0 (null) or 1 (value)")
+            }
         }
     }
 }
 
+/// What a batch knows about nulls.
+#[derive(Debug, Clone, Copy)]
+enum Nulls<'a> {
+    /// The model does not read validity ([`Model::READS_VALIDITY`] is false): asking is a
+    /// bug in the model, and panics (a trap in the sandbox).
+    NotRead,
+    /// Every row of every column holds a value.
+    None,
+    /// Per column, one byte per row: 1 for a value, 0 for a null.
+    Given(&'a [&'a [u8]]),
+}
+
 /// The input columns of one batch, in the order the model declared them.
+///
+/// A null's slot holds its type's canonical value (`0.0`, `0`, code `0`); only the
+/// validity ([`Batch::is_valid`], [`Row::f64_opt`] and friends) tells it from a real zero.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
     rows: usize,
     columns: &'a [Column<'a>],
+    nulls: Nulls<'a>,
 }
 
 impl<'a> Batch<'a> {
-    /// Check that the columns have equal lengths and match `inputs`.
+    /// Check that the columns have equal lengths and match `inputs`. Every value is present.
     pub fn new(inputs: &[Kind], columns: &'a [Column<'a>]) -> Result<Self, BatchError> {
         if inputs.len() != columns.len() {
             return Err(BatchError::InputCount { expected: inputs.len(), got: columns.len() });
@@ -180,7 +206,42 @@ impl<'a> Batch<'a> {
                 return Err(BatchError::Ragged { index, rows, got: c.len() });
             }
         }
-        Ok(Batch { rows, columns })
+        Ok(Batch { rows, columns, nulls: Nulls::None })
+    }
+
+    /// [`Batch::new`] with the validity of every column: one byte per row, 1 for a value
+    /// and 0 for a null, as the sandbox's `read_validity` writes it.
+    pub fn with_validity(
+        inputs: &[Kind],
+        columns: &'a [Column<'a>],
+        validity: &'a [&'a [u8]],
+    ) -> Result<Self, BatchError> {
+        let batch = Batch::new(inputs, columns)?;
+        if validity.len() != columns.len() {
+            return Err(BatchError::ValidityCount { expected: columns.len(), got: validity.len() });
+        }
+        for (index, v) in validity.iter().enumerate() {
+            if v.len() != batch.rows || v.iter().any(|&b| b > 1) {
+                return Err(BatchError::Validity { index, rows: batch.rows });
+            }
+        }
+        Ok(Batch { nulls: Nulls::Given(validity), ..batch })
+    }
+
+    /// The validity of input `i`, one byte per row (1 value, 0 null); `None` when every
+    /// row holds a value. Panics if the model does not declare [`Model::READS_VALIDITY`].
+    pub fn validity(&self, i: usize) -> Option<&'a [u8]> {
+        match self.nulls {
+            Nulls::NotRead => not_read_panic(),
+            Nulls::None => None,
+            Nulls::Given(v) => Some(v[i]),
+        }
+    }
+
+    /// Whether row `row` of input `i` holds a value (see [`Batch::validity`]).
+    pub fn is_valid(&self, i: usize, row: usize) -> bool {
+        assert!(row < self.rows, "row out of range");
+        self.validity(i).is_none_or(|v| v[row] != 0)
     }
     pub fn rows(&self) -> usize {
         self.rows
@@ -228,6 +289,11 @@ fn kind_panic(i: usize, want: Kind, got: Kind) -> ! {
     panic!("input {i}: read as {} but it is {}", want.name(), got.name())
 }
 
+#[cold]
+fn not_read_panic() -> ! {
+    panic!("validity asked for, but the model does not declare Model::READS_VALIDITY = true")
+}
+
 /// One row of a batch: typed access to its values by input index.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
@@ -251,12 +317,32 @@ impl Row<'_> {
     pub fn token(&self, input: usize) -> &[u8; TOKEN_LEN] {
         &self.batch.tokens(input)[self.index]
     }
+    /// Whether this row's value of `input` is present (not null).
+    pub fn is_valid(&self, input: usize) -> bool {
+        self.batch.is_valid(input, self.index)
+    }
+    /// The value, or `None` for a null.
+    pub fn f64_opt(&self, input: usize) -> Option<f64> {
+        self.is_valid(input).then(|| self.f64(input))
+    }
+    pub fn i64_opt(&self, input: usize) -> Option<i64> {
+        self.is_valid(input).then(|| self.i64(input))
+    }
+    pub fn code_opt(&self, input: usize) -> Option<u32> {
+        self.is_valid(input).then(|| self.code(input))
+    }
 }
 
 /// A model: reads the declared input columns, returns one score per row.
 pub trait Model {
     /// The input columns, in the order the query spec names them.
     const INPUTS: &'static [Kind];
+
+    /// Whether the model reads which values are null ([`Row::is_valid`], [`Row::f64_opt`],
+    /// [`Batch::validity`]). Only then does the module import `read_validity`; a model
+    /// that leaves it `false` runs on sandboxes that predate nulls and reads a null as its
+    /// type's canonical value (`0.0`, `0`, code `0`).
+    const READS_VALIDITY: bool = false;
 
     /// Score one row.
     fn score(&self, row: &Row<'_>) -> f64;
@@ -271,9 +357,30 @@ pub trait Model {
     }
 }
 
-/// Run `model` natively over `columns`, through the same code path as the sandbox.
+/// Run `model` natively over `columns` (every value present), through the same code path
+/// as the sandbox.
 pub fn run_native<M: Model>(model: &M, columns: &[Column<'_>]) -> Result<Vec<f64>, BatchError> {
     let batch = Batch::new(M::INPUTS, columns)?;
+    score_native(model, batch)
+}
+
+/// [`run_native`] over columns with nulls: `validity[i]` has one byte per row of column
+/// `i`, 1 for a value and 0 for a null (whose slot should hold the canonical value, as in
+/// the sandbox). As in the sandbox, a model that does not declare
+/// [`Model::READS_VALIDITY`] is not shown the validity.
+pub fn run_native_with_validity<M: Model>(
+    model: &M,
+    columns: &[Column<'_>],
+    validity: &[&[u8]],
+) -> Result<Vec<f64>, BatchError> {
+    let batch = Batch::with_validity(M::INPUTS, columns, validity)?;
+    score_native(model, batch)
+}
+
+fn score_native<M: Model>(model: &M, mut batch: Batch<'_>) -> Result<Vec<f64>, BatchError> {
+    if !M::READS_VALIDITY {
+        batch.nulls = Nulls::NotRead;
+    }
     let mut out = Vec::with_capacity(batch.rows());
     model.score_batch(&batch, &mut out);
     if out.len() != batch.rows() {
@@ -339,6 +446,8 @@ pub mod __guest {
     pub struct State<M> {
         model: Option<M>,
         bufs: Vec<Buf>,
+        /// One validity buffer per input, filled only for a model that reads validity.
+        valid: Vec<Vec<u8>>,
         out: Vec<f64>,
     }
 
@@ -351,7 +460,7 @@ pub mod __guest {
 
     impl<M> GuestCell<M> {
         pub const fn new() -> Self {
-            GuestCell(UnsafeCell::new(State { model: None, bufs: Vec::new(), out: Vec::new() }))
+            GuestCell(UnsafeCell::new(State { model: None, bufs: Vec::new(), valid: Vec::new(), out: Vec::new() }))
         }
     }
 
@@ -368,6 +477,8 @@ pub mod __guest {
         pub read_i64: unsafe extern "C" fn(i32, *mut i64, i32) -> i32,
         pub read_codes: unsafe extern "C" fn(i32, *mut u32, i32) -> i32,
         pub read_tokens: unsafe extern "C" fn(i32, *mut [u8; TOKEN_LEN], i32) -> i32,
+        /// Present only for a model that reads validity, so that no other module imports it.
+        pub read_validity: Option<unsafe extern "C" fn(i32, *mut u8, i32) -> i32>,
         pub emit: unsafe extern "C" fn(*const f64, i32),
     }
 
@@ -427,6 +538,18 @@ pub mod __guest {
                 return STATUS_SHORT_READ;
             }
         }
+        if M::READS_VALIDITY {
+            let Some(read_validity) = host.read_validity else {
+                return STATUS_SHORT_READ;
+            };
+            state.valid.resize_with(M::INPUTS.len(), Vec::new);
+            for (i, v) in state.valid.iter_mut().enumerate() {
+                // SAFETY: as for the columns above, one byte per row.
+                if !unsafe { fill(v, n, |p| read_validity(i as i32, p, rows)) } {
+                    return STATUS_SHORT_READ;
+                }
+            }
+        }
         let columns: Vec<Column<'_>> = state
             .bufs
             .iter()
@@ -437,7 +560,13 @@ pub mod __guest {
                 Buf::Token(v) => Column::Token(v),
             })
             .collect();
-        let Ok(batch) = Batch::new(M::INPUTS, &columns) else {
+        let valid: Vec<&[u8]> = state.valid.iter().map(Vec::as_slice).collect();
+        let batch = if M::READS_VALIDITY {
+            Batch::with_validity(M::INPUTS, &columns, &valid)
+        } else {
+            Batch::new(M::INPUTS, &columns).map(|b| Batch { nulls: super::Nulls::NotRead, ..b })
+        };
+        let Ok(batch) = batch else {
             return STATUS_SHORT_READ;
         };
         state.out.clear();
@@ -482,6 +611,8 @@ macro_rules! export_model {
                     pub fn read_codes(col: i32, dst: *mut u32, max_rows: i32) -> i32;
                     #[link_name = "read_tokens"]
                     pub fn read_tokens(col: i32, dst: *mut [u8; $crate::TOKEN_LEN], max_rows: i32) -> i32;
+                    #[link_name = "read_validity"]
+                    pub fn read_validity(col: i32, dst: *mut u8, max_rows: i32) -> i32;
                     #[link_name = "emit"]
                     pub fn emit(ptr: *const f64, n: i32);
                 }
@@ -491,17 +622,21 @@ macro_rules! export_model {
                 $init
             }
 
+            // Built at compile time: the `read_validity` import is referenced, and so
+            // imported, only by a model that reads validity, whatever the optimisation level.
+            const HOST: $crate::__guest::Host = $crate::__guest::Host {
+                read_f64: imports::read_f64,
+                read_i64: imports::read_i64,
+                read_codes: imports::read_codes,
+                read_tokens: imports::read_tokens,
+                read_validity: if <$ty as $crate::Model>::READS_VALIDITY { Some(imports::read_validity) } else { None },
+                emit: imports::emit,
+            };
+
             #[no_mangle]
             pub extern "C" fn cleanroom_process_batch(rows: i32) -> i32 {
-                let host = $crate::__guest::Host {
-                    read_f64: imports::read_f64,
-                    read_i64: imports::read_i64,
-                    read_codes: imports::read_codes,
-                    read_tokens: imports::read_tokens,
-                    emit: imports::emit,
-                };
-                // SAFETY: wasm32 guests are single-threaded and `host` is the ABI imports.
-                unsafe { $crate::__guest::process_batch::<$ty>(&STATE, init, &host, rows) }
+                // SAFETY: wasm32 guests are single-threaded and `HOST` is the ABI imports.
+                unsafe { $crate::__guest::process_batch::<$ty>(&STATE, init, &HOST, rows) }
             }
         };
     };
@@ -541,6 +676,72 @@ mod tests {
         assert_eq!(run_native(&Sum, &short), Err(BatchError::Ragged { index: 1, rows: 2, got: 1 }));
         let empty: [Column<'_>; 4] = [Column::F64(&[]), Column::I64(&[]), Column::Code(&[]), Column::Token(&[])];
         assert_eq!(run_native(&Sum, &empty).unwrap(), Vec::<f64>::new());
+    }
+
+    /// Reads validity: a null income counts as the median, a null count as none.
+    #[derive(Default)]
+    struct Imputes;
+    impl Model for Imputes {
+        const INPUTS: &'static [Kind] = &[Kind::F64, Kind::I64, Kind::Code];
+        const READS_VALIDITY: bool = true;
+        fn score(&self, row: &Row<'_>) -> f64 {
+            let code = match row.code_opt(2) {
+                Some(c) => c as f64,
+                None => -100.0,
+            };
+            row.f64_opt(0).unwrap_or(50.0) + row.i64_opt(1).unwrap_or(0) as f64 * 10.0 + code
+        }
+    }
+
+    /// Asks for validity without declaring that it reads it.
+    #[derive(Default)]
+    struct Undeclared;
+    impl Model for Undeclared {
+        const INPUTS: &'static [Kind] = &[Kind::F64];
+        fn score(&self, row: &Row<'_>) -> f64 {
+            if row.is_valid(0) {
+                1.0
+            } else {
+                0.0
+            }
+        }
+    }
+
+    #[test]
+    fn validity_reaches_a_model_that_reads_it() {
+        // Nulls hold the canonical value in their slots.
+        let (f, i, c) = ([1.5, 0.0, 0.0], [2i64, 0, 3], [0u32, 1, 0]);
+        let cols = [Column::F64(&f), Column::I64(&i), Column::Code(&c)];
+        let valid: [&[u8]; 3] = [&[1, 0, 1], &[1, 0, 1], &[1, 1, 0]];
+        assert_eq!(run_native_with_validity(&Imputes, &cols, &valid).unwrap(), vec![21.5, 51.0, 30.0 - 100.0]);
+        // Without a validity every value is present.
+        assert_eq!(run_native(&Imputes, &cols).unwrap(), vec![21.5, 1.0, 30.0]);
+        // A model that does not read validity sees the canonical values, as in the sandbox.
+        assert_eq!(
+            run_native_with_validity(
+                &Sum,
+                &[Column::F64(&f), Column::I64(&i), Column::Code(&c), Column::Token(&[[1; 32]; 3])],
+                &[&[1, 0, 1], &[1; 3], &[1; 3], &[1; 3]]
+            )
+            .unwrap(),
+            vec![4.5, 2.0, 4.0]
+        );
+        // The validity's shape is checked like the columns'.
+        assert_eq!(
+            run_native_with_validity(&Imputes, &cols, &valid[..2]),
+            Err(BatchError::ValidityCount { expected: 3, got: 2 })
+        );
+        let short: [&[u8]; 3] = [&[1, 0, 1], &[1, 0], &[1, 1, 0]];
+        assert_eq!(run_native_with_validity(&Imputes, &cols, &short), Err(BatchError::Validity { index: 1, rows: 3 }));
+        let two: [&[u8]; 3] = [&[1, 0, 1], &[1, 2, 1], &[1, 1, 0]];
+        assert_eq!(run_native_with_validity(&Imputes, &cols, &two), Err(BatchError::Validity { index: 1, rows: 3 }));
+    }
+
+    #[test]
+    #[should_panic(expected = "READS_VALIDITY")]
+    fn asking_for_validity_undeclared_is_a_panic() {
+        let f = [1.0];
+        let _ = run_native_with_validity(&Undeclared, &[Column::F64(&f)], &[&[1]]);
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub struct ColumnSpec {
     /// Set when the column is less protected than in the previous snapshot, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_regression: Option<String>,
+    /// The column may hold nulls: every sealed chunk carries its validity (the rules said
+    /// `nulls = "keep"`). Absent (false) in manifests from before nulls, so their digests
+    /// are unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nullable: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +174,11 @@ impl Manifest {
     pub fn sealed_schema(&self) -> Vec<(String, String)> {
         self.columns.iter().filter_map(|c| Some((c.sealed_name.clone()?, c.sealed_type.clone()?))).collect()
     }
+
+    /// Sealed names of the columns that may hold nulls, in order.
+    pub fn nullable_columns(&self) -> Vec<String> {
+        self.columns.iter().filter(|c| c.nullable).filter_map(|c| c.sealed_name.clone()).collect()
+    }
 }
 
 /// One sealed column as a provider sees it.
@@ -182,6 +196,10 @@ pub struct PublicColumn {
     pub roles: Vec<ColumnRole>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_domain: Option<Vec<i64>>,
+    /// The column may hold nulls, which a model reads as validity (docs/wasm-abi.md). Says
+    /// that nulls may occur, never how many.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nullable: bool,
 }
 
 /// What the owner hands a provider: the sealed schema and the digests that name the data,
@@ -238,6 +256,7 @@ impl Manifest {
                         transform: transform(&c.transform),
                         roles: c.roles.clone(),
                         label_domain: c.label_domain.clone(),
+                        nullable: c.nullable,
                     })
                 })
                 .collect(),

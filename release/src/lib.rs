@@ -6,7 +6,8 @@
 //!    random ([`UnitAssembler`]); the sandbox then scores that one unit in a fresh instance;
 //! 2. absorbs the unit's scores ([`Accumulator::add_unit`]): a unit whose scores are not one
 //!    finite number per row, or whose label is outside {0, 1}, is absent, exactly as if it
-//!    were not in the table;
+//!    were not in the table; a row whose group key is null is in no group, and a unit with
+//!    a null label is absent from that AUC only (docs/wasm-abi.md, "Nulls");
 //! 3. clamps each score to the bounds the query declares and aggregates in fixed-point
 //!    integers that cannot overflow (i128, clamped to the sampler's range, 1-Lipschitz);
 //! 4. adds exact discrete Laplace noise with a scale derived from those bounds; and
@@ -21,7 +22,7 @@ use dp::{Delta, Epsilon, FixedPoint};
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::policy::{Decimal, Policy};
 use protocol::result::{OutputRelease, ReleasedValue};
-use protocol::table::{Column, ColumnData, RecordBatch, TOKEN_LEN};
+use protocol::table::{Column, ColumnData, RecordBatch, Validity, TOKEN_LEN};
 use rand_core::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -97,6 +98,7 @@ enum Cell {
     I64(i64),
     Str(Arc<str>),
     Token([u8; TOKEN_LEN]),
+    Null,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,7 +124,9 @@ fn kind_of(c: &ColumnData) -> Kind {
 pub struct UnitAssembler {
     unit_column: String,
     needed: Vec<String>,
-    kinds: Option<Vec<Kind>>,
+    /// Per needed column: its kind and whether it carries a validity (the same in every
+    /// batch, as the manifest fixes both).
+    kinds: Option<Vec<(Kind, bool)>>,
     k: usize,
     rng: dp::DpRng,
     current: Option<[u8; TOKEN_LEN]>,
@@ -170,19 +174,28 @@ impl UnitAssembler {
             }
             None => return Err(ReleaseError::MissingColumn(self.unit_column.clone())),
         };
+        // RecordBatch's fields are public: its invariants are checked again here.
+        if batch.validity(&self.unit_column).is_some() {
+            return Err(ReleaseError::BadQuery("the privacy unit column has nulls".into()));
+        }
         let mut cols = Vec::with_capacity(self.needed.len());
+        let mut valid: Vec<Option<&Validity>> = Vec::with_capacity(self.needed.len());
         for name in &self.needed {
             let c = batch.column(name).ok_or_else(|| ReleaseError::MissingColumn(name.clone()))?;
-            if c.len() != batch.rows {
+            let v = batch.validity(name);
+            if c.len() != batch.rows || v.is_some_and(|v| v.len() != batch.rows) {
                 return Err(ReleaseError::BadQuery(format!("column {name:?} is ragged")));
             }
             cols.push(c);
+            valid.push(v);
         }
-        let kinds: Vec<Kind> = cols.iter().map(|c| kind_of(c)).collect();
+        let kinds: Vec<(Kind, bool)> = cols.iter().zip(&valid).map(|(c, v)| (kind_of(c), v.is_some())).collect();
         match &self.kinds {
             None => self.kinds = Some(kinds),
             Some(k) if *k == kinds => {}
-            Some(_) => return Err(ReleaseError::BadQuery("column types changed between batches".into())),
+            Some(_) => {
+                return Err(ReleaseError::BadQuery("column types or nullability changed between batches".into()))
+            }
         }
         // Dictionary values as shared strings, once per batch rather than once per row.
         let dicts: Vec<Option<Vec<Arc<str>>>> = cols
@@ -218,7 +231,9 @@ impl UnitAssembler {
             let cells: Vec<Cell> = cols
                 .iter()
                 .zip(&dicts)
-                .map(|(c, d)| match c {
+                .zip(&valid)
+                .map(|((c, d), v)| match c {
+                    _ if v.is_some_and(|v| !v.is_valid(row)) => Cell::Null,
                     ColumnData::F64(v) => Cell::F64(v[row]),
                     ColumnData::I64(v) => Cell::I64(v[row]),
                     ColumnData::Dict { codes, .. } => {
@@ -246,15 +261,33 @@ impl UnitAssembler {
         self.seen = 0;
         let rows = std::mem::take(&mut self.kept);
         let kinds = self.kinds.as_ref()?;
+        // A null's slot holds the canonical value (0.0, 0, code 0); the validity says null.
+        let validity = self
+            .needed
+            .iter()
+            .zip(kinds)
+            .enumerate()
+            .filter(|(_, (_, (_, nullable)))| *nullable)
+            .map(|(i, (name, _))| {
+                let v = rows.iter().map(|r| !matches!(r[i], Cell::Null)).collect();
+                (name.clone(), Validity::from_bools(v))
+            })
+            .collect();
         let columns = self
             .needed
             .iter()
             .zip(kinds)
             .enumerate()
-            .map(|(i, (name, kind))| {
+            .map(|(i, (name, (kind, _)))| {
                 let data = match kind {
                     Kind::F64 => ColumnData::F64(
-                        rows.iter().map(|r| if let Cell::F64(x) = r[i] { x } else { f64::NAN }).collect(),
+                        rows.iter()
+                            .map(|r| match r[i] {
+                                Cell::F64(x) => x,
+                                Cell::Null => 0.0,
+                                _ => f64::NAN,
+                            })
+                            .collect(),
                     ),
                     Kind::I64 => {
                         ColumnData::I64(rows.iter().map(|r| if let Cell::I64(x) = r[i] { x } else { 0 }).collect())
@@ -266,7 +299,14 @@ impl UnitAssembler {
                         let mut values: Vec<String> = Vec::new();
                         let mut codes = Vec::with_capacity(rows.len());
                         for r in &rows {
-                            let s: &str = if let Cell::Str(s) = &r[i] { s } else { "" };
+                            let s: &str = match &r[i] {
+                                Cell::Str(s) => s,
+                                Cell::Null => {
+                                    codes.push(0);
+                                    continue;
+                                }
+                                _ => "",
+                            };
                             let code = match values.iter().position(|v| v == s) {
                                 Some(p) => p,
                                 None => {
@@ -282,7 +322,7 @@ impl UnitAssembler {
                 Column { name: name.clone(), data }
             })
             .collect();
-        Some(RecordBatch { rows: rows.len(), columns })
+        Some(RecordBatch { rows: rows.len(), columns, validity })
     }
 }
 
@@ -387,7 +427,9 @@ impl Accumulator {
 
     /// Add one unit: its (bounded) rows and the model's score for each. A unit that does
     /// not fit (wrong number of scores, a non-finite score, a label outside {0, 1}, a
-    /// missing column, more rows than the bound) is absent: nothing of it is added.
+    /// missing column, more rows than the bound) is absent: nothing of it is added. Nulls
+    /// only remove: a row with a null group key adds to no group, a unit with a null label
+    /// adds nothing to that AUC.
     ///
     /// Returns whether the unit was absorbed: for the owner's exact check and its sealed
     /// diagnostics only, never for anything that leaves.
@@ -413,6 +455,11 @@ impl Accumulator {
                 (OutputSpec::GroupMean { group_by, .. }, Agg::GroupMean { lower, upper, centre, .. }) => {
                     let ColumnData::Dict { codes, values } = unit.column(group_by)? else { return None };
                     for (row, &s) in scores.iter().enumerate() {
+                        // A row whose group is null belongs to no group: it adds to no count
+                        // and no sum, and no "null" group exists to be released.
+                        if !unit.is_valid(group_by, row) {
+                            continue;
+                        }
                         let key = values.get(*codes.get(row)? as usize)?;
                         let v = self.fixed.encode(s, *lower, *upper).ok()? - *centre;
                         c.push(Contribution::Group(key.as_str(), v));
@@ -423,6 +470,12 @@ impl Accumulator {
                 }
                 (OutputSpec::Auc { label, .. }, Agg::Auc { bins, .. }) => {
                     let ColumnData::I64(labels) = unit.column(label)? else { return None };
+                    // A null label: the unit is absent from this output (its other outputs
+                    // keep it). An outcome nobody recorded says nothing about the scores.
+                    if unit.validity(label).is_some_and(|v| v.null_count() > 0) {
+                        per_output.push(c);
+                        continue;
+                    }
                     for (row, &s) in scores.iter().enumerate() {
                         let y = match labels.get(row)? {
                             0 => 0,

@@ -663,3 +663,130 @@ fn every_output_states_its_noise_scale_exactly() {
         assert!(m.noise_scale.starts_with(&format!("count: {count_scale}, sum: ")), "{}", m.noise_scale);
     }
 }
+
+/// A row of (unit, group code, label, score) where `None` is a null.
+type NullableRow = (u16, Option<u32>, Option<i64>, Option<f64>);
+
+/// Rows where `g`, `y` and `s` carry a validity, each null's slot the canonical value.
+fn batch_with_nulls(rows: &[NullableRow]) -> RecordBatch {
+    let valid = |f: &dyn Fn(&NullableRow) -> bool| Validity::from_bools(rows.iter().map(f).collect());
+    let validity = [
+        ("g".to_string(), valid(&|r| r.1.is_some())),
+        ("y".to_string(), valid(&|r| r.2.is_some())),
+        ("s".to_string(), valid(&|r| r.3.is_some())),
+    ]
+    .into();
+    RecordBatch::with_validity(
+        vec![
+            Column { name: "unit".into(), data: ColumnData::Token(rows.iter().map(|r| token(r.0)).collect()) },
+            Column {
+                name: "g".into(),
+                data: ColumnData::Dict {
+                    codes: rows.iter().map(|r| r.1.unwrap_or(0)).collect(),
+                    values: GROUPS.iter().map(|s| s.to_string()).collect(),
+                },
+            },
+            Column { name: "y".into(), data: ColumnData::I64(rows.iter().map(|r| r.2.unwrap_or(0)).collect()) },
+            Column { name: "s".into(), data: ColumnData::F64(rows.iter().map(|r| r.3.unwrap_or(0.0)).collect()) },
+        ],
+        validity,
+    )
+    .unwrap()
+}
+
+/// `seven_units` with validity (and no null).
+fn seven_units_nullable() -> Vec<NullableRow> {
+    [(1, 0, 0, 0.1), (2, 0, 0, 0.2), (3, 0, 1, 0.9), (4, 1, 0, 0.3), (5, 1, 1, 0.8), (6, 1, 1, 0.95), (7, 2, 1, 0.5)]
+        .into_iter()
+        .map(|(u, g, y, s)| (u, Some(g), Some(y), Some(s)))
+        .collect()
+}
+
+#[test]
+fn the_assembler_carries_validity_to_each_unit() {
+    let p = policy(4);
+    // Unit 2 spans the two batches; unit 3's group is null in every row (an empty dictionary).
+    let b1 = batch_with_nulls(&[(1, Some(1), None, Some(0.5)), (2, None, Some(1), Some(0.25))]);
+    let b2 = batch_with_nulls(&[(2, Some(2), Some(0), None), (3, None, Some(1), Some(0.75)), (3, None, None, None)]);
+    let units = units_of(&p, &[b1, b2], [0; 32]);
+    assert_eq!(units.len(), 3);
+    let valid = |u: &RecordBatch, c: &str| u.validity(c).expect("validity").as_slice().to_vec();
+    assert_eq!(
+        (valid(&units[0], "g"), valid(&units[0], "y"), valid(&units[0], "s")),
+        (vec![true], vec![false], vec![true])
+    );
+    assert_eq!(units[0].column("y"), Some(&ColumnData::I64(vec![0])));
+    assert_eq!(valid(&units[1], "g"), [false, true]);
+    assert_eq!(valid(&units[1], "s"), [true, false]);
+    // Slots of nulls hold the canonical values; the unit's dictionary has only real groups.
+    assert_eq!(units[1].column("s"), Some(&ColumnData::F64(vec![0.25, 0.0])));
+    assert_eq!(units[1].column("g"), Some(&ColumnData::Dict { codes: vec![0, 0], values: vec!["c".into()] }));
+    assert_eq!(units[2].column("g"), Some(&ColumnData::Dict { codes: vec![0, 0], values: vec![] }));
+    assert_eq!(valid(&units[2], "y"), [true, false]);
+    // Each unit batch passes the checks a decoded batch does.
+    for u in &units {
+        assert_eq!(&RecordBatch::with_validity(u.columns.clone(), u.validity.clone()).unwrap(), u);
+    }
+    // Without validity in the source, a unit carries none.
+    assert!(units_of(&p, &[seven_units()], [0; 32]).iter().all(|u| u.validity.is_empty()));
+}
+
+#[test]
+fn the_assembler_checks_validity() {
+    let p = policy(2);
+    let mut units = assembler(&p, [0; 32]);
+    let mut ragged = batch_with_nulls(&[(1, Some(0), Some(0), Some(0.5))]);
+    ragged.validity.insert("s".into(), Validity::from_bools(vec![true, true]));
+    assert!(matches!(units.push(&ragged, |_| {}), Err(ReleaseError::BadQuery(_))));
+    let mut unit_null = batch_with_nulls(&[(1, Some(0), Some(0), Some(0.5))]);
+    unit_null.validity.insert("unit".into(), Validity::from_bools(vec![false]));
+    assert!(matches!(units.push(&unit_null, |_| {}), Err(ReleaseError::BadQuery(_))));
+    // Nullability is fixed by the manifest: it cannot change from one batch to the next.
+    let mut units = assembler(&p, [0; 32]);
+    units.push(&batch_with_nulls(&[(1, Some(0), Some(0), Some(0.5))]), |_| {}).unwrap();
+    assert!(matches!(units.push(&batch(&[(2, 0, 0, 0.5)]), |_| {}), Err(ReleaseError::BadQuery(_))));
+}
+
+#[test]
+fn a_null_group_counts_in_no_group() {
+    let p = policy(2);
+    let reference =
+        accumulate(&spec("1"), &p, &[batch_with_nulls(&seven_units_nullable())], [0; 32]).finish_exact(1).unwrap();
+    // Unit 8: one row in no group (null), one in group "a". Unit 9: no group at all.
+    let mut rows = seven_units_nullable();
+    rows.extend([(8, None, Some(1), Some(0.9)), (8, Some(0), Some(1), Some(0.6)), (9, None, Some(0), Some(0.95))]);
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    assert_eq!((report.units, report.units_absent), (9, 0), "a null group makes nobody absent");
+    let out = &report.outputs;
+    // The groups are the same three: no "null" (or empty) group appears, and only the row of
+    // unit 8 with a group moved group a's mean: (0.1 + 0.2 + 0.9 + 0.6) / 4.
+    assert_eq!(keys(&out[0]), keys(&reference.outputs[0]));
+    assert!((out[0].values[0].value - 0.45).abs() < 1e-9);
+    assert_eq!(out[0].values[1..], reference.outputs[0].values[1..]);
+    // The rows still count where no group is involved: the histogram and the AUC (unit 9,
+    // a negative scored 0.95, ends the perfect separation).
+    assert_eq!(values(&out[1]), vec![3.0, 7.0]);
+    assert_eq!(reference.outputs[2].values[0].value, 1.0);
+    assert!(out[2].values[0].value < 1.0);
+}
+
+#[test]
+fn a_null_label_makes_its_unit_absent_from_the_auc_only() {
+    let p = policy(2);
+    let mut rows = seven_units_nullable();
+    // Unit 8: a positive with the lowest score (it would spoil the perfect AUC of 1.0) and a
+    // row whose label is null.
+    rows.extend([(8, Some(2), Some(1), Some(0.05)), (8, Some(2), None, Some(0.7))]);
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    assert_eq!((report.units, report.units_absent), (8, 0));
+    let out = &report.outputs;
+    assert_eq!(out[2].values[0].value, 1.0, "unit 8 is absent from the AUC");
+    // Its scores count in the histogram and in group c's mean: (0.5 + 0.05 + 0.7) / 3.
+    assert_eq!(values(&out[1]), vec![4.0, 5.0]);
+    assert!((out[0].values[2].value - 1.25 / 3.0).abs() < 1e-9);
+    // With the label present, the same unit does spoil the AUC.
+    rows.pop();
+    rows.push((8, Some(2), Some(0), Some(0.7)));
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    assert!(report.outputs[2].values[0].value < 1.0);
+}

@@ -32,8 +32,14 @@ pub(crate) const IMPORTS: &[ImportSig] = &[
     ImportSig { name: "read_i64", params: 3, results: 1 },
     ImportSig { name: "read_codes", params: 3, results: 1 },
     ImportSig { name: "read_tokens", params: 3, results: 1 },
+    // Optional and additive within version 1: a module that does not import it is
+    // unchanged, and one that does is refused by a sandbox older than it.
+    ImportSig { name: READ_VALIDITY, params: 3, results: 1 },
     ImportSig { name: "emit", params: 2, results: 0 },
 ];
+
+/// The import that copies one validity byte per row (1 = value, 0 = null) of any input.
+pub const READ_VALIDITY: &str = "read_validity";
 
 /// Type of an input column as the module sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@
 
 use crate::abi::{self, ColumnKind};
 use crate::error::RunError;
-use protocol::table::ColumnData;
+use protocol::table::{ColumnData, Validity};
 use std::time::{Duration, Instant};
 use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, Trap};
 
@@ -70,13 +70,32 @@ impl ResourceLimiter for Limiter {
 pub(crate) struct Staged {
     pub kind: ColumnKind,
     pub bytes: Vec<u8>,
+    /// One byte per row: 1 for a value, 0 for a null (what `read_validity` copies).
+    pub validity: Vec<u8>,
 }
 
 impl Staged {
-    /// Copy `data` in as little-endian bytes; false if its type is not `self.kind`.
-    pub fn stage(&mut self, data: &ColumnData) -> bool {
+    pub fn new(kind: ColumnKind) -> Self {
+        Staged { kind, bytes: Vec::new(), validity: Vec::new() }
+    }
+
+    /// Drop the staged plaintext (not only its length).
+    pub fn release(&mut self) {
+        self.bytes = Vec::new();
+        self.validity = Vec::new();
+    }
+
+    /// Copy `data` in as little-endian bytes and its validity (every row valid when
+    /// `None`) as one byte per row; false if its type is not `self.kind`. The caller
+    /// checked that `validity`, if any, has one entry per value.
+    pub fn stage(&mut self, data: &ColumnData, validity: Option<&Validity>) -> bool {
         if ColumnKind::of(data) != self.kind {
             return false;
+        }
+        self.validity.clear();
+        match validity {
+            Some(v) => self.validity.extend(v.as_slice().iter().map(|&ok| u8::from(ok))),
+            None => self.validity.resize(data.len(), 1),
         }
         let width = self.kind.width();
         let b = &mut self.bytes;
@@ -120,14 +139,30 @@ fn memory_of(caller: &Caller<'_, HostState>, call: &'static str) -> Result<Memor
     caller.data().memory.ok_or_else(|| RunError::AbiMisuse(format!("{call} called before instantiation finished")))
 }
 
-fn read(
-    mut caller: Caller<'_, HostState>,
-    kind: ColumnKind,
-    col: i32,
-    dst: i32,
-    max_rows: i32,
-) -> Result<i32, RunError> {
-    let call = kind.reader();
+/// What a read copies out of a staged column.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The values, through the reader of this kind (which must be the column's).
+    Values(ColumnKind),
+    /// The validity bytes, of a column of any kind.
+    Validity,
+}
+
+fn read(caller: Caller<'_, HostState>, kind: ColumnKind, col: i32, dst: i32, max_rows: i32) -> Result<i32, RunError> {
+    copy_out(caller, Part::Values(kind), col, dst, max_rows)
+}
+
+fn read_validity(caller: Caller<'_, HostState>, col: i32, dst: i32, max_rows: i32) -> Result<i32, RunError> {
+    copy_out(caller, Part::Validity, col, dst, max_rows)
+}
+
+/// Copy the first `n = min(max_rows, rows)` rows of `part` of input `col` to `dst`; every
+/// argument is checked before a byte is written.
+fn copy_out(mut caller: Caller<'_, HostState>, part: Part, col: i32, dst: i32, max_rows: i32) -> Result<i32, RunError> {
+    let call = match part {
+        Part::Values(kind) => kind.reader(),
+        Part::Validity => abi::READ_VALIDITY,
+    };
     let s = caller.data();
     if !s.in_batch {
         return Err(RunError::AbiMisuse(format!("{call} called outside cleanroom_process_batch")));
@@ -136,16 +171,25 @@ fn read(
         .ok()
         .and_then(|c| s.columns.get(c))
         .ok_or_else(|| RunError::AbiMisuse(format!("{call}: no input column {col}")))?;
-    if staged.kind != kind {
-        return Err(RunError::AbiMisuse(format!("{call}: input column {col} is {}", staged.kind)));
-    }
+    let width = match part {
+        Part::Values(kind) if staged.kind != kind => {
+            return Err(RunError::AbiMisuse(format!("{call}: input column {col} is {}", staged.kind)));
+        }
+        Part::Values(kind) => kind.width(),
+        Part::Validity => 1,
+    };
     let max = usize::try_from(max_rows).map_err(|_| RunError::AbiMisuse(format!("{call}: negative max_rows")))?;
     let n = max.min(s.rows);
-    let len = n * kind.width();
+    let len = n * width;
     let memory = memory_of(&caller, call)?;
     let (mem, s) = memory.data_and_store_mut(&mut caller);
     let range = guest_range(call, mem.len(), dst, len)?;
-    mem[range].copy_from_slice(&s.columns[col as usize].bytes[..len]);
+    let staged = &s.columns[col as usize];
+    let src = match part {
+        Part::Values(_) => &staged.bytes,
+        Part::Validity => &staged.validity,
+    };
+    mem[range].copy_from_slice(&src[..len]);
     // n <= rows <= MAX_BATCH_ROWS < i32::MAX
     Ok(n as i32)
 }
@@ -190,6 +234,9 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     })?;
     l.func_wrap(m, "read_tokens", |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
         read(c, ColumnKind::Token, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, abi::READ_VALIDITY, |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
+        read_validity(c, col, dst, max).map_err(abort)
     })?;
     l.func_wrap(m, "emit", |c: Caller<'_, HostState>, ptr: i32, n: i32| emit(c, ptr, n).map_err(abort))?;
     Ok(l)

@@ -23,7 +23,10 @@ mod admission;
 mod error;
 mod host;
 
-pub use abi::{AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, EXPORT_MEMORY, EXPORT_PROCESS_BATCH, IMPORT_MODULE};
+pub use abi::{
+    AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, EXPORT_MEMORY, EXPORT_PROCESS_BATCH, IMPORT_MODULE,
+    READ_VALIDITY,
+};
 pub use admission::MAX_TABLES;
 pub use error::{AdmissionError, RunError, SandboxError};
 
@@ -353,7 +356,7 @@ impl Sandbox {
         let deadline = started + cfg.time_limit;
         let state = HostState {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
-            columns: module.manifest.inputs.iter().map(|&kind| Staged { kind, bytes: Vec::new() }).collect(),
+            columns: module.manifest.inputs.iter().map(|&kind| Staged::new(kind)).collect(),
             rows: 0,
             in_batch: false,
             out: Vec::new(),
@@ -454,15 +457,21 @@ impl UnitRunner {
             return Err(RunError::BatchTooLarge { rows, limit: MAX_BATCH_ROWS });
         }
         let cfg = &self.sandbox.config;
-        let (mut columns, out) = self.spare.take().unwrap_or_else(|| {
-            (self.kinds.iter().map(|&kind| Staged { kind, bytes: Vec::new() }).collect(), Vec::new())
-        });
+        let (mut columns, out) = self
+            .spare
+            .take()
+            .unwrap_or_else(|| (self.kinds.iter().map(|&kind| Staged::new(kind)).collect(), Vec::new()));
         for (name, staged) in self.input_names.iter().zip(columns.iter_mut()) {
             let Some(data) = unit.column(name) else {
                 self.spare = Some((columns, out));
                 return Err(RunError::MissingColumn { name: name.clone() });
             };
-            if data.len() != rows || !staged.stage(data) {
+            let validity = unit.validity(name);
+            if let Some(len) = validity.map(|v| v.len()).filter(|&len| len != rows) {
+                self.spare = Some((columns, out));
+                return Err(RunError::RaggedBatch { name: name.clone(), len, rows });
+            }
+            if data.len() != rows || !staged.stage(data, validity) {
                 let found = data.type_name();
                 let expected = staged.kind;
                 self.spare = Some((columns, out));
@@ -577,7 +586,7 @@ impl Job {
             self.ended = true;
             // Drop staged plaintext now rather than when the job is dropped.
             let s = self.store.data_mut();
-            s.columns.iter_mut().for_each(|c| c.bytes = Vec::new());
+            s.columns.iter_mut().for_each(Staged::release);
             s.out = Vec::new();
         }
         result
@@ -598,7 +607,11 @@ impl Job {
             if data.len() != rows {
                 return Err(RunError::RaggedBatch { name: name.clone(), len: data.len(), rows });
             }
-            if !staged.stage(data) {
+            let validity = batch.validity(name);
+            if let Some(len) = validity.map(|v| v.len()).filter(|&len| len != rows) {
+                return Err(RunError::RaggedBatch { name: name.clone(), len, rows });
+            }
+            if !staged.stage(data, validity) {
                 return Err(RunError::ColumnType {
                     name: name.clone(),
                     expected: staged.kind,

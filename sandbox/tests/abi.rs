@@ -126,7 +126,11 @@ fn ragged_batches_built_by_hand_are_refused() {
     let m = sb.admit(&wat(PARTIAL_AND_COUNTER)).unwrap();
     let mut job = sb.start_job(&m, &["x".to_string()]).unwrap();
     // `RecordBatch` fields are public; a caller can bypass `RecordBatch::new`.
-    let bad = RecordBatch { rows: 10, columns: vec![Column { name: "x".into(), data: ColumnData::F64(vec![1.0; 4]) }] };
+    let bad = RecordBatch {
+        rows: 10,
+        columns: vec![Column { name: "x".into(), data: ColumnData::F64(vec![1.0; 4]) }],
+        validity: Default::default(),
+    };
     assert!(matches!(job.process_batch(&bad), Err(RunError::RaggedBatch { len: 4, rows: 10, .. })));
 }
 

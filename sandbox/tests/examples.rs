@@ -112,3 +112,77 @@ fn gbdt_and_lr_agree_roughly() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!((mean(&lr) - mean(&gb)).abs() < 0.15, "lr {} gbdt {}", mean(&lr), mean(&gb));
 }
+
+/// `credit_batch` with nulls in the five credit-lr inputs (about one value in `every`),
+/// each null's slot holding the canonical value.
+fn batch_with_nulls(rng: &mut Rng, rows: usize, every: u64) -> RecordBatch {
+    let b = credit_batch(rng, rows);
+    let mut validity = std::collections::BTreeMap::new();
+    let columns = b
+        .columns
+        .into_iter()
+        .map(|mut c| {
+            if LR_INPUTS.contains(&c.name.as_str()) {
+                let valid: Vec<bool> = (0..rows).map(|_| rng.below(every) != 0).collect();
+                for (i, _) in valid.iter().enumerate().filter(|(_, v)| !**v) {
+                    match &mut c.data {
+                        ColumnData::F64(v) => v[i] = 0.0,
+                        ColumnData::I64(v) => v[i] = 0,
+                        _ => unreachable!("the inputs are numbers"),
+                    }
+                }
+                validity.insert(c.name.clone(), protocol::table::Validity::from_bools(valid));
+            }
+            c
+        })
+        .collect();
+    RecordBatch::with_validity(columns, validity).expect("batch with nulls")
+}
+
+#[test]
+fn credit_impute_reads_validity_and_equals_native() {
+    let sb = sandbox();
+    let wasm = example_wasm("credit-impute");
+    let module = sb.admit(&wasm).expect("credit-impute admitted");
+    // It imports read_validity; a model that does not read validity does not.
+    assert!(module.imports().contains(&"cleanroom.read_validity".to_string()), "{:?}", module.imports());
+    let lr = sb.admit(&credit_lr_wasm()).expect("credit-lr admitted");
+    assert!(!lr.imports().iter().any(|i| i.ends_with("read_validity")), "{:?}", lr.imports());
+    let names: Vec<String> = LR_INPUTS.iter().map(|s| s.to_string()).collect();
+    let model = credit_impute::CreditImpute::default();
+    let mut rng = Rng::new(0xbad_da7a);
+    let mut job = sb.start_job(&module, &names).expect("job");
+    let mut lr_job = sb.start_job(&lr, &names).expect("job");
+    let mut nulls = 0;
+    for (rows, every) in [(2000, 4), (1, 2), (0, 2), (333, 1_000_000), (777, 2)] {
+        let b = batch_with_nulls(&mut rng, rows, every);
+        let valid: Vec<Vec<u8>> = LR_INPUTS
+            .iter()
+            .map(|n| b.validity(n).expect("validity").as_slice().iter().map(|&v| u8::from(v)).collect())
+            .collect();
+        nulls += valid.iter().flatten().filter(|&&v| v == 0).count();
+        let valid: Vec<&[u8]> = valid.iter().map(Vec::as_slice).collect();
+        let cols: Vec<SdkColumn<'_>> = LR_INPUTS
+            .iter()
+            .map(|n| match b.column(n).expect("column") {
+                ColumnData::F64(v) => SdkColumn::F64(v),
+                ColumnData::I64(v) => SdkColumn::I64(v),
+                _ => unreachable!(),
+            })
+            .collect();
+        let want = model_sdk::run_native_with_validity(&model, &cols, &valid).expect("native run");
+        let got = job.process_batch(&b).expect("credit-impute batch");
+        assert_eq!(got.len(), rows);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "row {i} of a {rows}-row batch: sandbox {g} native {w}");
+        }
+        // credit-lr ignores validity and reads the canonical values: deterministic, and
+        // riskier than the imputing model's wherever the income is null (0.0, not 60,000;
+        // unless the birth decade is null too: year 0 is a very old, very safe applicant).
+        let plain = lr_job.process_batch(&b).expect("credit-lr batch");
+        assert_eq!(plain, native(&credit_lr::CreditLr::default(), &b, &LR_INPUTS));
+        let differ = (0..rows).filter(|&i| valid[0][i] == 0 && valid[4][i] == 1).all(|i| plain[i] > got[i]);
+        assert!(differ, "a null income scored as an income in a {rows}-row batch");
+    }
+    assert!(nulls > 500, "{nulls} nulls");
+}

@@ -100,6 +100,13 @@ fn cases() -> Vec<Case> {
         "43-divide-by-zero" => BatchFails(|e| matches!(e, R::Trap(t) if t.contains("divide by zero"))),
         "44-indirect-call-null" => BatchFails(|e| matches!(e, R::Trap(_))),
         "45-data-segment-out-of-range" => StartFails(|e| matches!(e, R::Trap(_) | R::Instantiate(_))),
+        "46-validity-out-of-bounds" => BatchFails(|e| matches!(e, R::OutOfBounds { call: "read_validity", len: 1000, .. })),
+        "47-validity-wrapping-pointer" => BatchFails(|e| matches!(e, R::OutOfBounds { call: "read_validity", .. })),
+        "48-validity-negative-count" => BatchFails(|e| matches!(e, R::AbiMisuse(m) if m == "read_validity: negative max_rows")),
+        "49-validity-bad-column" => BatchFails(|e| matches!(e, R::AbiMisuse(m) if m == "read_validity: no input column 1")),
+        "50-validity-wrong-signature" => Refused(|e| matches!(e, A::ImportSignature { name } if name == "read_validity")),
+        "51-validity-in-start" => StartFails(|e| matches!(e, R::AbiMisuse(m) if m.starts_with("read_validity called outside"))),
+        "52-validity-echo" => Output(|out, x| out == x),
     ];
     let mut cases: Vec<Case> = from_files
         .into_iter()

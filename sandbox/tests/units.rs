@@ -6,7 +6,7 @@ mod common;
 
 use cleanroom_sandbox::{RunError, Sandbox, SandboxConfig, UnitRunner};
 use common::*;
-use protocol::table::{Column, ColumnData, RecordBatch};
+use protocol::table::{Column, ColumnData, RecordBatch, Validity};
 use std::time::{Duration, Instant};
 
 fn wat(src: &str) -> Vec<u8> {
@@ -189,4 +189,88 @@ fn many_units_reuse_the_instance_pool() {
             assert_eq!(scores.unwrap(), vec![FRESH]);
         }
     }
+}
+
+/// Reads its f64 input `x` and its validity (at most 1024 rows) and scores a row
+/// `100 · validity byte + x` where it holds a value, `-1` where it is null, so a byte other
+/// than 0 or 1 would show. A unit whose first row is null also asks for the validity of an
+/// input it does not have: a typed trap, and that unit alone fails.
+const NULL_AWARE: &str = r#"(module
+  (import "cleanroom" "read_f64" (func $read_f64 (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "read_validity" (func $read_validity (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32) (local $i i32) (local $valid i32)
+    (if (i32.gt_u (local.get $rows) (i32.const 1024)) (then (return (i32.const 9))))
+    ;; values at 0, validity at 16384, scores at 32768
+    (drop (call $read_f64 (i32.const 0) (i32.const 0) (local.get $rows)))
+    (drop (call $read_validity (i32.const 0) (i32.const 16384) (local.get $rows)))
+    (if (i32.and (i32.gt_u (local.get $rows) (i32.const 0)) (i32.eqz (i32.load8_u (i32.const 16384))))
+      (then (drop (call $read_validity (i32.const 3) (i32.const 16384) (local.get $rows)))))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (local.set $valid (i32.load8_u (i32.add (i32.const 16384) (local.get $i))))
+      (f64.store (i32.add (i32.const 32768) (i32.shl (local.get $i) (i32.const 3)))
+        (select
+          (f64.add (f64.mul (f64.convert_i32_u (local.get $valid)) (f64.const 100))
+                   (f64.load (i32.shl (local.get $i) (i32.const 3))))
+          (f64.const -1)
+          (local.get $valid)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $emit (i32.const 32768) (local.get $rows))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))"#;
+
+/// Emits its f64 input as read: a module built before validity existed.
+const ECHO: &str = r#"(module
+  (import "cleanroom" "read_f64" (func $read_f64 (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32)
+    (drop (call $read_f64 (i32.const 0) (i32.const 0) (local.get $rows)))
+    (call $emit (i32.const 0) (local.get $rows))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))"#;
+
+/// A unit of `x` with nulls where `valid` says so (their slots hold the canonical 0.0).
+fn unit_with_nulls(xs: &[f64], valid: &[bool]) -> RecordBatch {
+    let xs = xs.iter().zip(valid).map(|(&x, &v)| if v { x } else { 0.0 }).collect();
+    RecordBatch::with_validity(
+        vec![Column { name: "x".into(), data: ColumnData::F64(xs) }],
+        [("x".to_string(), Validity::from_bools(valid.to_vec()))].into(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn validity_reaches_each_unit_and_its_misuse_fails_that_unit_only() {
+    let sb = sandbox();
+    let m = sb.admit(&wat(NULL_AWARE)).unwrap();
+    assert!(m.imports().contains(&"cleanroom.read_validity".to_string()));
+    let mut r = sb.unit_runner(&m, &["x".to_string()], FUEL, Instant::now() + Duration::from_secs(60)).unwrap();
+    // A column without a validity has a value in every row.
+    assert_eq!(r.score(&unit(&[2.0, 3.0])).unwrap(), vec![102.0, 103.0]);
+    assert_eq!(r.score(&unit_with_nulls(&[2.0, 9.0, 4.0], &[true, false, true])).unwrap(), vec![102.0, -1.0, 104.0]);
+    // The staging buffers are reused, never their contents: the next unit sees its own.
+    assert_eq!(r.score(&unit(&[5.0, 6.0, 7.0])).unwrap(), vec![105.0, 106.0, 107.0]);
+    assert_eq!(
+        r.score(&unit_with_nulls(&[1.0; 4], &[true, true, true, false])).unwrap(),
+        vec![101.0, 101.0, 101.0, -1.0]
+    );
+    // A misuse of read_validity is a typed trap: that unit fails, the next one scores.
+    let e = r.score(&unit_with_nulls(&[0.0, 1.0], &[false, true])).unwrap_err();
+    assert_eq!(e, RunError::AbiMisuse("read_validity: no input column 3".into()));
+    assert_eq!(r.score(&unit_with_nulls(&[1.0, 8.0], &[true, false])).unwrap(), vec![101.0, -1.0]);
+    // A validity that does not cover the unit's rows is refused before the module runs.
+    let mut ragged = unit(&[1.0, 2.0]);
+    ragged.validity.insert("x".into(), Validity::from_bools(vec![true]));
+    assert_eq!(r.score(&ragged), Err(RunError::RaggedBatch { name: "x".into(), len: 1, rows: 2 }));
+    assert_eq!(r.score(&unit(&[1.0])).unwrap(), vec![101.0]);
+
+    // A module that does not import read_validity reads a null's canonical value.
+    let echo = sb.admit(&wat(ECHO)).unwrap();
+    assert!(!echo.imports().iter().any(|i| i.ends_with("read_validity")));
+    let mut r = sb.unit_runner(&echo, &["x".to_string()], FUEL, Instant::now() + Duration::from_secs(60)).unwrap();
+    assert_eq!(r.score(&unit_with_nulls(&[2.0, 9.0], &[true, false])).unwrap(), vec![2.0, 0.0]);
 }

@@ -56,6 +56,11 @@ pub fn credit_gbdt_wasm() -> PathBuf {
     p
 }
 
+/// The credit-impute example module (credit-lr reading validity, for nullable inputs).
+pub fn credit_impute_wasm() -> PathBuf {
+    example_wasm("CLEANROOM_CREDIT_IMPUTE_WASM", "credit_impute.wasm")
+}
+
 /// The default-lr example module (a provider's model for the BYO table `default.csv`).
 pub fn default_lr_wasm() -> PathBuf {
     example_wasm("CLEANROOM_DEFAULT_LR_WASM", "default_lr.wasm")

@@ -122,16 +122,44 @@ pub struct Side {
     pub chunk_sizes: Vec<usize>,
 }
 
-/// The extra person of D′: `K` rows, a zip3 no one else has, extreme values, defaulted.
+/// The extra person of D′: `K` rows, a zip3 no one else has (its second row has no zip at
+/// all: a null group key), extreme values, defaulted.
 fn extra_unit_rows() -> String {
     let mut s = String::new();
     for i in 0..K {
+        let zip = if i == 0 { "99999" } else { "" };
         s.push_str(&format!(
-            "C99999999,Zed Outlier,zed.outlier@example.org,999-99-999{i},555-555-555{i},99999,1920,\
+            "C99999999,Zed Outlier,zed.outlier@example.org,999-99-999{i},555-555-555{i},{zip},1920,\
              5000000000,900000,0.99,99,999,1\n"
         ));
     }
     s
+}
+
+/// Rows of D (and so of D′) whose utilization is null.
+pub const NULL_UTILIZATION_ROWS: u64 = ROWS / 10;
+
+/// Nulls in D and D′ alike, sealed as nulls (`nulls = "keep"`): the utilization (a model
+/// input) of every tenth row, the zip (the group key) of every 17th, the label of every 23rd.
+fn with_nulls(csv: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        let mut f: Vec<&str> = line.split(',').collect();
+        if i > 0 {
+            if i % 10 == 3 {
+                f[9] = "";
+            }
+            if i % 17 == 5 {
+                f[5] = "";
+            }
+            if i % 23 == 7 {
+                f[12] = "NA";
+            }
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    out
 }
 
 /// The bank rules, except that the extra unit (its own zip3, a class of one) is sealed,
@@ -142,6 +170,9 @@ fn audit_rules() -> cleanroom::prepare::Rules {
         cleanroom::prepare::KRemedy::Override { reason: "neighbouring audit: D' must hold the extra unit".into() };
     for c in rules.columns.iter_mut().filter(|c| c.source == "income") {
         c.allow_pii = Some("the extra unit's income has ten digits".into());
+    }
+    for c in rules.columns.iter_mut().filter(|c| ["utilization", "zip", "defaulted"].contains(&c.source.as_str())) {
+        c.nulls = cleanroom::prepare::NullPolicy::Keep;
     }
     rules
 }
@@ -159,11 +190,11 @@ impl Side {
         let d = dir.path();
         let (csv, pq) = (d.join("bank.csv"), d.join("bank.parquet"));
         cleanroom::datagen::generate(ROWS, 11, &csv, &pq).expect("generate");
+        let mut text = with_nulls(&std::fs::read_to_string(&csv).expect("csv"));
         if plus_one {
-            let mut text = std::fs::read_to_string(&csv).expect("csv");
             text.push_str(&extra_unit_rows());
-            std::fs::write(&csv, text).expect("csv");
         }
+        std::fs::write(&csv, text).expect("csv");
         // The token key is shared; the store also holds each dataset's fresh data key.
         let mut ks = KeyStore::create_or_open(token_key_store).expect("key store");
         let opts = cleanroom::prepare::PrepareOptions {
@@ -584,6 +615,28 @@ pub fn hostile_wat(behaviour: &str) -> String {
     (i32.const 0))
   (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))"#
     )
+}
+
+/// A module that reads the validity of its one input (`utilization`) and scores a null
+/// row 1.0 and any other 0.0: how many nulls there are leaves only through the noised
+/// histogram.
+pub fn null_reader_wat() -> String {
+    r#"(module
+  (import "cleanroom" "read_validity" (func $read_validity (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32) (local $i i32)
+    (drop (call $read_validity (i32.const 0) (i32.const 0) (local.get $rows)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (f64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+        (f64.convert_i32_u (i32.eqz (i32.load8_u (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $emit (i32.const 4096) (local.get $rows))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))"#
+        .to_string()
 }
 
 /// A module that reads the privacy-unit token column and scores a row by its token's

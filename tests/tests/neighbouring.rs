@@ -1,12 +1,15 @@
 //! The neighbouring-dataset audit of everything the enclave emits (ARCHITECTURE.md, "The
 //! release boundary"): the whole job on D and on D′ = D plus one privacy unit (K rows, a
-//! zip3 of its own, extreme values, a positive label), for the demo model and for hostile
-//! modules written to leak that unit. Outside the DP-noised values, the provider and the
-//! host must see identical transcripts (frames, audit records, host requests, instants);
-//! the noised values are then audited statistically against their sensitivity.
+//! zip3 of its own, one row without a zip, extreme values, a positive label), for the demo
+//! models, a model that reads validity, and hostile modules written to leak that unit.
+//! Both tables hold nulls sealed as nulls (a model input, the group key, the label).
+//! Outside the DP-noised values, the provider and the host must see identical transcripts
+//! (frames, audit records, host requests, instants); the noised values are then audited
+//! statistically against their sensitivity.
 
 use cleanroom_e2e::neighbours::{
-    audit_query, hostile_wat, token_reader_wat, Side, Transcript, K, ROWS, ROWS_PER_CHUNK,
+    audit_query, hostile_wat, null_reader_wat, token_reader_wat, Side, Transcript, K, NULL_UTILIZATION_ROWS, ROWS,
+    ROWS_PER_CHUNK,
 };
 use std::collections::BTreeMap;
 
@@ -21,18 +24,21 @@ fn modules() -> Vec<(&'static str, Vec<u8>)> {
     let mut m = vec![
         ("credit-lr", std::fs::read(cleanroom_e2e::credit_lr_wasm()).expect("credit-lr wasm")),
         ("credit-gbdt", std::fs::read(cleanroom_e2e::credit_gbdt_wasm()).expect("credit-gbdt wasm")),
+        ("credit-impute", std::fs::read(cleanroom_e2e::credit_impute_wasm()).expect("credit-impute wasm")),
     ];
     for b in ["honest", "cross_row", "trap", "busy_loop", "fail_status", "emit_count", "nan_row", "worst_case"] {
         m.push((b, wat::parse_str(hostile_wat(b)).expect("wat")));
     }
     m.push(("token_reader", wat::parse_str(token_reader_wat()).expect("wat")));
+    m.push(("null_reader", wat::parse_str(null_reader_wat()).expect("wat")));
     m
 }
 
 fn inputs(module: &str) -> &'static [&'static str] {
     match module {
-        "credit-lr" | "credit-gbdt" => DEMO_INPUTS,
+        "credit-lr" | "credit-gbdt" | "credit-impute" => DEMO_INPUTS,
         "token_reader" => &["customer_token"],
+        "null_reader" => &["utilization"],
         _ => &["income"],
     }
 }
@@ -97,6 +103,23 @@ fn check_transcripts(module: &str, runs: &[(Transcript, Transcript)], deadline_m
     }
 }
 
+/// The enclave hands the module each unit's validity: null_reader scores exactly the rows
+/// with a null utilization 1.0, so the top histogram bin counts them, up to the noise.
+fn check_nulls_reach_the_module(runs: &[(Transcript, Transcript)]) {
+    let top: Vec<f64> = runs
+        .iter()
+        .flat_map(|(t, _)| &t.noised)
+        .filter(|(o, k, _)| o == "score_histogram" && k == "[0.9, 1)")
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(top.len(), runs.len());
+    let mean = top.iter().sum::<f64>() / top.len() as f64;
+    let b = f64::from(K);
+    let se = (2.0 * 2.0 * b * b / runs.len() as f64).sqrt();
+    let want = NULL_UTILIZATION_ROWS as f64;
+    assert!((mean - want).abs() <= 5.0 * se, "null_reader's top bin holds {mean:.1} on average, {want} rows are null");
+}
+
 /// The noised values: per released (output, key), the mean over runs on D and on D′ may
 /// differ by at most the most one unit can move it plus five standard errors of the noise.
 /// A leak of the kind the hostile modules attempt moves a count by hundreds.
@@ -155,6 +178,9 @@ fn neighbouring_dataset_audit_of_everything_the_enclave_emits() {
         let runs = audit(&d, &d1, module);
         check_transcripts(module, &runs, deadline);
         check_noised(module, &runs);
+        if *module == "null_reader" {
+            check_nulls_reach_the_module(&runs);
+        }
         eprintln!("{module}: {RUNS} jobs on D and D′: transcripts identical outside the noise; noise within bounds");
     }
 }

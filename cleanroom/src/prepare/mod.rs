@@ -47,7 +47,7 @@ pub use transform::TokenKey;
 use crate::keystore::{fresh_data_key, KeyStore, KeyStoreError, Tokenizer};
 use protocol::manifest::{ColumnSpec, KAnonymityReport, LDiversity, Lineage, Manifest, PiiFinding, Sensitivity};
 use protocol::sealed::{seal_chunk, DataKey};
-use protocol::table::{Column, ColumnData, RecordBatch};
+use protocol::table::{Column, ColumnData, RecordBatch, Validity};
 use protocol::Digest;
 use source::{Source, Value};
 use spill::{Row, SortedFile};
@@ -199,6 +199,8 @@ pub struct PrepareReport {
     pub merged_categories: BTreeMap<String, u64>,
     /// What changed since the previous snapshot, when there was one.
     pub drift: Option<Drift>,
+    /// Nulls sealed as nulls, per nullable sealed column (`nulls = "keep"`).
+    pub nulls_sealed: BTreeMap<String, u64>,
     /// Manifest plus chunk files.
     pub bytes_written: u64,
     /// True when the key store already held a key for this exact dataset digest (an
@@ -227,7 +229,10 @@ pub enum PrepareError {
     InvalidRules(String),
     #[error("invalid options: {0}")]
     InvalidOptions(String),
-    #[error("row {row}, column {column:?}: missing value (null); set nulls = \"drop_row\" in its rule to leave such rows out")]
+    #[error(
+        "row {row}, column {column:?}: missing value (null); set nulls = \"keep\" in its rule to seal it as a null, \
+         or nulls = \"drop_row\" to leave such rows out"
+    )]
     Null { row: u64, column: String },
     #[error("row {row}, column {column:?}: {why}")]
     BadValue { row: u64, column: String, why: String },
@@ -337,6 +342,7 @@ pub fn prepare_with(
         findings: manifest.pii_findings.clone(),
         merged_categories: staged.merged,
         drift: staged.drift,
+        nulls_sealed: staged.nulls_sealed,
         bytes_written,
         data_key_reused,
         manifest,
@@ -403,6 +409,7 @@ struct Staged {
     units: u64,
     merged: BTreeMap<String, u64>,
     drift: Option<Drift>,
+    nulls_sealed: BTreeMap<String, u64>,
     plain_chunks: PathBuf,
     padded_len: usize,
 }
@@ -490,6 +497,8 @@ fn run(
                         rows_dropped_null += 1;
                         continue 'rows;
                     }
+                    // Sealed as a null below (the rules refuse it on the privacy unit).
+                    NullPolicy::Keep => {}
                 }
             }
         }
@@ -523,7 +532,7 @@ fn run(
         let mut out = Vec::with_capacity(valued.len());
         for &i in &valued {
             let rule = &rules.columns[i];
-            let v = match transform::apply(rule, &values[col_of[i]], r, tokens) {
+            let v = match transform::apply_or_null(rule, &values[col_of[i]], r, tokens) {
                 Ok(v) => v,
                 // A value that is PII is reported as such, not as a type error.
                 Err(e) => return Err(pii_refusal(rule, &pii_hits[i], scanned[i]).unwrap_or(e)),
@@ -796,6 +805,7 @@ fn run(
             reason: Some(r.reason.clone()),
             allow_pii: r.allow_pii.clone(),
             allow_regression: r.allow_regression.clone(),
+            nullable: r.nullable(),
         })
         .collect();
     let manifest = Manifest {
@@ -829,7 +839,18 @@ fn run(
             after: r.after.clone(),
         });
     }
-    Ok(Staged { manifest, dataset_digest, rows_read, units: sealed_units, merged, drift, plain_chunks, padded_len })
+    let nulls_sealed = builder.nulls_sealed();
+    Ok(Staged {
+        manifest,
+        dataset_digest,
+        rows_read,
+        units: sealed_units,
+        merged,
+        drift,
+        nulls_sealed,
+        plain_chunks,
+        padded_len,
+    })
 }
 
 /// The refusal for PII found in a kept column, unless the rule allows it.
@@ -888,6 +909,8 @@ fn value_bytes(v: &Sealed, out: &mut Vec<u8>) {
             out.push(3);
             out.extend_from_slice(t);
         }
+        // A null quasi-identifier is a value of its own: it can single people out too.
+        Sealed::Null => out.push(4),
     }
 }
 
@@ -896,8 +919,14 @@ struct ChunkBuilder<'a> {
     slots: &'a [Slot],
     names: Vec<String>,
     types: Vec<SealedType>,
+    /// Per sealed column: whether it may hold nulls. Such a column carries a validity in
+    /// every chunk, nulls or not, so the schema alone decides the encoding's shape.
+    nullable: Vec<bool>,
     dictionaries: Vec<(&'a [String], HashMap<&'a str, u32>)>,
     columns: Vec<ColumnData>,
+    validity: Vec<Option<Validity>>,
+    /// Nulls sealed so far per sealed column (the owner's report).
+    nulls: Vec<u64>,
     rows: usize,
     capacity: usize,
 }
@@ -913,13 +942,25 @@ impl<'a> ChunkBuilder<'a> {
         let sealed: Vec<&ColumnRule> = rules.columns.iter().filter(|r| r.sealed_name().is_some()).collect();
         let names = sealed.iter().map(|r| r.into.clone()).collect();
         let types = sealed.iter().map(|r| r.sealed_type().expect("sealed")).collect();
+        let nullable: Vec<bool> = sealed.iter().map(|r| r.nullable()).collect();
         let dictionaries = (0..valued.len())
             .map(|p| {
                 let d = dictionaries[p].as_slice();
                 (d, d.iter().enumerate().map(|(i, v)| (v.as_str(), i as u32)).collect())
             })
             .collect();
-        let mut b = ChunkBuilder { slots, names, types, dictionaries, columns: Vec::new(), rows: 0, capacity };
+        let mut b = ChunkBuilder {
+            slots,
+            names,
+            types,
+            nulls: vec![0; nullable.len()],
+            nullable,
+            dictionaries,
+            columns: Vec::new(),
+            validity: Vec::new(),
+            rows: 0,
+            capacity,
+        };
         b.reset();
         b
     }
@@ -936,22 +977,51 @@ impl<'a> ChunkBuilder<'a> {
                 SealedType::Token => ColumnData::Token(Vec::with_capacity(n)),
             })
             .collect();
+        self.validity = self.nullable.iter().map(|&n| n.then(Validity::default)).collect();
         self.rows = 0;
     }
 
+    fn nulls_sealed(&self) -> BTreeMap<String, u64> {
+        self.names
+            .iter()
+            .zip(&self.nullable)
+            .zip(&self.nulls)
+            .filter(|((_, n), _)| **n)
+            .map(|((c, _), &k)| (c.clone(), k))
+            .collect()
+    }
+
     fn push(&mut self, row: &Row, merge: &dyn Fn(usize, &Sealed) -> Sealed) {
-        for (c, slot) in self.columns.iter_mut().zip(self.slots) {
-            match (c, slot) {
-                (ColumnData::Token(v), Slot::Token) => v.push(row.token),
-                (c, Slot::Value(p)) => match (c, merge(*p, &row.values[*p])) {
-                    (ColumnData::F64(v), Sealed::F64(x)) => v.push(x),
-                    (ColumnData::I64(v), Sealed::I64(x)) => v.push(x),
-                    (ColumnData::Dict { codes, .. }, Sealed::Text(s)) => {
-                        codes.push(*self.dictionaries[*p].1.get(s.as_str()).expect("dictionary covers every category"))
+        for (((c, slot), validity), nulls) in
+            self.columns.iter_mut().zip(self.slots).zip(&mut self.validity).zip(&mut self.nulls)
+        {
+            let value = match slot {
+                Slot::Token => Sealed::Token(row.token),
+                Slot::Value(p) => merge(*p, &row.values[*p]),
+            };
+            if let Some(v) = validity {
+                v.push(value != Sealed::Null);
+            }
+            match (c, value) {
+                (ColumnData::Token(v), Sealed::Token(t)) => v.push(t),
+                (ColumnData::F64(v), Sealed::F64(x)) => v.push(x),
+                (ColumnData::I64(v), Sealed::I64(x)) => v.push(x),
+                (ColumnData::Dict { codes, .. }, Sealed::Text(s)) => {
+                    let Slot::Value(p) = slot else { unreachable!("a text value comes from a value slot") };
+                    codes.push(*self.dictionaries[*p].1.get(s.as_str()).expect("dictionary covers every category"))
+                }
+                // The canonical value: nothing but the validity says "null".
+                (c, Sealed::Null) => {
+                    assert!(validity.is_some(), "only a nullable column holds a null");
+                    *nulls += 1;
+                    match c {
+                        ColumnData::F64(v) => v.push(0.0),
+                        ColumnData::I64(v) => v.push(0),
+                        ColumnData::Dict { codes, .. } => codes.push(0),
+                        ColumnData::Token(_) => unreachable!("the privacy unit is never null"),
                     }
-                    _ => unreachable!("sealed values match their rule's type"),
-                },
-                _ => unreachable!("the token slot is a token column"),
+                }
+                _ => unreachable!("sealed values match their rule's type"),
             }
         }
         self.rows += 1;
@@ -964,8 +1034,15 @@ impl<'a> ChunkBuilder<'a> {
                 *values = self.dictionaries[*p].0.to_vec();
             }
         }
-        let batch = RecordBatch::new(
+        let validity = self
+            .names
+            .iter()
+            .zip(std::mem::take(&mut self.validity))
+            .filter_map(|(name, v)| Some((name.clone(), v?)))
+            .collect();
+        let batch = RecordBatch::with_validity(
             self.names.iter().cloned().zip(columns).map(|(name, data)| Column { name, data }).collect(),
+            validity,
         )
         .map_err(|e| PrepareError::InvalidOptions(format!("building a record batch: {e}")));
         self.reset();

@@ -75,11 +75,20 @@ pub fn open_sealed(out_dir: &Path, key: &DataKey) -> Result<Vec<RecordBatch>, Op
         )));
     }
     let schema = manifest.sealed_schema();
+    let nullable = manifest.nullable_columns();
     for (i, b) in batches.iter().enumerate() {
         let got: Vec<(String, String)> =
             b.columns.iter().map(|c| (c.name.clone(), c.data.type_name().to_string())).collect();
         if got != schema {
             return Err(OpenError::Mismatch(format!("chunk {i} has columns {got:?}, manifest says {schema:?}")));
+        }
+        // A nullable column carries its validity in every chunk, and no other column does.
+        let with_validity: Vec<String> =
+            b.columns.iter().filter(|c| b.validity(&c.name).is_some()).map(|c| c.name.clone()).collect();
+        if with_validity != nullable {
+            return Err(OpenError::Mismatch(format!(
+                "chunk {i} has validity for {with_validity:?}, manifest says nullable {nullable:?}"
+            )));
         }
     }
     Ok(batches)

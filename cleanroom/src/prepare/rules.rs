@@ -176,6 +176,9 @@ pub enum NullPolicy {
     Refuse,
     /// Leave the row out (counted in the owner's report).
     DropRow,
+    /// Seal the null as a null: the chunk's validity bitmap marks the row, its slot holds
+    /// the type's canonical value (0, 0.0 or code 0). Not for the privacy unit.
+    Keep,
 }
 
 /// One source column's checked rule.
@@ -226,6 +229,11 @@ impl ColumnRule {
             | ColumnTransform::AgeAt { .. }
             | ColumnTransform::Recode { .. } => SealedType::I64,
         })
+    }
+
+    /// Whether the sealed column may hold nulls (`nulls = "keep"` on a sealed column).
+    pub fn nullable(&self) -> bool {
+        self.nulls == NullPolicy::Keep && self.keeps_values()
     }
 
     /// Whether source values (possibly coarsened) reach the sealed table; a PII hit in
@@ -518,6 +526,16 @@ fn column(c: ColumnToml) -> Result<ColumnRule, PrepareError> {
     if rule.reason.trim().is_empty() {
         return Err(bad("reason is empty: say why the column is treated this way".into()));
     }
+    if rule.nulls == NullPolicy::Keep {
+        match rule.transform {
+            // The unit is what privacy is counted in: a row must belong to someone.
+            ColumnTransform::Tokenize => {
+                return Err(bad("the privacy unit is never null: nulls = \"keep\" is not allowed here".into()))
+            }
+            ColumnTransform::Drop => return Err(bad("nulls = \"keep\" on a dropped column has no effect".into())),
+            _ => {}
+        }
+    }
     let ty = rule.sealed_type();
     if ty.is_none() && !rule.roles.is_empty() {
         return Err(bad("a dropped column has no role".into()));
@@ -695,6 +713,27 @@ reason = "r"
         assert!(e.contains("privacy unit"), "{e}");
         let e = Rules::from_toml(&MINIMAL.replace("version = 1", "version = 2")).unwrap_err().to_string();
         assert!(e.contains("version 2"), "{e}");
+    }
+
+    #[test]
+    fn nulls_keep_is_for_sealed_values_only() {
+        let col = |transform: &str, nulls: &str| {
+            format!("[[column]]\nname = \"x\"\nlabel = \"sensitive\"\ntransform = {transform}\nreason = \"r\"\nnulls = \"{nulls}\"")
+        };
+        let r = with(&col("{ kind = \"keep\", type = \"f64\" }", "keep")).unwrap();
+        assert_eq!(r.columns[1].nulls, NullPolicy::Keep);
+        assert!(r.columns[1].nullable() && !r.columns[0].nullable());
+        assert!(!with(&col("{ kind = \"keep\", type = \"f64\" }", "drop_row")).unwrap().columns[1].nullable());
+        let e = err(&col("{ kind = \"drop\" }", "keep"));
+        assert!(e.contains("\"x\"") && e.contains("dropped"), "{e}");
+        let e = Rules::from_toml(&format!("{MINIMAL}nulls = \"keep\"")).unwrap_err().to_string();
+        assert!(e.contains("\"id\"") && e.contains("never null"), "{e}");
+        // A label may keep its nulls: the release treats a null label like one outside its domain.
+        let label =
+            "[[column]]\nname = \"y\"\nlabel = \"sensitive\"\ntransform = { kind = \"keep\", type = \"i64\" }\n\
+                     roles = [\"label\"]\ndomain = [0, 1]\nreason = \"r\"\nnulls = \"keep\"";
+        assert!(with(label).unwrap().columns[1].nullable());
+        assert!(err(&col("{ kind = \"keep\", type = \"f64\" }", "maybe")).contains("maybe"));
     }
 
     #[test]

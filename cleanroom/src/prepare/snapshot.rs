@@ -106,6 +106,7 @@ mod tests {
             reason: None,
             allow_pii: None,
             allow_regression: None,
+            nullable: false,
         }
     }
 

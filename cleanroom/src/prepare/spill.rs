@@ -28,6 +28,8 @@ const TAG_F64: u8 = 0;
 const TAG_I64: u8 = 1;
 const TAG_TEXT: u8 = 2;
 const TAG_TOKEN: u8 = 3;
+/// A null kept as a null: the tag alone, no payload.
+const TAG_NULL: u8 = 4;
 
 impl Sortable for Row {
     fn encode<W: Write>(&self, w: &mut W) -> io::Result<()> {
@@ -53,6 +55,7 @@ impl Sortable for Row {
                     w.write_all(&[TAG_TOKEN])?;
                     w.write_all(t)?;
                 }
+                Sealed::Null => w.write_all(&[TAG_NULL])?,
             }
         }
         Ok(())
@@ -80,6 +83,7 @@ impl Sortable for Row {
                     Sealed::Text(String::from_utf8(b).map_err(|_| corrupt())?)
                 }
                 TAG_TOKEN => Sealed::Token(array(r)?),
+                TAG_NULL => Sealed::Null,
                 _ => return Err(corrupt()),
             });
         }
@@ -153,7 +157,14 @@ mod tests {
             .map(|i| Row {
                 token: [(i % 7) as u8; 32],
                 row: i,
-                values: vec![Sealed::F64(i as f64 / 3.0), Sealed::I64(-(i as i64)), Sealed::Text(format!("z{i}"))],
+                values: vec![
+                    Sealed::F64(i as f64 / 3.0),
+                    Sealed::I64(-(i as i64)),
+                    Sealed::Text(format!("z{i}")),
+                    // A null between values: its tag carries no payload to misalign the next.
+                    if i % 3 == 0 { Sealed::Null } else { Sealed::Token([i as u8; 32]) },
+                    Sealed::I64(i as i64),
+                ],
             })
             .collect();
         let sorted = extsort::ExternalSorter::new()
@@ -173,5 +184,14 @@ mod tests {
         f.set_len(len - 3).unwrap();
         let n_ok = SortedFile::read(&file).unwrap().take_while(Result::is_ok).count();
         assert_eq!(n_ok, 1999);
+    }
+
+    #[test]
+    fn an_unknown_tag_is_corruption() {
+        let mut b = Vec::new();
+        Row { token: [1; 32], row: 1, values: vec![Sealed::Null] }.encode(&mut b).unwrap();
+        assert_eq!(b.len(), 32 + 8 + 4 + 1, "a null is its tag alone");
+        *b.last_mut().unwrap() = 5;
+        assert_eq!(Row::decode(&mut &b[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

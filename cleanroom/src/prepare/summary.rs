@@ -62,6 +62,9 @@ pub fn summary(r: &PrepareReport, out: &Path) -> String {
             let _ = writeln!(s, "  less protected: {} ({} -> {}); allowed because: {why}", g.column, g.before, g.after);
         }
     }
+    for (col, n) in &r.nulls_sealed {
+        let _ = writeln!(s, "{col}: {n} nulls sealed as nulls (nulls = \"keep\")");
+    }
     for (col, n) in &r.merged_categories {
         let _ = writeln!(s, "{col}: {n} rare categories merged into \"other\"");
     }

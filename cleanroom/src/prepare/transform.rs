@@ -13,6 +13,8 @@ pub(crate) enum Sealed {
     I64(i64),
     Text(String),
     Token([u8; 32]),
+    /// A null kept as a null (`nulls = "keep"`): a validity bit, no value.
+    Null,
 }
 
 /// Computes privacy-unit tokens: keyed HMAC-SHA-256 in the owner's key file or in a
@@ -105,6 +107,19 @@ fn as_date(v: &Value, row: u64, col: &str) -> Result<Date, PrepareError> {
 
 fn floor_to(x: i64, width: i64, row: u64, col: &str) -> Result<i64, PrepareError> {
     x.div_euclid(width).checked_mul(width).ok_or_else(|| bad(row, col, "value out of range for binning".into()))
+}
+
+/// [`apply`], except that a null in a column whose rule keeps nulls stays a null.
+pub(crate) fn apply_or_null(
+    rule: &ColumnRule,
+    v: &Value,
+    row: u64,
+    tokens: &dyn TokenKey,
+) -> Result<Sealed, PrepareError> {
+    if *v == Value::Null && rule.nullable() {
+        return Ok(Sealed::Null);
+    }
+    apply(rule, v, row, tokens)
 }
 
 /// Apply `rule` to a non-null source value of row `row` (1-based). Dropped columns are

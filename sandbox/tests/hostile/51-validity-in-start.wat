@@ -1,0 +1,9 @@
+;; Reads validity from its start function, outside any batch.
+(module
+  (import "cleanroom" "read_validity" (func $read_validity (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (func $start (drop (call $read_validity (i32.const 0) (i32.const 0) (i32.const 1))))
+  (start $start)
+  (func (export "cleanroom_process_batch") (param i32) (result i32) (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00"))
