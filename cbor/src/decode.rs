@@ -162,9 +162,10 @@ impl Reader<'_> {
                 Ok(Value::Text(t.to_owned()))
             }
             4 => {
-                // every element takes at least one byte
+                // every element takes at least one byte; nothing is reserved from the
+                // declared count: memory grows only with items actually read
                 let n = self.len_within(arg)?;
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::new();
                 for _ in 0..n {
                     v.push(self.item(depth + 1)?);
                 }
@@ -173,7 +174,7 @@ impl Reader<'_> {
             5 => {
                 // every entry takes at least two bytes
                 let n = self.len_within(arg.saturating_mul(2))? / 2;
-                let mut entries: Vec<(Value, Value)> = Vec::with_capacity(n);
+                let mut entries: Vec<(Value, Value)> = Vec::new();
                 for _ in 0..n {
                     let k = self.item(depth + 1)?;
                     let v = self.item(depth + 1)?;

@@ -13,8 +13,10 @@
 //!
 //! - exactly one item spanning the whole input ([`CborError::TrailingBytes`]);
 //! - every declared length and element count is checked against the bytes that remain
-//!   *before* anything is allocated, so no input makes the decoder reserve memory for
-//!   more items than the input could hold ([`CborError::LengthTooLarge`]);
+//!   *before* anything is read ([`CborError::LengthTooLarge`]), and no memory is ever
+//!   reserved from a declared count: a string is copied only once its bytes are known to
+//!   be present, and containers grow only with the items actually decoded, so a hostile
+//!   header cannot make the decoder allocate more than the input backs;
 //! - nesting deeper than [`MAX_DEPTH`] is refused ([`CborError::TooDeep`]);
 //! - duplicate map keys, invalid UTF-8, floats and simple values other than
 //!   `false`/`true`/`null`/`undefined`, reserved additional information and misplaced
