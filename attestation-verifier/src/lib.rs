@@ -59,7 +59,6 @@
 #![deny(missing_docs)]
 
 pub mod base64;
-pub mod cbor;
 pub mod chain;
 mod cose;
 pub mod der;

@@ -30,9 +30,9 @@
 
 use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
-use crate::cbor::{self, Value, Writer};
 use crate::cose::{self, ALG_EDDSA, HDR_CONTENT_TYPE};
 use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
+use cbor::{Value, Writer};
 
 /// The PUBLISHED seed of the development signing key. Not a secret: anyone can
 /// forge simulated evidence with it, which is the point.
@@ -108,9 +108,7 @@ pub fn issue_simulated(claims: &Claims) -> Vec<u8> {
     let payload = p.into_bytes();
     let protected = protected_header();
     let sig = dev_key().sign(&cose::sig_structure(&protected, &payload));
-    let mut w = Writer::new();
-    w.tag(cose::TAG_COSE_SIGN1).array(4).bytes(&protected).map(0).bytes(&payload).bytes(sig.as_ref());
-    w.into_bytes()
+    cose::encode_sign1(&protected, &payload, sig.as_ref(), true)
 }
 
 /// A strictly parsed, *not yet verified* simulated document.

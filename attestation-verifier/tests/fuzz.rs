@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use attestation_verifier::cbor::{self, Value};
 use attestation_verifier::snp::{self, SnpCerts};
 use attestation_verifier::{
     issue_simulated, nitro, simulated, verify_evidence, Claims, Expectations, Options, Platform, UnixTime,
 };
+use cbor::Value;
 
 /// splitmix64: small, deterministic, good enough to drive mutations.
 struct Rng(u64);
