@@ -5,7 +5,7 @@
 use cbor::cose::{CoseError, Sign1, HDR_ALG, HDR_CRIT};
 use cbor::Value;
 
-pub(crate) use cbor::cose::{encode_sign1, sig_structure, ALG_EDDSA, ALG_ES384, HDR_CONTENT_TYPE};
+pub(crate) use cbor::cose::{sig_structure, ALG_EDDSA, ALG_ES384, HDR_CONTENT_TYPE};
 
 use crate::Error;
 
