@@ -12,9 +12,9 @@
 //!
 //! # Why p384 and x509-cert (and not ring, as the verifier uses)
 //!
-//! Reproducible images. ECDSA needs a per-signature nonce; ring draws it from a random
-//! source (it has no deterministic ECDSA signer), so every signed build would differ in
-//! its signature bytes. The `p384` crate signs with RFC 6979 deterministic nonces
+//! Reproducible images. ECDSA needs a per-signature nonce; ring's ECDSA signer takes a
+//! `SecureRandom` and mixes fresh randomness into it (it offers no deterministic mode),
+//! so every signed build would differ in its signature bytes. The `p384` crate signs with RFC 6979 deterministic nonces
 //! (HMAC-DRBG over the key and the message digest): the same key and PCR0 always give
 //! the same signature, so a signed image built twice from the same inputs and key is
 //! byte-identical, and a data owner can rebuild it and compare whole files, not just
