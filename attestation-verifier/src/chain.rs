@@ -184,12 +184,16 @@ mod tests {
         issuer: &'a str,
         ca: Option<(bool, Option<u8>)>,
         key_usage: Option<u8>,
+        /// Raw KeyUsage BIT STRING content (unused-bits octet first), instead of `key_usage`.
+        key_usage_bits: Option<&'a [u8]>,
         extra_critical: bool,
+        /// notBefore, notAfter (UTCTime text).
+        validity: (&'a str, &'a str),
     }
 
     fn cert(spec: &Spec<'_>, subject_key: &Key, issuer_key: &Key) -> Vec<u8> {
         let sig_alg = seq(&[tlv(0x06, oid::ECDSA_SHA384)]);
-        let validity = seq(&[tlv(0x17, b"200101000000Z"), tlv(0x17, b"400101000000Z")]);
+        let validity = seq(&[tlv(0x17, spec.validity.0.as_bytes()), tlv(0x17, spec.validity.1.as_bytes())]);
         let mut exts = Vec::new();
         if let Some((ca, pl)) = spec.ca {
             let mut bc = Vec::new();
@@ -201,8 +205,9 @@ mod tests {
             }
             exts.push(seq(&[tlv(0x06, oid::BASIC_CONSTRAINTS), tlv(0x01, &[0xff]), tlv(0x04, &seq(&bc))]));
         }
-        if let Some(ku) = spec.key_usage {
-            exts.push(seq(&[tlv(0x06, oid::KEY_USAGE), tlv(0x01, &[0xff]), tlv(0x04, &tlv(0x03, &[0x01, ku]))]));
+        let ku_bits = spec.key_usage_bits.map(<[u8]>::to_vec).or(spec.key_usage.map(|ku| vec![0x01, ku]));
+        if let Some(bits) = ku_bits {
+            exts.push(seq(&[tlv(0x06, oid::KEY_USAGE), tlv(0x01, &[0xff]), tlv(0x04, &tlv(0x03, &bits))]));
         }
         if spec.extra_critical {
             exts.push(seq(&[tlv(0x06, &[0x2a, 0x03, 0x04]), tlv(0x01, &[0xff]), tlv(0x04, &[0x05, 0x00])]));
@@ -238,7 +243,15 @@ mod tests {
     }
 
     fn spec<'a>(subject: &'a str, issuer: &'a str) -> Spec<'a> {
-        Spec { subject, issuer, ca: CA, key_usage: KU_CA, extra_critical: false }
+        Spec {
+            subject,
+            issuer,
+            ca: CA,
+            key_usage: KU_CA,
+            key_usage_bits: None,
+            extra_critical: false,
+            validity: ("200101000000Z", "400101000000Z"),
+        }
     }
 
     #[test]
@@ -305,5 +318,39 @@ mod tests {
             i += 1;
         }
         assert_eq!(check(&[root, leaf]), Err(Error::CertificateAlgorithm { role: "c1".into() }));
+    }
+
+    /// Correctly signed certificates whose only fault is an impossible date or a
+    /// KeyUsage BIT STRING with padding bits set: without the webpki checks in `der`
+    /// each of them verifies (the controls show the same chain with the fault removed
+    /// does); with them each is refused while parsing.
+    #[test]
+    fn signed_certificates_with_impossible_dates_or_ku_padding_are_refused() {
+        let (k0, k1) = (Key::new(), Key::new());
+        let root = cert(&spec("root", "root"), &k0, &k0);
+        let leaf = |s: Spec<'_>| cert(&Spec { ca: None, key_usage: KU_LEAF, ..s }, &k1, &k0);
+        let parse = |d: &[u8]| Certificate::parse(d).map(|_| ());
+        // controls: real dates, 29 February of a leap year, zero padding
+        for validity in [("200228000000Z", "400101000000Z"), ("200229000000Z", "400229235959Z")] {
+            let ok = leaf(Spec { validity, ..spec("leaf", "root") });
+            assert_eq!(check(&[root.clone(), ok]), Ok(()), "{validity:?}");
+        }
+        let ok = leaf(Spec { key_usage_bits: Some(&[0x07, 0x80]), ..spec("leaf", "root") });
+        assert_eq!(check(&[root.clone(), ok]), Ok(()));
+        // the same with the fault
+        for validity in [
+            ("200231000000Z", "400101000000Z"),
+            ("200101000000Z", "390229000000Z"),
+            ("200431000000Z", "400101000000Z"),
+            ("200101000000Z", "400101240000Z"),
+            ("200101000060Z", "400101000000Z"),
+        ] {
+            let bad = leaf(Spec { validity, ..spec("leaf", "root") });
+            assert_eq!(parse(&bad), Err(der::DerError::Invalid("time")), "{validity:?}");
+        }
+        for bits in [&[0x07u8, 0x81][..], &[0x01, 0x81], &[0x03, 0x84]] {
+            let bad = leaf(Spec { key_usage_bits: Some(bits), ..spec("leaf", "root") });
+            assert_eq!(parse(&bad), Err(der::DerError::Invalid("bit string (non-zero padding bits)")), "{bits:?}");
+        }
     }
 }

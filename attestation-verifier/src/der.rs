@@ -6,6 +6,13 @@
 //! re-encoded). It understands what the Nitro and AMD chains need: validity,
 //! subject/issuer names (compared byte for byte), the public key, basic
 //! constraints, key usage, and raw access to every other extension.
+//!
+//! Beyond DER itself it makes the checks webpki makes on these fields: a
+//! validity time must be a real UTC date and time (no 31 February, no 29
+//! February outside leap years, no hour 24, no second 60), and the KeyUsage
+//! BIT STRING must have at most 7 unused bits, none on an empty string, and
+//! zero padding bits. Basic constraints and key usage are decoded while
+//! parsing, so a malformed one makes the whole certificate malformed.
 
 use ring::signature;
 use thiserror::Error;
@@ -62,8 +69,6 @@ pub mod tag {
     pub const BIT_STRING: u8 = 0x03;
     /// OCTET STRING
     pub const OCTET_STRING: u8 = 0x04;
-    /// NULL
-    pub const NULL: u8 = 0x05;
     /// OBJECT IDENTIFIER
     pub const OID: u8 = 0x06;
     /// UTF8String
@@ -242,6 +247,8 @@ pub mod oid {
     pub const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
     /// secp384r1
     pub const SECP384R1: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    /// id-Ed25519
+    pub const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
     /// rsaEncryption
     pub const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
     /// id-RSASSA-PSS
@@ -342,6 +349,21 @@ fn bit_string(t: Tlv<'_>) -> Result<&[u8], DerError> {
     }
 }
 
+/// The content of a BIT STRING used as a set of flags (KeyUsage): the bytes after the
+/// unused-bits octet, checked as X.690 §8.6.2 and webpki require: at most 7 unused
+/// bits, none on an empty string, and the unused (padding) bits of the last byte zero.
+fn bit_string_flags(content: &[u8]) -> Result<&[u8], DerError> {
+    let (&unused, bits) = content.split_first().ok_or(DerError::Invalid("bit string (no unused-bits octet)"))?;
+    if unused > 7 {
+        return Err(DerError::Invalid("bit string (more than 7 unused bits)"));
+    }
+    match bits.last() {
+        None if unused != 0 => Err(DerError::Invalid("bit string (unused bits in an empty string)")),
+        Some(last) if last & ((1u8 << unused) - 1) != 0 => Err(DerError::Invalid("bit string (non-zero padding bits)")),
+        _ => Ok(bits),
+    }
+}
+
 fn digits(s: &[u8]) -> Result<i64, DerError> {
     s.iter().try_fold(0i64, |acc, b| {
         if b.is_ascii_digit() {
@@ -350,6 +372,20 @@ fn digits(s: &[u8]) -> Result<i64, DerError> {
             Err(DerError::Invalid("time"))
         }
     })
+}
+
+fn is_leap_year(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days in `month` (1..=12) of `year`, proleptic Gregorian.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -380,7 +416,9 @@ fn time(t: Tlv<'_>) -> Result<i64, DerError> {
     let h = digits(&rest[4..6])?;
     let mi = digits(&rest[6..8])?;
     let s = digits(&rest[8..10])?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+    // As webpki: a real calendar date (no 31 April, no 29 February outside leap years),
+    // hours 00..=23, minutes and seconds 00..=59 (X.509 times have no leap second).
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(year, mo) || h > 23 || mi > 59 || s > 59 {
         return Err(DerError::Invalid("time"));
     }
     Ok(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
@@ -450,7 +488,7 @@ impl<'a> Certificate<'a> {
             }
         }
         t.finish()?;
-        Ok(Self {
+        let cert = Self {
             raw: cert.raw,
             tbs: tbs.raw,
             serial,
@@ -463,7 +501,12 @@ impl<'a> Certificate<'a> {
             extensions,
             sig_alg,
             signature,
-        })
+        };
+        // The extensions this crate interprets are decoded now, so a malformed one is
+        // refused as malformed before any signature is checked.
+        cert.basic_constraints()?;
+        cert.key_usage()?;
+        Ok(cert)
     }
 
     /// The extension with this OID.
@@ -497,8 +540,8 @@ impl<'a> Certificate<'a> {
             return Ok(None);
         };
         let bs = single(ext.value, tag::BIT_STRING)?;
-        let (unused, bits) = bs.content.split_first().ok_or(DerError::Invalid("key usage"))?;
-        if *unused > 7 || bits.is_empty() || bits.len() > 2 {
+        let bits = bit_string_flags(bs.content)?;
+        if bits.is_empty() || bits.len() > 2 {
             return Err(DerError::Invalid("key usage"));
         }
         let mut v = 0u16;
@@ -588,6 +631,7 @@ pub fn common_name(name: &[u8]) -> Option<String> {
 }
 
 /// Decodes every `-----BEGIN CERTIFICATE-----` block of a PEM text into DER.
+#[cfg(any(test, feature = "cli"))]
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, &'static str> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
@@ -646,7 +690,7 @@ mod tests {
         assert_eq!(Reader::new(&[0x04, 0x82, 0x00, 0x81]).read(), Err(DerError::BadLength));
         assert_eq!(Reader::new(&[0x04, 0x02, 0x00]).read(), Err(DerError::Truncated));
         assert_eq!(Reader::new(&[0x1f, 0x01, 0x00]).read(), Err(DerError::BadTag));
-        assert_eq!(single(&[0x05, 0x00, 0x00], tag::NULL), Err(DerError::Trailing));
+        assert_eq!(single(&[0x05, 0x00, 0x00], 0x05), Err(DerError::Trailing)); // NULL, then a stray byte
     }
 
     #[test]
@@ -662,6 +706,98 @@ mod tests {
         assert_eq!(t(b"20491028000000Z", tag::GENERALIZED_TIME).map(|v| v > 2_500_000_000), Ok(true));
         assert!(t(b"221313085759Z", tag::UTC_TIME).is_err());
         assert!(t(b"2210130857590", tag::UTC_TIME).is_err());
+    }
+
+    /// webpki's calendar check: a date that does not exist is refused, whatever its
+    /// format. Fails without it: with only `1..=31` for the day (the check before),
+    /// every 29/30/31 February, 31 April/June/September/November is accepted.
+    #[test]
+    fn impossible_dates_are_refused() {
+        let t = |s: &str| {
+            let tg = if s.len() == 13 { tag::UTC_TIME } else { tag::GENERALIZED_TIME };
+            time(Tlv { tag: tg, content: s.as_bytes(), raw: s.as_bytes() })
+        };
+        // the last day of every month, 29 February in leap years (2000 is one, 2100 is not)
+        for ok in [
+            "230131000000Z",
+            "230228000000Z",
+            "240229235959Z",
+            "000229000000Z",
+            "20000229000000Z",
+            "230331000000Z",
+            "230430000000Z",
+            "230531000000Z",
+            "230630000000Z",
+            "230731000000Z",
+            "230831000000Z",
+            "230930000000Z",
+            "231031000000Z",
+            "231130000000Z",
+            "231231235959Z",
+            "20991231235959Z",
+        ] {
+            assert!(t(ok).is_ok(), "{ok} refused");
+        }
+        assert_eq!(t("240229235959Z"), Ok(1_709_251_199));
+        for bad in [
+            "230229000000Z",   // not a leap year
+            "21000229000000Z", // divisible by 100, not by 400
+            "19000229000000Z",
+            "230230000000Z",
+            "230231000000Z", // 31 February
+            "240230000000Z",
+            "230431000000Z",
+            "230631000000Z",
+            "230931000000Z",
+            "231131000000Z",
+            "230132000000Z",
+            "230100000000Z", // day 0
+            "231301000000Z", // month 13
+            "230001000000Z", // month 0
+            "230101240000Z", // hour 24
+            "230101236000Z", // minute 60
+            "230101235960Z", // second 60: X.509 times have no leap second
+            "20230231000000Z",
+            "20231301000000Z",
+            "20230101240000Z",
+            "20230101235960Z",
+        ] {
+            assert_eq!(t(bad), Err(DerError::Invalid("time")), "{bad} accepted");
+        }
+    }
+
+    /// webpki's BIT STRING checks on KeyUsage. Each refusal names its rule, so removing
+    /// any one check makes this test fail (the padding-bit check was missing before).
+    #[test]
+    fn key_usage_bit_strings() {
+        let ku = |value: &[u8]| {
+            let mut c = Certificate::parse(NITRO_ROOT).unwrap();
+            c.extensions = vec![Extension { oid: oid::KEY_USAGE, critical: true, value }];
+            c.key_usage().map(|k| k.unwrap())
+        };
+        // digitalSignature | keyCertSign | cRLSign, 1 unused bit (the Nitro root's own)
+        assert_eq!(ku(&[0x03, 0x02, 0x01, 0x86]), Ok(1 | 1 << 5 | 1 << 6));
+        assert_eq!(ku(&[0x03, 0x02, 0x07, 0x80]), Ok(1));
+        assert_eq!(ku(&[0x03, 0x02, 0x00, 0xff]), Ok(0xff));
+        assert_eq!(ku(&[0x03, 0x03, 0x07, 0x80, 0x80]), Ok(1 | 1 << 8));
+        let padding = Err(DerError::Invalid("bit string (non-zero padding bits)"));
+        assert_eq!(ku(&[0x03, 0x02, 0x01, 0x87]), padding);
+        assert_eq!(ku(&[0x03, 0x02, 0x07, 0x81]), padding);
+        assert_eq!(ku(&[0x03, 0x02, 0x03, 0x84]), padding);
+        assert_eq!(ku(&[0x03, 0x03, 0x07, 0x80, 0xc0]), padding);
+        for unused in [8u8, 9, 0x7f, 0xff] {
+            assert_eq!(ku(&[0x03, 0x02, unused, 0x80]), Err(DerError::Invalid("bit string (more than 7 unused bits)")));
+        }
+        for unused in 1..=7u8 {
+            assert_eq!(
+                ku(&[0x03, 0x01, unused]),
+                Err(DerError::Invalid("bit string (unused bits in an empty string)"))
+            );
+        }
+        // an empty KeyUsage asserts nothing: refused as before
+        assert_eq!(ku(&[0x03, 0x01, 0x00]), Err(DerError::Invalid("key usage")));
+        assert_eq!(ku(&[0x03, 0x00]), Err(DerError::Invalid("bit string (no unused-bits octet)")));
+        assert_eq!(ku(&[0x03, 0x04, 0x00, 0x80, 0x00, 0x00]), Err(DerError::Invalid("key usage")));
     }
 
     #[test]

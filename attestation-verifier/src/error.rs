@@ -2,9 +2,9 @@
 
 use thiserror::Error;
 
-use crate::cbor::CborError;
 use crate::der::DerError;
 use crate::Platform;
+use cbor::CborError;
 
 /// Which certificate of a chain a check failed on.
 ///

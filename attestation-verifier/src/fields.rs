@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::cbor::Value;
 use crate::Error;
+use cbor::Value;
 
 /// Number of PCRs a Nitro enclave has.
 pub const MAX_PCRS: usize = 32;

@@ -27,9 +27,25 @@
 //! | [`snp`] | 1184-byte SEV-SNP ATTESTATION_REPORT + VCEK/VLEK certificate |
 //! | [`simulated`] | development evidence signed by a **published** key: anyone can forge it |
 //!
+//! The CBOR, COSE and DER parsers are private: callers hand over bytes and get a
+//! [`Verdict`] or an [`Error`]. The one certificate helper a client needs is
+//! [`certificate_ed25519_key`] (the enclave's TLS certificate must carry the attested
+//! key).
+//!
+//! ## Cargo features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `simulated-issuer` | `issue_simulated` and `simulated::DEV_KEY_SEED`: *forging* simulated evidence (the enclave's `simulated` platform, tests). Verifying it needs no feature. |
+//! | `cli` | the `attest` binary (clap) and the `cli` module, the input/PEM/summary helpers it uses |
+//!
+//! Forging and verifying simulated evidence, and refusing it unless asked to accept
+//! it (needs `simulated-issuer`):
+//!
 //! ```
 //! use attestation_verifier::*;
 //!
+//! # #[cfg(feature = "simulated-issuer")] {
 //! let mut claims = Claims::new("dev-enclave", 1_700_000_000_000);
 //! claims.pcrs.insert(0, vec![7; 48]);
 //! claims.nonce = Some(b"fresh nonce".to_vec());
@@ -53,16 +69,19 @@
 //! assert!(verdict.simulated);
 //! // It is never accepted as Nitro evidence.
 //! assert!(verify_evidence(Platform::Nitro, &doc, &Expectations::default(), &opts, at).is_err());
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod base64;
-pub mod cbor;
-pub mod chain;
+#[cfg(any(test, feature = "cli"))]
+mod base64;
+mod chain;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod cose;
-pub mod der;
+mod der;
 mod error;
 mod fields;
 pub mod hexser;
@@ -79,10 +98,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use cbor::CborError;
 pub use chain::SignatureCache;
+pub use der::DerError;
 pub use error::{CertRole, Error};
 pub use nitro::{verify_nitro, verify_nitro_cached};
-pub use simulated::{issue_simulated, verify_simulated};
+#[cfg(feature = "simulated-issuer")]
+pub use simulated::issue_simulated;
+pub use simulated::verify_simulated;
 pub use snp::{verify_snp, verify_snp_bundle, SnpCerts, SnpExpectations, TcbVersion};
 
 /// A point in time, as the caller sees it (Unix epoch, millisecond resolution).
@@ -346,4 +369,21 @@ pub fn verify_evidence(
         Platform::Snp => verify_snp_bundle(evidence, expect, opts, at),
         Platform::Simulated => verify_simulated(evidence, expect, opts, at),
     }
+}
+
+/// The Ed25519 public key a DER X.509 certificate carries, if it carries one.
+///
+/// The certificate is parsed by the same strict DER reader as the vendor chains
+/// (definite minimal lengths, valid dates, no trailing bytes); `None` for anything that
+/// does not parse or whose key is not Ed25519 (OID 1.3.101.112, no parameters, 32
+/// bytes). Nothing else is checked: not the certificate's signature, issuer or
+/// validity. A client uses it to check that a TLS server's certificate holds the key
+/// that attestation evidence names: the evidence, not the certificate, is what is
+/// trusted.
+pub fn certificate_ed25519_key(cert_der: &[u8]) -> Option<[u8; 32]> {
+    let cert = der::Certificate::parse(cert_der).ok()?;
+    if cert.key_alg.oid != der::oid::ED25519 || cert.key_alg.params.is_some() {
+        return None;
+    }
+    cert.public_key.try_into().ok()
 }

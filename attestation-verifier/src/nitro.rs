@@ -23,11 +23,11 @@
 
 use ring::signature::{self, UnparsedPublicKey};
 
-use crate::cbor::{self, Value};
 use crate::chain::SignatureCache;
 use crate::cose::{self, ALG_ES384};
 use crate::der::Certificate;
 use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
+use cbor::Value;
 
 /// SHA-256 of the DER encoding of the AWS Nitro Enclaves root certificate
 /// (CN=aws.nitro-enclaves, 2019-10-28 … 2049-10-28).

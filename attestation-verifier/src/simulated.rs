@@ -7,11 +7,19 @@
 //!
 //! # Why it proves nothing
 //!
-//! It is signed with Ed25519 using a key derived from the seed
-//! [`DEV_KEY_SEED`], which is published **on purpose** in this source file.
-//! Anyone can produce a valid simulated document with any claims. It exists so
-//! that development paths are exercised with real parsing and real signature
-//! checks, never so that anything is trusted.
+//! It is signed with Ed25519 using a key derived from the seed `DEV_KEY_SEED`,
+//! which is published **on purpose** in this source file. Anyone can produce a
+//! valid simulated document with any claims. It exists so that development paths
+//! are exercised with real parsing and real signature checks, never so that
+//! anything is trusted.
+//!
+//! # Issuing needs the `simulated-issuer` feature
+//!
+//! Verifying ([`verify_simulated`], [`parse_document`], [`extract_claims`]) needs
+//! only the public key [`DEV_PUBLIC_KEY`]. Issuing (`issue_simulated`,
+//! `DEV_KEY_SEED`) is compiled only with the `simulated-issuer` feature, which
+//! the enclave's `simulated` platform and tests enable: a client that only
+//! verifies does not carry a forging tool.
 //!
 //! # How it can never pass for real evidence
 //!
@@ -28,17 +36,22 @@
 //! `protected_header`, `payload_fields`, `signature` (development key), then
 //! the claim checks of [`crate::policy`].
 
-use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use cbor::Value;
+#[cfg(feature = "simulated-issuer")]
+use cbor::Writer;
+use ring::signature::{self, UnparsedPublicKey};
+#[cfg(feature = "simulated-issuer")]
+use ring::signature::{Ed25519KeyPair, KeyPair};
 
-use crate::cbor::{self, Value, Writer};
 use crate::cose::{self, ALG_EDDSA, HDR_CONTENT_TYPE};
 use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
 
 /// The PUBLISHED seed of the development signing key. Not a secret: anyone can
 /// forge simulated evidence with it, which is the point.
+#[cfg(feature = "simulated-issuer")]
 pub const DEV_KEY_SEED: [u8; 32] = *b"cleanroom-simulated-INSECURE-v1!";
 
-/// The Ed25519 public key derived from [`DEV_KEY_SEED`].
+/// The Ed25519 public key of the development key (derived from the published seed).
 pub const DEV_PUBLIC_KEY: [u8; 32] = [
     0x1a, 0xe7, 0x27, 0x26, 0x14, 0x50, 0x04, 0xb2, 0x24, 0x3b, 0xa5, 0xc3, 0xd5, 0x8e, 0x77, 0xdb, 0xce, 0x52, 0x41,
     0xa7, 0x8d, 0x79, 0xd6, 0xec, 0xc3, 0x8b, 0x3a, 0x57, 0x0b, 0xc1, 0x16, 0x93,
@@ -58,18 +71,22 @@ pub const MAX_DOC_LEN: usize = 16 * 1024;
 const PAYLOAD_KEYS: &[&str] =
     &["simulated", "warning", "module_id", "digest", "timestamp", "pcrs", "public_key", "user_data", "nonce"];
 
+#[cfg(feature = "simulated-issuer")]
 fn dev_key() -> Ed25519KeyPair {
     // The seed is a constant of the right length, so this cannot fail.
     Ed25519KeyPair::from_seed_unchecked(&DEV_KEY_SEED).expect("32-byte seed is always accepted")
 }
 
-/// The development public key (32 bytes), derived from [`DEV_KEY_SEED`].
+/// The development public key (32 bytes), derived from [`DEV_KEY_SEED`]; equals
+/// [`DEV_PUBLIC_KEY`].
+#[cfg(feature = "simulated-issuer")]
 pub fn dev_public_key() -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(dev_key().public_key().as_ref());
     out
 }
 
+#[cfg(feature = "simulated-issuer")]
 fn protected_header() -> Vec<u8> {
     let mut w = Writer::new();
     w.map(2).int(1).int(-8).int(3).text(CONTENT_TYPE);
@@ -80,7 +97,8 @@ fn protected_header() -> Vec<u8> {
 /// published development key. INSECURE by design: see the module docs.
 ///
 /// The claims are encoded as given (the verifier, not the issuer, enforces
-/// sizes), with the map keys in NSM's order.
+/// sizes), with the map keys in NSM's order. Needs the `simulated-issuer` feature.
+#[cfg(feature = "simulated-issuer")]
 pub fn issue_simulated(claims: &Claims) -> Vec<u8> {
     let mut p = Writer::new();
     p.map(9)
@@ -108,9 +126,7 @@ pub fn issue_simulated(claims: &Claims) -> Vec<u8> {
     let payload = p.into_bytes();
     let protected = protected_header();
     let sig = dev_key().sign(&cose::sig_structure(&protected, &payload));
-    let mut w = Writer::new();
-    w.tag(cose::TAG_COSE_SIGN1).array(4).bytes(&protected).map(0).bytes(&payload).bytes(sig.as_ref());
-    w.into_bytes()
+    cbor::cose::encode_sign1(&protected, &payload, sig.as_ref(), true)
 }
 
 /// A strictly parsed, *not yet verified* simulated document.
@@ -159,7 +175,7 @@ pub fn parse_document(doc: &[u8]) -> Result<SimulatedDocument, Error> {
 /// without applying any expectation or the `allow_simulated` switch.
 pub fn extract_claims(doc: &[u8]) -> Result<Claims, Error> {
     let d = parse_document(doc)?;
-    UnparsedPublicKey::new(&signature::ED25519, dev_public_key())
+    UnparsedPublicKey::new(&signature::ED25519, DEV_PUBLIC_KEY)
         .verify(&cose::sig_structure(&d.protected, &d.payload), &d.signature)
         .map_err(|_| Error::SignatureInvalid)?;
     Ok(d.claims)
@@ -180,7 +196,7 @@ pub fn verify_simulated(doc: &[u8], expect: &Expectations, opts: &Options, at: U
     Ok(Verdict::from_claims(Platform::Simulated, claims, checks))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulated-issuer"))]
 mod tests {
     use super::*;
 

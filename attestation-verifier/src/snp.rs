@@ -26,9 +26,9 @@
 use ring::signature::{self, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::cbor::{self, Value, Writer};
 use crate::der::{self, Certificate};
 use crate::{Error, Expectations, Options, Platform, SnpSummary, UnixTime, Verdict};
+use cbor::{Value, Writer};
 
 /// Size of an ATTESTATION_REPORT.
 pub const REPORT_LEN: usize = 0x4A0;

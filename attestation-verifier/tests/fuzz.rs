@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use attestation_verifier::cbor::{self, Value};
 use attestation_verifier::snp::{self, SnpCerts};
 use attestation_verifier::{
     issue_simulated, nitro, simulated, verify_evidence, Claims, Expectations, Options, Platform, UnixTime,
 };
+use cbor::Value;
 
 /// splitmix64: small, deterministic, good enough to drive mutations.
 struct Rng(u64);
@@ -176,7 +176,8 @@ fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime
     let _ = simulated::parse_document(input);
     let _ = snp::parse_report(input);
     let _ = snp::decode_bundle(input);
-    let _ = attestation_verifier::der::Certificate::parse(input);
+    let _ = attestation_verifier::certificate_ed25519_key(input);
+    let _ = attestation_verifier::cli::certificate_summary(input);
     let r = match certs {
         Some(c) => snp::verify_snp(input, c, &e, &o, at),
         None => verify_evidence(kind, input, &e, &o, at),

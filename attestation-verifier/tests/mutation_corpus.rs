@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use attestation_verifier::cbor::{self, Value, Writer};
 use attestation_verifier::snp::{self, SnpCerts};
 use attestation_verifier::{nitro, verify_nitro, Error, Expectations, Options, UnixTime, Verdict};
+use cbor::{Value, Writer};
 
 fn td(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/attestation").join(rel);
@@ -289,9 +289,7 @@ fn nitro_corpus(t: &mut Tally) {
             let rng = SystemRandom::new();
             let pk = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
             let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pk.as_ref(), &rng).unwrap();
-            let mut sig_structure = Writer::new();
-            sig_structure.array(4).text("Signature1").bytes(&parsed.protected).bytes(&[]).bytes(&parsed.payload);
-            let sig = kp.sign(&rng, &sig_structure.into_bytes()).unwrap();
+            let sig = kp.sign(&rng, &cbor::cose::sig_structure(&parsed.protected, &parsed.payload)).unwrap();
             let mut it = items.clone();
             it[3] = Value::Bytes(sig.as_ref().to_vec());
             t.check(&format!("{name} signed by another key"), v(&cbor::encode(&Value::Array(it))), &["signature"]);

@@ -100,34 +100,6 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// The Ed25519 public key in a certificate's SubjectPublicKeyInfo, if that is its type.
-/// Uses the verifier's strict DER reader (definite lengths, bounds-checked).
-pub fn ed25519_key_of_cert(cert: &[u8]) -> Option<Vec<u8>> {
-    use attestation_verifier::der::{single, Reader};
-    const SEQUENCE: u8 = 0x30;
-    let certificate = single(cert, SEQUENCE).ok()?;
-    let mut outer = Reader::new(certificate.content);
-    let tbs = outer.expect(SEQUENCE).ok()?;
-    let mut fields = Reader::new(tbs.content);
-    fields.optional(0xa0).ok()?; // explicit version
-                                 // serial, signature algorithm, issuer, validity, subject
-    for _ in 0..5 {
-        fields.read().ok()?;
-    }
-    let spki = fields.expect(SEQUENCE).ok()?;
-    let mut spki = Reader::new(spki.content);
-    let alg = spki.expect(SEQUENCE).ok()?;
-    let oid = Reader::new(alg.content).expect(0x06).ok()?;
-    if oid.content != [0x2b, 0x65, 0x70] {
-        return None;
-    }
-    let bits = spki.expect(0x03).ok()?;
-    if bits.content.len() != 33 || bits.content[0] != 0 {
-        return None;
-    }
-    Some(bits.content[1..].to_vec())
-}
-
 pub struct AttestedSession {
     tls: StreamOwned<ClientConnection, Stream>,
     pub verdict: Verdict,
@@ -218,7 +190,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
     let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
-    if ed25519_key_of_cert(&cert).as_deref() != Some(public_key.as_slice()) {
+    if !attestation_verifier::certificate_ed25519_key(&cert).is_some_and(|k| k[..] == public_key[..]) {
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })
@@ -293,20 +265,6 @@ impl BlobClient {
             HostResponse::Blob { .. } => Err(ClientError::Blob("host returned another blob than asked for".into())),
             _ => Err(ClientError::Unexpected),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn der_walk_rejects_garbage_without_panicking() {
-        for len in 0..64 {
-            let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
-            assert_eq!(ed25519_key_of_cert(&junk), None);
-        }
-        assert_eq!(ed25519_key_of_cert(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 }
 

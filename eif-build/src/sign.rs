@@ -6,10 +6,25 @@
 //! and the signature is an untagged COSE_Sign1 (ES384) over
 //! `{"register_index": 0, "register_value": [u8...PCR0]}`.
 //!
-//! ECDSA here uses RFC 6979 deterministic nonces, so unlike the reference tool a signed
-//! image built twice from the same inputs and key is byte-identical.
+//! The CBOR and the COSE_Sign1 envelope (its `Sig_structure` included) come from the
+//! workspace's one strict codec, `cleanroom-cbor`, the same code the attestation
+//! verifier checks Nitro documents with.
+//!
+//! # Why p384 and x509-cert (and not ring, as the verifier uses)
+//!
+//! Reproducible images. ECDSA needs a per-signature nonce; ring's ECDSA signer takes a
+//! `SecureRandom` and mixes fresh randomness into it (it offers no deterministic mode),
+//! so every signed build would differ in its signature bytes. The `p384` crate signs with RFC 6979 deterministic nonces
+//! (HMAC-DRBG over the key and the message digest): the same key and PCR0 always give
+//! the same signature, so a signed image built twice from the same inputs and key is
+//! byte-identical, and a data owner can rebuild it and compare whole files, not just
+//! PCRs (the reference tool's signed images are not reproducible). `x509-cert`,
+//! `pkcs8` and `der` come with it (the RustCrypto family) to read the signing
+//! certificate's P-384 key and the PKCS#8/SEC1 private key; the certificate is not
+//! validated here (nitro-cli does not either), only its key is taken.
 
-use crate::cbor::{self, Value};
+use cbor::cose::{self, CoseError, Sign1, ALG_ES384};
+use cbor::{Value, Writer};
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
 use p384::ecdsa::signature::{Signer, Verifier};
@@ -53,6 +68,8 @@ pub enum SignError {
     Cbor(#[from] cbor::CborError),
     #[error("signature section: {0}")]
     Malformed(&'static str),
+    #[error("signature section: malformed COSE_Sign1: {0}")]
+    Cose(&'static str),
     #[error("signature section: unsupported COSE algorithm (only ES384 is accepted)")]
     UnsupportedAlgorithm,
     #[error("signature section signs PCR{0}, expected PCR0")]
@@ -61,6 +78,15 @@ pub enum SignError {
     Pcr0Mismatch,
     #[error("signature section: COSE_Sign1 signature does not verify against the certificate")]
     BadSignature,
+}
+
+impl From<CoseError> for SignError {
+    fn from(e: CoseError) -> Self {
+        match e {
+            CoseError::Cbor(e) => SignError::Cbor(e),
+            CoseError::Structure(what) => SignError::Cose(what),
+        }
+    }
 }
 
 /// A parsed signing certificate: the PEM bytes as given (stored verbatim in the image)
@@ -131,48 +157,26 @@ impl SigningMaterial {
     /// The signature section payload for an image whose PCR0 is `pcr0`.
     pub fn signature_section(&self, pcr0: &[u8]) -> Vec<u8> {
         let payload = cose_payload(pcr0);
-        let to_be_signed = sig_structure(&COSE_PROTECTED_ES384, &payload);
-        let sig: Signature = self.key.sign(&to_be_signed);
-        let sig_bytes = sig.to_bytes();
-
-        let mut cose = Vec::new();
-        cbor::head(&mut cose, cbor::MAJOR_ARRAY, 4);
-        cbor::bytes(&mut cose, &COSE_PROTECTED_ES384);
-        cbor::head(&mut cose, cbor::MAJOR_MAP, 0);
-        cbor::bytes(&mut cose, &payload);
-        cbor::bytes(&mut cose, &sig_bytes);
-
-        let mut out = Vec::new();
-        cbor::head(&mut out, cbor::MAJOR_ARRAY, 1);
-        cbor::head(&mut out, cbor::MAJOR_MAP, 2);
-        cbor::text(&mut out, "signing_certificate");
-        cbor::u8_array(&mut out, self.cert.pem());
-        cbor::text(&mut out, "signature");
-        cbor::u8_array(&mut out, &cose);
-        out
+        // RFC 6979: deterministic, so the section (and the image) is reproducible
+        let sig: Signature = self.key.sign(&cose::sig_structure(&COSE_PROTECTED_ES384, &payload));
+        let sign1 = cose::encode_sign1(&COSE_PROTECTED_ES384, &payload, &sig.to_bytes(), false);
+        signature_section_entry(self.cert.pem(), &sign1)
     }
+}
+
+/// `[{"signing_certificate": [u8...], "signature": [u8...]}]`: a one-entry signature
+/// section holding this certificate PEM and COSE_Sign1, both as arrays of integers.
+pub fn signature_section_entry(cert_pem: &[u8], cose_sign1: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.array(1).map(2).text("signing_certificate").u8_array(cert_pem).text("signature").u8_array(cose_sign1);
+    w.into_bytes()
 }
 
 /// `{"register_index": 0, "register_value": [u8...]}`
 fn cose_payload(pcr0: &[u8]) -> Vec<u8> {
-    let mut p = Vec::new();
-    cbor::head(&mut p, cbor::MAJOR_MAP, 2);
-    cbor::text(&mut p, "register_index");
-    cbor::head(&mut p, cbor::MAJOR_UINT, 0);
-    cbor::text(&mut p, "register_value");
-    cbor::u8_array(&mut p, pcr0);
-    p
-}
-
-/// COSE Sig_structure for Signature1 with empty external AAD.
-fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    cbor::head(&mut s, cbor::MAJOR_ARRAY, 4);
-    cbor::text(&mut s, "Signature1");
-    cbor::bytes(&mut s, protected);
-    cbor::bytes(&mut s, &[]);
-    cbor::bytes(&mut s, payload);
-    s
+    let mut w = Writer::new();
+    w.map(2).text("register_index").uint(0).text("register_value").u8_array(pcr0);
+    w.into_bytes()
 }
 
 /// One verified entry of a signature section.
@@ -188,7 +192,7 @@ pub struct PcrSignature {
 /// Decodes a signature section and verifies each entry's COSE_Sign1 against its
 /// certificate. Does not compare against the image's PCR0 (see [`check_pcr0`]).
 pub fn parse_signature_section(payload: &[u8]) -> Result<Vec<PcrSignature>, SignError> {
-    let top = cbor::decode_all(payload)?;
+    let top = cbor::decode(payload)?;
     let Value::Array(entries) = top else {
         return Err(SignError::Malformed("expected a CBOR array"));
     };
@@ -198,55 +202,35 @@ pub fn parse_signature_section(payload: &[u8]) -> Result<Vec<PcrSignature>, Sign
     entries.iter().map(parse_entry).collect()
 }
 
-fn parse_entry(entry: &Value<'_>) -> Result<PcrSignature, SignError> {
+fn parse_entry(entry: &Value) -> Result<PcrSignature, SignError> {
     let cert_pem = entry
-        .map_get("signing_certificate")
+        .map_get_text("signing_certificate")
         .and_then(Value::as_byte_vec)
         .ok_or(SignError::Malformed("entry lacks a signing_certificate byte field"))?;
-    let cose = entry
-        .map_get("signature")
+    let sign1_bytes = entry
+        .map_get_text("signature")
         .and_then(Value::as_byte_vec)
         .ok_or(SignError::Malformed("entry lacks a signature byte field"))?;
     let certificate = SigningCertificate::from_pem(&cert_pem)?;
 
-    let mut cose_v = cbor::decode_all(&cose)?;
-    if let Value::Tag(18, inner) = cose_v {
-        cose_v = *inner;
-    }
-    let Value::Array(parts) = cose_v else {
-        return Err(SignError::Malformed("COSE_Sign1 is not an array"));
-    };
-    let [Value::Bytes(protected), Value::Map(_), Value::Bytes(cpayload), Value::Bytes(sig)] = parts.as_slice() else {
-        return Err(SignError::Malformed("COSE_Sign1 is not [bstr, map, bstr, bstr]"));
-    };
-    let prot = cbor::decode_all(protected)?;
-    let alg = match &prot {
-        Value::Map(kv) => kv.iter().find_map(|(k, v)| match (k, v) {
-            (Value::Uint(1), Value::Nint(n)) => Some(*n),
-            _ => None,
-        }),
-        _ => None,
-    };
-    // -35 is encoded as Nint(34)
-    if alg != Some(34) {
+    // tagged or untagged; the unprotected header (not signed) is not used
+    let sign1 = Sign1::parse(&sign1_bytes)?;
+    if sign1.alg() != Some(ALG_ES384) {
         return Err(SignError::UnsupportedAlgorithm);
     }
-    let signature = Signature::from_slice(sig).map_err(|_| SignError::BadSignature)?;
-    certificate
-        .verifying_key()
-        .verify(&sig_structure(protected, cpayload), &signature)
-        .map_err(|_| SignError::BadSignature)?;
+    let signature = Signature::from_slice(&sign1.signature).map_err(|_| SignError::BadSignature)?;
+    certificate.verifying_key().verify(&sign1.to_be_signed(), &signature).map_err(|_| SignError::BadSignature)?;
 
-    let pl = cbor::decode_all(cpayload)?;
-    let register_index = match pl.map_get("register_index") {
-        Some(Value::Uint(n)) => *n,
+    let pl = cbor::decode(&sign1.payload)?;
+    let register_index = match pl.map_get_text("register_index") {
+        Some(Value::Unsigned(n)) => *n,
         _ => return Err(SignError::Malformed("COSE payload lacks register_index")),
     };
     let register_value = pl
-        .map_get("register_value")
+        .map_get_text("register_value")
         .and_then(Value::as_byte_vec)
         .ok_or(SignError::Malformed("COSE payload lacks register_value"))?;
-    Ok(PcrSignature { certificate, register_index, register_value, cose: cose.clone() })
+    Ok(PcrSignature { certificate, register_index, register_value, cose: sign1_bytes })
 }
 
 /// Checks that the first entry signs register 0 with the value `pcr0`.

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use eif_build::cbor;
 use eif_build::eif::{fix_crc, CRC_OFFSET, HEADER_SIZE, MAX_SECTIONS};
+use eif_build::sign::signature_section_entry;
 use eif_build::{build, Eif, HashAlgorithm, ReadError, SignError, SigningMaterial};
 
 const SIZES_AT: usize = 28 + 8 * MAX_SECTIONS;
@@ -234,17 +234,10 @@ fn signature_section_faults() {
 
 /// Re-encodes a signature section with another certificate PEM (same COSE bytes).
 fn swap_certificate(section: &[u8], cert_pem: &[u8]) -> Vec<u8> {
-    let v = cbor::decode_all(section).unwrap();
+    let v = cbor::decode(section).unwrap();
     let cbor::Value::Array(entries) = v else { panic!() };
-    let cose = entries[0].map_get("signature").unwrap().as_byte_vec().unwrap();
-    let mut out = Vec::new();
-    cbor::head(&mut out, cbor::MAJOR_ARRAY, 1);
-    cbor::head(&mut out, cbor::MAJOR_MAP, 2);
-    cbor::text(&mut out, "signing_certificate");
-    cbor::u8_array(&mut out, cert_pem);
-    cbor::text(&mut out, "signature");
-    cbor::u8_array(&mut out, &cose);
-    out
+    let cose = entries[0].map_get_text("signature").unwrap().as_byte_vec().unwrap();
+    signature_section_entry(cert_pem, &cose)
 }
 
 #[test]

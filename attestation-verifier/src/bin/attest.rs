@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use attestation_verifier::base64::decode_auto;
-use attestation_verifier::der::{pem_certificates, Certificate};
+use attestation_verifier::cli::{certificate_summary, decode_input, pem_certificates};
 use attestation_verifier::{
     nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, TcbVersion, UnixTime, Verdict,
 };
@@ -146,7 +145,7 @@ fn hex_arg(name: &str, v: &Option<String>) -> Result<Option<Vec<u8>>, UsageError
 
 fn read_input(path: &Path) -> Result<Vec<u8>, UsageError> {
     let raw = std::fs::read(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    Ok(decode_auto(&raw).0)
+    Ok(decode_input(&raw).0)
 }
 
 fn claim_expectations(c: &ClaimArgs) -> Result<Expectations, UsageError> {
@@ -204,8 +203,8 @@ fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>, UsageError> {
                 continue;
             }
         }
-        let der = decode_auto(&raw).0;
-        if Certificate::parse(&der).is_ok() {
+        let der = decode_input(&raw).0;
+        if certificate_summary(&der).is_ok() {
             out.push(der);
         } else if !path.is_dir() {
             return Err(UsageError(format!("{}: not a certificate (PEM or DER)", f.display())));
@@ -345,20 +344,14 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
 }
 
 fn cert_summary(der: &[u8]) -> Json {
-    match Certificate::parse(der) {
-        Ok(c) => json!({
-            "subject_cn": c.subject_cn(),
-            "issuer_cn": attestation_verifier::der::common_name(c.issuer),
-            "not_before": c.not_before,
-            "not_after": c.not_after,
-            "sha256": hex::encode(c.sha256()),
-        }),
+    match certificate_summary(der) {
+        Ok(c) => json!(c),
         Err(e) => json!({ "error": e.to_string() }),
     }
 }
 
 fn inspect(path: &Path) -> Result<ExitCode, UsageError> {
-    let (bytes, enc) = decode_auto(&std::fs::read(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))?);
+    let (bytes, enc) = decode_input(&std::fs::read(path).map_err(|e| UsageError(format!("{}: {e}", path.display())))?);
     let encoding = format!("{enc:?}").to_lowercase();
     let out = if bytes.len() == snp::REPORT_LEN {
         match snp::parse_report(&bytes) {

@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::cbor::{CborError, Writer};
 use crate::testdata;
+use cbor::{CborError, Writer};
 
 pub(crate) fn docs() -> Vec<(serde_json::Value, Vec<u8>)> {
     testdata::expected("nitro")
