@@ -22,15 +22,18 @@ wasm: setup
 
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
 # `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.
+# The same features everywhere (the auditor's `attest` CLI included), so build, lint and
+# test share one set of artifacts.
+FEATURES := --features attestation-verifier/cli
 build: setup wasm
-	$(CARGO) build --release --workspace --all-targets
+	$(CARGO) build --release --workspace --all-targets $(FEATURES)
 
 demo: build
 	./scripts/demo.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets $(FEATURES) -- -D warnings
 
 # Headless Chromium renders the audit report page (tests/tests/audit_report_page.rs).
 # Headless Chromium renders the audit report; Python's `cryptography` backs the
@@ -47,7 +50,7 @@ test: test-deps build lint
 	CLEANROOM_CREDIT_LOSS_WASM=$(CURDIR)/$(WASM_DIR)/credit_loss.wasm \
 	CLEANROOM_DEFAULT_LR_WASM=$(CURDIR)/$(WASM_DIR)/default_lr.wasm \
 	CLEANROOM_WAGE_LR_WASM=$(CURDIR)/$(WASM_DIR)/wage_lr.wasm \
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace $(FEATURES)
 
 bench: build
 	./scripts/bench.sh
