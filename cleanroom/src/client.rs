@@ -190,7 +190,9 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
     let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
-    if !attestation_verifier::certificate_ed25519_key(&cert).is_some_and(|k| k[..] == public_key[..]) {
+    let certifies_attested_key =
+        attestation_verifier::certificate_ed25519_key(&cert).is_some_and(|k| k[..] == public_key[..]);
+    if !certifies_attested_key {
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })
@@ -289,26 +291,6 @@ pub fn read_pcrs_json(text: &str) -> Result<BTreeMap<u16, Vec<u8>>, String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod pcrs_json_tests {
-    use super::*;
-
-    #[test]
-    fn reads_eif_build_output_and_rejects_bad_files() {
-        let ok = format!(
-            r#"{{"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{0}","PCR2":"{1}"}}}}"#,
-            "ab".repeat(48),
-            "cd".repeat(48)
-        );
-        let m = read_pcrs_json(&ok).unwrap();
-        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
-        assert!(read_pcrs_json("{}").is_err());
-        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"zz"}}"#).is_err());
-        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"abcd"}}"#).is_err());
-        assert!(read_pcrs_json(r#"{"Measurements":{"PCR1":"00"}}"#).is_err());
-    }
-}
-
 /// A 32-byte secret kept as one hex line in a file of mode 0600 (a provider's Ed25519 seed,
 /// an owner's X25519 diagnostics key). Every copy is zeroized when dropped.
 fn read_secret_file(path: &std::path::Path, what: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
@@ -356,4 +338,24 @@ pub fn create_diagnostics_key(path: &std::path::Path) -> Result<[u8; 32], String
 /// Read the owner's X25519 diagnostics secret.
 pub fn read_diagnostics_key(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
     read_secret_file(path, "diagnostics key")
+}
+
+#[cfg(test)]
+mod pcrs_json_tests {
+    use super::*;
+
+    #[test]
+    fn reads_eif_build_output_and_rejects_bad_files() {
+        let ok = format!(
+            r#"{{"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{0}","PCR2":"{1}"}}}}"#,
+            "ab".repeat(48),
+            "cd".repeat(48)
+        );
+        let m = read_pcrs_json(&ok).unwrap();
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert!(read_pcrs_json("{}").is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"zz"}}"#).is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"abcd"}}"#).is_err());
+        assert!(read_pcrs_json(r#"{"Measurements":{"PCR1":"00"}}"#).is_err());
+    }
 }
