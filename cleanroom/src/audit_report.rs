@@ -22,21 +22,14 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian; Howard Hinnant's
-/// days-to-civil algorithm).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian, by
+/// [`crate::prepare::Date`]); a time past year 9999 prints as seconds.
 pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    match i64::try_from(secs / 86_400).ok().and_then(crate::prepare::Date::from_days_since_epoch) {
+        Some(d) => format!("{d} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60),
+        None => format!("{secs} s UTC"),
+    }
 }
 
 /// The first 16 characters and an ellipsis (cut at a character boundary: grant ids are

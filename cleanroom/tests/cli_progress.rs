@@ -1,6 +1,8 @@
 //! Off a terminal, `prepare` reports progress as plain lines on standard error (rate and
 //! ETA), and standard output keeps only the report.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -11,11 +13,7 @@ fn prepare_prints_plain_progress_lines_when_not_on_a_terminal() {
     let o = Command::new(bin).args(["generate", "--rows", "300", "--out", &d("data")]).output().unwrap();
     assert!(o.status.success());
     let rules = d("rules.toml");
-    std::fs::write(
-        &rules,
-        cleanroom::prepare::BANK_RULES.replace("remedy = \"suppress\"", "remedy = \"override\"\nreason = \"t\""),
-    )
-    .unwrap();
+    common::write_small_table_rules(std::path::Path::new(&rules));
     let o = Command::new(bin)
         .args(["prepare", &d("data/bank.csv"), "--rules", &rules, "--keys", &d("k"), "--out", &d("out")])
         .output()

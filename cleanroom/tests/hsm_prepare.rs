@@ -3,6 +3,8 @@
 //! manifest names the key's home, and an unreachable token or a wrong PIN is one clear
 //! line with nothing written.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -37,11 +39,7 @@ fn prepare_tokenizes_through_a_pkcs11_token() {
     let o = cleanroom(&["generate", "--rows", "300", "--seed", "4", "--out", &d("data")], PIN);
     assert!(o.status.success(), "{}", text(&o));
     let rules = d("rules.toml");
-    std::fs::write(
-        &rules,
-        cleanroom::prepare::BANK_RULES.replace("remedy = \"suppress\"", "remedy = \"override\"\nreason = \"test\""),
-    )
-    .unwrap();
+    common::write_small_table_rules(std::path::Path::new(&rules));
     let csv = d("data/bank.csv");
     let prepare = |out: &str, pin: &str, loc: &[&str]| {
         cleanroom(

@@ -1,6 +1,8 @@
 //! `cleanroom keys rotate`: a fresh tokenization key, tokens that no longer link to the
 //! old ones, and a budget that does not restart (the new population spends the old one's).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -20,8 +22,7 @@ fn rotation_unlinks_tokens_and_keeps_the_budget() {
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     ok(&["generate", "--rows", "200", "--seed", "8", "--out", &d("data")]);
     let rules = d("rules.toml");
-    let text = cleanroom::prepare::BANK_RULES.replace("remedy = \"suppress\"", "remedy = \"override\"\nreason = \"t\"");
-    std::fs::write(&rules, text).unwrap();
+    common::write_small_table_rules(Path::new(&rules));
     let seal = |out: &str| {
         ok(&["prepare", &d("data/bank.csv"), "--rules", &rules, "--keys", &d("owner.keys"), "--out", out]);
         cleanroom::prepare::load_manifest(Path::new(out)).unwrap()

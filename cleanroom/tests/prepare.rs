@@ -1,5 +1,7 @@
 //! End-to-end tests of the owner's preparation: generate → prepare → open_sealed.
 
+mod common;
+
 use cleanroom::datagen::{self, Customer, Generator};
 use cleanroom::keystore::KeyStore;
 use cleanroom::prepare::{
@@ -566,8 +568,7 @@ fn suggested_rules_flag_pii_and_cannot_be_sealed_unreviewed() {
 
 /// Rules for the k-anonymity tests: the bank rules with `remedy` and an extra text column.
 fn k_rules(remedy: &str) -> Rules {
-    let text = BANK_RULES.replace("remedy = \"suppress\"", remedy);
-    Rules::from_toml(&text).unwrap()
+    Rules::from_toml(&common::bank_rules_with_remedy(remedy)).unwrap()
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `cleanroom provider check` and `cleanroom provider test`, through the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -57,9 +59,7 @@ fn sample(dir: &Path, module: &Path, rows: u64) -> (PathBuf, PathBuf) {
     assert!(o.status.success(), "{}", text(&o));
     let sealed = dir.join("sealed");
     let rules = dir.join("rules.toml");
-    let shipped = cleanroom::prepare::BANK_RULES;
-    std::fs::write(&rules, shipped.replace("remedy = \"suppress\"", "remedy = \"override\"\nreason = \"sample\""))
-        .unwrap();
+    common::write_small_table_rules(&rules);
     let o = cleanroom(&[
         "prepare",
         p(&data.join("bank.csv")),

@@ -306,14 +306,14 @@ pub fn prepare_with(
 
     // Key: reuse the key of an identical earlier dataset, else a fresh one. Persist it
     // before writing ciphertext, so sealed output never exists without its key.
-    let (data_key, data_key_reused) = match keystore.data_key(&staged.dataset_digest) {
+    let (data_key, data_key_reused) = match keystore.data_key(&staged.manifest.dataset_digest) {
         Some(k) => (k, true),
         None => (fresh_data_key()?, false),
     };
     let staged_chunks = staging.dir.join(CHUNKS_DIR);
     fs::create_dir_all(&staged_chunks).map_err(io(&staged_chunks))?;
     let (chunk_digests, mut bytes_written) = seal_chunks(&staged, &data_key, &staged_chunks, progress)?;
-    keystore.store_data_key(staged.dataset_digest, data_key)?;
+    keystore.store_data_key(staged.manifest.dataset_digest, data_key)?;
     keystore.save()?;
 
     let json = staged.manifest.to_json();
@@ -404,7 +404,6 @@ impl Drop for Staging {
 /// and the padded plaintext chunks in a staging file.
 struct Staged {
     manifest: Manifest,
-    dataset_digest: Digest,
     rows_read: u64,
     units: u64,
     merged: BTreeMap<String, u64>,
@@ -515,11 +514,11 @@ fn run(
             }
             let v = &values[col_of[i]];
             scanned[i] += 1;
-            let text = match v {
-                Value::Text(t) if !(numeric[i] && t.trim().parse::<f64>().is_ok()) => t.clone(),
+            let text: std::borrow::Cow<'_, str> = match v {
+                Value::Text(t) if !(numeric[i] && t.trim().parse::<f64>().is_ok()) => t.as_str().into(),
                 Value::Text(_) | Value::Null => continue,
                 _ if numeric[i] => continue,
-                other => transform::as_text(other),
+                other => transform::as_text(other).into(),
             };
             for kind in pii::scan_in_column(&hints[i], &text).iter() {
                 pii_hits[i][kind as usize] += 1;
@@ -840,17 +839,7 @@ fn run(
         });
     }
     let nulls_sealed = builder.nulls_sealed();
-    Ok(Staged {
-        manifest,
-        dataset_digest,
-        rows_read,
-        units: sealed_units,
-        merged,
-        drift,
-        nulls_sealed,
-        plain_chunks,
-        padded_len,
-    })
+    Ok(Staged { manifest, rows_read, units: sealed_units, merged, drift, nulls_sealed, plain_chunks, padded_len })
 }
 
 /// The refusal for PII found in a kept column, unless the rule allows it.
@@ -1090,7 +1079,7 @@ fn seal_chunks(
         let index = i as u64;
         let padded = protocol::sealed::pad(&plain?, staged.padded_len)
             .ok_or_else(|| PrepareError::InvalidOptions("a chunk does not fit its padded length".into()))?;
-        let chunk = seal_chunk(key, &staged.dataset_digest, index, index + 1 == chunks, &padded);
+        let chunk = seal_chunk(key, &staged.manifest.dataset_digest, index, index + 1 == chunks, &padded);
         let blob = protocol::to_cbor(&chunk);
         let path = dir.join(chunk_file_name(index));
         fs::write(&path, &blob).map_err(io(&path))?;

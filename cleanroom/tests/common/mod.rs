@@ -1,0 +1,16 @@
+//! Shared by the cleanroom crate's integration tests.
+
+/// The shipped bank rules with another k-anonymity remedy (`remedy` is TOML text, e.g.
+/// `remedy = "refuse"`). Small test tables keep every row with an override.
+pub fn bank_rules_with_remedy(remedy: &str) -> String {
+    let shipped = cleanroom::prepare::BANK_RULES;
+    let edited = shipped.replace("remedy = \"suppress\"", remedy);
+    assert_ne!(edited, shipped, "the bank rules changed: update this edit");
+    edited
+}
+
+/// The shipped bank rules keeping classes below k (override recorded), written to `path`.
+#[allow(dead_code)] // not every test binary writes a rules file
+pub fn write_small_table_rules(path: &std::path::Path) {
+    std::fs::write(path, bank_rules_with_remedy("remedy = \"override\"\nreason = \"small test table\"")).unwrap();
+}
