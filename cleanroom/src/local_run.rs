@@ -40,7 +40,7 @@ pub fn run_exact(
     let mut runner = sandbox
         .unit_runner(&module, &spec.inputs, policy.sandbox.fuel_per_unit, deadline)
         .map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
-    let mut acc = Accumulator::new(spec, policy)?;
+    let mut acc = Accumulator::new(spec, policy, &module_output_names(&module))?;
     // Bounding picks rows at random only for units over the limit; a fixed seed keeps
     // the owner's check reproducible.
     let mut units = UnitAssembler::new(
@@ -62,5 +62,11 @@ pub fn run_exact(
     if let Some(last) = units.finish() {
         score(last);
     }
-    Ok(ExactRun { rows, report: acc.finish_exact(policy.min_group_size)? })
+    Ok(ExactRun { rows, report: acc.finish_exact()? })
+}
+
+/// The names of the module's outputs per row, in ABI order.
+fn module_output_names(_module: &sandbox::AdmittedModule) -> Vec<String> {
+    // ABI version 1 modules declare one output, named `score`.
+    vec!["score".into()]
 }

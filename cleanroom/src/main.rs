@@ -7,7 +7,7 @@ use cleanroom::ledger::Ledger;
 use cleanroom::owner::OwnerKeys;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::{Manifest, PublicManifest};
-use protocol::policy::{Decimal, Policy};
+use protocol::policy::Policy;
 use protocol::result::{JobResult, RESULT_CONTEXT};
 use protocol::sealed::SealedIndex;
 use protocol::signing::Signed;
@@ -662,15 +662,10 @@ fn run(cmd: Cmd) -> Res {
                 (Some(d), _) => d,
                 (None, Some(p)) => {
                     let p = load_policy(&p)?;
-                    let groups = spec.outputs.iter().filter(|o| matches!(o, OutputSpec::GroupMean { .. })).count();
-                    let s = protocol::deadline::Schedule::new(
-                        &p.timing,
-                        &p.sandbox,
-                        m.chunks,
-                        m.rows_per_chunk,
-                        groups as u64,
-                    )
-                    .ok_or("the policy's worst case overflows")?;
+                    let groups = release::selected_group_outputs(&spec, &p);
+                    let s =
+                        protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk, groups)
+                            .ok_or("the policy's worst case overflows")?;
                     // whole seconds above the worst case
                     (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
                 }
@@ -678,7 +673,7 @@ fn run(cmd: Cmd) -> Res {
             };
             spec.validate()?;
             write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
-            println!("query written to {} (ε total {})", out.display(), release::query_epsilon(&spec)?);
+            println!("query written to {}", out.display());
         }
         Cmd::Diagnostics(DiagnosticsCmd::Keygen { out }) => {
             let public = cleanroom::client::create_diagnostics_key(&out)?;
@@ -1193,25 +1188,11 @@ fn demo_query(
             .map(|s| s.to_string())
             .collect(),
         outputs: vec![
-            OutputSpec::GroupMean {
-                name: "mean_risk_by_zip3".into(),
-                group_by: "zip3".into(),
-                lower: 0.0,
-                upper: 1.0,
-                epsilon: Decimal("0.4".into()),
-            },
-            OutputSpec::Histogram {
-                name: "customers_per_risk_decile".into(),
-                edges: (0..=10).map(|i| i as f64 / 10.0).collect(),
-                epsilon: Decimal("0.3".into()),
-            },
-            OutputSpec::Auc {
-                name: "auc_vs_defaulted".into(),
-                label: "defaulted".into(),
-                bins: 100,
-                epsilon: Decimal("0.3".into()),
-            },
+            OutputSpec::mean("mean_risk_by_zip3", "zip3", 0.0, 1.0, "0.4"),
+            OutputSpec::histogram("customers_per_risk_decile", (0..=10).map(|i| i as f64 / 10.0).collect(), "0.3"),
+            OutputSpec::auc("auc_vs_defaulted", "defaulted", 100, "0.3"),
         ],
+        delta: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! `cleanroom policy init`, the provider's local test and the tests.
 
 use protocol::manifest::Manifest;
-use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing, QUERY_CLASSES};
+use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
 use protocol::{Bytes, DecodeError, Digest};
 
 /// Everything about a policy that is a number, with the defaults `policy init` uses.
@@ -101,7 +101,7 @@ pub fn columns(m: &Manifest, labels: &[String], token_as_input: bool) -> Result<
             if labels.contains(&name) && !roles.contains(&ColumnRole::Label) {
                 roles.push(ColumnRole::Label);
             }
-            ColumnPolicy { name, sealed_type, roles }
+            ColumnPolicy { name, sealed_type, roles, domain: None }
         })
         .collect())
 }
@@ -129,7 +129,7 @@ pub fn build(
         rows_per_chunk: m.rows_per_chunk,
         columns: columns(m, labels, p.token_as_input)?,
         allowed_modules: modules,
-        allowed_query_classes: QUERY_CLASSES.iter().map(|s| s.to_string()).collect(),
+        allowed_query_classes: protocol::job::QueryClass::ALL.iter().map(|c| c.as_str().to_string()).collect(),
         collaborators,
         min_group_size: p.min_group_size,
         max_rows_per_unit: p.max_rows_per_unit,

@@ -1,8 +1,7 @@
 //! The owner's review of a proposed query: what it computes, in plain words, what it costs
 //! (ε, δ), and how large each output's error will be, before any grant is issued.
 
-use dp::plan::plan_laplace;
-use protocol::job::{OutputSpec, QuerySpec};
+use protocol::job::QuerySpec;
 use protocol::policy::Policy;
 use std::fmt::Write;
 
@@ -19,7 +18,21 @@ pub enum ReviewError {
 /// The review as text. Fails (with the reason) on any query the enclave would refuse for
 /// its parameters.
 pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<String, ReviewError> {
-    release::check_query(spec, policy)?;
+    plan(spec, policy, None, &[group_size])
+}
+
+/// The plan of a query, as `cleanroom query check` prints it and the owner's review shows
+/// it: what each output computes, its mechanism, ε/δ, every noise term with its sensitivity,
+/// and its 95% error at each group size in `group_sizes`. Built by the same code the enclave
+/// runs (`release::output_plans`), so a query this accepts passes the enclave's parameter
+/// checks. `model_outputs`: the module's declared outputs, when the module is at hand.
+pub fn plan(
+    spec: &QuerySpec,
+    policy: &Policy,
+    model_outputs: Option<&[String]>,
+    group_sizes: &[u64],
+) -> Result<String, ReviewError> {
+    release::check_query(spec, policy, model_outputs)?;
     for (name, role) in spec.column_roles() {
         match policy.column(name) {
             Some(c) if c.roles.contains(&role) => {}
@@ -29,12 +42,15 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
             None => return Err(ReviewError::Policy(format!("{name:?} is not a sealed column"))),
         }
     }
+    if let Some(o) = spec.outputs.iter().find(|o| !policy.allows_class(o.class())) {
+        return Err(ReviewError::Policy(format!("{}: the policy does not allow the class {}", o.name(), o.class())));
+    }
     let provider = policy
         .collaborator(&spec.collaborator)
         .ok_or_else(|| ReviewError::Policy(format!("{:?} is not a collaborator in the policy", spec.collaborator)))?;
     let k = policy.max_rows_per_unit;
-    let eps = release::query_epsilon(spec)?;
-    let delta = release::query_delta(spec, policy)?;
+    let cost = release::query_cost(spec, policy)?;
+    let plans = release::output_plans(spec, policy, model_outputs, group_sizes)?;
     let mut t = String::new();
     let w = &mut t;
     let _ = writeln!(
@@ -55,57 +71,34 @@ pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<Stri
         writeln!(w, "  each person (privacy unit) counts with at most {k} row(s), scored in an instance of its own");
     let _ = writeln!(
         w,
-        "  total cost: ε = {eps}, δ = {delta}; reply (result or job_failed) exactly {} ms after the grant is spent",
-        spec.deadline_ms
+        "  total cost: ε = {}, δ = {}; reply (result or job_failed) exactly {} ms after the grant is spent",
+        cost.epsilon, cost.delta, spec.deadline_ms
     );
-    for o in &spec.outputs {
-        match o {
-            OutputSpec::GroupMean { name, group_by, lower, upper, epsilon } => {
-                let e = release::parse_epsilon(epsilon)?;
-                let half = e.checked_div_int(2)?;
-                let d = release::parse_delta(&policy.partition_delta)?;
-                let sel = dp::mechanism::partition_selection_plan(&half, &d, k, policy.min_group_size)?;
-                let count = plan_laplace(&half, u64::from(k))?;
-                let sum = plan_laplace(&half, release::sum_sensitivity(*lower, *upper, k)?)?;
-                let sum_ci = sum.ci95_half_width as f64 / release::FIXED_POINT_RESOLUTION as f64;
-                let _ = writeln!(w, "  {name}: the mean model score per {group_by}, scores clamped to [{lower}, {upper}]; ε = {epsilon}, δ = {}", policy.partition_delta);
-                let _ = writeln!(
-                    w,
-                    "    a group is shown only if its noisy row count reaches {} (DP partition selection, min size {})",
-                    sel.cut(),
-                    policy.min_group_size
-                );
-                let _ = writeln!(
-                    w,
-                    "    95% of the time: count within ±{}, sum within ±{sum_ci:.2}; a mean over {group_size} rows within about ±{:.4}",
-                    count.ci95_half_width,
-                    sum_ci / group_size.max(1) as f64
-                );
-            }
-            OutputSpec::Histogram { name, edges, epsilon } => {
-                let p = plan_laplace(&release::parse_epsilon(epsilon)?, u64::from(k))?;
-                let _ = writeln!(
-                    w,
-                    "  {name}: the number of rows per score bin ({} bins from {} to {}); ε = {epsilon}",
-                    edges.len() - 1,
-                    edges[0],
-                    edges[edges.len() - 1]
-                );
-                let _ = writeln!(
-                    w,
-                    "    95% of the time each count is within ±{} (discrete Laplace, scale {})",
-                    p.ci95_half_width, p.scale
-                );
-            }
-            OutputSpec::Auc { name, label, bins, epsilon } => {
-                let p = plan_laplace(&release::parse_epsilon(epsilon)?, u64::from(k))?;
-                let _ = writeln!(w, "  {name}: the AUC of the score against {label}, from noisy score histograms ({bins} bins per label); ε = {epsilon}");
-                let _ = writeln!(
-                    w,
-                    "    95% of the time each of the {} bin counts is within ±{}",
-                    2 * bins,
-                    p.ci95_half_width
-                );
+    let _ = writeln!(w, "  composition: {}", cost.composition);
+    for p in &plans {
+        let _ = writeln!(w, "  {} ({}): {}; ε = {}", p.name, p.class, p.computes, p.epsilon);
+        for n in &p.noise {
+            let _ = writeln!(
+                w,
+                "    noise on {}: {} with scale {} (sensitivity {}, {})",
+                n.on, n.distribution, n.scale, n.sensitivity, n.budget
+            );
+        }
+        if let Some(c) = p.selection_threshold {
+            let _ = writeln!(
+                w,
+                "    a group is shown only if its noisy row count reaches {c} (DP partition selection, δ = {})",
+                policy.partition_delta
+            );
+        }
+        for (n, e) in &p.ci95_at {
+            match e {
+                Some(e) => {
+                    let _ = writeln!(w, "    95% of the time within ±{e:.4} at {n} rows per group");
+                }
+                None => {
+                    let _ = writeln!(w, "    error at {n} rows per group: see each released value's ci95");
+                }
             }
         }
     }
@@ -149,7 +142,7 @@ pub fn grant_for_query(
         policy_digest: policy.digest(),
         collaborator: &spec.collaborator,
         provider_public_key: provider.public_key.as_slice(),
-        epsilon: &release::query_epsilon(spec)?.to_string(),
+        epsilon: &release::query_epsilon(spec, policy)?.to_string(),
         delta: &release::query_delta(spec, policy)?.to_string(),
         enclave_public_key,
         nonce,

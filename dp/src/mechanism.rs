@@ -692,18 +692,49 @@ pub fn quantile<R: RngCore + CryptoRng + ?Sized>(
     let mut cands = candidates.to_vec();
     cands.sort_unstable();
     cands.dedup();
+    let ranks: Vec<u64> = cands.iter().map(|&c| sorted_vals.partition_point(|&x| x < c) as u64).collect();
+    quantile_by_ranks(&cands, &ranks, sorted_vals.len() as u64, q, epsilon, max_rows_per_unit, rng)
+}
+
+/// [`quantile`] from the ranks alone: `ranks[i]` is the number of values below the sorted,
+/// distinct `candidates[i]`, and `n` the number of values. This is what a streaming
+/// aggregate keeps (a count per grid cell), so the values need not be held in memory.
+pub fn quantile_by_ranks<R: RngCore + CryptoRng + ?Sized>(
+    candidates: &[i64],
+    ranks: &[u64],
+    n: u64,
+    q: &Rational,
+    epsilon: &Epsilon,
+    max_rows_per_unit: u32,
+    rng: &mut R,
+) -> Result<Release, DpError> {
+    if candidates.is_empty() || candidates.len() > MAX_DOMAIN || ranks.len() != candidates.len() {
+        return Err(DpError::DomainSize(candidates.len()));
+    }
+    if candidates.windows(2).any(|w| w[0] >= w[1])
+        || ranks.windows(2).any(|w| w[0] > w[1])
+        || ranks.iter().any(|&r| r > n)
+    {
+        return Err(DpError::InvalidBounds { lo: "candidates".into(), hi: "not ascending".into() });
+    }
+    if q > &Rational::ONE {
+        return Err(DpError::QuantileOutOfRange);
+    }
+    if max_rows_per_unit == 0 {
+        return Err(DpError::ZeroBound("max_rows_per_unit"));
+    }
+    let cands = candidates;
     let a = q.numer();
     let b = q.denom();
-    let n = sorted_vals.len() as u128;
+    let n = u128::from(n);
     let k = u128::from(max_rows_per_unit);
     let delta_u = k.checked_mul(a.max(b - a)).ok_or(DpError::Overflow("quantile sensitivity"))?.max(1);
     // loss(c) = |b·rank(c) - a·n| >= 0 (utility = -loss)
     let an = a.checked_mul(n).ok_or(DpError::Overflow("quantile utility"))?;
-    let losses = cands
+    let losses = ranks
         .iter()
-        .map(|&c| {
-            let rank = sorted_vals.partition_point(|&x| x < c) as u128;
-            let br = b.checked_mul(rank).ok_or(DpError::Overflow("quantile utility"))?;
+        .map(|&rank| {
+            let br = b.checked_mul(u128::from(rank)).ok_or(DpError::Overflow("quantile utility"))?;
             Ok(br.abs_diff(an))
         })
         .collect::<Result<Vec<u128>, DpError>>()?;

@@ -5,7 +5,7 @@
 
 use protocol::deadline::Schedule;
 use protocol::grant::{submit_binding, BudgetGrant, GRANT_CONTEXT, SUBMIT_CONTEXT};
-use protocol::job::{OutputSpec, QuerySpec};
+use protocol::job::QuerySpec;
 use protocol::policy::Policy;
 use protocol::refusal::RefusalCode as Code;
 use protocol::sealed::SealedIndex;
@@ -28,7 +28,13 @@ pub fn refuse(code: Code, message: impl Into<String>) -> Refusal {
 
 impl From<release::ReleaseError> for Refusal {
     fn from(e: release::ReleaseError) -> Self {
-        refuse(Code::ReleaseFailed, e.to_string())
+        use release::ReleaseError as E;
+        let code = match &e {
+            E::UnknownModelOutput { .. } => Code::UnknownModelOutput,
+            E::Spec(_) | E::BadOutput { .. } | E::BadQuery(_) => Code::BadQuery,
+            _ => Code::ReleaseFailed,
+        };
+        refuse(code, e.to_string())
     }
 }
 
@@ -164,7 +170,7 @@ pub fn check_query(policy: &Policy, spec: &QuerySpec) -> Result<Cost, Refusal> {
             format!("module {} is not allowed by the policy", spec.module_hash),
         ));
     }
-    if let Some(o) = spec.outputs.iter().find(|o| !p.allowed_query_classes.iter().any(|c| c == o.class())) {
+    if let Some(o) = spec.outputs.iter().find(|o| !p.allows_class(o.class())) {
         return Err(refuse(
             Code::QueryClassNotAllowed,
             format!("query class {} is not allowed by the policy", o.class()),
@@ -182,14 +188,17 @@ pub fn check_query(policy: &Policy, spec: &QuerySpec) -> Result<Cost, Refusal> {
             Some(_) => {}
         }
     }
-    let epsilon = release::query_epsilon(spec)?;
+    let cost = release::query_cost(spec, p)?;
+    // Every parameter the policy alone decides (bounds, bins, noise scales, key domains).
+    release::check_query(spec, p, None)?;
+    let epsilon = cost.epsilon;
     if epsilon > release::parse_epsilon(&p.max_epsilon_per_job)? {
         return Err(refuse(
             Code::EpsilonExceedsPolicy,
             format!("query asks for ε = {epsilon}, above the policy's per-job maximum"),
         ));
     }
-    let delta = release::query_delta(spec, p)?;
+    let delta = cost.delta;
     if delta > *release::parse_delta(&p.max_delta_per_job)?.as_rational() {
         return Err(refuse(
             Code::DeltaExceedsPolicy,
@@ -292,16 +301,16 @@ pub fn check_index(policy: &Policy, spec: &QuerySpec, bytes: &[u8]) -> Result<Se
     Ok(index)
 }
 
-/// Group-by outputs of a query (each reserves release time per sealed row).
-pub fn group_outputs(spec: &QuerySpec) -> u64 {
-    spec.outputs.iter().filter(|o| matches!(o, OutputSpec::GroupMean { .. })).count() as u64
+/// Outputs over groups found in the data (each reserves release time per sealed row).
+pub fn group_outputs(policy: &Policy, spec: &QuerySpec) -> u64 {
+    release::selected_group_outputs(spec, policy)
 }
 
 /// The query's deadline against the worst case the policy's figures allow.
 pub fn check_deadline(policy: &Policy, spec: &QuerySpec) -> Result<Schedule, Refusal> {
     let p = policy;
     // Sized from the policy's figures only (the index agrees with them).
-    let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk, group_outputs(spec))
+    let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk, group_outputs(p, spec))
         .ok_or_else(|| refuse(Code::DeadlineOverflow, "the table's worst case does not fit any deadline"))?;
     if spec.deadline_ms > p.timing.max_deadline_ms {
         return Err(refuse(

@@ -110,6 +110,13 @@ struct Admitted {
     index: SealedIndex,
     schedule: Schedule,
     acc: Accumulator,
+    cost: crate::admission::Cost,
+}
+
+/// The names of the module's outputs per row, in ABI order.
+fn module_output_names(_module: &AdmittedModule) -> Vec<String> {
+    // ABI version 1 modules declare one output, named `score`.
+    vec!["score".into()]
 }
 
 impl Enclave {
@@ -358,8 +365,8 @@ impl Enclave {
             module_hash: spec.module_hash,
             query_digest,
             grant: admitted.grant.clone(),
-            epsilon: Decimal(release::query_epsilon(spec)?.to_string()),
-            delta: Decimal(release::query_delta(spec, &self.policy)?.to_string()),
+            epsilon: Decimal(admitted.cost.epsilon.to_string()),
+            delta: Decimal(admitted.cost.delta.to_string()),
             deadline,
             // The second in which the deadline falls: never after the reply leaves.
             released_at: start_wall_ms.saturating_add(spec.deadline_ms) / 1000,
@@ -413,7 +420,6 @@ impl Enclave {
         let p = &self.policy;
         let cost = crate::admission::check_query(p, spec)?;
         crate::admission::check_module_blob(spec, &module_blob)?;
-        let acc = Accumulator::new(spec, p)?;
         let (grant, key) = {
             let state = self.state.lock().expect("state lock");
             let key = state.data_keys.get(&spec.dataset_digest).cloned();
@@ -424,9 +430,11 @@ impl Enclave {
         let wasm = self.host.get_blob(&module_blob)?;
         let module = self.sandbox.admit(&wasm).map_err(|e| refuse(Code::ModuleRejected, e.to_string()))?;
         crate::admission::check_module(p, spec, &module_blob, &module.digest(), module.inputs())?;
+        // Value sources against the module's declared outputs, and every noise scale.
+        let acc = Accumulator::new(spec, p, &module_output_names(&module))?;
         let index = crate::admission::check_index(p, spec, &self.host.get_blob(&index_blob)?)?;
         let schedule = crate::admission::check_deadline(p, spec)?;
-        Ok(Admitted { grant, key, module, index, schedule, acc })
+        Ok(Admitted { grant, key, module, index, schedule, acc, cost })
     }
 
     /// Owner-only diagnostics, sealed to the policy's key (fixed length), or nothing when
@@ -535,8 +543,7 @@ impl Enclave {
         self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut rng = dp::seeded_rng(seed);
         seed.zeroize();
-        let delta = release::parse_delta(&self.policy.partition_delta).map_err(|e| failed("release", &e))?;
-        acc.finish_dp(&mut rng, self.policy.min_group_size, &delta).map_err(|e| failed("release", &e))
+        acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))
     }
 }
 

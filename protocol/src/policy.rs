@@ -24,8 +24,7 @@ impl std::fmt::Display for Decimal {
     }
 }
 
-/// The query classes the enclave implements. A policy lists the ones it allows.
-pub const QUERY_CLASSES: &[&str] = &["group_mean", "histogram", "auc"];
+pub use crate::job::QueryClass;
 
 /// What a query may do with a sealed column. Checked before any data is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +34,12 @@ pub enum ColumnRole {
     Input,
     /// A dictionary column whose values may name released groups.
     GroupBy,
-    /// A 0/1 label (prepare enforced the domain) that AUC may compare scores against.
+    /// A 0/1 label (prepare enforced the domain) that AUC, confusion matrices and
+    /// calibration may compare scores against.
     Label,
+    /// A numeric (f64 or i64) column whose clamped values may be aggregated directly (sum,
+    /// mean, variance, histogram, quantiles, covariance), not only through a model.
+    Value,
 }
 
 impl ColumnRole {
@@ -45,6 +48,7 @@ impl ColumnRole {
             ColumnRole::Input => "input",
             ColumnRole::GroupBy => "group_by",
             ColumnRole::Label => "label",
+            ColumnRole::Value => "value",
         }
     }
 }
@@ -59,6 +63,12 @@ pub struct ColumnPolicy {
     pub sealed_type: String,
     #[serde(default)]
     pub roles: Vec<ColumnRole>,
+    /// The public domain of a dictionary column, when the owner declares one (for example
+    /// the 26 letters of a bin label). An output grouped only by columns with a declared
+    /// domain releases every combination, with no partition selection and no δ; a row whose
+    /// value is outside the domain is in no group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Vec<String>>,
 }
 
 /// A model provider allowed to submit jobs, identified by its Ed25519 key: a submission
@@ -167,8 +177,9 @@ impl Policy {
         if self.owner_public_key.0.len() != 32 {
             return bad("owner_public_key must be a 32-byte Ed25519 key".into());
         }
-        if let Some(c) = self.allowed_query_classes.iter().find(|c| !QUERY_CLASSES.contains(&c.as_str())) {
-            return bad(format!("unknown query class {c:?}; known: {}", QUERY_CLASSES.join(", ")));
+        if let Some(c) = self.allowed_query_classes.iter().find(|c| QueryClass::parse(c).is_none()) {
+            let known: Vec<&str> = QueryClass::ALL.iter().map(|c| c.as_str()).collect();
+            return bad(format!("unknown query class {c:?}; known: {}", known.join(", ")));
         }
         if self.max_rows_per_unit == 0 {
             return bad("max_rows_per_unit must be at least 1".into());
@@ -191,12 +202,28 @@ impl Policy {
             if self.columns[..i].iter().any(|o| o.name == c.name) {
                 return bad(format!("column {:?} is listed twice", c.name));
             }
+            if let Some(d) = &c.domain {
+                if c.sealed_type != "dict" {
+                    return bad(format!("column {:?}: only a dict column has a domain", c.name));
+                }
+                if d.is_empty() || d.len() > crate::job::MAX_PUBLIC_GROUPS {
+                    return bad(format!(
+                        "column {:?}: a domain has 1 to {} values",
+                        c.name,
+                        crate::job::MAX_PUBLIC_GROUPS
+                    ));
+                }
+                if d.iter().enumerate().any(|(i, v)| d[..i].contains(v)) {
+                    return bad(format!("column {:?}: a domain value is listed twice", c.name));
+                }
+            }
             let type_ok = |t: &str| c.sealed_type == t;
             for role in &c.roles {
                 let ok = match role {
                     ColumnRole::Input => true,
                     ColumnRole::GroupBy => type_ok("dict"),
                     ColumnRole::Label => type_ok("i64"),
+                    ColumnRole::Value => type_ok("f64") || type_ok("i64"),
                 };
                 if !ok {
                     return bad(format!("column {:?} ({}) cannot have role {}", c.name, c.sealed_type, role.as_str()));
@@ -215,6 +242,11 @@ impl Policy {
 
     pub fn column(&self, name: &str) -> Option<&ColumnPolicy> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether the policy allows an output class (`group_mean` names `mean`).
+    pub fn allows_class(&self, class: QueryClass) -> bool {
+        self.allowed_query_classes.iter().any(|c| QueryClass::parse(c) == Some(class))
     }
 
     pub fn collaborator(&self, name: &str) -> Option<&Collaborator> {

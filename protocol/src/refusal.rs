@@ -67,6 +67,7 @@ refusal_codes! {
     NoDataKey = "no_data_key": "The owner has not released the data key.",
     EpsilonExceedsGrant = "epsilon_exceeds_grant": "The query's ε exceeds its grant.",
     DeltaExceedsGrant = "delta_exceeds_grant": "The query's δ exceeds its grant.",
+    UnknownModelOutput = "unknown_model_output": "An output aggregates a model output the module does not declare.",
     InputCount = "input_count": "The module reads another number of input columns than the query names.",
     InputType = "input_type": "The module reads a column as another type than the sealed one.",
     BadSealedIndex = "bad_sealed_index": "The sealed index does not decode or does not match the policy's table.",

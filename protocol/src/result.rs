@@ -11,9 +11,35 @@ pub const RESULT_CONTEXT: &str = "cleanroom/result/v2";
 /// One released number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleasedValue {
-    /// Group key or bin label.
+    /// Group key (several keys joined by " | "), bin label or threshold.
     pub key: String,
+    /// Which statistic of the key this is, for outputs that release several per key
+    /// (`mean`, `variance`, `rows`, `precision`, ...); empty when the output has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stat: String,
     pub value: f64,
+    /// A 95% interval for the value the enclave would have released without noise (after
+    /// clamping and per-person bounding), computed from the public noise distribution and
+    /// the released values only; `None` where none is stated (see the output's note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<[f64; 2]>,
+}
+
+/// One noise term of an output: what was noised, with which exact distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseTerm {
+    /// What the noise is added to (for example "count", "centred sum", "bin counts").
+    pub on: String,
+    /// `discrete_laplace`, `discrete_gaussian` or `permute_and_flip`.
+    pub distribution: String,
+    /// Exact parameter: b for discrete Laplace, σ² for discrete Gaussian, 2Δ/ε for
+    /// permute-and-flip; in the integer units of `on` (fixed-point units for sums).
+    pub scale: String,
+    /// Sensitivity of the noised integer vector (L1 for Laplace and permute-and-flip, L2
+    /// for Gaussian), in the same units.
+    pub sensitivity: u64,
+    /// ε of this term (pure ε-DP terms), or ρ (zCDP terms).
+    pub budget: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +57,9 @@ pub struct OutputRelease {
     /// Fixed-point resolution the sum was aggregated at (1 unit = 1/resolution).
     pub fixed_point_resolution: Option<u64>,
     pub values: Vec<ReleasedValue>,
+    /// Every noise term behind the values, exactly.
+    #[serde(default)]
+    pub noise: Vec<NoiseTerm>,
     pub note: String,
 }
 

@@ -1,5 +1,9 @@
 use super::*;
+use dp::FixedPoint;
+use protocol::job::OutputSpec;
 use protocol::policy::{ColumnPolicy, ColumnRole, SandboxLimits, Timing};
+use protocol::result::OutputRelease;
+use protocol::table::{Column, Validity, TOKEN_LEN};
 use protocol::Digest;
 
 fn policy(k: u32) -> Policy {
@@ -7,6 +11,7 @@ fn policy(k: u32) -> Policy {
         name: name.into(),
         sealed_type: sealed_type.into(),
         roles,
+        domain: None,
     };
     Policy {
         policy_id: "t".into(),
@@ -25,7 +30,7 @@ fn policy(k: u32) -> Policy {
         allowed_modules: vec![],
         allowed_query_classes: vec![],
         collaborators: vec![],
-        min_group_size: 3,
+        min_group_size: 1,
         max_rows_per_unit: k,
         max_epsilon_per_job: Decimal("10".into()),
         max_delta_per_job: Decimal("0.00001".into()),
@@ -51,6 +56,15 @@ fn the_test_policy_is_valid() {
 
 /// A group mean by `g`, a histogram and an AUC against `y`, all of the "model" score. The
 /// model reads column `s` and returns it: a row's score is a function of the row alone.
+/// The test model's single output.
+fn score() -> Vec<String> {
+    vec!["score".into()]
+}
+
+fn policy_min(k: u32, min_group_size: u64) -> Policy {
+    Policy { min_group_size, ..policy(k) }
+}
+
 fn spec(eps: &str) -> QuerySpec {
     QuerySpec {
         job_id: "j".into(),
@@ -59,16 +73,11 @@ fn spec(eps: &str) -> QuerySpec {
         module_hash: Digest::default(),
         inputs: vec!["s".into()],
         outputs: vec![
-            OutputSpec::GroupMean {
-                name: "m".into(),
-                group_by: "g".into(),
-                lower: 0.0,
-                upper: 1.0,
-                epsilon: Decimal(eps.into()),
-            },
-            OutputSpec::Histogram { name: "h".into(), edges: vec![0.0, 0.5, 1.0], epsilon: Decimal(eps.into()) },
-            OutputSpec::Auc { name: "a".into(), label: "y".into(), bins: 4, epsilon: Decimal(eps.into()) },
+            OutputSpec::mean("m", "g", 0.0, 1.0, eps),
+            OutputSpec::histogram("h", vec![0.0, 0.5, 1.0], eps),
+            OutputSpec::auc("a", "y", 4, eps),
         ],
+        delta: None,
         deadline_ms: 1000,
     }
 }
@@ -117,7 +126,7 @@ fn assembler(p: &Policy, seed: [u8; 32]) -> UnitAssembler {
 
 /// The enclave's path on plaintext: assemble units, score each, absorb it.
 fn accumulate(q: &QuerySpec, p: &Policy, batches: &[RecordBatch], seed: [u8; 32]) -> Accumulator {
-    let mut acc = Accumulator::new(q, p).unwrap();
+    let mut acc = Accumulator::new(q, p, &score()).unwrap();
     let mut units = assembler(p, seed);
     let mut absorb = |u: RecordBatch| {
         acc.add_unit(&u, &model(&u));
@@ -150,10 +159,6 @@ fn keys(o: &OutputRelease) -> Vec<&str> {
     o.values.iter().map(|v| v.key.as_str()).collect()
 }
 
-fn delta(s: &str) -> Delta {
-    s.parse().unwrap()
-}
-
 /// Seven units of one row each: group a = {0.1, 0.2, 0.9}, b = {0.3, 0.8, 0.95}, c = {0.5}.
 fn seven_units() -> RecordBatch {
     batch(&[
@@ -169,8 +174,8 @@ fn seven_units() -> RecordBatch {
 
 #[test]
 fn exact_values_and_group_suppression() {
-    let acc = accumulate(&spec("1"), &policy(1), &[seven_units()], [0; 32]);
-    let report = acc.finish_exact(3).unwrap();
+    let acc = accumulate(&spec("1"), &policy_min(1, 3), &[seven_units()], [0; 32]);
+    let report = acc.finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (7, 0));
     let out = &report.outputs;
     // Group means; "c" has one member and is withheld (and nothing says so).
@@ -184,7 +189,7 @@ fn exact_values_and_group_suppression() {
     assert_eq!(out[2].values[0].value, 1.0);
     // With a minimum of one, "c" is released too.
     let acc = accumulate(&spec("1"), &policy(1), &[seven_units()], [0; 32]);
-    let out = acc.finish_exact(1).unwrap().outputs;
+    let out = acc.finish_exact().unwrap().outputs;
     assert_eq!(keys(&out[0]), vec!["a", "b", "c"]);
     assert!((out[0].values[2].value - 0.5).abs() < 1e-9);
 }
@@ -203,11 +208,11 @@ fn rows_per_unit_are_bounded_before_aggregation() {
     ]);
     let units = units_of(&policy(1), std::slice::from_ref(&b), [0; 32]);
     assert_eq!(units.iter().map(|u| u.rows).collect::<Vec<_>>(), vec![1, 1, 1]);
-    let report = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (3, 0));
     assert_eq!(values(&report.outputs[1]).iter().sum::<f64>(), 3.0);
     // With k = 3, three of unit 9's rows count.
-    let report = accumulate(&spec("1"), &policy(3), &[b], [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &policy(3), &[b], [0; 32]).finish_exact().unwrap();
     assert_eq!(report.units, 3);
     assert_eq!(values(&report.outputs[1]).iter().sum::<f64>(), 5.0);
 }
@@ -215,10 +220,10 @@ fn rows_per_unit_are_bounded_before_aggregation() {
 #[test]
 fn a_unit_over_the_row_bound_is_absent() {
     // The accumulator does not trust its caller to have bounded the unit.
-    let mut acc = Accumulator::new(&spec("1"), &policy(2)).unwrap();
+    let mut acc = Accumulator::new(&spec("1"), &policy(2), &score()).unwrap();
     let three = batch(&[(1, 0, 0, 0.1), (1, 0, 0, 0.2), (1, 0, 0, 0.3)]);
     assert!(!acc.add_unit(&three, &model(&three)));
-    let report = acc.finish_exact(1).unwrap();
+    let report = acc.finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (0, 1));
     assert!(report.outputs[0].values.is_empty());
     assert_eq!(values(&report.outputs[1]), vec![0.0, 0.0]);
@@ -228,9 +233,9 @@ fn a_unit_over_the_row_bound_is_absent() {
 fn dp_release_is_close_at_large_epsilon_and_names_its_mechanism() {
     let rows: Vec<(u16, u32, i64, f64)> =
         (0..200u16).map(|i| (i, u32::from(i % 2), i64::from(i % 3 == 0), if i % 3 == 0 { 0.9 } else { 0.2 })).collect();
-    let acc = accumulate(&spec("1000"), &policy(1), &[batch(&rows)], [0; 32]);
+    let acc = accumulate(&spec("1000"), &policy_min(1, 3), &[batch(&rows)], [0; 32]);
     let mut rng = dp::seeded_rng([7; 32]);
-    let release = acc.finish_dp(&mut rng, 3, &delta("0.000001")).unwrap();
+    let release = acc.finish_dp(&mut rng).unwrap();
     let out = release.outputs();
     assert_eq!(out.len(), 3);
     assert!(out.iter().all(|o| o.mechanism == "discrete_laplace"));
@@ -249,9 +254,9 @@ fn dp_release_is_close_at_large_epsilon_and_names_its_mechanism() {
 
 #[test]
 fn valid_query_releases_every_output() {
-    let acc = accumulate(&spec("0.5"), &policy(1), &[seven_units()], [0; 32]);
+    let acc = accumulate(&spec("0.5"), &policy_min(1, 3), &[seven_units()], [0; 32]);
     let mut rng = dp::seeded_rng([1; 32]);
-    let out = acc.finish_dp(&mut rng, 3, &delta("0.000001")).unwrap().into_outputs();
+    let out = acc.finish_dp(&mut rng).unwrap().into_outputs();
     assert_eq!(out.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["m", "h", "a"]);
     assert_eq!(out[1].values.len(), 2);
     assert_eq!(out[2].values.len(), 1);
@@ -263,7 +268,7 @@ fn valid_query_releases_every_output() {
 #[test]
 fn bad_units_are_absent() {
     let good = seven_units();
-    let reference = accumulate(&spec("1"), &policy(2), std::slice::from_ref(&good), [0; 32]).finish_exact(1).unwrap();
+    let reference = accumulate(&spec("1"), &policy(2), std::slice::from_ref(&good), [0; 32]).finish_exact().unwrap();
     assert_eq!((reference.units, reference.units_absent), (7, 0));
 
     let unit = batch(&[(8, 0, 1, 0.7), (8, 1, 0, 0.1)]);
@@ -292,7 +297,7 @@ fn bad_units_are_absent() {
     ];
     for (why, unit, scores) in bad {
         // The bad unit in the middle of the good ones changes nothing but the owner's count.
-        let mut acc = Accumulator::new(&spec("1"), &policy(2)).unwrap();
+        let mut acc = Accumulator::new(&spec("1"), &policy(2), &score()).unwrap();
         let mut units = assembler(&policy(2), [0; 32]);
         let mut n = 0;
         let mut absorb = |u: RecordBatch| {
@@ -304,7 +309,7 @@ fn bad_units_are_absent() {
         assert!(!acc.add_unit(&unit, &scores), "{why}");
         let last = units.finish().unwrap();
         assert!(acc.add_unit(&last, &model(&last)));
-        let report = acc.finish_exact(1).unwrap();
+        let report = acc.finish_exact().unwrap();
         assert_eq!(report.outputs, reference.outputs, "{why}");
         assert_eq!((report.units, report.units_absent), (7, 1), "{why}");
     }
@@ -312,16 +317,16 @@ fn bad_units_are_absent() {
     let empty = batch(&[]);
     let mut acc = accumulate(&spec("1"), &policy(2), &[good], [0; 32]);
     acc.add_unit(&empty, &[]);
-    assert_eq!(acc.finish_exact(1).unwrap().outputs, reference.outputs);
+    assert_eq!(acc.finish_exact().unwrap().outputs, reference.outputs);
 }
 
 #[test]
 fn a_bad_row_makes_its_whole_unit_absent() {
     // Unit 8's first row is fine, its second is not: none of it may count, in any output.
-    let mut acc = Accumulator::new(&spec("1"), &policy(2)).unwrap();
+    let mut acc = Accumulator::new(&spec("1"), &policy(2), &score()).unwrap();
     let unit = batch(&[(8, 0, 1, 0.7), (8, 0, 5, 0.1)]);
     assert!(!acc.add_unit(&unit, &model(&unit)));
-    let report = acc.finish_exact(1).unwrap();
+    let report = acc.finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (0, 1));
     assert!(report.outputs[0].values.is_empty());
     assert_eq!(values(&report.outputs[1]), vec![0.0, 0.0]);
@@ -330,21 +335,15 @@ fn a_bad_row_makes_its_whole_unit_absent() {
 
 #[test]
 fn query_epsilon_and_delta_compose_outputs() {
-    assert_eq!(query_epsilon(&spec("0.25")).unwrap().to_string(), "0.75");
+    assert_eq!(query_epsilon(&spec("0.25"), &policy(1)).unwrap().to_string(), "0.75");
     // One group-by output: one partition-selection δ.
     assert_eq!(query_delta(&spec("1"), &policy(1)).unwrap(), "0.000001".parse().unwrap());
     let mut two = spec("1");
-    two.outputs.push(OutputSpec::GroupMean {
-        name: "m2".into(),
-        group_by: "g".into(),
-        lower: 0.0,
-        upper: 1.0,
-        epsilon: Decimal("1".into()),
-    });
+    two.outputs.push(OutputSpec::mean("m2", "g", 0.0, 1.0, "1"));
     assert_eq!(query_delta(&two, &policy(1)).unwrap(), "0.000002".parse().unwrap());
     let pure = QuerySpec { outputs: spec("1").outputs[1..].to_vec(), ..spec("1") };
     assert_eq!(query_delta(&pure, &policy(1)).unwrap(), dp::Rational::from_integer(0));
-    assert!(query_epsilon(&QuerySpec { outputs: vec![], ..spec("1") }).is_err());
+    assert!(query_epsilon(&QuerySpec { outputs: vec![], ..spec("1") }, &policy(1)).is_err());
 }
 
 /// Every parameter error is caught by `Accumulator::new` (so before any batch is read, any
@@ -354,16 +353,9 @@ fn query_epsilon_and_delta_compose_outputs() {
 fn bad_parameters_fail_before_any_data_or_noise() {
     let p = policy(1);
     let with = |o: OutputSpec| QuerySpec { outputs: vec![o], ..spec("1") };
-    let hist =
-        |edges: Vec<f64>, eps: &str| OutputSpec::Histogram { name: "h".into(), edges, epsilon: Decimal(eps.into()) };
-    let mean = |lower: f64, upper: f64, eps: &str| OutputSpec::GroupMean {
-        name: "m".into(),
-        group_by: "g".into(),
-        lower,
-        upper,
-        epsilon: Decimal(eps.into()),
-    };
-    let auc = |bins: u32| OutputSpec::Auc { name: "a".into(), label: "y".into(), bins, epsilon: Decimal("1".into()) };
+    let hist = |edges: Vec<f64>, eps: &str| OutputSpec::histogram("h", edges, eps);
+    let mean = |lower: f64, upper: f64, eps: &str| OutputSpec::mean("m", "g", lower, upper, eps);
+    let auc = |bins: u32| OutputSpec::auc("a", "y", bins, "1");
     let many_edges: Vec<f64> = (0..=protocol::job::MAX_BINS + 1).map(|i| i as f64).collect();
     let cases: Vec<(QuerySpec, &str)> = vec![
         // ε ≤ 0, NaN, infinite, not a number
@@ -394,28 +386,31 @@ fn bad_parameters_fail_before_any_data_or_noise() {
         (with(auc(u32::MAX)), "bins"),
         // no outputs, duplicate names, no deadline
         (QuerySpec { outputs: vec![], ..spec("1") }, "outputs"),
-        (QuerySpec { outputs: vec![hist(vec![0.0, 1.0], "1"), hist(vec![0.0, 2.0], "1")], ..spec("1") }, "duplicate"),
+        (
+            QuerySpec { outputs: vec![hist(vec![0.0, 1.0], "1"), hist(vec![0.0, 2.0], "1")], ..spec("1") },
+            "another output has this name",
+        ),
         (QuerySpec { deadline_ms: 0, ..spec("1") }, "deadline_ms"),
     ];
     for (q, want) in cases {
-        let e = match Accumulator::new(&q, &p) {
+        let e = match Accumulator::new(&q, &p, &score()) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("accepted {:?}", q.outputs),
         };
         assert!(e.contains(want), "{:?}: {e:?} !~ {want:?}", q.outputs);
         assert!(!e.contains('\n'));
         // The owner's review runs the same check.
-        assert!(check_query(&q, &p).is_err());
+        assert!(check_query(&q, &p, None).is_err());
     }
     // A policy with no row bound, or a partition δ of 0, is refused the same way.
-    assert!(Accumulator::new(&spec("1"), &policy(0)).is_err());
+    assert!(Accumulator::new(&spec("1"), &policy(0), &score()).is_err());
     let mut p0 = policy(1);
     p0.partition_delta = Decimal("0".into());
-    let e = Accumulator::new(&spec("1"), &p0).err().unwrap().to_string();
+    let e = Accumulator::new(&spec("1"), &p0, &score()).err().unwrap().to_string();
     assert!(e.contains("delta"), "{e}");
     // The valid spec passes.
-    Accumulator::new(&spec("1"), &p).unwrap();
-    check_query(&spec("1"), &p).unwrap();
+    Accumulator::new(&spec("1"), &p, &score()).unwrap();
+    check_query(&spec("1"), &p, None).unwrap();
 }
 
 #[test]
@@ -501,13 +496,13 @@ fn units_are_assembled_across_batch_boundaries() {
     assert_eq!(whole.iter().map(|u| u.rows).collect::<Vec<_>>(), vec![2, 1, 3, 1, 1, 1, 1]);
     // With k ≥ every unit's row count, a unit keeps its rows in stream order.
     assert_eq!(model(&whole[2]), vec![0.8, 0.7, 0.3]);
-    let reference = accumulate(&spec("1"), &p, &[batch(&rows)], [3; 32]).finish_exact(1).unwrap();
+    let reference = accumulate(&spec("1"), &p, &[batch(&rows)], [3; 32]).finish_exact().unwrap();
     assert_eq!(reference.units, 7);
     // Every way of cutting the stream in two, and in three (with an empty batch between).
     for cut in 0..=rows.len() {
         let two = [batch(&rows[..cut]), batch(&rows[cut..])];
         assert_eq!(units_of(&p, &two, [3; 32]), whole, "cut at {cut}");
-        let report = accumulate(&spec("1"), &p, &two, [3; 32]).finish_exact(1).unwrap();
+        let report = accumulate(&spec("1"), &p, &two, [3; 32]).finish_exact().unwrap();
         assert_eq!(report, reference, "cut at {cut}");
         for cut2 in cut..=rows.len() {
             let three = [batch(&rows[..cut]), batch(&[]), batch(&rows[cut..cut2]), batch(&rows[cut2..])];
@@ -541,7 +536,7 @@ fn dictionary_values_survive_batch_boundaries() {
         _ => panic!("no group column"),
     };
     assert_eq!(units.iter().map(names).collect::<Vec<_>>(), vec![vec!["x"], vec!["y", "y"], vec!["x"], vec!["z"]]);
-    let out = accumulate(&spec("1"), &policy(2), &[first, second], [0; 32]).finish_exact(1).unwrap().outputs;
+    let out = accumulate(&spec("1"), &policy(2), &[first, second], [0; 32]).finish_exact().unwrap().outputs;
     assert_eq!(keys(&out[0]), vec!["x", "y", "z"]);
     assert!((out[0].values[0].value - 0.5).abs() < 1e-9);
     assert!((out[0].values[1].value - 0.5).abs() < 1e-9);
@@ -558,10 +553,10 @@ fn group_outputs_are_sorted_by_key() {
         .collect();
     let b = batch_with(&dict, &rows);
     let sorted = vec!["alpha", "beta", "mid", "zeta"];
-    let exact = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact(1).unwrap();
+    let exact = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]).finish_exact().unwrap();
     assert_eq!(keys(&exact.outputs[0]), sorted);
     let mut rng = dp::seeded_rng([9; 32]);
-    let dp = accumulate(&spec("1000"), &policy(1), &[b], [0; 32]).finish_dp(&mut rng, 3, &delta("0.000001")).unwrap();
+    let dp = accumulate(&spec("1000"), &policy_min(1, 3), &[b], [0; 32]).finish_dp(&mut rng).unwrap();
     assert_eq!(keys(&dp.outputs()[0]), sorted);
     // A dictionary in another order gives the same keys in the same order.
     let reordered = ["mid", "beta", "zeta", "alpha"];
@@ -569,8 +564,7 @@ fn group_outputs_are_sorted_by_key() {
         .iter()
         .map(|&(u, c, y, s)| (u, reordered.iter().position(|&n| n == dict[c as usize]).unwrap() as u32, y, s))
         .collect();
-    let again =
-        accumulate(&spec("1"), &policy(1), &[batch_with(&reordered, &recode)], [0; 32]).finish_exact(1).unwrap();
+    let again = accumulate(&spec("1"), &policy(1), &[batch_with(&reordered, &recode)], [0; 32]).finish_exact().unwrap();
     assert_eq!(again.outputs, exact.outputs);
 }
 
@@ -615,19 +609,19 @@ fn the_reservoir_keeps_rows_uniformly() {
 #[test]
 fn centred_sums_halve_the_sensitivity_of_zero_to_one_bounds() {
     let fp = FixedPoint::new(FIXED_POINT_RESOLUTION).unwrap();
-    assert_eq!(centred_sum_bound(&fp, 0.0, 1.0, 1).unwrap(), (5_000, 5_000));
-    assert_eq!(centred_sum_bound(&fp, 0.0, 1.0, 3).unwrap(), (5_000, 15_000));
+    assert_eq!(centre_and_half_range(&fp, 0.0, 1.0).unwrap(), (5_000, 5_000));
+    assert_eq!(sum_sensitivity(0.0, 1.0, 3).unwrap(), 15_000);
     // Asymmetric bounds: the centre is the midpoint, the bound its larger distance.
-    assert_eq!(centred_sum_bound(&fp, -1.0, 0.5, 1).unwrap(), (-2_500, 7_500));
+    assert_eq!(centre_and_half_range(&fp, -1.0, 0.5).unwrap(), (-2_500, 7_500));
     assert_eq!(sum_sensitivity(0.0, 1.0, 2).unwrap(), 10_000);
     // The mechanism names the centred bound it used.
     let b = batch(&[(1, 0, 0, 0.2), (2, 0, 1, 0.4), (3, 0, 0, 0.9)]);
     let acc = accumulate(&spec("1"), &policy(1), std::slice::from_ref(&b), [0; 32]);
     let mut rng = dp::seeded_rng([1; 32]);
-    let out = acc.finish_dp(&mut rng, 1, &delta("0.000001")).unwrap().into_outputs();
+    let out = acc.finish_dp(&mut rng).unwrap().into_outputs();
     assert!(out[0].sensitivity.contains("centred sum: 5000"), "{}", out[0].sensitivity);
     // Centring does not move the exact mean.
-    let exact = accumulate(&spec("1"), &policy(1), &[b], [0; 32]).finish_exact(1).unwrap();
+    let exact = accumulate(&spec("1"), &policy(1), &[b], [0; 32]).finish_exact().unwrap();
     assert!((exact.outputs[0].values[0].value - 0.5).abs() < 1e-9);
 }
 
@@ -636,7 +630,7 @@ fn scores_outside_the_bounds_are_clamped() {
     // Group mean bounds [0, 1] and histogram edges [0, 1]: a score of 7 counts as 1 and
     // lands in the top bin, a score of −3 counts as 0 and lands in the bottom bin.
     let b = batch(&[(1, 0, 1, 7.0), (2, 0, 0, -3.0)]);
-    let out = accumulate(&spec("1"), &policy(1), &[b], [0; 32]).finish_exact(1).unwrap().outputs;
+    let out = accumulate(&spec("1"), &policy(1), &[b], [0; 32]).finish_exact().unwrap().outputs;
     assert!((out[0].values[0].value - 0.5).abs() < 1e-9);
     assert_eq!(values(&out[1]), vec![1.0, 1.0]);
     assert_eq!(out[2].values[0].value, 1.0);
@@ -648,19 +642,19 @@ fn scores_outside_the_bounds_are_clamped() {
 #[test]
 fn every_output_states_its_noise_scale_exactly() {
     for (k, eps, hist_scale) in [(1u32, "0.5", "2"), (2, "0.5", "4"), (3, "0.25", "12")] {
-        let acc = accumulate(&spec(eps), &policy(k), &[seven_units()], [0; 32]);
+        let acc = accumulate(&spec(eps), &policy_min(k, 3), &[seven_units()], [0; 32]);
         let mut rng = dp::seeded_rng([1; 32]);
-        let out = acc.finish_dp(&mut rng, 3, &delta("0.000001")).unwrap().into_outputs();
+        let out = acc.finish_dp(&mut rng).unwrap().into_outputs();
         let (m, h, a) = (&out[0], &out[1], &out[2]);
         assert_eq!(
-            (h.sensitivity.as_str(), h.noise_scale.as_str()),
-            (k.to_string().as_str(), hist_scale),
+            (h.sensitivity.clone(), h.noise_scale.clone()),
+            (format!("rows per cell: {k}"), format!("rows per cell: {hist_scale}")),
             "k={k} ε={eps}"
         );
-        assert_eq!(a.noise_scale, hist_scale, "the AUC's bin counts have the histogram's scale");
+        assert_eq!(a.noise_scale, h.noise_scale, "the AUC's bin counts have the histogram's scale");
         // Count: k / (ε/2) = 2k/ε.
         let count_scale = (2 * k) as f64 / eps.parse::<f64>().unwrap();
-        assert!(m.noise_scale.starts_with(&format!("count: {count_scale}, sum: ")), "{}", m.noise_scale);
+        assert!(m.noise_scale.starts_with(&format!("count: {count_scale}, centred sum: ")), "{}", m.noise_scale);
     }
 }
 
@@ -751,11 +745,11 @@ fn the_assembler_checks_validity() {
 fn a_null_group_counts_in_no_group() {
     let p = policy(2);
     let reference =
-        accumulate(&spec("1"), &p, &[batch_with_nulls(&seven_units_nullable())], [0; 32]).finish_exact(1).unwrap();
+        accumulate(&spec("1"), &p, &[batch_with_nulls(&seven_units_nullable())], [0; 32]).finish_exact().unwrap();
     // Unit 8: one row in no group (null), one in group "a". Unit 9: no group at all.
     let mut rows = seven_units_nullable();
     rows.extend([(8, None, Some(1), Some(0.9)), (8, Some(0), Some(1), Some(0.6)), (9, None, Some(0), Some(0.95))]);
-    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (9, 0), "a null group makes nobody absent");
     let out = &report.outputs;
     // The groups are the same three: no "null" (or empty) group appears, and only the row of
@@ -777,7 +771,7 @@ fn a_null_label_makes_its_unit_absent_from_the_auc_only() {
     // Unit 8: a positive with the lowest score (it would spoil the perfect AUC of 1.0) and a
     // row whose label is null.
     rows.extend([(8, Some(2), Some(1), Some(0.05)), (8, Some(2), None, Some(0.7))]);
-    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact().unwrap();
     assert_eq!((report.units, report.units_absent), (8, 0));
     let out = &report.outputs;
     assert_eq!(out[2].values[0].value, 1.0, "unit 8 is absent from the AUC");
@@ -787,6 +781,6 @@ fn a_null_label_makes_its_unit_absent_from_the_auc_only() {
     // With the label present, the same unit does spoil the AUC.
     rows.pop();
     rows.push((8, Some(2), Some(0), Some(0.7)));
-    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact(1).unwrap();
+    let report = accumulate(&spec("1"), &p, &[batch_with_nulls(&rows)], [0; 32]).finish_exact().unwrap();
     assert!(report.outputs[2].values[0].value < 1.0);
 }

@@ -155,8 +155,8 @@ fn policy_with_limits() -> protocol::policy::Policy {
         sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
         columns: vec![
-            ColumnPolicy { name: "unit".into(), sealed_type: "token".into(), roles: vec![] },
-            ColumnPolicy { name: "x".into(), sealed_type: "f64".into(), roles: vec![ColumnRole::Input] },
+            ColumnPolicy { name: "unit".into(), sealed_type: "token".into(), roles: vec![], domain: None },
+            ColumnPolicy { name: "x".into(), sealed_type: "f64".into(), roles: vec![ColumnRole::Input], domain: None },
         ],
         allowed_modules: vec![],
         allowed_query_classes: vec!["histogram".into()],

@@ -21,7 +21,7 @@ use protocol::audit::AuditRecord;
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::Manifest;
-use protocol::policy::{Collaborator, Decimal, Policy};
+use protocol::policy::{Collaborator, Policy};
 use protocol::result::JobResult;
 use protocol::sealed::SealedIndex;
 use protocol::signing::SigningKey;
@@ -524,20 +524,11 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
         module_hash: side.modules[module],
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs: vec![
-            OutputSpec::Histogram {
-                name: "score_histogram".into(),
-                edges: (0..=10).map(|i| i as f64 / 10.0).collect(),
-                epsilon: Decimal("1".into()),
-            },
-            OutputSpec::GroupMean {
-                name: "mean_by_zip3".into(),
-                group_by: "zip3".into(),
-                lower: 0.0,
-                upper: 1.0,
-                epsilon: Decimal("1".into()),
-            },
-            OutputSpec::Auc { name: "auc".into(), label: "defaulted".into(), bins: 10, epsilon: Decimal("1".into()) },
+            OutputSpec::histogram("score_histogram", (0..=10).map(|i| i as f64 / 10.0).collect(), "1"),
+            OutputSpec::mean("mean_by_zip3", "zip3", 0.0, 1.0, "1"),
+            OutputSpec::auc("auc", "defaulted", 10, "1"),
         ],
+        delta: None,
         deadline_ms: side.deadline_ms(),
     }
 }

@@ -9,6 +9,7 @@
 //! CLI with one line and nothing written.
 
 use cleanroom_e2e::*;
+use protocol::job::OutputSpec;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -316,10 +317,6 @@ fn policy_roles(w: &World, name: &str) -> Vec<String> {
     c["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect()
 }
 
-fn dec(s: &str) -> protocol::policy::Decimal {
-    protocol::policy::Decimal(s.into())
-}
-
 #[test]
 fn default_table_end_to_end_with_the_owners_rules() {
     let t0 = std::time::Instant::now();
@@ -370,17 +367,8 @@ fn default_table_end_to_end_with_the_owners_rules() {
     let q = w.query_with("byo-default-1", &module, "byo-default-query.toml", |q| {
         q.inputs = ["balance", "income", "student"].map(String::from).to_vec();
         q.outputs = vec![
-            protocol::job::OutputSpec::Auc {
-                name: "auc_vs_default".into(),
-                label: "default".into(),
-                bins: 100,
-                epsilon: dec("0.6"),
-            },
-            protocol::job::OutputSpec::Histogram {
-                name: "rows_per_risk_decile".into(),
-                edges: (0..=10).map(|i| i as f64 / 10.0).collect(),
-                epsilon: dec("0.4"),
-            },
+            OutputSpec::auc("auc_vs_default", "default", 100, "0.6"),
+            OutputSpec::histogram("rows_per_risk_decile", (0..=10).map(|i| i as f64 / 10.0).collect(), "0.4"),
         ];
     });
     let (r, result) = run_job(&w, &q, &module, &["reads balance, income, student", "at most 3 row(s)", "AUC"]);
@@ -447,12 +435,7 @@ fn wage_table_end_to_end_with_the_owners_rules() {
     // No column is a label (wage is a float), so the owner's review refuses an AUC.
     let auc = w.query_with("byo-wage-auc", &module, "byo-wage-auc.toml", |q| {
         q.inputs = ["age", "year", "education"].map(String::from).to_vec();
-        q.outputs = vec![protocol::job::OutputSpec::Auc {
-            name: "auc_vs_wage".into(),
-            label: "wage".into(),
-            bins: 20,
-            epsilon: dec("0.5"),
-        }];
+        q.outputs = vec![OutputSpec::auc("auc_vs_wage", "wage", 20, "0.5")];
     });
     assert_fails_with(&w.cr(&["review", s(&auc), "--policy", s(&w.policy)]), r#"does not allow "wage" as label"#);
 
@@ -461,18 +444,8 @@ fn wage_table_end_to_end_with_the_owners_rules() {
     let q = w.query_with("byo-wage-1", &module, "byo-wage-query.toml", |q| {
         q.inputs = ["age", "year", "education"].map(String::from).to_vec();
         q.outputs = vec![
-            protocol::job::OutputSpec::Histogram {
-                name: "workers_per_score_bin".into(),
-                edges: vec![0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0],
-                epsilon: dec("0.5"),
-            },
-            protocol::job::OutputSpec::GroupMean {
-                name: "mean_score_by_jobclass".into(),
-                group_by: "jobclass".into(),
-                lower: 0.0,
-                upper: 0.2,
-                epsilon: dec("0.5"),
-            },
+            OutputSpec::histogram("workers_per_score_bin", vec![0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0], "0.5"),
+            OutputSpec::mean("mean_score_by_jobclass", "jobclass", 0.0, 0.2, "0.5"),
         ];
     });
     let (r, result) = run_job(&w, &q, &module, &["reads age, year, education", "jobclass"]);

@@ -2,7 +2,6 @@
 
 use cleanroom_e2e::*;
 use protocol::grant::{BudgetGrant, LedgerFigures, GRANT_CONTEXT};
-use protocol::job::OutputSpec;
 use protocol::policy::Decimal;
 use protocol::wire::{ClientMessage, EnclaveMessage};
 use protocol::{Bytes, Digest};
@@ -176,17 +175,13 @@ fn channel_rules_grant_checks_and_restart() {
 fn small_query(w: &World, job: &str, half: bool) -> std::path::PathBuf {
     w.query_with(job, &credit_lr_wasm(), &format!("{job}.small.toml"), |q| {
         for o in &mut q.outputs {
-            let e = match (o.class(), half) {
-                ("group_mean", false) => "0.04",
+            let e = match (o.class().as_str(), half) {
+                ("mean", false) => "0.04",
                 (_, false) => "0.03",
-                ("group_mean", true) => "0.2",
+                ("mean", true) => "0.2",
                 (_, true) => "0.15",
             };
-            match o {
-                OutputSpec::GroupMean { epsilon, .. }
-                | OutputSpec::Histogram { epsilon, .. }
-                | OutputSpec::Auc { epsilon, .. } => *epsilon = Decimal(e.into()),
-            }
+            *o.epsilon_mut() = Decimal(e.into());
         }
     })
 }

@@ -69,7 +69,7 @@ fn identical_query_is_answered_from_cache_and_spent_once() {
     assert_eq!(q.matches("epsilon = \"0.4\"").count(), 1, "{q}");
     let q2 = q.replace("epsilon = \"0.4\"", "epsilon = \"0.2\"");
     let spec = QuerySpec::from_toml(&q2).unwrap();
-    assert!(matches!(&spec.outputs[0], OutputSpec::GroupMean { epsilon, .. } if epsilon.as_str() == "0.2"));
+    assert!(matches!(&spec.outputs[0], OutputSpec::Mean { epsilon, .. } if epsilon.as_str() == "0.2"));
     let changed = w.path("job-1-changed.toml");
     std::fs::write(&changed, q2).unwrap();
     let o = submit_query(&w, &changed, &w.path("changed.json"));

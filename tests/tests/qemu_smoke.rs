@@ -26,6 +26,7 @@ fn smoke_policy() -> Policy {
         name: name.into(),
         sealed_type: sealed_type.into(),
         roles,
+        domain: None,
     };
     let policy = Policy {
         policy_id: "qemu-smoke".into(),

@@ -545,6 +545,7 @@ fn column(c: ColumnToml) -> Result<ColumnRule, PrepareError> {
             ColumnRole::Input => ty != Some(SealedType::Token),
             ColumnRole::GroupBy => ty == Some(SealedType::Dict),
             ColumnRole::Label => ty == Some(SealedType::I64),
+            ColumnRole::Value => matches!(ty, Some(SealedType::I64 | SealedType::F64)),
         };
         if !ok {
             return Err(bad(format!(

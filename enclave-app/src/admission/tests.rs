@@ -2,6 +2,7 @@
 
 use super::*;
 use protocol::grant::LedgerFigures;
+use protocol::job::OutputSpec;
 use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, SandboxLimits, Timing};
 use protocol::signing::SigningKey;
 
@@ -21,8 +22,12 @@ fn module() -> Digest {
 }
 
 fn policy() -> Policy {
-    let col =
-        |name: &str, t: &str, roles: Vec<ColumnRole>| ColumnPolicy { name: name.into(), sealed_type: t.into(), roles };
+    let col = |name: &str, t: &str, roles: Vec<ColumnRole>| ColumnPolicy {
+        name: name.into(),
+        sealed_type: t.into(),
+        roles,
+        domain: None,
+    };
     Policy {
         policy_id: "p".into(),
         owner_public_key: Bytes(owner().public_key()),
@@ -60,7 +65,6 @@ fn policy() -> Policy {
 }
 
 fn spec() -> QuerySpec {
-    let d = |s: &str| Decimal(s.into());
     QuerySpec {
         job_id: "job-1".into(),
         collaborator: "acme".into(),
@@ -68,10 +72,11 @@ fn spec() -> QuerySpec {
         module_hash: module(),
         inputs: vec!["x".into()],
         outputs: vec![
-            OutputSpec::GroupMean { name: "m".into(), group_by: "g".into(), lower: 0.0, upper: 1.0, epsilon: d("0.4") },
-            OutputSpec::Histogram { name: "h".into(), edges: vec![0.0, 0.5, 1.0], epsilon: d("0.3") },
-            OutputSpec::Auc { name: "a".into(), label: "y".into(), bins: 10, epsilon: d("0.3") },
+            OutputSpec::mean("m", "g", 0.0, 1.0, "0.4"),
+            OutputSpec::histogram("h", vec![0.0, 0.5, 1.0], "0.3"),
+            OutputSpec::auc("a", "y", 10, "0.3"),
         ],
+        delta: None,
         deadline_ms: 10_000,
     }
 }
