@@ -36,6 +36,13 @@ pub fn run_exact(
     let sandbox =
         Sandbox::new(SandboxConfig::from_policy(policy)).map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
     let module = sandbox.admit(wasm).map_err(|e| LocalRunError::Admission(e.to_string()))?;
+    // As the enclave does: the release takes one score per row (see enclave-app's admission).
+    if module.outputs_per_row() != 1 {
+        return Err(LocalRunError::Admission(format!(
+            "module declares {} outputs per row; the enclave releases one",
+            module.outputs_per_row()
+        )));
+    }
     let deadline = Instant::now() + Duration::from_millis(policy.timing.max_deadline_ms);
     let mut runner = sandbox
         .unit_runner(&module, &spec.inputs, policy.sandbox.fuel_per_unit, deadline)
@@ -51,6 +58,7 @@ pub fn run_exact(
     );
     let mut score = |unit: RecordBatch| {
         // A fault while scoring one unit makes it absent, as in the enclave.
+        // m outputs per row, row-major (m = 1 here: checked above).
         let scores = runner.score(&unit).unwrap_or_default();
         acc.add_unit(&unit, &scores);
     };

@@ -118,6 +118,8 @@ pub struct CheckReport {
     pub size: usize,
     pub abi_version: u32,
     pub outputs_per_row: u32,
+    /// The outputs' names, in emission order (`score` for a single unnamed output).
+    pub output_names: Vec<String>,
     pub inputs: Vec<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -139,6 +141,7 @@ pub fn check(wasm: &[u8], limits: &SandboxLimits) -> Result<CheckReport, Provide
         size: m.size_bytes(),
         abi_version: m.abi_version(),
         outputs_per_row: m.outputs_per_row(),
+        output_names: m.output_names().to_vec(),
         inputs: m.inputs().iter().map(|k| k.to_string()).collect(),
         imports: m.imports(),
         exports: m.exports(),
@@ -272,7 +275,7 @@ fn print_check(r: &CheckReport) {
     println!("  ABI version:     {}", r.abi_version);
     println!("  size:            {} bytes (limit {} bytes)", r.size, r.config.max_module_bytes);
     println!("  inputs:          {} ({})", r.inputs.len(), r.inputs.join(", "));
-    println!("  outputs per row: {}", r.outputs_per_row);
+    println!("  outputs per row: {} ({})", r.outputs_per_row, r.output_names.join(", "));
     println!("  imports:         {}", if r.imports.is_empty() { "none".into() } else { r.imports.join(", ") });
     println!("  exports:         {}", r.exports.join(", "));
     println!(

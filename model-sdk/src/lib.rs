@@ -3,7 +3,12 @@
 //! A model provider implements [`Model`] and calls [`export_model!`]; the SDK supplies
 //! everything the cleanroom Wasm ABI (version [`ABI_VERSION`], see `docs/wasm-abi.md`)
 //! needs: the `cleanroom_abi` custom section, the `cleanroom_process_batch` export, and
-//! the calls that copy input columns into guest memory and emit one score per row.
+//! the calls that copy input columns into guest memory and emit the scores.
+//!
+//! A model emits one score per row (named `score`) unless it declares several named
+//! outputs in [`Model::OUTPUTS`]; it then writes all of a row's values in
+//! [`Model::score_into`], and every batch yields `rows × OUTPUTS.len()` values, row-major
+//! (row 0's outputs in `OUTPUTS` order, then row 1's, ...).
 //!
 //! The same crate builds natively. There [`run_native`] runs a model over a [`Batch`]
 //! through exactly the code path the sandbox uses, so a provider (or a test) can compare
@@ -24,6 +29,32 @@
 //! }
 //! export_model!(Doubler);
 //! ```
+//!
+//! Several outputs per row:
+//!
+//! ```
+//! use cleanroom_model_sdk::{export_model, Kind, Model, Row};
+//!
+//! #[derive(Default)]
+//! struct Both;
+//! impl Model for Both {
+//!     const INPUTS: &'static [Kind] = &[Kind::F64];
+//!     const OUTPUTS: &'static [&'static str] = &["double", "square"];
+//!     /// The first output.
+//!     fn score(&self, row: &Row<'_>) -> f64 {
+//!         2.0 * row.f64(0)
+//!     }
+//!     fn score_into(&self, row: &Row<'_>, out: &mut [f64]) {
+//!         out[0] = self.score(row);
+//!         out[1] = row.f64(0) * row.f64(0);
+//!     }
+//! }
+//! export_model!(Both);
+//!
+//! let x = [3.0, -1.0];
+//! let out = cleanroom_model_sdk::run_native(&Both, &[cleanroom_model_sdk::Column::F64(&x)]).unwrap();
+//! assert_eq!(out, [6.0, 9.0, -2.0, 1.0]);
+//! ```
 #![no_std]
 
 extern crate alloc;
@@ -39,6 +70,12 @@ pub const ABI_SECTION: &str = "cleanroom_abi";
 pub const TOKEN_LEN: usize = 32;
 /// Most input columns a module may declare.
 pub const MAX_INPUTS: usize = 64;
+/// Most outputs per row a model may declare ([`Model::OUTPUTS`]).
+pub const MAX_OUTPUTS_PER_ROW: usize = 16;
+/// Longest output name, in bytes.
+pub const MAX_OUTPUT_NAME_LEN: usize = 64;
+/// The outputs of a model that declares none: a single one named `score`.
+pub const DEFAULT_OUTPUTS: &[&str] = &["score"];
 
 /// Type of one input column, as declared in the `cleanroom_abi` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,19 +109,108 @@ impl Kind {
     }
 }
 
-/// Length of the `cleanroom_abi` section for a model with these inputs.
+/// Length of the `cleanroom_abi` section for a single-output model with these inputs
+/// (`abi_section_len(inputs, DEFAULT_OUTPUTS)`).
 pub const fn manifest_len(inputs: &[Kind]) -> usize {
-    12 + inputs.len()
+    abi_section_len(inputs, DEFAULT_OUTPUTS)
+}
+
+/// Content of the `cleanroom_abi` section of a single-output model:
+/// `abi_section(inputs, DEFAULT_OUTPUTS)`.
+pub const fn manifest<const N: usize>(inputs: &[Kind]) -> [u8; N] {
+    abi_section(inputs, DEFAULT_OUTPUTS)
+}
+
+/// Whether `outputs` is the default, a single output named `score` (whose name the
+/// section does not carry).
+pub const fn is_default_outputs(outputs: &[&str]) -> bool {
+    outputs.len() == 1 && bytes_eq(outputs[0].as_bytes(), DEFAULT_OUTPUTS[0].as_bytes())
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Check a model's output names; panics (at compile time when evaluated in a constant, as
+/// [`export_model!`] does) unless there are 1 to [`MAX_OUTPUTS_PER_ROW`] of them, each 1 to
+/// [`MAX_OUTPUT_NAME_LEN`] bytes of `[a-z0-9_]` starting with a letter, all distinct.
+///
+/// ```compile_fail
+/// use cleanroom_model_sdk::{export_model, Kind, Model, Row};
+///
+/// #[derive(Default)]
+/// struct Bad;
+/// impl Model for Bad {
+///     const INPUTS: &'static [Kind] = &[Kind::F64];
+///     // Upper case and a hyphen: refused at compile time.
+///     const OUTPUTS: &'static [&'static str] = &["P-default"];
+///     fn score(&self, row: &Row<'_>) -> f64 {
+///         row.f64(0)
+///     }
+/// }
+/// export_model!(Bad);
+/// ```
+pub const fn check_outputs(outputs: &[&str]) {
+    assert!(!outputs.is_empty(), "Model::OUTPUTS is empty: a model has at least one output");
+    assert!(outputs.len() <= MAX_OUTPUTS_PER_ROW, "Model::OUTPUTS has more than 16 names");
+    let mut i = 0;
+    while i < outputs.len() {
+        let b = outputs[i].as_bytes();
+        assert!(!b.is_empty(), "an output name in Model::OUTPUTS is empty");
+        assert!(b.len() <= MAX_OUTPUT_NAME_LEN, "an output name in Model::OUTPUTS is longer than 64 bytes");
+        assert!(b[0].is_ascii_lowercase(), "an output name in Model::OUTPUTS does not start with a letter a-z");
+        let mut j = 0;
+        while j < b.len() {
+            let c = b[j];
+            assert!(
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_',
+                "an output name in Model::OUTPUTS has a character other than a-z, 0-9 and _"
+            );
+            j += 1;
+        }
+        let mut k = 0;
+        while k < i {
+            assert!(!bytes_eq(outputs[k].as_bytes(), b), "Model::OUTPUTS names the same output twice");
+            k += 1;
+        }
+        i += 1;
+    }
+}
+
+/// Length of the `cleanroom_abi` section for a model with these inputs and outputs.
+pub const fn abi_section_len(inputs: &[Kind], outputs: &[&str]) -> usize {
+    let mut len = 12 + inputs.len();
+    if !is_default_outputs(outputs) {
+        let mut i = 0;
+        while i < outputs.len() {
+            len += 1 + outputs[i].len();
+            i += 1;
+        }
+    }
+    len
 }
 
 /// Content of the `cleanroom_abi` section: `abi_version: u32le`, `outputs_per_row: u32le`
-/// (always 1 in version 1), `n_inputs: u32le`, then one [`Kind`] byte per input.
-pub const fn manifest<const N: usize>(inputs: &[Kind]) -> [u8; N] {
-    assert!(N == manifest_len(inputs), "manifest length");
+/// (`m = outputs.len()`), `n_inputs: u32le`, one [`Kind`] byte per input, then, unless the
+/// outputs are the default single `score`, the `m` output names, each a length byte and
+/// its bytes. Panics (a compile error in a constant) on bad inputs or outputs.
+pub const fn abi_section<const N: usize>(inputs: &[Kind], outputs: &[&str]) -> [u8; N] {
+    check_outputs(outputs);
+    assert!(N == abi_section_len(inputs, outputs), "manifest length");
     assert!(inputs.len() <= MAX_INPUTS, "too many inputs");
     let mut out = [0u8; N];
     let v = ABI_VERSION.to_le_bytes();
-    let o = 1u32.to_le_bytes();
+    let o = (outputs.len() as u32).to_le_bytes();
     let n = (inputs.len() as u32).to_le_bytes();
     let mut i = 0;
     while i < 4 {
@@ -97,6 +223,22 @@ pub const fn manifest<const N: usize>(inputs: &[Kind]) -> [u8; N] {
     while j < inputs.len() {
         out[12 + j] = inputs[j] as u8;
         j += 1;
+    }
+    if !is_default_outputs(outputs) {
+        let mut at = 12 + inputs.len();
+        let mut k = 0;
+        while k < outputs.len() {
+            let name = outputs[k].as_bytes();
+            out[at] = name.len() as u8;
+            at += 1;
+            let mut b = 0;
+            while b < name.len() {
+                out[at] = name[b];
+                at += 1;
+                b += 1;
+            }
+            k += 1;
+        }
     }
     out
 }
@@ -145,8 +287,9 @@ pub enum BatchError {
     Kind { index: usize, expected: Kind, got: Kind },
     /// Column `index` has `got` rows, the first column has `rows`.
     Ragged { index: usize, rows: usize, got: usize },
-    /// The model produced `got` scores for `rows` rows.
-    Output { rows: usize, got: usize },
+    /// The model produced `got` values for `rows` rows, not `expected` (`rows` times its
+    /// number of outputs).
+    Output { rows: usize, expected: usize, got: usize },
 }
 
 impl fmt::Display for BatchError {
@@ -157,7 +300,9 @@ impl fmt::Display for BatchError {
                 write!(f, "input {index}: model reads {}, column is {}", expected.name(), got.name())
             }
             BatchError::Ragged { index, rows, got } => write!(f, "input {index} has {got} rows, expected {rows}"),
-            BatchError::Output { rows, got } => write!(f, "model produced {got} scores for {rows} rows"),
+            BatchError::Output { rows, expected, got } => {
+                write!(f, "model produced {got} values for {rows} rows, expected {expected}")
+            }
             BatchError::ValidityCount { expected, got } => {
                 write!(f, "{got} validity slices for {expected} columns")
             }
@@ -333,10 +478,19 @@ impl Row<'_> {
     }
 }
 
-/// A model: reads the declared input columns, returns one score per row.
+/// A model: reads the declared input columns, returns one score per row, or several
+/// named ones ([`Model::OUTPUTS`]).
 pub trait Model {
     /// The input columns, in the order the query spec names them.
     const INPUTS: &'static [Kind];
+
+    /// The names of the values the model produces for each row, in order: 1 to
+    /// [`MAX_OUTPUTS_PER_ROW`] names of 1 to [`MAX_OUTPUT_NAME_LEN`] bytes of `[a-z0-9_]`,
+    /// starting with a letter, all distinct ([`export_model!`] and [`run_native`] check
+    /// this at compile time). The default is one output, `score`, and a module that keeps
+    /// it has exactly the section it had before outputs could be named. A model with
+    /// several outputs implements [`Model::score_into`] (or [`Model::score_batch`]).
+    const OUTPUTS: &'static [&'static str] = DEFAULT_OUTPUTS;
 
     /// Whether the model reads which values are null ([`Row::is_valid`], [`Row::f64_opt`],
     /// [`Batch::validity`]). Only then does the module import `read_validity`; a model
@@ -344,21 +498,35 @@ pub trait Model {
     /// type's canonical value (`0.0`, `0`, code `0`).
     const READS_VALIDITY: bool = false;
 
-    /// Score one row.
+    /// Score one row. For a model with several outputs this is its first output
+    /// (`OUTPUTS[0]`) by convention; the SDK then calls [`Model::score_into`] instead.
     fn score(&self, row: &Row<'_>) -> f64;
 
-    /// Score a whole batch, appending exactly `batch.rows()` values to `out`. Override
-    /// for columnar speed; the default calls [`Model::score`] row by row.
+    /// Write the row's `OUTPUTS.len()` values to `out` (exactly that long), in `OUTPUTS`
+    /// order. The default, for a single-output model, is `out[0] = self.score(row)`; a
+    /// model with several outputs must override it (the default panics: a trap in the
+    /// sandbox, where the unit is then absent).
+    fn score_into(&self, row: &Row<'_>, out: &mut [f64]) {
+        assert!(out.len() == 1, "a model with several OUTPUTS must implement Model::score_into");
+        out[0] = self.score(row);
+    }
+
+    /// Score a whole batch, appending exactly `batch.rows() * OUTPUTS.len()` values to
+    /// `out`, row-major (row 0's outputs, then row 1's, ...). Override for columnar speed;
+    /// the default calls [`Model::score_into`] row by row.
     fn score_batch(&self, batch: &Batch<'_>, out: &mut Vec<f64>) {
-        out.reserve(batch.rows());
+        let m = Self::OUTPUTS.len();
+        out.reserve(batch.rows() * m);
         for i in 0..batch.rows() {
-            out.push(self.score(&batch.row(i)));
+            let at = out.len();
+            out.resize(at + m, 0.0);
+            self.score_into(&batch.row(i), &mut out[at..]);
         }
     }
 }
 
 /// Run `model` natively over `columns` (every value present), through the same code path
-/// as the sandbox.
+/// as the sandbox: `rows × M::OUTPUTS.len()` values, row-major.
 pub fn run_native<M: Model>(model: &M, columns: &[Column<'_>]) -> Result<Vec<f64>, BatchError> {
     let batch = Batch::new(M::INPUTS, columns)?;
     score_native(model, batch)
@@ -378,13 +546,15 @@ pub fn run_native_with_validity<M: Model>(
 }
 
 fn score_native<M: Model>(model: &M, mut batch: Batch<'_>) -> Result<Vec<f64>, BatchError> {
+    const { check_outputs(M::OUTPUTS) };
     if !M::READS_VALIDITY {
         batch.nulls = Nulls::NotRead;
     }
-    let mut out = Vec::with_capacity(batch.rows());
+    let expected = batch.rows() * M::OUTPUTS.len();
+    let mut out = Vec::with_capacity(expected);
     model.score_batch(&batch, &mut out);
-    if out.len() != batch.rows() {
-        return Err(BatchError::Output { rows: batch.rows(), got: out.len() });
+    if out.len() != expected {
+        return Err(BatchError::Output { rows: batch.rows(), expected, got: out.len() });
     }
     Ok(out)
 }
@@ -430,9 +600,9 @@ pub mod __guest {
     pub const STATUS_OK: i32 = 0;
     /// The host reported fewer rows than requested for a column.
     pub const STATUS_SHORT_READ: i32 = 1;
-    /// The model produced a number of scores different from the row count.
+    /// The model produced a number of values other than rows × outputs.
     pub const STATUS_BAD_OUTPUT: i32 = 2;
-    /// `rows` was negative.
+    /// `rows` was negative, or rows × outputs does not fit an `i32`.
     pub const STATUS_BAD_ROWS: i32 = 3;
 
     enum Buf {
@@ -506,10 +676,15 @@ pub mod __guest {
     pub unsafe fn process_batch<M: Model>(cell: &GuestCell<M>, init: fn() -> M, host: &Host, rows: i32) -> i32 {
         // SAFETY: single-threaded guest and no re-entrancy (the host never calls back in).
         let state = unsafe { &mut *cell.0.get() };
+        const { super::check_outputs(M::OUTPUTS) };
         if rows < 0 {
             return STATUS_BAD_ROWS;
         }
         let n = rows as usize;
+        // What the model emits: `outputs` values per row, row-major.
+        let Some(values) = n.checked_mul(M::OUTPUTS.len()).and_then(|v| i32::try_from(v).ok()) else {
+            return STATUS_BAD_ROWS;
+        };
         let model = state.model.get_or_insert_with(init);
         if state.bufs.len() != M::INPUTS.len() {
             state.bufs = M::INPUTS
@@ -571,11 +746,11 @@ pub mod __guest {
         };
         state.out.clear();
         model.score_batch(&batch, &mut state.out);
-        if state.out.len() != n {
+        if state.out.len() != values as usize {
             return STATUS_BAD_OUTPUT;
         }
-        // SAFETY: `out` holds `n` initialised f64s.
-        unsafe { (host.emit)(state.out.as_ptr(), rows) };
+        // SAFETY: `out` holds `values` initialised f64s.
+        unsafe { (host.emit)(state.out.as_ptr(), values) };
         STATUS_OK
     }
 }
@@ -583,20 +758,27 @@ pub mod __guest {
 /// Export a [`Model`] as a cleanroom Wasm module.
 ///
 /// `export_model!(MyModel)` builds the model with `Default::default()` on the first
-/// batch; `export_model!(MyModel, expr)` uses `expr` instead. On targets other than
-/// wasm32 the macro expands to nothing, so the crate still builds (and tests) natively.
+/// batch; `export_model!(MyModel, expr)` uses `expr` instead. The `cleanroom_abi` section
+/// is computed at compile time from [`Model::INPUTS`] and [`Model::OUTPUTS`]; bad output
+/// names are a compile error on every target ([`check_outputs`]). On targets other than
+/// wasm32 the macro expands to that check only, so the crate still builds (and tests)
+/// natively.
 #[macro_export]
 macro_rules! export_model {
     ($ty:ty) => {
         $crate::export_model!($ty, <$ty as ::core::default::Default>::default());
     };
     ($ty:ty, $init:expr) => {
+        const _: () = $crate::check_outputs(<$ty as $crate::Model>::OUTPUTS);
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             #[link_section = "cleanroom_abi"]
             #[used]
-            static CLEANROOM_ABI: [u8; $crate::manifest_len(<$ty as $crate::Model>::INPUTS)] =
-                $crate::manifest(<$ty as $crate::Model>::INPUTS);
+            static CLEANROOM_ABI: [u8; $crate::abi_section_len(
+                <$ty as $crate::Model>::INPUTS,
+                <$ty as $crate::Model>::OUTPUTS,
+            )] = $crate::abi_section(<$ty as $crate::Model>::INPUTS, <$ty as $crate::Model>::OUTPUTS);
 
             static STATE: $crate::__guest::GuestCell<$ty> = $crate::__guest::GuestCell::new();
 
@@ -644,7 +826,9 @@ macro_rules! export_model {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
 
     #[derive(Default)]
@@ -742,6 +926,102 @@ mod tests {
     fn asking_for_validity_undeclared_is_a_panic() {
         let f = [1.0];
         let _ = run_native_with_validity(&Undeclared, &[Column::F64(&f)], &[&[1]]);
+    }
+
+    /// Two outputs per row: the sum of its inputs and their product.
+    #[derive(Default)]
+    struct SumAndProduct;
+    impl Model for SumAndProduct {
+        const INPUTS: &'static [Kind] = &[Kind::F64, Kind::I64];
+        const OUTPUTS: &'static [&'static str] = &["sum", "product"];
+        fn score(&self, row: &Row<'_>) -> f64 {
+            row.f64(0) + row.i64(1) as f64
+        }
+        fn score_into(&self, row: &Row<'_>, out: &mut [f64]) {
+            out[0] = self.score(row);
+            out[1] = row.f64(0) * row.i64(1) as f64;
+        }
+    }
+    export_model!(SumAndProduct);
+
+    /// Declares two outputs but implements only `score`.
+    struct Forgetful;
+    impl Model for Forgetful {
+        const INPUTS: &'static [Kind] = &[Kind::F64];
+        const OUTPUTS: &'static [&'static str] = &["a", "b"];
+        fn score(&self, row: &Row<'_>) -> f64 {
+            row.f64(0)
+        }
+    }
+
+    /// Declares two outputs, and its columnar code emits one per row.
+    struct Miscounts;
+    impl Model for Miscounts {
+        const INPUTS: &'static [Kind] = &[Kind::F64];
+        const OUTPUTS: &'static [&'static str] = &["a", "b"];
+        fn score(&self, row: &Row<'_>) -> f64 {
+            row.f64(0)
+        }
+        fn score_batch(&self, batch: &Batch<'_>, out: &mut Vec<f64>) {
+            out.extend_from_slice(batch.f64s(0));
+        }
+    }
+
+    #[test]
+    fn section_names_outputs_unless_default() {
+        // The default single output: byte for byte the layout without names.
+        let plain: [u8; 16] = abi_section(Sum::INPUTS, DEFAULT_OUTPUTS);
+        assert_eq!(plain, manifest::<16>(Sum::INPUTS));
+        assert!(is_default_outputs(&["score"]) && !is_default_outputs(&["scores"]) && !is_default_outputs(&[]));
+        assert!(!is_default_outputs(&["score", "x"]));
+        const LEN: usize = abi_section_len(SumAndProduct::INPUTS, SumAndProduct::OUTPUTS);
+        let named: [u8; LEN] = abi_section(SumAndProduct::INPUTS, SumAndProduct::OUTPUTS);
+        let mut want = vec![1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 3];
+        want.extend_from_slice(b"sum");
+        want.push(7);
+        want.extend_from_slice(b"product");
+        assert_eq!(named.as_slice(), want.as_slice());
+        // A single output with another name is written out.
+        let p: [u8; 15] = abi_section(&[Kind::F64], &["p"]);
+        assert_eq!(p, [1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, b'p']);
+    }
+
+    #[test]
+    fn output_names_are_checked() {
+        let longest = "a".repeat(MAX_OUTPUT_NAME_LEN);
+        check_outputs(&["a", "b9", "c_d", &longest]);
+        let sixteen = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"];
+        check_outputs(&sixteen);
+        let too_long = "a".repeat(MAX_OUTPUT_NAME_LEN + 1);
+        let seventeen = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"];
+        let bad: [&[&str]; 9] = [&[], &seventeen, &["a", "a"], &[""], &[&too_long], &["A"], &["1a"], &["_a"], &["a-b"]];
+        for names in bad {
+            let panicked = std::panic::catch_unwind(|| check_outputs(names)).is_err();
+            assert!(panicked, "{names:?} accepted");
+        }
+    }
+
+    #[test]
+    fn several_outputs_come_row_major() {
+        let (f, i) = ([1.5, 2.0, -1.0], [2i64, 0, 3]);
+        let cols = [Column::F64(&f), Column::I64(&i)];
+        assert_eq!(run_native(&SumAndProduct, &cols).unwrap(), vec![3.5, 3.0, 2.0, 0.0, 2.0, -3.0]);
+        let empty = [Column::F64(&[]), Column::I64(&[])];
+        assert_eq!(run_native(&SumAndProduct, &empty).unwrap(), Vec::<f64>::new());
+        assert_eq!(
+            run_native(&Miscounts, &[Column::F64(&f)]),
+            Err(BatchError::Output { rows: 3, expected: 6, got: 3 })
+        );
+        assert_eq!(
+            BatchError::Output { rows: 3, expected: 6, got: 3 }.to_string(),
+            "model produced 3 values for 3 rows, expected 6"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "must implement Model::score_into")]
+    fn several_outputs_without_score_into_is_a_panic() {
+        let _ = run_native(&Forgetful, &[Column::F64(&[1.0])]);
     }
 
     #[test]

@@ -3,6 +3,21 @@
 use crate::abi::ColumnKind;
 use std::time::Duration;
 
+/// What is wrong with one output name in the `cleanroom_abi` section.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputNameError {
+    #[error("is empty")]
+    Empty,
+    #[error("is {len} bytes, at most 64 are allowed")]
+    TooLong { len: usize },
+    #[error("is not UTF-8")]
+    NotUtf8,
+    #[error("does not start with a letter a-z")]
+    FirstNotLetter,
+    #[error("contains {found:?}; only a-z, 0-9 and _ are allowed")]
+    BadChar { found: char },
+}
+
 /// The sandbox could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SandboxError {
@@ -43,8 +58,26 @@ pub enum AdmissionError {
     BadAbiSection(String),
     #[error("module speaks cleanroom ABI version {found}, this sandbox speaks {supported}")]
     AbiVersion { found: u32, supported: u32 },
-    #[error("module declares {found} outputs per row, ABI version 1 supports exactly 1")]
+    #[error("module declares {found} outputs per row, this sandbox supports 1 to 16")]
     OutputsPerRow { found: u32 },
+    #[error(
+        "module declares {outputs} outputs per row but names none; only a single output may go unnamed (it is `score`)"
+    )]
+    OutputNamesMissing { outputs: u32 },
+    #[error(
+        "module declares {declared} outputs per row but the `cleanroom_abi` section ends after {found} output names"
+    )]
+    OutputNameCount { declared: u32, found: u32 },
+    #[error(
+        "output name {index} is declared {len} bytes long but the `cleanroom_abi` section has only {available} left"
+    )]
+    TruncatedOutputName { index: u32, len: usize, available: usize },
+    #[error("output name {index} ({name:?}) {problem}")]
+    BadOutputName { index: u32, name: String, problem: OutputNameError },
+    #[error("output name {name:?} is declared twice (outputs {first} and {second})")]
+    DuplicateOutputName { name: String, first: u32, second: u32 },
+    #[error("{count} unexpected bytes after the {outputs} output names of the `cleanroom_abi` section")]
+    AbiTrailingBytes { count: usize, outputs: u32 },
     #[error("shared memory (threads) is not allowed")]
     SharedMemory,
     #[error("64-bit memory is not allowed")]
@@ -91,8 +124,9 @@ pub enum RunError {
     OutOfBounds { call: &'static str, ptr: u32, len: u64 },
     #[error("ABI misuse: {0}")]
     AbiMisuse(String),
-    #[error("module emitted {emitted} values for a batch of {rows} rows")]
-    BadEmission { rows: usize, emitted: usize },
+    /// `expected` is `rows` times the module's outputs per row.
+    #[error("module emitted {emitted} values for a batch of {rows} rows, expected {expected}")]
+    BadEmission { rows: usize, expected: usize, emitted: usize },
     #[error("module emitted values outside cleanroom_process_batch")]
     EmitOutsideBatch,
     #[error("module reported failure status {status}")]

@@ -118,6 +118,9 @@ pub(crate) struct HostState {
     pub limiter: Limiter,
     pub columns: Vec<Staged>,
     pub rows: usize,
+    /// Values the module emits per row: a batch's output is `rows * outputs_per_row`
+    /// values, row-major.
+    pub outputs_per_row: usize,
     /// True only while `cleanroom_process_batch` runs.
     pub in_batch: bool,
     pub out: Vec<f64>,
@@ -201,8 +204,10 @@ fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunEr
     }
     let n = usize::try_from(n).map_err(|_| RunError::AbiMisuse("emit: negative count".into()))?;
     let emitted = s.out.len().saturating_add(n);
-    if emitted > s.rows {
-        return Err(RunError::BadEmission { rows: s.rows, emitted });
+    // rows <= MAX_BATCH_ROWS (2^24) and outputs_per_row <= 16: no overflow.
+    let expected = s.rows * s.outputs_per_row;
+    if emitted > expected {
+        return Err(RunError::BadEmission { rows: s.rows, expected, emitted });
     }
     let memory = memory_of(&caller, "emit")?;
     let (mem, s) = memory.data_and_store_mut(&mut caller);

@@ -24,11 +24,11 @@ mod error;
 mod host;
 
 pub use abi::{
-    AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, EXPORT_MEMORY, EXPORT_PROCESS_BATCH, IMPORT_MODULE,
-    READ_VALIDITY,
+    validate_output_name, AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, DEFAULT_OUTPUT_NAME, EXPORT_MEMORY,
+    EXPORT_PROCESS_BATCH, IMPORT_MODULE, MAX_OUTPUTS_PER_ROW, MAX_OUTPUT_NAME_LEN, READ_VALIDITY,
 };
 pub use admission::MAX_TABLES;
-pub use error::{AdmissionError, RunError, SandboxError};
+pub use error::{AdmissionError, OutputNameError, RunError, SandboxError};
 
 use host::{HostState, Limiter, Staged};
 use protocol::table::RecordBatch;
@@ -129,9 +129,16 @@ impl AdmittedModule {
     pub fn abi_version(&self) -> u32 {
         self.manifest.abi_version
     }
-    /// Values the module emits per input row (always 1 in ABI version 1).
+    /// Values the module emits per input row, `m`, from 1 to [`MAX_OUTPUTS_PER_ROW`]. Every
+    /// batch of `rows` rows yields `rows * m` values, row-major: row 0's `m` values (in the
+    /// order of [`AdmittedModule::output_names`]), then row 1's, and so on.
     pub fn outputs_per_row(&self) -> u32 {
         self.manifest.outputs_per_row
+    }
+    /// The names of the module's outputs, in emission order: `outputs_per_row` of them,
+    /// `["score"]` for a module whose section names none.
+    pub fn output_names(&self) -> &[String] {
+        &self.manifest.output_names
     }
     /// The input column kinds the module declared, in order.
     pub fn inputs(&self) -> &[ColumnKind] {
@@ -358,6 +365,7 @@ impl Sandbox {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
             columns: module.manifest.inputs.iter().map(|&kind| Staged::new(kind)).collect(),
             rows: 0,
+            outputs_per_row: module.manifest.outputs_per_row as usize,
             in_batch: false,
             out: Vec::new(),
             memory: None,
@@ -415,6 +423,7 @@ impl Sandbox {
             sandbox: self.inner.clone(),
             pre: module.pre.clone(),
             kinds: module.manifest.inputs.clone(),
+            outputs_per_row: module.manifest.outputs_per_row as usize,
             input_names: input_names.to_vec(),
             fuel_per_unit,
             deadline,
@@ -431,6 +440,7 @@ pub struct UnitRunner {
     sandbox: Arc<Inner>,
     pre: InstancePre<HostState>,
     kinds: Vec<ColumnKind>,
+    outputs_per_row: usize,
     input_names: Vec<String>,
     fuel_per_unit: u64,
     deadline: Instant,
@@ -448,9 +458,16 @@ impl fmt::Debug for UnitRunner {
 }
 
 impl UnitRunner {
-    /// Score one unit's rows in a fresh instance with the unit's fuel. Any error (a trap,
-    /// fuel exhaustion, a bad status, a wrong number of scores, a missing column) is
-    /// returned for the caller to treat the unit as absent; the runner stays usable.
+    /// Values per row in what [`UnitRunner::score`] returns (the module's
+    /// [`AdmittedModule::outputs_per_row`]).
+    pub fn outputs_per_row(&self) -> usize {
+        self.outputs_per_row
+    }
+
+    /// Score one unit's rows in a fresh instance with the unit's fuel: `rows * m` values
+    /// for `m` outputs per row ([`AdmittedModule::outputs_per_row`]), row-major. Any error
+    /// (a trap, fuel exhaustion, a bad status, a wrong number of scores, a missing column)
+    /// is returned for the caller to treat the unit as absent; the runner stays usable.
     pub fn score(&mut self, unit: &RecordBatch) -> Result<Vec<f64>, RunError> {
         let rows = unit.rows;
         if rows > MAX_BATCH_ROWS {
@@ -482,6 +499,7 @@ impl UnitRunner {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
             columns,
             rows,
+            outputs_per_row: self.outputs_per_row,
             in_batch: false,
             out,
             memory: None,
@@ -528,8 +546,9 @@ impl UnitRunner {
             return Err(RunError::ModelFailed { status });
         }
         let emitted = store.data().out.len();
-        if emitted != rows {
-            return Err(RunError::BadEmission { rows, emitted });
+        let expected = rows * self.outputs_per_row;
+        if emitted != expected {
+            return Err(RunError::BadEmission { rows, expected, emitted });
         }
         Ok(())
     }
@@ -576,7 +595,8 @@ impl fmt::Debug for Job {
 
 impl Job {
     /// Run the module over `batch`: copy the job's input columns into guest memory on
-    /// request and return exactly one score per row. Any error ends the job.
+    /// request and return exactly `rows * m` values for `m` outputs per row, row-major
+    /// (row 0's `m` values, then row 1's, ...). Any error ends the job.
     pub fn process_batch(&mut self, batch: &RecordBatch) -> Result<Vec<f64>, RunError> {
         if self.ended {
             return Err(RunError::JobEnded);
@@ -629,8 +649,9 @@ impl Job {
             return Err(RunError::ModelFailed { status });
         }
         let state = self.store.data_mut();
-        if state.out.len() != rows {
-            return Err(RunError::BadEmission { rows, emitted: state.out.len() });
+        let expected = rows * state.outputs_per_row;
+        if state.out.len() != expected {
+            return Err(RunError::BadEmission { rows, expected, emitted: state.out.len() });
         }
         self.batches += 1;
         self.rows += rows as u64;

@@ -227,3 +227,53 @@ fn sandbox_and_job_cross_threads() {
         assert_eq!(h.join().unwrap(), vec![1007.0; 7]);
     }
 }
+
+/// Two outputs per row (`x`, `neg_x`), emitted row-major in two calls that split a row's
+/// values between them when `rows` is odd.
+const TWO_OUTPUTS: &str = include_str!("hostile/53-two-outputs.wat");
+
+#[test]
+fn several_outputs_come_row_major_in_jobs_and_units() {
+    let sb = sandbox();
+    let m = sb.admit(&wat(TWO_OUTPUTS)).unwrap();
+    assert_eq!(m.outputs_per_row(), 2);
+    assert_eq!(m.output_names(), ["x", "neg_x"]);
+    let batch =
+        |xs: &[f64]| RecordBatch::new(vec![Column { name: "x".into(), data: ColumnData::F64(xs.to_vec()) }]).unwrap();
+    let row_major = |xs: &[f64]| xs.iter().flat_map(|&x| [x, -x]).collect::<Vec<f64>>();
+    let x = ["x".to_string()];
+    let mut job = sb.start_job(&m, &x).unwrap();
+    for xs in [&[1.0, 2.0, 3.0][..], &[], &[7.5], &(0..1001).map(f64::from).collect::<Vec<_>>()] {
+        assert_eq!(job.process_batch(&batch(xs)).unwrap(), row_major(xs), "{} rows", xs.len());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut units = sb.unit_runner(&m, &x, 1_000_000, deadline).unwrap();
+    assert_eq!(units.outputs_per_row(), 2);
+    for xs in [&[4.0][..], &[-1.0, 0.5, 9.0]] {
+        assert_eq!(units.score(&batch(xs)).unwrap(), row_major(xs));
+    }
+    // A unit with too many rows for the module's buffer fails on its own status.
+    assert_eq!(units.score(&batch(&[0.0; 4097])), Err(RunError::ModelFailed { status: 9 }));
+    // A module whose section names no output has one, `score`.
+    let one = sb.admit(&wat(PARTIAL_AND_COUNTER)).unwrap();
+    assert_eq!((one.outputs_per_row(), one.output_names()), (1, &["score".to_string()][..]));
+}
+
+#[test]
+fn several_outputs_emitted_wrong_fail_the_unit() {
+    let sb = sandbox();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let x = ["x".to_string()];
+    let unit = RecordBatch::new(vec![Column { name: "x".into(), data: ColumnData::F64(vec![1.0, 2.0, 3.0]) }]).unwrap();
+    let too_many = sb.admit(&wat(include_str!("hostile/54-two-outputs-one-too-many.wat"))).unwrap();
+    let mut r = sb.unit_runner(&too_many, &x, 1_000_000, deadline).unwrap();
+    assert_eq!(r.score(&unit), Err(RunError::BadEmission { rows: 3, expected: 6, emitted: 7 }));
+    let one_each = sb.admit(&wat(include_str!("hostile/55-two-outputs-one-per-row.wat"))).unwrap();
+    let mut r = sb.unit_runner(&one_each, &x, 1_000_000, deadline).unwrap();
+    assert_eq!(r.score(&unit), Err(RunError::BadEmission { rows: 3, expected: 6, emitted: 3 }));
+    // The runner stays usable, and an empty unit emits nothing either way.
+    assert_eq!(
+        r.score(&RecordBatch::new(vec![Column { name: "x".into(), data: ColumnData::F64(vec![]) }]).unwrap()),
+        Ok(vec![])
+    );
+}

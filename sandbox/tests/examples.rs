@@ -103,6 +103,62 @@ fn credit_loss_sandbox_equals_native() {
 }
 
 #[test]
+fn credit_multi_sandbox_equals_native_row_major() {
+    let sb = sandbox();
+    let wasm = example_wasm("credit-multi");
+    let module = sb.admit(&wasm).expect("credit-multi admitted");
+    assert_eq!(module.outputs_per_row(), 2);
+    assert_eq!(module.output_names(), ["p_default", "risk_band"]);
+    assert_eq!(credit_multi::OUTPUTS, module.output_names());
+    let lr = sb.admit(&credit_lr_wasm()).expect("credit-lr admitted");
+    let names: Vec<String> = LR_INPUTS.iter().map(|s| s.to_string()).collect();
+    let model = credit_multi::CreditMulti::default();
+    let mut job = sb.start_job(&module, &names).expect("job");
+    let mut lr_job = sb.start_job(&lr, &names).expect("job");
+    let mut rng = Rng::new(0x6d_756c_7469);
+    let mut batches: Vec<RecordBatch> = [2000, 1, 0, 333, 4096].iter().map(|&n| demo_batch(&mut rng, n)).collect();
+    batches.push(edge_batch());
+    let bound = credit_multi::RISK_BAND_BOUND;
+    let mut rows = 0;
+    for b in &batches {
+        let got = job.process_batch(b).expect("credit-multi batch");
+        let want = native(&model, b, &LR_INPUTS);
+        assert_eq!(got.len(), 2 * b.rows);
+        assert_eq!(want.len(), 2 * b.rows);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "value {i} of a {}-row batch: sandbox {g} native {w}", b.rows);
+        }
+        // Row-major: row r's p_default at 2r is credit-lr's score of row r, bit for bit,
+        // and its risk_band at 2r + 1 lies in [-6, 6] (NaN where credit-lr's is NaN).
+        let p = lr_job.process_batch(b).expect("credit-lr batch");
+        for (r, pair) in got.chunks(2).enumerate() {
+            assert_eq!(pair[0].to_bits(), p[r].to_bits(), "row {r}: p_default {} credit-lr {}", pair[0], p[r]);
+            assert!(
+                (-bound..=bound).contains(&pair[1]) || (pair[0].is_nan() && pair[1].is_nan()),
+                "row {r}: risk_band {}",
+                pair[1]
+            );
+        }
+        rows += b.rows;
+    }
+    // The enclave's path, one unit per fresh instance, gives the same values.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut units = sb.unit_runner(&module, &names, 10_000_000, deadline).expect("runner");
+    let unit = demo_batch(&mut rng, 3);
+    let got = units.score(&unit).expect("credit-multi unit");
+    let want = native(&model, &unit, &LR_INPUTS);
+    assert_eq!(
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "credit-multi: {rows} rows × 2 outputs equal bit for bit; module {} bytes, hash {}",
+        wasm.len(),
+        module.digest()
+    );
+}
+
+#[test]
 fn gbdt_and_lr_agree_roughly() {
     // Two models of the same risk: their mean probabilities on the same rows are close.
     let mut rng = Rng::new(7);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use cleanroom_sandbox::{AdmissionError as A, RunError as R, Sandbox, SandboxConfig};
+use cleanroom_sandbox::{AdmissionError as A, OutputNameError, RunError as R, Sandbox, SandboxConfig};
 use common::*;
 use protocol::table::{Column, ColumnData, RecordBatch};
 use std::time::{Duration, Instant};
@@ -85,9 +85,9 @@ fn cases() -> Vec<Case> {
         "28-read-wrapping-pointer" => BatchFails(|e| matches!(e, R::OutOfBounds { call: "read_f64", .. })),
         "29-emit-out-of-bounds" => BatchFails(|e| matches!(e, R::OutOfBounds { call: "emit", .. })),
         "30-guest-out-of-bounds-store" => BatchFails(|e| matches!(e, R::Trap(_))),
-        "31-emit-flood" => BatchFails(|e| matches!(e, R::BadEmission { rows: ROWS, emitted } if *emitted == ROWS + 1)),
+        "31-emit-flood" => BatchFails(|e| matches!(e, R::BadEmission { rows: ROWS, expected: ROWS, emitted } if *emitted == ROWS + 1)),
         "32-emit-too-many-at-once" => BatchFails(|e| matches!(e, R::BadEmission { rows: ROWS, .. })),
-        "33-emit-too-few" => BatchFails(|e| matches!(e, R::BadEmission { rows: ROWS, emitted } if *emitted == ROWS / 2)),
+        "33-emit-too-few" => BatchFails(|e| matches!(e, R::BadEmission { rows: ROWS, expected: ROWS, emitted } if *emitted == ROWS / 2)),
         "34-trap-after-half" => BatchFails(|e| matches!(e, R::Trap(_))),
         "35-failure-status" => BatchFails(|e| matches!(e, R::ModelFailed { status: 7 })),
         "36-read-wrong-kind" => BatchFails(|e| matches!(e, R::AbiMisuse(_))),
@@ -107,6 +107,21 @@ fn cases() -> Vec<Case> {
         "50-validity-wrong-signature" => Refused(|e| matches!(e, A::ImportSignature { name } if name == "read_validity")),
         "51-validity-in-start" => StartFails(|e| matches!(e, R::AbiMisuse(m) if m.starts_with("read_validity called outside"))),
         "52-validity-echo" => Output(|out, x| out == x),
+        "53-two-outputs" => Output(|out, x| {
+            out.len() == 2 * x.len() && out.chunks(2).zip(x).all(|(row, &x)| row == [x, -x])
+        }),
+        "54-two-outputs-one-too-many" => BatchFails(|e| {
+            matches!(e, R::BadEmission { rows: ROWS, expected, emitted } if *expected == 2 * ROWS && *emitted == 2 * ROWS + 1)
+        }),
+        "55-two-outputs-one-per-row" => BatchFails(|e| {
+            matches!(e, R::BadEmission { rows: ROWS, expected, emitted: ROWS } if *expected == 2 * ROWS)
+        }),
+        "56-two-outputs-unnamed" => Refused(|e| matches!(e, A::OutputNamesMissing { outputs: 2 })),
+        "57-seventeen-outputs" => Refused(|e| matches!(e, A::OutputsPerRow { found: 17 })),
+        "58-output-name-bad" => Refused(|e| {
+            matches!(e, A::BadOutputName { index: 1, name, problem: OutputNameError::BadChar { found: '-' } } if name == "neg-x")
+        }),
+        "59-output-names-trailing-byte" => Refused(|e| matches!(e, A::AbiTrailingBytes { count: 1, outputs: 2 })),
     ];
     let mut cases: Vec<Case> = from_files
         .into_iter()

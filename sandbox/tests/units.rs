@@ -139,7 +139,7 @@ fn other_faults_fail_one_unit_only() {
     let sb = sandbox();
     let mut r = runner(&sb, FUEL);
     // A wrong number of scores.
-    assert_eq!(r.score(&unit(&[0.5, 1.0, 1.0])), Err(RunError::BadEmission { rows: 3, emitted: 2 }));
+    assert_eq!(r.score(&unit(&[0.5, 1.0, 1.0])), Err(RunError::BadEmission { rows: 3, expected: 3, emitted: 2 }));
     assert_eq!(r.score(&unit(&[1.0])).unwrap(), vec![FRESH]);
     // A bad status.
     assert_eq!(r.score(&unit(&vec![1.0; 1025])), Err(RunError::ModelFailed { status: 9 }));

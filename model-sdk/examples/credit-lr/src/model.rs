@@ -34,8 +34,20 @@ impl Default for CreditLr {
 }
 
 impl CreditLr {
-    /// Probability of default for one applicant.
+    /// Probability of default for one applicant: the logistic function of [`CreditLr::logit`].
     pub fn probability(
+        &self,
+        income: f64,
+        utilization: f64,
+        late_payments: i64,
+        tenure_months: i64,
+        birth_decade: i64,
+    ) -> f64 {
+        math::sigmoid(self.logit(income, utilization, late_payments, tenure_months, birth_decade))
+    }
+
+    /// Log-odds of default for one applicant (the regression's linear predictor).
+    pub fn logit(
         &self,
         income: f64,
         utilization: f64,
@@ -46,12 +58,11 @@ impl CreditLr {
         let w = &self.weights;
         let income = if income > MIN_INCOME { income } else { MIN_INCOME };
         let age = REFERENCE_YEAR.saturating_sub(birth_decade.saturating_add(5)) as f64;
-        let logit = w.intercept
+        w.intercept
             + w.utilization * (utilization - 0.3)
             + w.late_payments * late_payments as f64
             + w.log_income * math::ln(income / 60_000.0)
             + w.tenure * (tenure_months as f64 - 60.0)
-            + w.age * (age - 40.0);
-        math::sigmoid(logit)
+            + w.age * (age - 40.0)
     }
 }
