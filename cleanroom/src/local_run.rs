@@ -36,18 +36,11 @@ pub fn run_exact(
     let sandbox =
         Sandbox::new(SandboxConfig::from_policy(policy)).map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
     let module = sandbox.admit(wasm).map_err(|e| LocalRunError::Admission(e.to_string()))?;
-    // As the enclave does: the release takes one score per row (see enclave-app's admission).
-    if module.outputs_per_row() != 1 {
-        return Err(LocalRunError::Admission(format!(
-            "module declares {} outputs per row; the enclave releases one",
-            module.outputs_per_row()
-        )));
-    }
     let deadline = Instant::now() + Duration::from_millis(policy.timing.max_deadline_ms);
     let mut runner = sandbox
         .unit_runner(&module, &spec.inputs, policy.sandbox.fuel_per_unit, deadline)
         .map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
-    let mut acc = Accumulator::new(spec, policy, &module_output_names(&module))?;
+    let mut acc = Accumulator::new(spec, policy, module.output_names())?;
     // Bounding picks rows at random only for units over the limit; a fixed seed keeps
     // the owner's check reproducible.
     let mut units = UnitAssembler::new(
@@ -58,7 +51,7 @@ pub fn run_exact(
     );
     let mut score = |unit: RecordBatch| {
         // A fault while scoring one unit makes it absent, as in the enclave.
-        // m outputs per row, row-major (m = 1 here: checked above).
+        // m outputs per row, row-major, in the order of the module's output names.
         let scores = runner.score(&unit).unwrap_or_default();
         acc.add_unit(&unit, &scores);
     };
@@ -73,8 +66,3 @@ pub fn run_exact(
     Ok(ExactRun { rows, report: acc.finish_exact()? })
 }
 
-/// The names of the module's outputs per row, in ABI order.
-fn module_output_names(_module: &sandbox::AdmittedModule) -> Vec<String> {
-    // ABI version 1 modules declare one output, named `score`.
-    vec!["score".into()]
-}

@@ -113,12 +113,6 @@ struct Admitted {
     cost: crate::admission::Cost,
 }
 
-/// The names of the module's outputs per row, in ABI order.
-fn module_output_names(_module: &AdmittedModule) -> Vec<String> {
-    // ABI version 1 modules declare one output, named `score`.
-    vec!["score".into()]
-}
-
 impl Enclave {
     /// Boot: ephemeral key from platform randomness, policy measured and locked.
     pub fn boot(platform: Box<dyn Platform>, policy: Policy, host: HostClient) -> Result<Arc<Enclave>, BootError> {
@@ -429,18 +423,9 @@ impl Enclave {
         };
         let wasm = self.host.get_blob(&module_blob)?;
         let module = self.sandbox.admit(&wasm).map_err(|e| refuse(Code::ModuleRejected, e.to_string()))?;
-        // The sandbox admits modules with several outputs per row (issue 14), but the
-        // release takes one score per row: refuse them here, before the spend, as the
-        // sandbox itself did before outputs could be named (every unit would be absent).
-        if module.outputs_per_row() != 1 {
-            return Err(refuse(
-                Code::ModuleRejected,
-                format!("module declares {} outputs per row; this enclave releases one", module.outputs_per_row()),
-            ));
-        }
         crate::admission::check_module(p, spec, &module_blob, &module.digest(), module.inputs())?;
         // Value sources against the module's declared outputs, and every noise scale.
-        let acc = Accumulator::new(spec, p, &module_output_names(&module))?;
+        let acc = Accumulator::new(spec, p, module.output_names())?;
         let index = crate::admission::check_index(p, spec, &self.host.get_blob(&index_blob)?)?;
         let schedule = crate::admission::check_deadline(p, spec)?;
         Ok(Admitted { grant, key, module, index, schedule, acc, cost })
@@ -485,7 +470,7 @@ impl Enclave {
             .map_err(|e| failed("sandbox", &e))?;
         let mut score = |unit: protocol::table::RecordBatch| {
             // A fault while scoring one unit: that unit is absent, and nothing else changes.
-            // m outputs per row, row-major (m = 1 here: admission refuses others).
+            // m outputs per row, row-major, in the order of the module's output names.
             let fault = match runner.score(&unit) {
                 Ok(scores) if acc.add_unit(&unit, &scores) => None,
                 Ok(_) => Some("rejected_scores".to_string()),
