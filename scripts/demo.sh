@@ -59,6 +59,7 @@ echo "the host stores only ciphertext blobs, by content hash; sealed index $INDE
 
 heading "4. Provider proposes a query; the owner reviews it"
 cr query-init --manifest "$DEMO/provider/public-manifest.json" --module "$WASM" --job "$JOB" \
+    --inputs income,utilization,late_payments,tenure_months,birth_decade \
     --collaborator "$PROVIDER" --policy "$DEMO/owner/policy.toml" --out "$DEMO/provider/query.toml"
 cr review "$DEMO/provider/query.toml" --policy "$DEMO/owner/policy.toml"
 

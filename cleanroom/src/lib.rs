@@ -14,5 +14,6 @@ pub mod owner;
 pub mod owner_policy;
 pub mod prepare;
 pub mod provider;
+pub mod query_init;
 pub mod review;
 pub mod suggest;

@@ -65,4 +65,3 @@ pub fn run_exact(
     }
     Ok(ExactRun { rows, report: acc.finish_exact()? })
 }
-

@@ -5,7 +5,7 @@ use cleanroom::client::{connect_attested, BlobClient, Expected};
 use cleanroom::keystore::KeyStore;
 use cleanroom::ledger::Ledger;
 use cleanroom::owner::OwnerKeys;
-use protocol::job::{OutputSpec, QuerySpec};
+use protocol::job::QuerySpec;
 use protocol::manifest::{Manifest, PublicManifest};
 use protocol::policy::Policy;
 use protocol::result::{JobResult, RESULT_CONTEXT};
@@ -87,13 +87,18 @@ enum Cmd {
     /// Owner: write or inspect a policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
-    /// Provider: write a query spec for a module and dataset.
+    /// Provider: write a commented query skeleton for a module and dataset, from the public
+    /// manifest and the module's ABI section.
     QueryInit {
         /// The owner's public manifest (schema only; `prepare` writes public-manifest.json).
         #[arg(long)]
         manifest: PathBuf,
         #[arg(long)]
         module: PathBuf,
+        /// Sealed columns for the module's inputs, in ABI order (comma-separated); default:
+        /// the first unused input column of each type, in manifest order.
+        #[arg(long, value_delimiter = ',')]
+        inputs: Option<Vec<String>>,
         #[arg(long)]
         job: String,
         #[arg(long)]
@@ -107,6 +112,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Provider: check a query offline and print its plan.
+    #[command(subcommand)]
+    Query(QueryCmd),
     /// Owner: its diagnostics key, and reading the sealed diagnostics of spent jobs.
     #[command(subcommand)]
     Diagnostics(DiagnosticsCmd),
@@ -234,6 +242,27 @@ struct AttestArgs {
 // Parsed once per process: the size difference between variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
+enum QueryCmd {
+    /// Validate a query against the manifest, the policy and (optionally) the module, and
+    /// print per output the mechanism, ε/δ, every noise term with its sensitivity, and the
+    /// expected 95% error at the group sizes given: the plan the owner's `review` shows.
+    Check {
+        query: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        /// The module: checks each `of` against its declared outputs.
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Group sizes (rows) to state the expected error at; repeatable.
+        #[arg(long = "group-size", default_values_t = [100u64, 1000])]
+        group_sizes: Vec<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 enum PolicyCmd {
     /// Write a policy for a prepared dataset.
     Init {
@@ -655,25 +684,59 @@ fn run(cmd: Cmd) -> Res {
             println!("population {}", policy.population);
         }
         Cmd::Policy(PolicyCmd::Digest { policy }) => println!("{}", load_policy(&policy)?.digest()),
-        Cmd::QueryInit { manifest, module, job, collaborator, policy, deadline_ms, out } => {
+        Cmd::QueryInit { manifest, module, inputs, job, collaborator, policy, deadline_ms, out } => {
             let m = load_public_manifest(&manifest)?;
-            let mut spec = demo_query(&m, Digest::of(&read(&module)?), job, collaborator, 60_000);
-            spec.deadline_ms = match (deadline_ms, policy) {
+            let policy = policy.map(|p| load_policy(&p)).transpose()?;
+            let limits = policy.as_ref().map(|p| p.sandbox.clone()).unwrap_or_else(default_limits);
+            let report = cleanroom::provider::check(&read(&module)?, &limits)?;
+            let abi = cleanroom::query_init::ModuleAbi {
+                hash: report.hash,
+                input_types: report
+                    .inputs
+                    .iter()
+                    .map(|k| if k == "code" { "dict".into() } else { k.clone() })
+                    .collect(),
+                output_names: report.output_names.clone(),
+            };
+            let deadline_ms = match (deadline_ms, &policy) {
                 (Some(d), _) => d,
                 (None, Some(p)) => {
-                    let p = load_policy(&p)?;
-                    let groups = release::selected_group_outputs(&spec, &p);
-                    let s =
-                        protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk, groups)
-                            .ok_or("the policy's worst case overflows")?;
+                    // the starting outputs never select groups: the worst case has none
+                    let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk, 0)
+                        .ok_or("the policy's worst case overflows")?;
                     // whole seconds above the worst case
                     (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
                 }
                 (None, None) => 60_000,
             };
-            spec.validate()?;
-            write_atomic(&out, toml::to_string_pretty(&spec)?.as_bytes())?;
-            println!("query written to {}", out.display());
+            let total_epsilon = match &policy {
+                Some(p) => release::parse_epsilon(&p.max_epsilon_per_job)?,
+                None => "1".parse()?,
+            };
+            let choices =
+                cleanroom::query_init::Choices { job_id: job, collaborator, inputs, total_epsilon, deadline_ms };
+            let text = cleanroom::query_init::skeleton(&m, &abi, &choices)?;
+            write_atomic(&out, text.as_bytes())?;
+            println!("query written to {} (commented; check it with `cleanroom query check`)", out.display());
+        }
+        Cmd::Query(QueryCmd::Check { query, manifest, policy, module, group_sizes }) => {
+            let m = load_public_manifest(&manifest)?;
+            let policy = load_policy(&policy)?;
+            let spec = QuerySpec::from_toml(&read_text(&query)?)?;
+            if spec.dataset_digest != m.dataset_digest || policy.dataset_digest != m.dataset_digest {
+                return Err("the query, the policy and the manifest name different datasets".into());
+            }
+            let outputs = match module {
+                Some(w) => {
+                    let r = cleanroom::provider::check(&read(&w)?, &policy.sandbox)?;
+                    if r.hash != spec.module_hash {
+                        return Err(format!("the module is {}, the query names {}", r.hash, spec.module_hash).into());
+                    }
+                    Some(r.output_names)
+                }
+                None => None,
+            };
+            print!("{}", cleanroom::review::plan(&spec, &policy, outputs.as_deref(), &group_sizes)?);
         }
         Cmd::Diagnostics(DiagnosticsCmd::Keygen { out }) => {
             let public = cleanroom::client::create_diagnostics_key(&out)?;
@@ -1169,30 +1232,13 @@ fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: b
     println!("attestation verified ({platform}): checks passed: {}", v.checks_passed.join(", "));
 }
 
-/// The demo query: mean predicted risk per zip3, customers per risk decile, AUC.
-fn demo_query(
-    m: &PublicManifest,
-    module_hash: Digest,
-    job_id: String,
-    collaborator: String,
-    deadline_ms: u64,
-) -> QuerySpec {
-    QuerySpec {
-        deadline_ms,
-        job_id,
-        collaborator,
-        dataset_digest: m.dataset_digest,
-        module_hash,
-        inputs: ["income", "utilization", "late_payments", "tenure_months", "birth_decade"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        outputs: vec![
-            OutputSpec::mean("mean_risk_by_zip3", "zip3", 0.0, 1.0, "0.4"),
-            OutputSpec::histogram("customers_per_risk_decile", (0..=10).map(|i| i as f64 / 10.0).collect(), "0.3"),
-            OutputSpec::auc("auc_vs_defaulted", "defaulted", 100, "0.3"),
-        ],
-        delta: None,
+/// Sandbox limits for reading a module's ABI when no policy is given.
+fn default_limits() -> protocol::policy::SandboxLimits {
+    let c = sandbox::SandboxConfig::default();
+    protocol::policy::SandboxLimits {
+        fuel_per_unit: 1,
+        memory_limit_bytes: c.memory_limit_bytes,
+        max_module_bytes: c.max_module_bytes as u64,
     }
 }
 

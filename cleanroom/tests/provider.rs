@@ -172,7 +172,7 @@ fn test_runs_the_module_on_a_sample_and_says_no_dp() {
     // One row per customer in the generated sample: one unit per row, none absent.
     assert_eq!(doc["units"], 1500);
     assert_eq!(doc["units_absent"], 0);
-    let hist = doc["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "customers_per_risk_decile").unwrap();
+    let hist = doc["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "score_histogram").unwrap();
     let total: f64 = hist["values"].as_array().unwrap().iter().map(|v| v["value"].as_f64().unwrap()).sum();
     assert_eq!(total, 1500.0, "exact histogram counts every row once");
 }

@@ -91,7 +91,7 @@ impl Term {
         let sigma_sq = dp::mechanism::gaussian_sigma_sq(l2, rho).map_err(|e| scale_error(on, e))?;
         let max = dp::sampler::MAX_SCALE as f64;
         let s2 = sigma_sq.to_f64();
-        if !(s2 <= max * max) {
+        if s2.is_nan() || s2 > max * max {
             return Err(scale_error(on, dp::DpError::ScaleTooLarge));
         }
         let sigma = s2.sqrt();

@@ -133,8 +133,8 @@ impl Bins {
                 let x: Vec<f64> = noisy.iter().map(|&v| v as f64).collect();
                 (
                     vec![value("auc", "", auc(&x, bins).unwrap_or(0.5), ci.into_iter().next().flatten())],
-                    "AUC from noisy per-label score histograms (ties within a bin count one half); \
-                     0.5 when a label class is empty after noise; ci95: parametric bootstrap over the noise"
+                    "AUC from noisy per-label score histograms, noisy cells used as they are (ties within a bin count \
+                     one half), clamped to [0, 1]; 0.5 when a label class is empty after noise; ci95: parametric bootstrap over the noise"
                         .to_string(),
                 )
             }
@@ -155,8 +155,8 @@ impl Bins {
                 }
                 (
                     v,
-                    "predicted positive when the score is at or above the threshold; counts from one noisy histogram per \
-                     label over the intervals between thresholds (negative cells taken as 0); precision, recall and F1 \
+                    "predicted positive when the score is at or above the threshold; counts are sums of one noisy histogram per \
+                     label over the intervals between thresholds (shown at least 0); precision, recall and F1 \
                      derived from them (0 where undefined); ci95: parametric bootstrap over the noise"
                         .to_string(),
                 )
@@ -177,7 +177,7 @@ impl Bins {
                 }
                 (
                     v,
-                    "per score bin over [0, 1]: rows (negatives + positives, each noisy, negatives taken as 0), mean score \
+                    "per score bin over [0, 1]: rows (noisy negatives + noisy positives, shown at least 0), mean score \
                      (bin middle + noisy centred sum / rows, clamped to the bin) and positive rate (positives / rows); \
                      ε split evenly between the label counts and the score sums; ci95: parametric bootstrap over the noise"
                         .to_string(),
@@ -235,10 +235,12 @@ fn bin_middle(fp: &FixedPoint, b: usize, bins: usize) -> i64 {
     ((2 * b as i128 + 1) * r / (2 * bins as i128)) as i64
 }
 
-/// AUC from (noisy) per-label histograms: negatives then positives, negatives taken as 0.
+/// AUC from (noisy) per-label histograms: negatives then positives. Noisy cells are used as
+/// they are, negative ones included: clamping them to 0 would add mass to every empty cell
+/// and pull the AUC towards one half (measured: −0.006 at ε = 0.2 with half the cells
+/// empty, and interval coverage fell to 92%). Only the result is clamped to [0, 1].
 fn auc(x: &[f64], bins: usize) -> Option<f64> {
-    let c: Vec<f64> = x[..2 * bins].iter().map(|v| v.max(0.0)).collect();
-    let (neg, pos) = c.split_at(bins);
+    let (neg, pos) = x[..2 * bins].split_at(bins);
     let (n, p): (f64, f64) = (neg.iter().sum(), pos.iter().sum());
     let mut below = 0.0;
     let mut wins = 0.0;
@@ -246,14 +248,14 @@ fn auc(x: &[f64], bins: usize) -> Option<f64> {
         wins += pos[b] * (below + 0.5 * neg[b]);
         below += neg[b];
     }
-    (n > 0.0 && p > 0.0).then(|| wins / (n * p))
+    (n > 0.0 && p > 0.0).then(|| (wins / (n * p)).clamp(0.0, 1.0))
 }
 
-/// Per threshold: tp, fp, tn, fn, precision, recall, F1.
+/// Per threshold: tp, fp, tn, fn, precision, recall, F1. Sums of noisy cells as they are
+/// (unbiased; see [`auc`]); counts shown at least 0 and rates within [0, 1].
 fn confusion(x: &[f64], thresholds: usize) -> Vec<[Option<f64>; 7]> {
     let cells = thresholds + 1;
-    let c: Vec<f64> = x[..2 * cells].iter().map(|v| v.max(0.0)).collect();
-    let (neg, pos) = c.split_at(cells);
+    let (neg, pos) = x[..2 * cells].split_at(cells);
     (0..thresholds)
         .map(|i| {
             // predicted positive: intervals above threshold i
@@ -261,11 +263,12 @@ fn confusion(x: &[f64], thresholds: usize) -> Vec<[Option<f64>; 7]> {
             let fneg: f64 = pos[..=i].iter().sum();
             let fp: f64 = neg[i + 1..].iter().sum();
             let tn: f64 = neg[..=i].iter().sum();
-            let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+            let ratio = |a: f64, b: f64| (b > 0.0).then(|| (a / b).clamp(0.0, 1.0));
             let precision = ratio(tp, tp + fp);
             let recall = ratio(tp, tp + fneg);
             let f1 = ratio(2.0 * tp, 2.0 * tp + fp + fneg);
-            [Some(tp), Some(fp), Some(tn), Some(fneg), precision, recall, f1]
+            let count = |v: f64| Some(v.max(0.0));
+            [count(tp), count(fp), count(tn), count(fneg), precision, recall, f1]
         })
         .collect()
 }
@@ -275,14 +278,13 @@ fn calibration(x: &[f64], bins: usize, fp: &FixedPoint) -> Vec<[Option<f64>; 3]>
     let r = fp.scale as f64;
     (0..bins)
         .map(|b| {
-            let neg = x[b].max(0.0);
-            let pos = x[bins + b].max(0.0);
+            let (neg, pos) = (x[b], x[bins + b]);
             let rows = neg + pos;
             let (lo, hi) = (b as f64 / bins as f64, (b + 1) as f64 / bins as f64);
             let mid = bin_middle(fp, b, bins) as f64 / r;
             let mean = (rows >= 1.0).then(|| (mid + x[2 * bins + b] / (r * rows)).clamp(lo, hi));
             let rate = (rows >= 1.0).then(|| (pos / rows).clamp(0.0, 1.0));
-            [Some(rows), mean, rate]
+            [Some(rows.max(0.0)), mean, rate]
         })
         .collect()
 }

@@ -143,8 +143,8 @@ impl Covariance {
         let x: Vec<f64> = noisy.iter().map(|&v| v as f64).collect();
         let est = stats(&x).unwrap_or_else(|| vec![None; d + d * (d + 1) / 2]);
         let mut values = Vec::new();
-        for i in 0..d {
-            values.push(value(&self.labels[i], "mean", est[i].unwrap_or(centre), ci.get(i).copied().flatten()));
+        for (i, label) in self.labels.iter().enumerate() {
+            values.push(value(label, "mean", est[i].unwrap_or(centre), ci.get(i).copied().flatten()));
         }
         let mut t = d;
         for i in 0..d {

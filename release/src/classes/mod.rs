@@ -211,3 +211,6 @@ pub(crate) fn describe(terms: &[&Term]) -> Vec<NoiseTerm> {
 pub(crate) fn rational(d: &str) -> Result<Rational, ReleaseError> {
     Ok(d.parse::<Rational>()?)
 }
+
+#[cfg(test)]
+mod tests;
