@@ -62,6 +62,11 @@ pub fn credit_impute_wasm() -> PathBuf {
 }
 
 /// The default-lr example module (a provider's model for the BYO table `default.csv`).
+/// The two-output example (p_default, risk_band), built by `make wasm`.
+pub fn credit_multi_wasm() -> PathBuf {
+    example_wasm("CLEANROOM_CREDIT_MULTI_WASM", "credit_multi.wasm")
+}
+
 pub fn default_lr_wasm() -> PathBuf {
     example_wasm("CLEANROOM_DEFAULT_LR_WASM", "default_lr.wasm")
 }

@@ -233,6 +233,13 @@ impl Side {
         // policy default, which the `worst_case` module checks holds with D and D′ running
         // side by side on this machine.
         policy.timing.setup_ms = 80;
+        // Every output class in one query (see `audit_query`): ε 1 each, the Gaussian
+        // covariance's conversion δ and three partition selections; income may be a value.
+        policy.max_epsilon_per_job = protocol::policy::Decimal("20".into());
+        policy.max_delta_per_job = protocol::policy::Decimal("0.001".into());
+        for c in policy.columns.iter_mut().filter(|c| c.name == "income") {
+            c.roles.push(protocol::policy::ColumnRole::Value);
+        }
         let mut blobs = HashMap::new();
         let mut names = HashMap::new();
         for (name, wasm) in modules {
@@ -460,13 +467,16 @@ impl Observation {
                         o.note
                     ));
                     // Which groups a group-by releases is itself a DP output (partition
-                    // selection); fixed-domain outputs always release every key.
-                    if o.class != "group_mean" {
+                    // selection, the outputs with a δ); every other output releases a
+                    // fixed set of keys.
+                    if o.delta.is_none() {
                         let keys: Vec<&str> = o.values.iter().map(|v| v.key.as_str()).collect();
                         skeleton.push(format!("keys {} {:?}", o.name, keys));
                     }
                     for v in &o.values {
-                        noised.push((o.name.clone(), v.key.clone(), v.value));
+                        // The interval is post-processing of the noised values.
+                        let key = if v.stat.is_empty() { v.key.clone() } else { format!("{}/{}", v.key, v.stat) };
+                        noised.push((o.name.clone(), key, v.value));
                     }
                 }
             }
@@ -514,9 +524,14 @@ fn variant(m: &EnclaveMessage) -> String {
     }
 }
 
-/// The query every audited module answers: a histogram of its score, the mean score per
-/// zip3 and the AUC against `defaulted`, ε = 1 each.
+/// The query every audited module answers: one output of every class over the module's
+/// score (and the income column), ε = 1 each: histogram, mean, count and variance per zip3
+/// (partition selection), a total sum, quantiles, confusion matrix, calibration and AUC
+/// against `defaulted`, and the discrete-Gaussian covariance of score and income.
 pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> QuerySpec {
+    use protocol::job::{GroupBy, Noise, ValueSource};
+    let one = || protocol::policy::Decimal("1".into());
+    let zip3 = || GroupBy(vec!["zip3".into()]);
     QuerySpec {
         job_id: job.to_string(),
         collaborator: "acme".into(),
@@ -527,8 +542,59 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
             OutputSpec::histogram("score_histogram", (0..=10).map(|i| i as f64 / 10.0).collect(), "1"),
             OutputSpec::mean("mean_by_zip3", "zip3", 0.0, 1.0, "1"),
             OutputSpec::auc("auc", "defaulted", 10, "1"),
+            OutputSpec::Count { name: "rows_by_zip3".into(), group_by: zip3(), noise: Noise::Laplace, epsilon: one() },
+            OutputSpec::Sum {
+                name: "score_sum".into(),
+                of: None,
+                group_by: GroupBy::default(),
+                lower: 0.0,
+                upper: 1.0,
+                noise: Noise::Laplace,
+                epsilon: one(),
+            },
+            OutputSpec::Variance {
+                name: "score_spread_by_zip3".into(),
+                of: None,
+                group_by: zip3(),
+                lower: 0.0,
+                upper: 1.0,
+                noise: Noise::Laplace,
+                epsilon: one(),
+            },
+            OutputSpec::Quantiles {
+                name: "score_quantiles".into(),
+                of: None,
+                lower: 0.0,
+                upper: 1.0,
+                quantiles: vec![0.5, 0.9],
+                grid: 256,
+                epsilon: one(),
+            },
+            OutputSpec::ConfusionMatrix {
+                name: "confusion".into(),
+                of: None,
+                label: "defaulted".into(),
+                thresholds: vec![0.3, 0.5],
+                noise: Noise::Laplace,
+                epsilon: one(),
+            },
+            OutputSpec::Calibration {
+                name: "calibration".into(),
+                of: None,
+                label: "defaulted".into(),
+                bins: 5,
+                noise: Noise::Laplace,
+                epsilon: one(),
+            },
+            OutputSpec::Covariance {
+                name: "score_income_covariance".into(),
+                of: vec![ValueSource::Output("score".into()), ValueSource::Column("income".into())],
+                lower: 0.0,
+                upper: 1.0,
+                epsilon: one(),
+            },
         ],
-        delta: None,
+        delta: Some(protocol::policy::Decimal("0.000001".into())),
         deadline_ms: side.deadline_ms(),
     }
 }
