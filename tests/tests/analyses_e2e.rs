@@ -174,7 +174,14 @@ fn every_class(of: &dyn Fn(usize) -> Option<ValueSource>, group: &str, label: &s
             noise: Noise::Laplace,
             epsilon: d("0.2"),
         },
-        OutputSpec::Auc { name: "auc".into(), of: of(0), label: label.into(), bins: 100, noise: Noise::Laplace, epsilon: d("0.2") },
+        OutputSpec::Auc {
+            name: "auc".into(),
+            of: of(0),
+            label: label.into(),
+            bins: 100,
+            noise: Noise::Laplace,
+            epsilon: d("0.2"),
+        },
     ]
 }
 
@@ -241,7 +248,11 @@ fn every_class_on_the_demo_table_with_a_two_output_model() {
         s(&module),
     ]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("h: of: the module has no output \"p_defualt\" (it declares: p_default, risk_band)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("h: of: the module has no output \"p_defualt\" (it declares: p_default, risk_band)"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

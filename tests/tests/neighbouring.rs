@@ -158,8 +158,16 @@ fn check_noised(module: &str, runs: &[(Transcript, Transcript)]) {
     assert!(released_own_group.is_empty(), "{module}: the extra unit's own group was released: {released_own_group:?}");
     // Every class released on both sides.
     for o in [
-        "score_histogram", "mean_by_zip3", "auc", "rows_by_zip3", "score_sum", "score_spread_by_zip3",
-        "score_quantiles", "confusion", "calibration", "score_income_covariance",
+        "score_histogram",
+        "mean_by_zip3",
+        "auc",
+        "rows_by_zip3",
+        "score_sum",
+        "score_spread_by_zip3",
+        "score_quantiles",
+        "confusion",
+        "calibration",
+        "score_income_covariance",
     ] {
         assert!(d.keys().any(|(n, _)| n == o) && d1.keys().any(|(n, _)| n == o), "{module}: no {o} released");
     }
