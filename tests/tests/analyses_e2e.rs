@@ -264,7 +264,7 @@ fn every_class_on_a_table_this_project_did_not_generate() {
         modules: vec![module.clone()],
         labels: vec![],
         rows_per_chunk: 3800,
-        budget: "10",
+        budget: "10".into(),
         policy_args: ["--max-rows-per-unit", "3", "--min-group-size", "20", "--max-epsilon", "5"]
             .map(String::from)
             .to_vec(),
