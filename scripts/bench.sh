@@ -28,6 +28,8 @@ cargo bench -q -p eif-build 2>/dev/null | json
 cargo bench -q -p cleanroom-hsm --bench hsm 2>/dev/null | json
 # DP samplers vs OpenDP.
 if [ -x scripts/bench_dp.sh ]; then ./scripts/bench_dp.sh | json; fi
+# DP accuracy per output class next to OpenDP at the same ε (issue 14; ACCURACY_REPS).
+if [ -x scripts/bench_accuracy.sh ]; then ./scripts/bench_accuracy.sh | json; fi
 
 # Boot the enclave image under QEMU and time the first evidence over virtio-vsock
 # (needs QEMU and vhost-device-vsock, which the script installs; opt in with BENCH_QEMU=1).
