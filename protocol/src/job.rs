@@ -191,8 +191,8 @@ pub enum OutputSpec {
         #[serde(default, skip_serializing_if = "is_default")]
         noise: Noise,
         epsilon: Decimal,
-        /// Share of ε spent on the count (the rest noises the sum); default chosen from the
-        /// bounds (see `release::mean_count_share`).
+        /// Share of the budget spent on the count (the rest noises the centred sum); default
+        /// one half, the best split when the mean may lie anywhere within the bounds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         count_share: Option<Decimal>,
     },

@@ -66,15 +66,6 @@ pub(crate) struct Term {
 }
 
 impl Term {
-    /// A Laplace term at ε with L1 sensitivity `l1`, or a Gaussian term at ρ = ε²/2 with L2
-    /// sensitivity `l2`. Fails if the scale leaves the sampler's range.
-    pub(crate) fn new(on: &str, noise: Noise, eps: &Epsilon, l1: u64, l2: u64) -> Result<Term, ReleaseError> {
-        match noise {
-            Noise::Laplace => Term::laplace(on, eps, l1),
-            Noise::Gaussian => Term::gaussian(on, &gaussian_rho(eps)?, l2),
-        }
-    }
-
     pub(crate) fn laplace(on: &str, eps: &Epsilon, l1: u64) -> Result<Term, ReleaseError> {
         let plan = dp::plan::plan_laplace(eps, l1).map_err(|e| scale_error(on, e))?;
         Ok(Term {

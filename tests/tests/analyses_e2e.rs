@@ -249,7 +249,8 @@ fn every_class_on_the_demo_table_with_a_two_output_model() {
     ]);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("h: of: the module has no output \"p_defualt\" (it declares: p_default, risk_band)"),
+        text(&o)
+            .contains("output \"h\": of: the module has no output \"p_defualt\" (it declares: p_default, risk_band)"),
         "{}",
         text(&o)
     );

@@ -54,17 +54,16 @@ impl Bins {
         let (count, sum, sums) = match &shape {
             Shape::Calibration { bins, .. } => {
                 let half = Rational::new(1, 2)?;
-                let eps = head.share(&half)?;
                 // Half a bin's width, rounded up, in fixed-point units.
                 let half_width = (ctx.fp.scale as u64).div_ceil(2 * *bins as u64).max(1);
                 let l = half_width.checked_mul(k).ok_or(dp::DpError::Overflow("per-unit bin sum"))?;
                 (
-                    Term::new("rows per label and bin", head.noise, &eps, k, k)?,
-                    Some(Term::new("centred score sum per bin", head.noise, &eps, l, l)?),
+                    head.term("rows per label and bin", &half, k)?,
+                    Some(head.term("centred score sum per bin", &half, l)?),
                     vec![0; *bins],
                 )
             }
-            _ => (Term::new("rows per cell", head.noise, &head.epsilon, k, k)?, None, Vec::new()),
+            _ => (head.term("rows per cell", &Rational::ONE, k)?, None, Vec::new()),
         };
         Ok(Bins { head, shape, source, fp: ctx.fp, counts: vec![0; cells], sums, count, sum })
     }

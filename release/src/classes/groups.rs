@@ -70,7 +70,6 @@ impl Groups {
             _ => return Err(ReleaseError::BadQuery("not a grouped output".into())),
         };
         let k = u64::from(ctx.k);
-        let keyed = !matches!(keys, Keys::Total);
         let (centre, half) = centre_and_half_range(&ctx.fp, lower, upper)?;
         let r = ctx.fp.scale as u128;
         let sq_max = u64::try_from((u128::from(half) * u128::from(half)).div_ceil(r))
@@ -79,7 +78,8 @@ impl Groups {
         // How ε is split among the integers this output noises.
         let (count_share, sum_share, sq_share): (Rational, Rational, Rational) = match stat {
             Stat::Count => (Rational::ONE, Rational::ZERO, Rational::ZERO),
-            Stat::Sum if !keyed => (Rational::ZERO, Rational::ONE, Rational::ZERO),
+            // A sum over no keys or public keys needs no count: it has nothing to select.
+            Stat::Sum if !matches!(keys, Keys::Selected) => (Rational::ZERO, Rational::ONE, Rational::ZERO),
             Stat::Sum => (Rational::new(1, 2)?, Rational::new(1, 2)?, Rational::ZERO),
             Stat::Mean => {
                 let c = match &count_share {
@@ -94,7 +94,6 @@ impl Groups {
             }
             Stat::Variance => (Rational::new(1, 3)?, Rational::new(1, 3)?, Rational::new(1, 3)?),
         };
-        let noise = head.noise;
         let per_unit = |h: u64, what: &'static str| h.checked_mul(k).ok_or(dp::DpError::Overflow(what));
         let term = |on: &str, share: &Rational, l: u64| -> Result<Option<Term>, ReleaseError> {
             if share.is_zero() {
@@ -106,7 +105,7 @@ impl Groups {
                     ctx.fp.scale
                 )));
             }
-            Term::new(on, noise, &head.share(share)?, l, l).map(Some)
+            head.term(on, share, l).map(Some)
         };
         let count = term("count", &count_share, k)?;
         let (sum_on, sum_bound) = match stat {
@@ -292,10 +291,14 @@ impl Groups {
         let groups = match (&self.keys, &self.selection) {
             (Keys::Total, _) => "over every row".to_string(),
             (Keys::Public(all), _) => format!(
-                "for each of the {} combinations of the public domains of {} (no partition selection, no δ); \
-                 groups whose noisy row count is below the policy's minimum are not shown",
+                "for each of the {} combinations of the public domains of {} (no partition selection, no δ); {}",
                 all.len(),
-                self.group_by.join(", ")
+                self.group_by.join(", "),
+                if self.count.is_some() {
+                    "groups whose noisy row count is below the policy's minimum are not shown"
+                } else {
+                    "every combination is shown (a sum over public keys spends nothing on a count)"
+                }
             ),
             (Keys::Selected, Some(p)) => format!(
                 "per group of {} found in the data: a group is shown only if its noisy row count reaches {} \

@@ -162,6 +162,22 @@ impl Head {
         Ok(Epsilon::try_from(self.epsilon.as_rational().checked_mul(share)?)?)
     }
 
+    /// One of the output's noise terms, given `share` of its budget: ε·share of discrete
+    /// Laplace, or ρ·share of discrete Gaussian (ρ = ε²/2). The shares of an output sum to
+    /// one, so its terms compose to exactly what the output is charged: ε by basic
+    /// composition, ρ by zCDP composition. (Splitting ε before squaring would spend only
+    /// Σ shareᵢ² of ρ.)
+    pub(crate) fn term(&self, on: &str, share: &Rational, sensitivity: u64) -> Result<Term, ReleaseError> {
+        match self.noise {
+            protocol::job::Noise::Laplace => Term::laplace(on, &self.share(share)?, sensitivity),
+            protocol::job::Noise::Gaussian => {
+                let rho = crate::noise::gaussian_rho(&self.epsilon)?;
+                let part = dp::Rho::try_from(rho.as_rational().checked_mul(share)?)?;
+                Term::gaussian(on, &part, sensitivity)
+            }
+        }
+    }
+
     pub(crate) fn release(
         &self,
         mode: &Mode<'_>,

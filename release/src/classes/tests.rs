@@ -486,3 +486,35 @@ fn bad_parameters_name_the_output_and_field() {
     let e = Accumulator::new(&query(vec![every_class()[0].clone()]), &big, &names()).err().unwrap().to_string();
     assert!(e.contains("group_by: the product of the key domains exceeds 4096"), "{e}");
 }
+
+/// A Gaussian output's terms split its ρ = ε²/2, so they spend exactly what it is charged;
+/// a Laplace output's terms split its ε.
+#[test]
+fn an_outputs_noise_terms_spend_exactly_its_budget() {
+    let p = policy(true);
+    let budget = |o: &OutputRelease, prefix: &str| -> f64 {
+        o.noise.iter().map(|t| t.budget.strip_prefix(prefix).unwrap().parse::<dp::Rational>().unwrap().to_f64()).sum()
+    };
+    for (noise, prefix, want) in [(Noise::Laplace, "ε = ", 0.4), (Noise::Gaussian, "ρ = ", 0.4 * 0.4 / 2.0)] {
+        for class in [
+            protocol::job::QueryClass::Mean,
+            protocol::job::QueryClass::Variance,
+            protocol::job::QueryClass::Calibration,
+        ] {
+            let mut o = every_class().into_iter().find(|o| o.class() == class).unwrap();
+            *o.epsilon_mut() = d("0.4");
+            match &mut o {
+                OutputSpec::Mean { noise: n, .. }
+                | OutputSpec::Variance { noise: n, .. }
+                | OutputSpec::Calibration { noise: n, .. } => *n = noise,
+                _ => unreachable!(),
+            }
+            let out = &dp_run(&query(vec![o]), &p, 1)[0];
+            assert!((budget(out, prefix) - want).abs() < 1e-12, "{class} {noise:?}: {:?}", out.noise);
+        }
+    }
+    // a sum over public keys spends all of ε on the sum
+    let sum = &dp_run(&query(vec![every_class()[1].clone()]), &p, 1)[0];
+    assert_eq!(sum.noise.len(), 1, "{:?}", sum.noise);
+    assert_eq!(sum.noise[0].budget, "ε = 0.2");
+}
