@@ -687,16 +687,14 @@ fn run(cmd: Cmd) -> Res {
         Cmd::QueryInit { manifest, module, inputs, job, collaborator, policy, deadline_ms, out } => {
             let m = load_public_manifest(&manifest)?;
             let policy = policy.map(|p| load_policy(&p)).transpose()?;
-            let limits = policy.as_ref().map(|p| p.sandbox.clone()).unwrap_or_else(default_limits);
-            let report = cleanroom::provider::check(&read(&module)?, &limits)?;
+            // The ABI section only: a module the sandbox would refuse still gets a query
+            // (the enclave refuses it, before any spend, as it would any provider's).
+            let wasm = read(&module)?;
+            let section = sandbox::read_abi(&wasm).map_err(|e| format!("{}: {e}", module.display()))?;
             let abi = cleanroom::query_init::ModuleAbi {
-                hash: report.hash,
-                input_types: report
-                    .inputs
-                    .iter()
-                    .map(|k| if k == "code" { "dict".into() } else { k.clone() })
-                    .collect(),
-                output_names: report.output_names.clone(),
+                hash: Digest::of(&wasm),
+                input_types: section.inputs.iter().map(|k| k.sealed_type().to_string()).collect(),
+                output_names: section.output_names.clone(),
             };
             let deadline_ms = match (deadline_ms, &policy) {
                 (Some(d), _) => d,
@@ -1230,16 +1228,6 @@ fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: b
         println!("attestation: SIMULATED evidence accepted because --allow-simulated was given (development only, not hardware-backed)");
     }
     println!("attestation verified ({platform}): checks passed: {}", v.checks_passed.join(", "));
-}
-
-/// Sandbox limits for reading a module's ABI when no policy is given.
-fn default_limits() -> protocol::policy::SandboxLimits {
-    let c = sandbox::SandboxConfig::default();
-    protocol::policy::SandboxLimits {
-        fuel_per_unit: 1,
-        memory_limit_bytes: c.memory_limit_bytes,
-        max_module_bytes: c.max_module_bytes as u64,
-    }
 }
 
 fn compare(result: &Path, truth: &Path) -> Res {

@@ -97,7 +97,7 @@ pub fn plan(
                     let _ = writeln!(w, "    95% of the time within ±{e:.4} at {n} rows per group");
                 }
                 None => {
-                    let _ = writeln!(w, "    error at {n} rows per group: see each released value's ci95");
+                    let _ = writeln!(w, "    at {n} rows per group: each released value states its own 95% interval");
                 }
             }
         }

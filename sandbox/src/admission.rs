@@ -185,3 +185,21 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
     }
     Ok(manifest)
 }
+
+/// The module's `cleanroom_abi` section alone (what it reads and emits), without the other
+/// admission checks: for a provider writing a query, not for running the module. A module
+/// this accepts may still be refused by [`crate::Sandbox::admit`].
+pub fn read_abi(wasm: &[u8]) -> Result<AbiManifest, AdmissionError> {
+    let mut manifest = None;
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::CustomSection(c) = payload.map_err(malformed)? {
+            if c.name() == abi::ABI_SECTION {
+                if manifest.is_some() {
+                    return Err(AdmissionError::DuplicateAbiSection);
+                }
+                manifest = Some(AbiManifest::decode(c.data())?);
+            }
+        }
+    }
+    manifest.ok_or(AdmissionError::MissingAbiSection)
+}

@@ -27,7 +27,7 @@ pub use abi::{
     validate_output_name, AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, DEFAULT_OUTPUT_NAME, EXPORT_MEMORY,
     EXPORT_PROCESS_BATCH, IMPORT_MODULE, MAX_OUTPUTS_PER_ROW, MAX_OUTPUT_NAME_LEN, READ_VALIDITY,
 };
-pub use admission::MAX_TABLES;
+pub use admission::{read_abi, MAX_TABLES};
 pub use error::{AdmissionError, OutputNameError, RunError, SandboxError};
 
 use host::{HostState, Limiter, Staged};

@@ -259,9 +259,16 @@ fn every_class_on_the_demo_table_with_a_two_output_model() {
 #[test]
 fn every_class_on_a_table_this_project_did_not_generate() {
     let module = default_lr_wasm();
+    // The owner's rules, with `student` (0/1) also allowed as a value to aggregate.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("default.rules.toml");
+    let text = std::fs::read_to_string(byo_fixture("default.rules.toml")).unwrap();
+    let student = "transform = { kind = \"recode\", map = { \"Yes\" = 1, \"No\" = 0 } }\nroles = [\"input\"]";
+    assert!(text.contains(student));
+    std::fs::write(&rules, text.replace(student, &student.replace("[\"input\"]", "[\"input\", \"value\"]"))).unwrap();
     let w = World::start_table(&TableOptions {
         table: byo_fixture("default.csv"),
-        rules: byo_fixture("default.rules.toml"),
+        rules,
         modules: vec![module.clone()],
         labels: vec![],
         rows_per_chunk: 3800,
@@ -273,10 +280,21 @@ fn every_class_on_a_table_this_project_did_not_generate() {
     let q = w.query_with("byo-every-class", &module, "byo-every-class.toml", |q| {
         q.inputs = ["balance", "income", "student"].map(String::from).to_vec();
         q.outputs = every_class(&|_| None, "month", "default");
+        // the score's covariance with being a student, discrete Gaussian
+        q.outputs.push(OutputSpec::Covariance {
+            name: "score_student_covariance".into(),
+            of: vec![ValueSource::Output("score".into()), ValueSource::Column("student".into())],
+            lower: 0.0,
+            upper: 1.0,
+            epsilon: d("0.2"),
+        });
+        q.delta = Some(d("0.000001"));
     });
     let (r, _) = run(&w, &q, &module);
     let e = exact(&w, &q, &module);
-    let coverage = compare(&r, &e, CLASSES);
+    let mut classes = CLASSES.to_vec();
+    classes.push("covariance");
+    let coverage = compare(&r, &e, &classes);
     eprintln!("ISLP Default: {coverage:.3} of the stated 95% intervals hold the owner's exact value");
     assert!(coverage >= 0.8, "{coverage}");
 }

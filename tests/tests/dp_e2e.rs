@@ -153,9 +153,9 @@ fn query_on_an_undeclared_column_spends_nothing() {
     assert!(w.release("job-1").status.success());
     let good = w.query("job-1", &credit_lr_wasm());
     let q = std::fs::read_to_string(&good).unwrap();
-    assert_eq!(q.matches("group_by = \"zip3\"").count(), 1, "{q}");
+    assert_eq!(q.matches("group_by = [\"zip3\"]").count(), 1, "{q}");
     let bad = w.path("job-1-bad.toml");
-    std::fs::write(&bad, q.replace("group_by = \"zip3\"", "group_by = \"zip9\"")).unwrap();
+    std::fs::write(&bad, q.replace("group_by = [\"zip3\"]", "group_by = [\"zip9\"]")).unwrap();
     let o = submit_query(&w, &bad, &w.path("bad.json"));
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("unknown_column"), "{}", text(&o));

@@ -499,7 +499,10 @@ fn column(c: ColumnToml) -> Result<ColumnRule, PrepareError> {
             "input" => ColumnRole::Input,
             "group_key" => ColumnRole::GroupBy,
             "label" => ColumnRole::Label,
-            other => return Err(bad(format!("unknown role {other:?} (privacy_unit, input, group_key or label)"))),
+            "value" => ColumnRole::Value,
+            other => {
+                return Err(bad(format!("unknown role {other:?} (privacy_unit, input, group_key, label or value)")))
+            }
         };
         if roles.contains(&role) {
             return Err(bad(format!("role {r:?} listed twice")));
