@@ -191,7 +191,11 @@ impl Head {
         OutputRelease {
             name: self.name.clone(),
             class: self.class.into(),
-            mechanism: mode.mechanism(self.noise).into(),
+            mechanism: match (self.class, dp) {
+                ("quantiles", true) => "permute_and_flip",
+                _ => mode.mechanism(self.noise),
+            }
+            .into(),
             epsilon: Decimal(self.epsilon.to_string()),
             delta: if dp { delta.map(|d| Decimal(d.to_string())) } else { None },
             sensitivity: join(&|t| format!("{}: {}", t.on, t.sensitivity)),

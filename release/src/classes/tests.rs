@@ -294,6 +294,9 @@ fn every_dp_value_states_its_noise_and_interval() {
                 assert!(lo <= hi && lo.is_finite() && hi.is_finite(), "{}: {v:?}", o.name);
             }
         }
+        if o.class == "quantiles" {
+            assert_eq!(o.mechanism, "permute_and_flip");
+        }
         if o.class == "covariance" {
             assert!(o.noise.iter().all(|t| t.distribution == "discrete_gaussian"));
         }
