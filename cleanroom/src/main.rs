@@ -1240,13 +1240,25 @@ fn compare(result: &Path, truth: &Path) -> Res {
     for o in &r.outputs {
         let exact = truth_outputs.iter().find(|x| x.name == o.name);
         println!("\n{} ({}, ε = {}, noise scale {})", o.name, o.mechanism, o.epsilon, o.noise_scale);
-        println!("  {:<16} {:>14} {:>14} {:>10}", "key", "DP value", "true value", "abs error");
+        println!(
+            "  {:<16} {:<13} {:>14} {:>27} {:>14} {:>10}",
+            "key", "statistic", "DP value", "stated 95% interval", "true value", "abs error"
+        );
         let show = o.values.len().min(12);
         for v in &o.values[..show] {
-            let tv = exact.and_then(|e| e.values.iter().find(|x| x.key == v.key)).map(|x| x.value);
+            let tv = exact.and_then(|e| e.values.iter().find(|x| x.key == v.key && x.stat == v.stat)).map(|x| x.value);
+            let ci = v.ci95.map(|[lo, hi]| format!("[{lo:.4}, {hi:.4}]")).unwrap_or_else(|| "(see note)".into());
             match tv {
-                Some(tv) => println!("  {:<16} {:>14.4} {:>14.4} {:>10.4}", v.key, v.value, tv, (v.value - tv).abs()),
-                None => println!("  {:<16} {:>14.4} {:>14} {:>10}", v.key, v.value, "-", "-"),
+                Some(tv) => println!(
+                    "  {:<16} {:<13} {:>14.4} {:>27} {:>14.4} {:>10.4}",
+                    v.key,
+                    v.stat,
+                    v.value,
+                    ci,
+                    tv,
+                    (v.value - tv).abs()
+                ),
+                None => println!("  {:<16} {:<13} {:>14.4} {:>27} {:>14} {:>10}", v.key, v.stat, v.value, ci, "-", "-"),
             }
         }
         if o.values.len() > show {
