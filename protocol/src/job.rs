@@ -325,6 +325,24 @@ impl From<FieldError> for DecodeError {
     }
 }
 
+/// A field every output class has, from whichever variant `$o` is.
+macro_rules! each_output {
+    ($o:expr, $field:ident) => {
+        match $o {
+            OutputSpec::Count { $field, .. }
+            | OutputSpec::Sum { $field, .. }
+            | OutputSpec::Mean { $field, .. }
+            | OutputSpec::Variance { $field, .. }
+            | OutputSpec::Histogram { $field, .. }
+            | OutputSpec::Quantiles { $field, .. }
+            | OutputSpec::ConfusionMatrix { $field, .. }
+            | OutputSpec::Calibration { $field, .. }
+            | OutputSpec::Auc { $field, .. }
+            | OutputSpec::Covariance { $field, .. } => $field,
+        }
+    };
+}
+
 impl OutputSpec {
     /// Mean of the module's only output per group of one column, with Laplace noise.
     pub fn mean(name: &str, group_by: &str, lower: f64, upper: f64, epsilon: &str) -> Self {
@@ -379,48 +397,15 @@ impl OutputSpec {
     }
 
     pub fn name(&self) -> &str {
-        match self {
-            OutputSpec::Count { name, .. }
-            | OutputSpec::Sum { name, .. }
-            | OutputSpec::Mean { name, .. }
-            | OutputSpec::Variance { name, .. }
-            | OutputSpec::Histogram { name, .. }
-            | OutputSpec::Quantiles { name, .. }
-            | OutputSpec::ConfusionMatrix { name, .. }
-            | OutputSpec::Calibration { name, .. }
-            | OutputSpec::Auc { name, .. }
-            | OutputSpec::Covariance { name, .. } => name,
-        }
+        each_output!(self, name)
     }
 
     pub fn epsilon(&self) -> &Decimal {
-        match self {
-            OutputSpec::Count { epsilon, .. }
-            | OutputSpec::Sum { epsilon, .. }
-            | OutputSpec::Mean { epsilon, .. }
-            | OutputSpec::Variance { epsilon, .. }
-            | OutputSpec::Histogram { epsilon, .. }
-            | OutputSpec::Quantiles { epsilon, .. }
-            | OutputSpec::ConfusionMatrix { epsilon, .. }
-            | OutputSpec::Calibration { epsilon, .. }
-            | OutputSpec::Auc { epsilon, .. }
-            | OutputSpec::Covariance { epsilon, .. } => epsilon,
-        }
+        each_output!(self, epsilon)
     }
 
     pub fn epsilon_mut(&mut self) -> &mut Decimal {
-        match self {
-            OutputSpec::Count { epsilon, .. }
-            | OutputSpec::Sum { epsilon, .. }
-            | OutputSpec::Mean { epsilon, .. }
-            | OutputSpec::Variance { epsilon, .. }
-            | OutputSpec::Histogram { epsilon, .. }
-            | OutputSpec::Quantiles { epsilon, .. }
-            | OutputSpec::ConfusionMatrix { epsilon, .. }
-            | OutputSpec::Calibration { epsilon, .. }
-            | OutputSpec::Auc { epsilon, .. }
-            | OutputSpec::Covariance { epsilon, .. } => epsilon,
-        }
+        each_output!(self, epsilon)
     }
 
     /// The noise the output adds (quantiles use permute-and-flip, which is pure ε-DP and

@@ -398,6 +398,29 @@ impl World {
         q
     }
 
+    /// `cleanroom owner-check` for `query` over `module`: the owner's exact values on its own
+    /// machine (never released), written to `truth.json` in the world's folder.
+    pub fn owner_check(&self, query: &Path, module: &Path) -> PathBuf {
+        let truth = self.path("truth.json");
+        let o = self.cr(&[
+            "owner-check",
+            "--sealed",
+            self.sealed.to_str().unwrap(),
+            "--keys",
+            self.keys.to_str().unwrap(),
+            "--policy",
+            self.policy.to_str().unwrap(),
+            "--module",
+            module.to_str().unwrap(),
+            "--query",
+            query.to_str().unwrap(),
+            "--out",
+            truth.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "owner-check: {}", text(&o));
+        truth
+    }
+
     /// Submit `query` with `module` as the provider, with `provider_key`.
     pub fn submit_query_as(&self, query: &Path, module: &Path, index: &str, provider_key: &Path) -> (Output, PathBuf) {
         let stem = query.file_stem().and_then(|s| s.to_str()).unwrap_or("query").to_string();

@@ -63,24 +63,7 @@ fn run(w: &World, query: &Path, module: &Path) -> (JobResult, PathBuf) {
 
 /// The owner's exact values for `query` on its own machine.
 fn exact(w: &World, query: &Path, module: &Path) -> Vec<OutputRelease> {
-    let truth = w.path("truth.json");
-    let o = w.cr(&[
-        "owner-check",
-        "--sealed",
-        s(&w.sealed),
-        "--keys",
-        s(&w.keys),
-        "--policy",
-        s(&w.policy),
-        "--module",
-        s(module),
-        "--query",
-        s(query),
-        "--out",
-        s(&truth),
-    ]);
-    assert!(o.status.success(), "owner-check: {}", text(&o));
-    let t: Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    let t: Value = serde_json::from_slice(&std::fs::read(w.owner_check(query, module)).unwrap()).unwrap();
     serde_json::from_value(t["outputs"].clone()).unwrap()
 }
 

@@ -271,23 +271,7 @@ fn run_job(w: &World, query: &Path, module: &Path, review_says: &[&str]) -> (pro
 
 /// `cleanroom owner-check` (the owner's exact values, never released) and `compare`.
 fn owner_check(w: &World, query: &Path, module: &Path, result: &Path) -> Value {
-    let truth = w.path("truth.json");
-    let o = w.cr(&[
-        "owner-check",
-        "--sealed",
-        s(&w.sealed),
-        "--keys",
-        s(&w.keys),
-        "--policy",
-        s(&w.policy),
-        "--module",
-        s(module),
-        "--query",
-        s(query),
-        "--out",
-        s(&truth),
-    ]);
-    assert!(o.status.success(), "owner-check: {}", text(&o));
+    let truth = w.owner_check(query, module);
     let o = w.cr(&["compare", s(result), s(&truth)]);
     assert!(o.status.success(), "compare: {}", text(&o));
     let t = read_json(&truth);
