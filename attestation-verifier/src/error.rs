@@ -226,6 +226,27 @@ pub enum Error {
         /// What the certificate is.
         cert: &'static str,
     },
+    /// The report says a VLEK signed it (SIGNING_KEY = 1), but no ASVK was supplied and
+    /// none is built in for the product: the VLEK cannot be chained to the ARK.
+    #[error("report signed by a VLEK but no ASVK given (none built in for {product})")]
+    VlekWithoutAsvk {
+        /// Product from the VLEK.
+        product: &'static str,
+    },
+    /// The VEK was not issued by the intermediate the report's SIGNING_KEY selects (the
+    /// ASK for a VCEK, the ASVK for a VLEK): its issuer name differs from that
+    /// intermediate's subject name.
+    #[error("VEK issuer `{vek_issuer}` does not match the {intermediate} `{intermediate_subject}` that a {signing_key} report chains through")]
+    VekIssuerMismatch {
+        /// What the report's SIGNING_KEY says (`vcek` or `vlek`).
+        signing_key: &'static str,
+        /// The intermediate that selects: `ASK` or `ASVK`.
+        intermediate: &'static str,
+        /// Common name of the VEK's issuer.
+        vek_issuer: String,
+        /// Common name of the chosen intermediate's subject.
+        intermediate_subject: String,
+    },
     /// Bytes that must be zero in the report are not.
     #[error("SNP report reserved or padding bytes not zero at {0:#x}")]
     ReservedNonZero(usize),
@@ -330,6 +351,8 @@ impl Error {
             Error::UnsupportedSignatureAlgorithm(_) => "signature_algorithm",
             Error::UnsupportedSigningKey(_) => "signing_key",
             Error::SigningKeyKindMismatch { .. } => "signing_key_kind",
+            Error::VlekWithoutAsvk { .. } => "vlek_without_asvk",
+            Error::VekIssuerMismatch { .. } => "vek_issuer",
             Error::ReservedNonZero(_) => "reserved",
             Error::UnknownProduct(_) => "product",
             Error::TcbMismatch { .. } => "tcb_binding",

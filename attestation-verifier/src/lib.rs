@@ -90,6 +90,8 @@ pub mod policy;
 pub mod simulated;
 pub mod snp;
 #[cfg(test)]
+mod testcert;
+#[cfg(test)]
 mod testdata;
 
 use std::collections::BTreeMap;

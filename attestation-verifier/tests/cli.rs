@@ -196,3 +196,28 @@ fn inspect_prints_without_judging() {
     assert_eq!(v["report"]["version"], 5);
     assert_eq!(v["report"]["vmpl"], 1);
 }
+
+/// Issue 16: `attest verify snp --certs DIR` with ARK, ASK and ASVK in one directory (as
+/// providers ship them) accepts every genuine VCEK report, Milan and Genoa.
+#[test]
+fn snp_cert_dir_with_ask_and_asvk_together() {
+    let cases = [
+        ("snp/snp_virtee_milan_report.bin", "snp/snp_virtee_milan_vcek.der", "milan", "1682467200"),
+        ("snp/snp_trustee_milan_report.bin", "snp/snp_trustee_milan_vcek.der", "milan", "1682467200"),
+        ("snp/snp_azure_genoa_report.bin", "snp/snp_azure_genoa_vcek.der", "genoa", "1750000000"),
+        ("snp/snp_gcp_milan_v5_bound_report.bin", "snp/snp_gcp_milan_v5_bound_vcek.der", "milan", "1765065600"),
+    ];
+    for (i, (report, vek, product, at)) in cases.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!("attest-cli-{}-mixed-{i}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [format!("snp/ark_{product}.pem"), format!("snp/ask_{product}.pem"), "snp/asvk_milan.pem".into()] {
+            std::fs::copy(td(&f), dir.join(f.trim_start_matches("snp/"))).unwrap();
+        }
+        std::fs::copy(td(vek), dir.join("vcek.der")).unwrap();
+        let out =
+            attest(&["verify", "snp", td(report).to_str().unwrap(), "--certs", dir.to_str().unwrap(), "--at", at]);
+        assert!(out.status.success(), "{report}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("valid: snp"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

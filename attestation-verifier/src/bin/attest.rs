@@ -384,6 +384,7 @@ fn inspect(path: &Path) -> Result<ExitCode, UsageError> {
             "report": snp::parse_report(&report).map_err(|e| e.to_string()).ok(),
             "vek": cert_summary(&certs.vek),
             "ask": certs.ask.as_deref().map(cert_summary),
+            "asvk": certs.asvk.as_deref().map(cert_summary),
             "ark": certs.ark.as_deref().map(cert_summary),
         })
     } else {
