@@ -269,12 +269,30 @@ pub enum Error {
     /// CHIP_ID differs from the VCEK hwID.
     #[error("chip id does not match the VCEK hwID")]
     ChipIdMismatch,
-    /// The reported TCB is below the caller's minimum.
-    #[error("reported TCB below the required minimum ({0})")]
-    TcbTooLow(&'static str),
+    /// A component of REPORTED_TCB is below the caller's minimum.
+    #[error("reported TCB {component} = {reported} is below the required minimum {minimum}")]
+    TcbTooLow {
+        /// bootloader / tee / snp / microcode / fmc.
+        component: &'static str,
+        /// In the report (REPORTED_TCB).
+        reported: u8,
+        /// Caller's minimum.
+        minimum: u8,
+    },
     /// MEASUREMENT differs from the expected launch measurement.
-    #[error("measurement mismatch")]
-    MeasurementMismatch,
+    #[error("launch measurement mismatch: expected {expected}, got {actual}")]
+    MeasurementMismatch {
+        /// Expected value, hex.
+        expected: String,
+        /// MEASUREMENT in the report, hex.
+        actual: String,
+    },
+    /// The SEV-SNP guest policy allows debugging (DEBUG, bit 19) and debug was not allowed.
+    #[error("guest policy {policy:#x} allows debugging (DEBUG bit 19: the host can read and write guest memory); refused unless debug is allowed")]
+    GuestPolicyDebug {
+        /// The report's guest POLICY.
+        policy: u64,
+    },
     /// REPORT_DATA differs from the expected value.
     #[error("report_data mismatch")]
     ReportDataMismatch,
@@ -358,8 +376,9 @@ impl Error {
             Error::TcbMismatch { .. } => "tcb_binding",
             Error::VekExtensionMissing(_) => "vek_extension",
             Error::ChipIdMismatch => "chip_id_binding",
-            Error::TcbTooLow(_) => "min_tcb",
-            Error::MeasurementMismatch => "measurement",
+            Error::TcbTooLow { .. } => "min_tcb",
+            Error::MeasurementMismatch { .. } => "measurement",
+            Error::GuestPolicyDebug { .. } => "debug",
             Error::ReportDataMismatch => "report_data",
             Error::HostDataMismatch => "host_data",
             Error::ExpectedChipIdMismatch => "chip_id",

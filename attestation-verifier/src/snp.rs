@@ -15,7 +15,8 @@
 //!    signature verifies with the VEK key; REPORTED_TCB equals the VEK's TCB
 //!    extensions (bootloader, TEE, SNP, microcode, and FMC on Turin); CHIP_ID
 //!    equals the VCEK `hwID` (unless the guest masked it).
-//! 3. **Compare** with [`SnpExpectations`]: debug policy refused unless
+//! 3. **Compare** with [`SnpExpectations`] (an owner's [`reference::SnpReference`],
+//!    the `--expect-snp` file, turns into these): debug policy refused unless
 //!    allowed, migration agent refused unless allowed, SMT if the caller
 //!    requires it off, maximum VMPL, minimum TCB, measurement, report_data,
 //!    host_data, chip id.
@@ -641,7 +642,7 @@ pub fn check_expectations(
     let r = &v.report;
     if r.policy & POLICY_DEBUG != 0 {
         if !opts.allow_debug {
-            return Err(Error::DebugNotAllowed);
+            return Err(Error::GuestPolicyDebug { policy: r.policy });
         }
         checks.push("debug_policy_allowed".into());
     } else {
@@ -666,7 +667,7 @@ pub fn check_expectations(
     if let Some(min) = &e.min_tcb {
         for ((component, have), (_, want)) in v.reported_tcb.components().into_iter().zip(min.components()) {
             if have < want {
-                return Err(Error::TcbTooLow(component));
+                return Err(Error::TcbTooLow { component, reported: have, minimum: want });
             }
         }
         checks.push("min_tcb".into());
@@ -679,7 +680,11 @@ pub fn check_expectations(
         }
         None => Ok(()),
     };
-    cmp(&e.measurement, &r.measurement, Error::MeasurementMismatch, "measurement", checks)?;
+    let measurement_mismatch = || Error::MeasurementMismatch {
+        expected: e.measurement.as_deref().map(hex::encode).unwrap_or_default(),
+        actual: hex::encode(&r.measurement),
+    };
+    cmp(&e.measurement, &r.measurement, measurement_mismatch(), "measurement", checks)?;
     cmp(&e.report_data, &r.report_data, Error::ReportDataMismatch, "report_data", checks)?;
     cmp(&e.host_data, &r.host_data, Error::HostDataMismatch, "host_data", checks)?;
     cmp(&e.chip_id, &r.chip_id, Error::ExpectedChipIdMismatch, "chip_id", checks)?;
@@ -825,6 +830,8 @@ pub fn sort_certs(ders: Vec<Vec<u8>>) -> Result<SnpCerts, Error> {
     let ark = pick(arks, &ark_name);
     Ok(SnpCerts { vek, ask, asvk, ark })
 }
+
+pub mod reference;
 
 #[cfg(test)]
 mod tests;

@@ -140,7 +140,10 @@ fn expectations() {
     }
     let mut bad = m.clone();
     bad[0] ^= 1;
-    assert_eq!(run(SnpExpectations { measurement: Some(bad), ..Default::default() }), Err(Error::MeasurementMismatch));
+    assert_eq!(
+        run(SnpExpectations { measurement: Some(bad.clone()), ..Default::default() }),
+        Err(Error::MeasurementMismatch { expected: hex::encode(&bad), actual: hex::encode(&m) })
+    );
     assert_eq!(
         run(SnpExpectations { report_data: Some(vec![0; 64]), ..Default::default() }),
         Err(Error::ReportDataMismatch)
@@ -155,7 +158,7 @@ fn expectations() {
     );
     assert_eq!(
         run(SnpExpectations { min_tcb: Some(TcbVersion { snp: 9, ..Default::default() }), ..Default::default() }),
-        Err(Error::TcbTooLow("snp"))
+        Err(Error::TcbTooLow { component: "snp", reported: 8, minimum: 9 })
     );
     // policy 0x30000 allows SMT
     assert_eq!(run(SnpExpectations { deny_smt: true, ..Default::default() }), Err(Error::SmtNotAllowed));
@@ -323,7 +326,7 @@ fn debug_and_migration_policy_bits() {
     let mut checks = Vec::new();
     assert_eq!(
         check_expectations(&dbg, &SnpExpectations::default(), &Options::default(), &mut checks),
-        Err(Error::DebugNotAllowed)
+        Err(Error::GuestPolicyDebug { policy: 0x30000 | POLICY_DEBUG })
     );
     let allow = Options { allow_debug: true, ..Default::default() };
     assert!(check_expectations(&dbg, &SnpExpectations::default(), &allow, &mut checks).is_ok());
