@@ -87,6 +87,7 @@ fn main() {
             let certs = SnpCerts {
                 vek: std::fs::read(td.join(e["vek"].as_str().expect("vek"))).expect("vek"),
                 ask: None,
+                asvk: None,
                 ark: None,
             };
             Box::new(move || snp::verify_snp(&data, &certs, &ex, &opts, at).is_ok())

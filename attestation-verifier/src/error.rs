@@ -226,6 +226,27 @@ pub enum Error {
         /// What the certificate is.
         cert: &'static str,
     },
+    /// The report says a VLEK signed it (SIGNING_KEY = 1), but no ASVK was supplied and
+    /// none is built in for the product: the VLEK cannot be chained to the ARK.
+    #[error("report signed by a VLEK but no ASVK given (none built in for {product})")]
+    VlekWithoutAsvk {
+        /// Product from the VLEK.
+        product: &'static str,
+    },
+    /// The VEK was not issued by the intermediate the report's SIGNING_KEY selects (the
+    /// ASK for a VCEK, the ASVK for a VLEK): its issuer name differs from that
+    /// intermediate's subject name.
+    #[error("VEK issuer `{vek_issuer}` does not match the {intermediate} `{intermediate_subject}` that a {signing_key} report chains through")]
+    VekIssuerMismatch {
+        /// What the report's SIGNING_KEY says (`vcek` or `vlek`).
+        signing_key: &'static str,
+        /// The intermediate that selects: `ASK` or `ASVK`.
+        intermediate: &'static str,
+        /// Common name of the VEK's issuer.
+        vek_issuer: String,
+        /// Common name of the chosen intermediate's subject.
+        intermediate_subject: String,
+    },
     /// Bytes that must be zero in the report are not.
     #[error("SNP report reserved or padding bytes not zero at {0:#x}")]
     ReservedNonZero(usize),
@@ -248,12 +269,30 @@ pub enum Error {
     /// CHIP_ID differs from the VCEK hwID.
     #[error("chip id does not match the VCEK hwID")]
     ChipIdMismatch,
-    /// The reported TCB is below the caller's minimum.
-    #[error("reported TCB below the required minimum ({0})")]
-    TcbTooLow(&'static str),
+    /// A component of REPORTED_TCB is below the caller's minimum.
+    #[error("reported TCB {component} = {reported} is below the required minimum {minimum}")]
+    TcbTooLow {
+        /// bootloader / tee / snp / microcode / fmc.
+        component: &'static str,
+        /// In the report (REPORTED_TCB).
+        reported: u8,
+        /// Caller's minimum.
+        minimum: u8,
+    },
     /// MEASUREMENT differs from the expected launch measurement.
-    #[error("measurement mismatch")]
-    MeasurementMismatch,
+    #[error("launch measurement mismatch: expected {expected}, got {actual}")]
+    MeasurementMismatch {
+        /// Expected value, hex.
+        expected: String,
+        /// MEASUREMENT in the report, hex.
+        actual: String,
+    },
+    /// The SEV-SNP guest policy allows debugging (DEBUG, bit 19) and debug was not allowed.
+    #[error("guest policy {policy:#x} allows debugging (DEBUG bit 19: the host can read and write guest memory); refused unless debug is allowed")]
+    GuestPolicyDebug {
+        /// The report's guest POLICY.
+        policy: u64,
+    },
     /// REPORT_DATA differs from the expected value.
     #[error("report_data mismatch")]
     ReportDataMismatch,
@@ -330,13 +369,16 @@ impl Error {
             Error::UnsupportedSignatureAlgorithm(_) => "signature_algorithm",
             Error::UnsupportedSigningKey(_) => "signing_key",
             Error::SigningKeyKindMismatch { .. } => "signing_key_kind",
+            Error::VlekWithoutAsvk { .. } => "vlek_without_asvk",
+            Error::VekIssuerMismatch { .. } => "vek_issuer",
             Error::ReservedNonZero(_) => "reserved",
             Error::UnknownProduct(_) => "product",
             Error::TcbMismatch { .. } => "tcb_binding",
             Error::VekExtensionMissing(_) => "vek_extension",
             Error::ChipIdMismatch => "chip_id_binding",
-            Error::TcbTooLow(_) => "min_tcb",
-            Error::MeasurementMismatch => "measurement",
+            Error::TcbTooLow { .. } => "min_tcb",
+            Error::MeasurementMismatch { .. } => "measurement",
+            Error::GuestPolicyDebug { .. } => "debug",
             Error::ReportDataMismatch => "report_data",
             Error::HostDataMismatch => "host_data",
             Error::ExpectedChipIdMismatch => "chip_id",

@@ -90,6 +90,8 @@ pub mod policy;
 pub mod simulated;
 pub mod snp;
 #[cfg(test)]
+mod testcert;
+#[cfg(test)]
 mod testdata;
 
 use std::collections::BTreeMap;
@@ -106,6 +108,7 @@ pub use nitro::{verify_nitro, verify_nitro_cached};
 #[cfg(feature = "simulated-issuer")]
 pub use simulated::issue_simulated;
 pub use simulated::verify_simulated;
+pub use snp::reference::{GuestPolicyRules, ReferenceError, SnpReference};
 pub use snp::{verify_snp, verify_snp_bundle, SnpCerts, SnpExpectations, TcbVersion};
 
 /// A point in time, as the caller sees it (Unix epoch, millisecond resolution).

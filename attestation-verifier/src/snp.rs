@@ -8,20 +8,26 @@
 //!    key VCEK (0) or VLEK (1), zero padding around the 48-byte `r`/`s` values.
 //! 2. **Extract claims** ([`extract_report`]): the product comes from the VEK's
 //!    `productName` extension (and must agree with the report's CPUID on v3+);
-//!    chain VEK → ASK (VCEK) or ASVK (VLEK) → ARK, with the ARK pinned by
+//!    chain VEK → ASK (VCEK) or ASVK (VLEK), chosen by the report's SIGNING_KEY
+//!    and required to be the VEK's issuer, → ARK, with the ARK pinned by
 //!    SHA-256 per product (Milan, Genoa, Turin) and RSASSA-PSS SHA-384
 //!    signatures; every certificate valid at the time passed in; the report
 //!    signature verifies with the VEK key; REPORTED_TCB equals the VEK's TCB
 //!    extensions (bootloader, TEE, SNP, microcode, and FMC on Turin); CHIP_ID
 //!    equals the VCEK `hwID` (unless the guest masked it).
-//! 3. **Compare** with [`SnpExpectations`]: debug policy refused unless
+//! 3. **Compare** with [`SnpExpectations`] (an owner's [`reference::SnpReference`],
+//!    the `--expect-snp` file, turns into these): debug policy refused unless
 //!    allowed, migration agent refused unless allowed, SMT if the caller
 //!    requires it off, maximum VMPL, minimum TCB, measurement, report_data,
 //!    host_data, chip id.
 //!
 //! Certificates come from the caller ([`SnpCerts`]: the VEK is required, the
-//! ASK/ASVK and ARK are optional because the built-in copies are used
-//! otherwise). There is no network access.
+//! ASK, ASVK and ARK are optional because the built-in copies are used
+//! otherwise). The intermediate is chosen by the report's SIGNING_KEY field
+//! (VCEK → ASK, VLEK → ASVK), and the VEK's issuer must be that intermediate
+//! ([`Error::VekIssuerMismatch`]; a VLEK report with no ASVK given or built in is
+//! [`Error::VlekWithoutAsvk`]), so supplying both intermediates is harmless.
+//! There is no network access.
 
 use ring::signature::{self, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
@@ -231,14 +237,62 @@ impl SnpExpectations {
 }
 
 /// Certificates that come with an SNP report (DER each).
+///
+/// Both intermediates may be given at once (providers' bundles often carry both): which
+/// one the chain goes through is decided by the report's SIGNING_KEY field (VCEK → ASK,
+/// VLEK → ASVK) and must then be the VEK's issuer; the other is ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnpCerts {
     /// VCEK or VLEK (required).
     pub vek: Vec<u8>,
-    /// ASK (for a VCEK) or ASVK (for a VLEK); the built-in one is used when `None`.
+    /// ASK, the intermediate for a VCEK; the built-in one is used when `None`.
     pub ask: Option<Vec<u8>>,
+    /// ASVK, the intermediate for a VLEK; the built-in one (Milan only) is used when `None`.
+    pub asvk: Option<Vec<u8>>,
     /// ARK; optional, and when given it must equal the pinned ARK.
     pub ark: Option<Vec<u8>>,
+}
+
+impl SnpCerts {
+    /// Only the VEK: the pinned ARK and the built-in intermediates complete the chain.
+    pub fn vek_only(vek: Vec<u8>) -> Self {
+        Self { vek, ..Default::default() }
+    }
+}
+
+/// What a product's chain is anchored in: the ARK with its SHA-256 pin, and the
+/// intermediates used when the caller supplies none. [`Product::anchors`] gives AMD's;
+/// tests substitute a test root to exercise paths no genuine fixture covers (VLEK).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anchors<'a> {
+    pub ark: &'a [u8],
+    pub ark_sha256: &'a str,
+    pub ask: &'a [u8],
+    pub asvk: Option<&'a [u8]>,
+}
+
+impl Product {
+    pub(crate) fn anchors(self) -> Anchors<'static> {
+        Anchors { ark: self.ark(), ark_sha256: self.ark_sha256(), ask: self.ask(), asvk: self.asvk() }
+    }
+}
+
+/// The intermediate a report's chain goes through, chosen by the report's SIGNING_KEY
+/// (VCEK → ASK, VLEK → ASVK) and never by which certificates were supplied: the caller's
+/// copy of that intermediate, else the built-in one. Returns its DER and role name.
+fn intermediate_for<'a>(
+    signing_key: SigningKey,
+    product: Product,
+    certs: &'a SnpCerts,
+    anchors: Anchors<'a>,
+) -> Result<(&'a [u8], &'static str), Error> {
+    match signing_key {
+        SigningKey::Vcek => Ok((certs.ask.as_deref().unwrap_or(anchors.ask), "ASK")),
+        SigningKey::Vlek => match certs.asvk.as_deref().or(anchors.asvk) {
+            Some(a) => Ok((a, "ASVK")),
+            None => Err(Error::VlekWithoutAsvk { product: product.as_str() }),
+        },
+    }
 }
 
 /// A parsed (not yet verified) ATTESTATION_REPORT.
@@ -417,6 +471,16 @@ fn product_name(vek: &Certificate<'_>) -> Result<String, Error> {
 /// Step 2: verifies the report against its certificates at `at` and returns
 /// what AMD vouches for. No caller expectation is applied.
 pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<VerifiedReport, Error> {
+    extract_report_with(report, certs, at, Product::anchors)
+}
+
+/// [`extract_report`] with the trust anchors given per product (AMD's in production).
+pub(crate) fn extract_report_with<'a>(
+    report: &[u8],
+    certs: &SnpCerts,
+    at: UnixTime,
+    anchors_for: impl Fn(Product) -> Anchors<'a>,
+) -> Result<VerifiedReport, Error> {
     let r = parse_report(report)?;
     let mut checks: Vec<String> =
         ["report_size", "report_version", "signature_algorithm"].iter().map(|s| (*s).to_owned()).collect();
@@ -444,15 +508,10 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
     }
     checks.push("product".into());
 
-    let (ask_der, ask_role): (&[u8], &str) = match (cert_kind, &certs.ask) {
-        (SigningKey::Vcek, Some(a)) => (a, "ASK"),
-        (SigningKey::Vcek, None) => (product.ask(), "ASK"),
-        (SigningKey::Vlek, Some(a)) => (a, "ASVK"),
-        (SigningKey::Vlek, None) => {
-            (product.asvk().ok_or(Error::MissingCertificate("ASVK (none built in for this product)"))?, "ASVK")
-        }
-    };
-    let ark_der = product.ark();
+    let anchors = anchors_for(product);
+    // The report's SIGNING_KEY picks the intermediate; the VEK must have been issued by it.
+    let (ask_der, ask_role) = intermediate_for(r.signing_key, product, certs, anchors)?;
+    let ark_der = anchors.ark;
     if let Some(supplied) = &certs.ark {
         if supplied.as_slice() != ark_der {
             return Err(Error::UntrustedRoot("AMD ARK"));
@@ -460,12 +519,26 @@ pub fn extract_report(report: &[u8], certs: &SnpCerts, at: UnixTime) -> Result<V
     }
     let ark =
         Certificate::parse(ark_der).map_err(|source| Error::CertificateMalformed { role: "ARK".into(), source })?;
-    if hex::encode(ark.sha256()) != product.ark_sha256() {
+    if hex::encode(ark.sha256()) != anchors.ark_sha256 {
         return Err(Error::UntrustedRoot("AMD ARK"));
     }
     checks.push("ark_pinned".into());
     let ask =
         Certificate::parse(ask_der).map_err(|source| Error::CertificateMalformed { role: ask_role.into(), source })?;
+    if vek.issuer != ask.subject {
+        let cn = |name: Option<String>| name.unwrap_or_else(|| "(no common name)".to_owned());
+        let (mut vek_issuer, intermediate_subject) = (cn(der::common_name(vek.issuer)), cn(ask.subject_cn()));
+        if vek_issuer == intermediate_subject {
+            vek_issuer.push_str(" (another attribute of the name differs)");
+        }
+        return Err(Error::VekIssuerMismatch {
+            signing_key: r.signing_key.as_str(),
+            intermediate: ask_role,
+            vek_issuer,
+            intermediate_subject,
+        });
+    }
+    checks.push("vek_issuer".into());
     let roles = ["ARK".to_owned(), ask_role.to_owned(), "VEK".to_owned()];
     let chain = [ark, ask, vek];
     crate::chain::verify_chain(&chain, &roles, at)?;
@@ -569,7 +642,7 @@ pub fn check_expectations(
     let r = &v.report;
     if r.policy & POLICY_DEBUG != 0 {
         if !opts.allow_debug {
-            return Err(Error::DebugNotAllowed);
+            return Err(Error::GuestPolicyDebug { policy: r.policy });
         }
         checks.push("debug_policy_allowed".into());
     } else {
@@ -594,7 +667,7 @@ pub fn check_expectations(
     if let Some(min) = &e.min_tcb {
         for ((component, have), (_, want)) in v.reported_tcb.components().into_iter().zip(min.components()) {
             if have < want {
-                return Err(Error::TcbTooLow(component));
+                return Err(Error::TcbTooLow { component, reported: have, minimum: want });
             }
         }
         checks.push("min_tcb".into());
@@ -607,7 +680,11 @@ pub fn check_expectations(
         }
         None => Ok(()),
     };
-    cmp(&e.measurement, &r.measurement, Error::MeasurementMismatch, "measurement", checks)?;
+    let measurement_mismatch = || Error::MeasurementMismatch {
+        expected: e.measurement.as_deref().map(hex::encode).unwrap_or_default(),
+        actual: hex::encode(&r.measurement),
+    };
+    cmp(&e.measurement, &r.measurement, measurement_mismatch(), "measurement", checks)?;
     cmp(&e.report_data, &r.report_data, Error::ReportDataMismatch, "report_data", checks)?;
     cmp(&e.host_data, &r.host_data, Error::HostDataMismatch, "host_data", checks)?;
     cmp(&e.chip_id, &r.chip_id, Error::ExpectedChipIdMismatch, "chip_id", checks)?;
@@ -656,16 +733,19 @@ pub fn verify_snp(
     })
 }
 
-const BUNDLE_KEYS: &[&str] = &["report", "vek", "ask", "ark"];
+const BUNDLE_KEYS: &[&str] = &["report", "vek", "ask", "asvk", "ark"];
 
 /// Encodes an SNP evidence bundle: CBOR map `{"report": bstr, "vek": bstr,
-/// ? "ask": bstr, ? "ark": bstr}` — what `verify_evidence(Platform::Snp, …)` takes.
+/// ? "ask": bstr, ? "asvk": bstr, ? "ark": bstr}` — what `verify_evidence(Platform::Snp, …)` takes.
 pub fn encode_bundle(report: &[u8], certs: &SnpCerts) -> Vec<u8> {
-    let n = 2 + usize::from(certs.ask.is_some()) + usize::from(certs.ark.is_some());
+    let n = 2 + [&certs.ask, &certs.asvk, &certs.ark].iter().filter(|c| c.is_some()).count();
     let mut w = Writer::new();
     w.map(n).text("report").bytes(report).text("vek").bytes(&certs.vek);
     if let Some(a) = &certs.ask {
         w.text("ask").bytes(a);
+    }
+    if let Some(a) = &certs.asvk {
+        w.text("asvk").bytes(a);
     }
     if let Some(a) = &certs.ark {
         w.text("ark").bytes(a);
@@ -692,7 +772,7 @@ pub fn decode_bundle(bundle: &[u8]) -> Result<(Vec<u8>, SnpCerts), Error> {
     };
     let report = get("report")?.ok_or(Error::MissingField("report"))?;
     let vek = get("vek")?.ok_or(Error::MissingField("vek"))?;
-    Ok((report, SnpCerts { vek, ask: get("ask")?, ark: get("ark")? }))
+    Ok((report, SnpCerts { vek, ask: get("ask")?, asvk: get("asvk")?, ark: get("ark")? }))
 }
 
 /// Verifies an SNP evidence bundle (see [`encode_bundle`]).
@@ -702,33 +782,56 @@ pub fn verify_snp_bundle(bundle: &[u8], expect: &Expectations, opts: &Options, a
 }
 
 /// Sorts loose DER certificates (from a directory or a PEM bundle) into an
-/// [`SnpCerts`] by subject CN: `SEV-VCEK`/`SEV-VLEK` → VEK,
-/// `SEV-*` (ASK/ASVK) → intermediate, `ARK-*` → root. Unrecognised ones are ignored.
+/// [`SnpCerts`] by subject CN: `SEV-VCEK`/`SEV-VLEK` → VEK, `SEV-VLEK-*` → ASVK, other
+/// `SEV-*` → ASK, `ARK-*` → ARK. Unrecognised ones are ignored. A folder may hold both
+/// intermediates (and several products' certificates): where several of one kind are
+/// present, the one whose subject is the VEK's issuer is kept (and the ARK above it).
+/// Which intermediate the chain then goes through is decided by the verifier from the
+/// report's SIGNING_KEY, never here.
 pub fn sort_certs(ders: Vec<Vec<u8>>) -> Result<SnpCerts, Error> {
-    let mut out = SnpCerts::default();
-    let mut have_vek = false;
+    let mut vek: Option<Vec<u8>> = None;
+    let (mut asks, mut asvks, mut arks) = (Vec::new(), Vec::new(), Vec::new());
     for d in ders {
         let cn = Certificate::parse(&d)
             .map_err(|source| Error::CertificateMalformed { role: "supplied certificate".into(), source })?
             .subject_cn()
             .unwrap_or_default();
         if cn == "SEV-VCEK" || cn == "SEV-VLEK" {
-            if have_vek {
+            if vek.is_some() {
                 return Err(Error::BundleMalformed("more than one VCEK/VLEK"));
             }
-            out.vek = d;
-            have_vek = true;
+            vek = Some(d);
+        } else if cn.starts_with("SEV-VLEK-") {
+            asvks.push(d);
         } else if cn.starts_with("SEV-") {
-            out.ask = Some(d);
+            asks.push(d);
         } else if cn.starts_with("ARK-") {
-            out.ark = Some(d);
+            arks.push(d);
         }
     }
-    if !have_vek {
-        return Err(Error::MissingCertificate("VCEK or VLEK"));
-    }
-    Ok(out)
+    let vek = vek.ok_or(Error::MissingCertificate("VCEK or VLEK"))?;
+    let names = |d: &[u8]| Certificate::parse(d).map(|c| (c.subject.to_vec(), c.issuer.to_vec())).unwrap_or_default();
+    let vek_issuer = names(&vek).1;
+    // Of several candidates, the one named `subject`; else the first (the verifier then
+    // refuses it with a typed error naming both names).
+    let pick = |mut cands: Vec<Vec<u8>>, subject: &[u8]| -> Option<Vec<u8>> {
+        let i = cands.iter().position(|c| names(c).0 == subject).unwrap_or(0);
+        (!cands.is_empty()).then(|| cands.swap_remove(i))
+    };
+    let ask = pick(asks, &vek_issuer);
+    let asvk = pick(asvks, &vek_issuer);
+    let ark_name = [&ask, &asvk]
+        .into_iter()
+        .flatten()
+        .map(|c| names(c))
+        .find(|(subject, _)| *subject == vek_issuer)
+        .map(|(_, issuer)| issuer)
+        .unwrap_or_default();
+    let ark = pick(arks, &ark_name);
+    Ok(SnpCerts { vek, ask, asvk, ark })
 }
+
+pub mod reference;
 
 #[cfg(test)]
 mod tests;

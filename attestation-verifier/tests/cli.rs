@@ -196,3 +196,83 @@ fn inspect_prints_without_judging() {
     assert_eq!(v["report"]["version"], 5);
     assert_eq!(v["report"]["vmpl"], 1);
 }
+
+/// Issue 16: `attest verify snp --certs DIR` with ARK, ASK and ASVK in one directory (as
+/// providers ship them) accepts every genuine VCEK report, Milan and Genoa.
+#[test]
+fn snp_cert_dir_with_ask_and_asvk_together() {
+    let cases = [
+        ("snp/snp_virtee_milan_report.bin", "snp/snp_virtee_milan_vcek.der", "milan", "1682467200"),
+        ("snp/snp_trustee_milan_report.bin", "snp/snp_trustee_milan_vcek.der", "milan", "1682467200"),
+        ("snp/snp_azure_genoa_report.bin", "snp/snp_azure_genoa_vcek.der", "genoa", "1750000000"),
+        ("snp/snp_gcp_milan_v5_bound_report.bin", "snp/snp_gcp_milan_v5_bound_vcek.der", "milan", "1765065600"),
+    ];
+    for (i, (report, vek, product, at)) in cases.iter().enumerate() {
+        let dir = std::env::temp_dir().join(format!("attest-cli-{}-mixed-{i}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [format!("snp/ark_{product}.pem"), format!("snp/ask_{product}.pem"), "snp/asvk_milan.pem".into()] {
+            std::fs::copy(td(&f), dir.join(f.trim_start_matches("snp/"))).unwrap();
+        }
+        std::fs::copy(td(vek), dir.join("vcek.der")).unwrap();
+        let out =
+            attest(&["verify", "snp", td(report).to_str().unwrap(), "--certs", dir.to_str().unwrap(), "--at", at]);
+        assert!(out.status.success(), "{report}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("valid: snp"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `attest verify snp --expect-snp FILE`: the owner's reference file on a genuine report
+/// (the GCP report: VMPL1, REPORTED_TCB 4/0/27/222); each field changed gives its refusal.
+#[test]
+fn snp_reference_file() {
+    let report = td("snp/snp_gcp_milan_v5_bound_report.bin");
+    let vek = td("snp/snp_gcp_milan_v5_bound_vcek.der");
+    let measurement =
+        "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a3708f58406f3";
+    let run = |reference: serde_json::Value| {
+        let f = tmp("reference.json", reference.to_string().as_bytes());
+        attest(&[
+            "verify",
+            "snp",
+            report.to_str().unwrap(),
+            "--certs",
+            vek.to_str().unwrap(),
+            "--at",
+            "1765065600",
+            "--expect-snp",
+            f.to_str().unwrap(),
+        ])
+    };
+    let good = serde_json::json!({
+        "measurement": measurement,
+        "min_tcb": {"bootloader": 4, "tee": 0, "snp": 27, "microcode": 222},
+        "max_vmpl": 1
+    });
+    let out = run(good.clone());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refused = |v: serde_json::Value, line: &str| {
+        let out = run(v);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(line), "{err}");
+    };
+    let mut v = good.clone();
+    v["measurement"] = format!("{}0", &measurement[..95]).into();
+    refused(v, "invalid: measurement: launch measurement mismatch: expected");
+    let mut v = good.clone();
+    v["min_tcb"]["microcode"] = 223.into();
+    refused(v, "invalid: min_tcb: reported TCB microcode = 222 is below the required minimum 223");
+    let mut v = good.clone();
+    v["max_vmpl"] = 0.into();
+    refused(v, "invalid: vmpl: VMPL 1 above the allowed maximum 0");
+    let mut v = good.clone();
+    v["policy"] = serde_json::json!({"smt_allowed": false});
+    refused(v, "invalid: smt");
+    // a malformed file is a usage error (exit 2) naming the field
+    let mut v = good;
+    v.as_object_mut().unwrap().remove("max_vmpl");
+    let out = run(v);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_vmpl"));
+}

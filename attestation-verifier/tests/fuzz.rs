@@ -47,7 +47,7 @@ fn corpus() -> Vec<(Platform, Vec<u8>, Option<SnpCerts>, UnixTime)> {
         if e["kind"] == "nitro" {
             out.push((Platform::Nitro, bytes, None, at));
         } else {
-            let certs = SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, ark: None };
+            let certs = SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, asvk: None, ark: None };
             out.push((Platform::Snp, snp::encode_bundle(&bytes, &certs), None, at));
             out.push((Platform::Snp, bytes, Some(certs), at));
         }

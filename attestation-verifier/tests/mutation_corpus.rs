@@ -319,7 +319,10 @@ fn snp_corpus(t: &mut Tally) {
     let all: Vec<(Vec<u8>, SnpCerts)> = entries
         .iter()
         .map(|e| {
-            (td(e["file"].as_str().unwrap()), SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, ark: None })
+            (
+                td(e["file"].as_str().unwrap()),
+                SnpCerts { vek: td(e["vek"].as_str().unwrap()), ask: None, asvk: None, ark: None },
+            )
         })
         .collect();
     for (ei, (e, (report, certs))) in entries.iter().zip(&all).enumerate() {
@@ -386,6 +389,7 @@ fn snp_corpus(t: &mut Tally) {
                 &[
                     "certificate_malformed",
                     "chain_name",
+                    "vek_issuer",
                     "chain_signature",
                     "certificate_algorithm",
                     "critical_extension",
@@ -408,11 +412,21 @@ fn snp_corpus(t: &mut Tally) {
             (attestation_verifier::snp::Product::Milan.ask(), attestation_verifier::snp::Product::Milan.ark())
         };
         let c = SnpCerts { ask: Some(wrong_ask.to_vec()), ..certs.clone() };
-        t.check(&format!("{name} wrong ASK"), v(report, &c), &["chain_name"]);
+        t.check(&format!("{name} wrong ASK"), v(report, &c), &["vek_issuer"]);
         let c = SnpCerts { ark: Some(wrong_ark.to_vec()), ..certs.clone() };
         t.check(&format!("{name} wrong ARK"), v(report, &c), &["root"]);
         let c = SnpCerts { ask: Some(certs.vek.clone()), ..certs.clone() };
-        t.check(&format!("{name} VEK as ASK"), v(report, &c), &["chain_name"]);
+        t.check(&format!("{name} VEK as ASK"), v(report, &c), &["vek_issuer"]);
+        // the ASVK where the ASK belongs (a VCEK report chains through the ASK only)
+        let asvk = attestation_verifier::snp::Product::Milan.asvk().unwrap().to_vec();
+        let c = SnpCerts { ask: Some(asvk.clone()), ..certs.clone() };
+        t.check(&format!("{name} ASVK as ASK"), v(report, &c), &["vek_issuer"]);
+        // SIGNING_KEY flipped to VLEK with both intermediates supplied
+        let c = SnpCerts { asvk: Some(asvk), ..certs.clone() };
+        assert!(v(report, &c).is_ok(), "{name} must verify with an ASVK beside it");
+        let mut flipped = report.clone();
+        flipped[0x48] |= 1 << 2;
+        t.check(&format!("{name} flipped to VLEK"), v(&flipped, &c), &["signing_key_kind"]);
         // outside validity
         for also in e["also"].as_array().unwrap() {
             let at = UnixTime::from_secs(also["at"].as_u64().unwrap());

@@ -269,7 +269,7 @@ fn snp_corpus(t: &mut Tally) {
         let at = UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap());
         let vek = td(e["vek"].as_str().unwrap());
         let product = if e["product"].as_str().unwrap().starts_with("Milan") { Product::Milan } else { Product::Genoa };
-        let certs = SnpCerts { vek: vek.clone(), ask: Some(product.ask().to_vec()), ark: None };
+        let certs = SnpCerts { vek: vek.clone(), ask: Some(product.ask().to_vec()), asvk: None, ark: None };
         let v = |c: &SnpCerts| snp::verify_snp(&report, c, &Expectations::default(), &o, at);
         assert!(v(&certs).is_ok(), "{name} must verify unmutated");
         for (what, mutant) in mutants(&vek) {

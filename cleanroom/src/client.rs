@@ -18,6 +18,7 @@ use std::time::Duration;
 use transport::{Endpoint, Stream, TransportError};
 
 pub use protocol::pcr::POLICY_PCR;
+pub use tlog::signer::ImageReference;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -29,6 +30,10 @@ pub enum ClientError {
     Attestation(#[from] attestation_verifier::Error),
     #[error("attestation refused: {0}")]
     Binding(&'static str),
+    #[error(
+        "attestation refused: the enclave sent {platform} evidence, which {given} cannot describe (give {needed})"
+    )]
+    WrongReference { platform: String, given: &'static str, needed: &'static str },
     #[error("enclave refused: {code}: {message}")]
     Refused { code: protocol::refusal::RefusalCode, message: String },
     #[error("unexpected reply from the enclave")]
@@ -40,11 +45,11 @@ pub enum ClientError {
 /// What the caller expects the enclave to be.
 #[derive(Debug, Clone)]
 pub struct Expected {
-    /// PCR0 (image measurement) the caller recomputed from source; on SEV-SNP, the
-    /// launch measurement.
-    pub pcr0: Vec<u8>,
-    /// Further boot PCRs to require (PCR1, PCR2 from `eif-build`'s pcrs.json).
-    pub extra_pcrs: BTreeMap<u16, Vec<u8>>,
+    /// The image, recomputed from source: boot PCRs (at least PCR0; PCR1, PCR2 from
+    /// `eif-build`'s pcrs.json) for Nitro and simulated evidence, or the SEV-SNP launch
+    /// reference (`--expect-snp`: measurement, minimum TCB, maximum VMPL, guest policy).
+    /// Evidence of the other kind is refused: a PCR never stands for a launch measurement.
+    pub image: ImageReference,
     pub policy_digest: Digest,
     /// Accept simulated (insecure, development) evidence. Off unless asked for.
     pub allow_simulated: bool,
@@ -152,41 +157,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let binding = channel_binding(&nonce, &exporter, &public_key, &expect.policy_digest);
     let kind: Platform = platform.parse().map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
-    let expectations = match kind {
-        // SEV-SNP has no PCRs: the launch measurement stands for PCR0, and the policy
-        // digest, nonce and channel binding are folded into REPORT_DATA.
-        Platform::Snp => Expectations {
-            snp: attestation_verifier::SnpExpectations {
-                measurement: Some(expect.pcr0.clone()),
-                report_data: Some(
-                    protocol::wire::snp_report_data(
-                        expect.policy_digest.as_bytes(),
-                        Some(&nonce),
-                        binding.as_bytes(),
-                        &public_key,
-                    )
-                    .to_vec(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        _ => {
-            let mut pcrs = BTreeMap::new();
-            pcrs.insert(0u16, expect.pcr0.clone());
-            pcrs.extend(expect.extra_pcrs.iter().map(|(i, v)| (*i, v.clone())));
-            pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
-            Expectations {
-                pcrs,
-                nonce: Some(nonce.to_vec()),
-                user_data: Some(binding.as_bytes().to_vec()),
-                public_key: Some(public_key.clone()),
-                max_age_ms: Some(expect.max_age.as_millis() as u64),
-                ..Default::default()
-            }
-        }
-    };
-    let options = Options { allow_simulated: expect.allow_simulated, allow_debug: false };
+    let (expectations, options) = evidence_expectations(kind, expect, &nonce, &binding, &public_key)?;
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
     let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
@@ -196,6 +167,60 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })
+}
+
+/// What the evidence of `kind` must show for `expect`, on a channel with this `nonce`,
+/// channel `binding` and enclave `public_key`; and the verifier options. SEV-SNP evidence
+/// is checked against the owner's launch reference only, Nitro and simulated evidence
+/// against PCRs only: the other pairing is refused before anything is verified.
+pub fn evidence_expectations(
+    kind: Platform,
+    expect: &Expected,
+    nonce: &[u8],
+    binding: &Digest,
+    public_key: &[u8],
+) -> Result<(Expectations, Options), ClientError> {
+    let expectations = match (kind, &expect.image) {
+        // SEV-SNP has no PCRs: the owner's launch reference (measurement, minimum TCB,
+        // maximum VMPL, guest policy) stands for them, and the policy digest, nonce and
+        // channel binding are folded into REPORT_DATA.
+        (Platform::Snp, ImageReference::Snp(reference)) => Expectations {
+            snp: reference.expectations(Some(
+                protocol::wire::snp_report_data(
+                    expect.policy_digest.as_bytes(),
+                    Some(nonce),
+                    binding.as_bytes(),
+                    public_key,
+                )
+                .to_vec(),
+            )),
+            ..Default::default()
+        },
+        (_, ImageReference::Pcrs(image)) if kind != Platform::Snp => {
+            if !image.contains_key(&0) {
+                return Err(ClientError::Binding("no PCR0 expected"));
+            }
+            let mut pcrs = image.clone();
+            pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
+            Expectations {
+                pcrs,
+                nonce: Some(nonce.to_vec()),
+                user_data: Some(binding.as_bytes().to_vec()),
+                public_key: Some(public_key.to_vec()),
+                max_age_ms: Some(expect.max_age.as_millis() as u64),
+                ..Default::default()
+            }
+        }
+        (_, given) => {
+            return Err(ClientError::WrongReference {
+                platform: kind.to_string(),
+                given: given.flag(),
+                needed: if kind == Platform::Snp { "--expect-snp" } else { "--expect-pcr0 or --expect-pcrs" },
+            })
+        }
+    };
+    let options = Options { allow_simulated: expect.allow_simulated, allow_debug: expect.image.allows_debug() };
+    Ok((expectations, options))
 }
 
 impl AttestedSession {
@@ -357,5 +382,187 @@ mod pcrs_json_tests {
         assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"zz"}}"#).is_err());
         assert!(read_pcrs_json(r#"{"Measurements":{"PCR0":"abcd"}}"#).is_err());
         assert!(read_pcrs_json(r#"{"Measurements":{"PCR1":"00"}}"#).is_err());
+    }
+}
+
+/// The owner's SNP path at the library level: no SEV-SNP guest can run here, so the
+/// genuine SNP reports in ../shared/testdata stand in for an enclave's evidence. What runs
+/// is the client's own [`evidence_expectations`] and the same `verify_evidence` call
+/// `connect_attested` makes; only REPORT_DATA is taken from the fixture (it was bound by
+/// other software to its own nonce, not by our channel binding).
+#[cfg(test)]
+mod snp_reference_tests {
+    use super::*;
+    use attestation_verifier::snp::{encode_bundle, SnpCerts};
+    use attestation_verifier::{Error, SnpReference};
+
+    fn td(rel: &str) -> Vec<u8> {
+        let p =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/attestation").join(rel);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    struct Fixture {
+        name: String,
+        bundle: Vec<u8>,
+        at: UnixTime,
+        e: serde_json::Value,
+    }
+
+    fn fixtures() -> Vec<Fixture> {
+        let all: serde_json::Value = serde_json::from_slice(&td("expected.json")).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "snp")
+            .map(|e| Fixture {
+                name: e["file"].as_str().unwrap().to_owned(),
+                bundle: encode_bundle(
+                    &td(e["file"].as_str().unwrap()),
+                    &SnpCerts::vek_only(td(e["vek"].as_str().unwrap())),
+                ),
+                at: UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap()),
+                e: e.clone(),
+            })
+            .collect()
+    }
+
+    /// The `--expect-snp` file an owner writes for this launch (values from expected.json).
+    fn reference(f: &Fixture) -> serde_json::Value {
+        let t = &f.e["reported_tcb"];
+        serde_json::json!({
+            "measurement": f.e["measurement"],
+            "min_tcb": {"bootloader": t["bootloader"], "tee": t["tee"], "snp": t["snp"], "microcode": t["microcode"]},
+            "max_vmpl": f.e["vmpl"],
+        })
+    }
+
+    fn expected(image: ImageReference) -> Expected {
+        Expected {
+            image,
+            policy_digest: Digest::of(b"policy"),
+            allow_simulated: false,
+            max_age: Duration::from_secs(300),
+        }
+    }
+
+    fn snp(v: &serde_json::Value) -> ImageReference {
+        ImageReference::Snp(SnpReference::from_json(&v.to_string()).unwrap())
+    }
+
+    /// The client's check of `f` against `image`: with REPORT_DATA as the client binds it
+    /// (`bound`), or taken from the fixture.
+    fn check_with(f: &Fixture, image: ImageReference, bound: bool) -> Result<Verdict, ClientError> {
+        let expect = expected(image);
+        let binding = Digest::of(b"channel");
+        let (mut e, o) = evidence_expectations(Platform::Snp, &expect, &[7; 32], &binding, &[9; 32])?;
+        if !bound {
+            e.snp.report_data = Some(hex::decode(f.e["report_data"].as_str().unwrap()).unwrap());
+        }
+        Ok(verify_evidence(Platform::Snp, &f.bundle, &e, &o, f.at)?)
+    }
+
+    fn check(f: &Fixture, image: ImageReference) -> Result<Verdict, ClientError> {
+        check_with(f, image, false)
+    }
+
+    #[test]
+    fn genuine_snp_reports_meet_the_owners_reference_and_each_field_is_checked() {
+        let all = fixtures();
+        assert_eq!(all.len(), 4);
+        for f in &all {
+            let n = &f.name;
+            let good = reference(f);
+            // the client always binds REPORT_DATA to its channel: the genuine report was
+            // bound to another, and is refused for that alone
+            assert!(
+                matches!(check_with(f, snp(&good), true), Err(ClientError::Attestation(Error::ReportDataMismatch))),
+                "{n}"
+            );
+            let v = check(f, snp(&good)).unwrap_or_else(|e| panic!("{n}: {e}"));
+            for c in ["measurement", "min_tcb", "vmpl", "report_data", "debug_policy"] {
+                assert!(v.checks_passed.iter().any(|x| x == c), "{n}: {c}");
+            }
+            let refused = |v: serde_json::Value| match check(f, snp(&v)) {
+                Err(ClientError::Attestation(e)) => e,
+                other => panic!("{n}: {other:?}"),
+            };
+            let m = f.e["measurement"].as_str().unwrap();
+            let other = format!("{}{}", &m[..94], if m.ends_with("00") { "01" } else { "00" });
+            let mut v = good.clone();
+            v["measurement"] = other.clone().into();
+            assert_eq!(refused(v), Error::MeasurementMismatch { expected: other, actual: m.to_owned() }, "{n}");
+            for component in ["bootloader", "tee", "snp", "microcode"] {
+                let reported = good["min_tcb"][component].as_u64().unwrap() as u8;
+                let mut v = good.clone();
+                v["min_tcb"][component] = (reported + 1).into();
+                assert_eq!(refused(v), Error::TcbTooLow { component, reported, minimum: reported + 1 }, "{n}");
+            }
+            let vmpl = f.e["vmpl"].as_u64().unwrap() as u32;
+            if vmpl > 0 {
+                let mut v = good.clone();
+                v["max_vmpl"] = (vmpl - 1).into();
+                assert_eq!(refused(v), Error::VmplTooHigh { vmpl, max: vmpl - 1 }, "{n}");
+            }
+            let mut v = good.clone();
+            v["policy"] = serde_json::json!({"smt_allowed": false});
+            assert_eq!(refused(v), Error::SmtNotAllowed, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_debug_rule_reaches_the_verifier_options() {
+        let f = fixtures().remove(0);
+        let mut v = reference(&f);
+        let d = Digest::of(b"c");
+        let (_, o) = evidence_expectations(Platform::Snp, &expected(snp(&v)), &[0; 32], &d, &[0; 32]).unwrap();
+        assert!(!o.allow_debug);
+        v["policy"] = serde_json::json!({"debug_allowed": true});
+        let (_, o) = evidence_expectations(Platform::Snp, &expected(snp(&v)), &[0; 32], &d, &[0; 32]).unwrap();
+        assert!(o.allow_debug);
+        let (_, o) = evidence_expectations(
+            Platform::Nitro,
+            &expected(ImageReference::Pcrs(BTreeMap::from([(0, vec![0; 48])]))),
+            &[0; 32],
+            &d,
+            &[0; 32],
+        )
+        .unwrap();
+        assert!(!o.allow_debug);
+    }
+
+    /// Before: the client put PCR0 where the launch measurement belongs. Now SNP evidence
+    /// with PCRs expected is refused without comparing anything, even when the "PCR0"
+    /// happens to equal the measurement; and an SNP reference does not describe Nitro or
+    /// simulated evidence.
+    #[test]
+    fn pcrs_never_stand_for_a_launch_measurement() {
+        let f = fixtures().remove(0);
+        let m = hex::decode(f.e["measurement"].as_str().unwrap()).unwrap();
+        let d = Digest::of(b"c");
+        let pcrs = ImageReference::Pcrs(BTreeMap::from([(0, m)]));
+        let r = evidence_expectations(Platform::Snp, &expected(pcrs), &[0; 32], &d, &[0; 32]);
+        assert!(
+            matches!(&r, Err(ClientError::WrongReference { platform, given, needed })
+                if platform == "snp" && *given == "--expect-pcr0/--expect-pcrs" && *needed == "--expect-snp"),
+            "{r:?}"
+        );
+        assert!(r.unwrap_err().to_string().contains("give --expect-snp"));
+        for kind in [Platform::Nitro, Platform::Simulated] {
+            let r = evidence_expectations(kind, &expected(snp(&reference(&f))), &[0; 32], &d, &[0; 32]);
+            assert!(
+                matches!(&r, Err(ClientError::WrongReference { given, needed, .. })
+                    if *given == "--expect-snp" && *needed == "--expect-pcr0 or --expect-pcrs"),
+                "{r:?}"
+            );
+        }
+        let r = evidence_expectations(
+            Platform::Nitro,
+            &expected(ImageReference::Pcrs(BTreeMap::new())),
+            &[0; 32],
+            &d,
+            &[0; 32],
+        );
+        assert!(matches!(r, Err(ClientError::Binding("no PCR0 expected"))));
     }
 }

@@ -229,11 +229,17 @@ struct AttestArgs {
     #[arg(long)]
     front_door: Endpoint,
     /// Expected PCR0 (hex), recomputed from source (process mode: `cleanroom measure`).
-    #[arg(long, required_unless_present = "expect_pcrs", conflicts_with = "expect_pcrs")]
+    /// Nitro and simulated evidence only.
+    #[arg(long, required_unless_present_any = ["expect_pcrs", "expect_snp"], conflicts_with_all = ["expect_pcrs", "expect_snp"])]
     expect_pcr0: Option<String>,
     /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
-    #[arg(long)]
+    /// Nitro and simulated evidence only.
+    #[arg(long, conflicts_with = "expect_snp")]
     expect_pcrs: Option<PathBuf>,
+    /// SEV-SNP: the launch reference (JSON: measurement, min_tcb, max_vmpl, optional
+    /// policy) that replaces the PCRs; SNP evidence is refused without it.
+    #[arg(long, value_name = "MEASUREMENT.json")]
+    expect_snp: Option<PathBuf>,
     /// Accept simulated evidence (development only; not hardware-backed).
     #[arg(long)]
     allow_simulated: bool,
@@ -460,12 +466,17 @@ enum ExportFormat {
 /// What a verifier expects of every enclave that signed: never taken from the evidence.
 #[derive(Args)]
 struct ImageArgs {
-    /// Expected PCR0 (hex) recomputed from source; on SEV-SNP, the launch measurement.
-    #[arg(long, required_unless_present = "expect_pcrs", conflicts_with = "expect_pcrs")]
+    /// Expected PCR0 (hex) recomputed from source. Nitro and simulated evidence only.
+    #[arg(long, required_unless_present_any = ["expect_pcrs", "expect_snp"], conflicts_with_all = ["expect_pcrs", "expect_snp"])]
     expect_pcr0: Option<String>,
     /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
-    #[arg(long)]
+    /// Nitro and simulated evidence only.
+    #[arg(long, conflicts_with = "expect_snp")]
     expect_pcrs: Option<PathBuf>,
+    /// SEV-SNP: the launch reference (JSON: measurement, min_tcb, max_vmpl, optional
+    /// policy) every signer's report must meet; SNP evidence is refused without it.
+    #[arg(long, value_name = "MEASUREMENT.json")]
+    expect_snp: Option<PathBuf>,
     /// A policy digest the signers may run (`cleanroom policy digest`); repeatable.
     #[arg(long = "policy-digest", required = true)]
     policy_digests: Vec<Digest>,
@@ -1194,18 +1205,32 @@ fn audit_export(check: AuditCheck, format: ExportFormat, out: &Path) -> Res {
     Ok(())
 }
 
-fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
-    let mut pcrs = match (&a.expect_pcr0, &a.expect_pcrs) {
-        (Some(hex), _) => std::collections::BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)]),
-        (None, Some(file)) => {
-            cleanroom::client::read_pcrs_json(&read_text(file)?).map_err(|e| format!("{}: {e}", file.display()))?
+/// The image the owner expects, from exactly one of --expect-pcr0, --expect-pcrs, --expect-snp.
+fn image_reference(
+    pcr0: &Option<String>,
+    pcrs: &Option<PathBuf>,
+    snp: &Option<PathBuf>,
+) -> Res<cleanroom::client::ImageReference> {
+    use cleanroom::client::ImageReference;
+    Ok(match (pcr0, pcrs, snp) {
+        (Some(hex), None, None) => {
+            ImageReference::Pcrs(std::collections::BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)]))
         }
-        (None, None) => return Err("give --expect-pcr0 HEX or --expect-pcrs pcrs.json".into()),
-    };
-    let pcr0 = pcrs.remove(&0).ok_or("no PCR0 expected")?;
+        (None, Some(file), None) => ImageReference::Pcrs(
+            cleanroom::client::read_pcrs_json(&read_text(file)?).map_err(|e| format!("{}: {e}", file.display()))?,
+        ),
+        (None, None, Some(file)) => ImageReference::Snp(
+            attestation_verifier::SnpReference::from_json(&read_text(file)?)
+                .map_err(|e| format!("{}: {e}", file.display()))?,
+        ),
+        (None, None, None) => return Err("give --expect-pcr0 HEX, --expect-pcrs pcrs.json or --expect-snp FILE".into()),
+        _ => return Err("give only one of --expect-pcr0, --expect-pcrs, --expect-snp".into()),
+    })
+}
+
+fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
     Ok(Expected {
-        pcr0,
-        extra_pcrs: pcrs,
+        image: image_reference(&a.expect_pcr0, &a.expect_pcrs, &a.expect_snp)?,
         policy_digest,
         allow_simulated: a.allow_simulated,
         max_age: Duration::from_secs(300),
@@ -1213,14 +1238,11 @@ fn expected(a: &AttestArgs, policy_digest: Digest) -> Res<Expected> {
 }
 
 fn expected_image(a: &ImageArgs) -> Res<tlog::signer::ExpectedImage> {
-    let pcrs = match (&a.expect_pcr0, &a.expect_pcrs) {
-        (Some(hex), _) => std::collections::BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)]),
-        (None, Some(file)) => {
-            cleanroom::client::read_pcrs_json(&read_text(file)?).map_err(|e| format!("{}: {e}", file.display()))?
-        }
-        (None, None) => return Err("give --expect-pcr0 HEX or --expect-pcrs pcrs.json".into()),
-    };
-    Ok(tlog::signer::ExpectedImage { pcrs, policies: a.policy_digests.clone(), allow_simulated: a.allow_simulated })
+    Ok(tlog::signer::ExpectedImage {
+        image: image_reference(&a.expect_pcr0, &a.expect_pcrs, &a.expect_snp)?,
+        policies: a.policy_digests.clone(),
+        allow_simulated: a.allow_simulated,
+    })
 }
 
 fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: bool) {
@@ -1275,4 +1297,95 @@ fn compare(result: &Path, truth: &Path) -> Res {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod expect_snp_args {
+    //! `--expect-snp` on every command that attests or checks signers, exclusive with the
+    //! PCR flags; the file is parsed into the checked reference.
+    use super::*;
+    use cleanroom::client::ImageReference;
+
+    const D: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cleanroom").chain(args.iter().copied()))
+    }
+
+    fn commands(image: &[&str]) -> Vec<Vec<String>> {
+        let attest = ["--front-door", "tcp:127.0.0.1:1"];
+        let mut out: Vec<Vec<&str>> = vec![
+            [&["release"][..], &attest, image, &["--keys", "k", "--ledger", "l", "--policy", "p", "--query", "q"]]
+                .concat(),
+            [
+                &["submit"][..],
+                &attest,
+                image,
+                &["--policy-digest", D, "--blob-api", "tcp:127.0.0.1:2", "--module", "m"],
+                &["--query", "q", "--sealed-index", D, "--provider-key", "k", "--out", "o"],
+            ]
+            .concat(),
+            [&["verify-result", "r.json"][..], image, &["--policy-digest", D]].concat(),
+        ];
+        for sub in [
+            &["audit", "verify", "a.log"][..],
+            &["audit", "report", "a.log", "--out", "o"],
+            &["audit", "export", "a.log", "--out", "o"],
+        ] {
+            out.push([sub, image, &["--policy-digest", D]].concat());
+        }
+        out.into_iter().map(|v| v.into_iter().map(str::to_owned).collect()).collect()
+    }
+
+    #[test]
+    fn every_attesting_command_takes_expect_snp_and_refuses_it_beside_pcrs() {
+        let pcr0 = "ab".repeat(48);
+        for image in [&["--expect-snp", "ref.json"][..], &["--expect-pcr0", &pcr0], &["--expect-pcrs", "pcrs.json"]] {
+            for c in commands(image) {
+                let args: Vec<&str> = c.iter().map(String::as_str).collect();
+                assert!(parse(&args).is_ok(), "{args:?}: {}", parse(&args).err().unwrap());
+            }
+        }
+        for both in [
+            &["--expect-snp", "ref.json", "--expect-pcr0", &pcr0][..],
+            &["--expect-snp", "ref.json", "--expect-pcrs", "pcrs.json"],
+        ] {
+            for c in commands(both) {
+                let args: Vec<&str> = c.iter().map(String::as_str).collect();
+                let e = parse(&args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
+                assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+            }
+        }
+        for c in commands(&[]) {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            let e = parse(&args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_file_becomes_the_checked_reference() {
+        let dir = std::env::temp_dir().join(format!("expect-snp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ref.json");
+        let m = "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a3708f58406f3";
+        let text = format!(
+            r#"{{"measurement":"{m}","min_tcb":{{"bootloader":4,"tee":0,"snp":27,"microcode":222}},"max_vmpl":1}}"#
+        );
+        std::fs::write(&good, text).unwrap();
+        match image_reference(&None, &None, &Some(good.clone())).unwrap() {
+            ImageReference::Snp(r) => {
+                assert_eq!(hex::encode(r.measurement), m);
+                assert_eq!((r.min_tcb.snp, r.min_tcb.microcode, r.max_vmpl), (27, 222, 1));
+                assert!(!r.allow_debug());
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, format!(r#"{{"measurement":"{m}","max_vmpl":0}}"#)).unwrap();
+        let e = image_reference(&None, &None, &Some(bad)).unwrap_err().to_string();
+        assert!(e.contains("min_tcb"), "{e}");
+        assert!(image_reference(&Some("00".into()), &None, &Some(good)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -11,10 +11,9 @@ use crate::host::{HostClient, HostError};
 use protocol::audit::{log_line, AuditRecord, LogReceipt, AUDIT_CONTEXT};
 use protocol::signing::SigningKey;
 use protocol::Digest;
-use std::collections::BTreeMap;
 use tlog::merkle::ProofError;
 use tlog::replay::{ReplayError, Replayer};
-use tlog::signer::{verify_signer, ExpectedImage, SignerError};
+use tlog::signer::{verify_signer, ExpectedImage, ImageReference, SignerError};
 use tlog::LogState;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +30,7 @@ pub enum ResumeError {
 pub fn resume(
     host: &HostClient,
     origin: String,
-    own_image: &BTreeMap<u16, Vec<u8>>,
+    own_image: &ImageReference,
     allow_simulated: bool,
 ) -> Result<LogState, ResumeError> {
     let mut replay = Replayer::new();
@@ -54,7 +53,7 @@ pub fn resume(
             Err(e) => return Err(e.into()),
         };
         // The same image as this enclave; the policy the signer's own records name.
-        let expected = ExpectedImage { pcrs: own_image.clone(), policies: vec![s.policy_digest], allow_simulated };
+        let expected = ExpectedImage { image: own_image.clone(), policies: vec![s.policy_digest], allow_simulated };
         verify_signer(s, doc.as_deref(), &expected).map_err(fail)?;
     }
     let (tree, _) = replay.into_parts();

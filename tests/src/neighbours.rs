@@ -301,8 +301,10 @@ impl Side {
 
     fn expected(&self) -> Expected {
         Expected {
-            pcr0: ring::digest::digest(&ring::digest::SHA384, IMAGE).as_ref().to_vec(),
-            extra_pcrs: Default::default(),
+            image: cleanroom::client::ImageReference::Pcrs(std::collections::BTreeMap::from([(
+                0,
+                ring::digest::digest(&ring::digest::SHA384, IMAGE).as_ref().to_vec(),
+            )])),
             policy_digest: self.policy.digest(),
             allow_simulated: true,
             max_age: Duration::from_secs(300),

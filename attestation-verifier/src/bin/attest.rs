@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use attestation_verifier::cli::{certificate_summary, decode_input, pem_certificates};
 use attestation_verifier::{
-    nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, TcbVersion, UnixTime, Verdict,
+    nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, SnpReference, TcbVersion, UnixTime,
+    Verdict,
 };
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
@@ -91,6 +92,10 @@ enum VerifyKind {
         certs: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
+        /// The owner's SNP reference (JSON: measurement, min_tcb, max_vmpl, optional policy);
+        /// replaces --expect-measurement, --min-tcb, --max-vmpl, --allow-migration-agent, --deny-smt.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["expect_measurement", "min_tcb", "max_vmpl", "allow_migration_agent", "deny_smt"])]
+        expect_snp: Option<PathBuf>,
         /// Expected launch measurement.
         #[arg(long, value_name = "HEX")]
         expect_measurement: Option<String>,
@@ -303,6 +308,7 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
             report: report_path,
             certs,
             common,
+            expect_snp,
             expect_measurement,
             report_data,
             host_data,
@@ -326,7 +332,17 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
                 },
                 ..Default::default()
             };
-            let o = Options { allow_debug: common.allow_debug, allow_simulated: false };
+            let mut o = Options { allow_debug: common.allow_debug, allow_simulated: false };
+            let mut e = e;
+            if let Some(path) = expect_snp {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|err| UsageError(format!("{}: {err}", path.display())))?;
+                let reference =
+                    SnpReference::from_json(&text).map_err(|err| UsageError(format!("{}: {err}", path.display())))?;
+                let snp = reference.expectations(e.snp.report_data.take());
+                e.snp = SnpExpectations { host_data: e.snp.host_data.take(), chip_id: e.snp.chip_id.take(), ..snp };
+                o.allow_debug |= reference.allow_debug();
+            }
             let at = UnixTime::from_secs(common.at);
             let r = match certs {
                 Some(path) => {
@@ -384,6 +400,7 @@ fn inspect(path: &Path) -> Result<ExitCode, UsageError> {
             "report": snp::parse_report(&report).map_err(|e| e.to_string()).ok(),
             "vek": cert_summary(&certs.vek),
             "ask": certs.ask.as_deref().map(cert_summary),
+            "asvk": certs.asvk.as_deref().map(cert_summary),
             "ark": certs.ark.as_deref().map(cert_summary),
         })
     } else {

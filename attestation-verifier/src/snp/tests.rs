@@ -15,7 +15,7 @@ fn cases() -> Vec<Case> {
             let report = testdata::read(e["file"].as_str().unwrap());
             let vek = testdata::read(e["vek"].as_str().unwrap());
             let at = UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap());
-            Case { e, report, certs: SnpCerts { vek, ask: None, ark: None }, at }
+            Case { e, report, certs: SnpCerts { vek, ask: None, asvk: None, ark: None }, at }
         })
         .collect()
 }
@@ -85,7 +85,7 @@ fn every_report_verifies_with_the_listed_fields() {
         // same through a bundle and the dispatcher, with explicit ASK/ARK
         let ask = if s.product.starts_with("Genoa") { "snp/ask_genoa.pem" } else { "snp/ask_milan.pem" };
         let ark = if s.product.starts_with("Genoa") { "snp/ark_genoa.pem" } else { "snp/ark_milan.pem" };
-        let certs = SnpCerts { vek: c.certs.vek.clone(), ask: Some(pem(ask)), ark: Some(pem(ark)) };
+        let certs = SnpCerts { vek: c.certs.vek.clone(), ask: Some(pem(ask)), asvk: None, ark: Some(pem(ark)) };
         let b = encode_bundle(&c.report, &certs);
         assert!(crate::verify_evidence(Platform::Snp, &b, &none(), &Options::default(), c.at).is_ok());
     }
@@ -140,7 +140,10 @@ fn expectations() {
     }
     let mut bad = m.clone();
     bad[0] ^= 1;
-    assert_eq!(run(SnpExpectations { measurement: Some(bad), ..Default::default() }), Err(Error::MeasurementMismatch));
+    assert_eq!(
+        run(SnpExpectations { measurement: Some(bad.clone()), ..Default::default() }),
+        Err(Error::MeasurementMismatch { expected: hex::encode(&bad), actual: hex::encode(&m) })
+    );
     assert_eq!(
         run(SnpExpectations { report_data: Some(vec![0; 64]), ..Default::default() }),
         Err(Error::ReportDataMismatch)
@@ -155,7 +158,7 @@ fn expectations() {
     );
     assert_eq!(
         run(SnpExpectations { min_tcb: Some(TcbVersion { snp: 9, ..Default::default() }), ..Default::default() }),
-        Err(Error::TcbTooLow("snp"))
+        Err(Error::TcbTooLow { component: "snp", reported: 8, minimum: 9 })
     );
     // policy 0x30000 allows SMT
     assert_eq!(run(SnpExpectations { deny_smt: true, ..Default::default() }), Err(Error::SmtNotAllowed));
@@ -242,7 +245,15 @@ fn genoa_needs_the_genoa_chain() {
     let c = cases().into_iter().find(|c| c.e["product"] == "Genoa").unwrap();
     let o = Options::default();
     let certs = SnpCerts { ask: Some(pem("snp/ask_milan.pem")), ..c.certs.clone() };
-    assert!(matches!(verify_snp(&c.report, &certs, &none(), &o, c.at), Err(Error::ChainNameMismatch { .. })));
+    assert_eq!(
+        verify_snp(&c.report, &certs, &none(), &o, c.at),
+        Err(Error::VekIssuerMismatch {
+            signing_key: "vcek",
+            intermediate: "ASK",
+            vek_issuer: "SEV-Genoa".into(),
+            intermediate_subject: "SEV-Milan".into()
+        })
+    );
     let certs = SnpCerts { ark: Some(pem("snp/ark_milan.pem")), ..c.certs.clone() };
     assert_eq!(verify_snp(&c.report, &certs, &none(), &o, c.at), Err(Error::UntrustedRoot("AMD ARK")));
     // ASK that is not a CA: use the VCEK itself as the ASK
@@ -270,7 +281,7 @@ fn tcb_and_chip_binding_are_checked() {
     let roles = ["ARK".to_owned(), "ASK".to_owned(), "VEK".to_owned()];
     crate::chain::verify_chain(&[ark, ask, vek.clone()], &roles, UnixTime::from_secs(1_800_000_000)).unwrap();
     // the Milan report with a Turin VCEK: product/CPUID or chain refuse it
-    let certs = SnpCerts { vek: turin.clone(), ask: None, ark: None };
+    let certs = SnpCerts { vek: turin.clone(), ask: None, asvk: None, ark: None };
     assert!(verify_snp(&c.report, &certs, &none(), &Options::default(), c.at).is_err());
     // missing extension
     assert_eq!(vek_u8(&vek, &[0x2b, 0x06], "x"), Err(Error::VekExtensionMissing("x")));
@@ -315,7 +326,7 @@ fn debug_and_migration_policy_bits() {
     let mut checks = Vec::new();
     assert_eq!(
         check_expectations(&dbg, &SnpExpectations::default(), &Options::default(), &mut checks),
-        Err(Error::DebugNotAllowed)
+        Err(Error::GuestPolicyDebug { policy: 0x30000 | POLICY_DEBUG })
     );
     let allow = Options { allow_debug: true, ..Default::default() };
     assert!(check_expectations(&dbg, &SnpExpectations::default(), &allow, &mut checks).is_ok());
@@ -372,4 +383,241 @@ fn product_and_cpuid() {
     let all = cases();
     let r = verify_snp(&all[3].report, &all[2].certs, &none(), &Options::default(), all[3].at);
     assert!(matches!(r, Err(Error::UnknownProduct(_))), "{r:?}");
+}
+
+/// Issue 16: providers' certificate folders hold ARK, ASK and ASVK together. Every genuine
+/// VCEK-signed report must verify from such a folder, whatever order the files come in:
+/// the intermediate is chosen by the report's SIGNING_KEY and the VEK's issuer, never by
+/// which intermediate happened to be read last. Two folders: the report's own product
+/// (ARK, ASK, and the Milan ASVK, the only ASVK in the fixtures) and everything
+/// (both ARKs, both ASKs, the ASVK).
+#[test]
+fn mixed_certificate_folder_accepts_every_vcek_report() {
+    let all = cases();
+    assert_eq!(all.len(), 4);
+    for c in &all {
+        let name = c.e["file"].as_str().unwrap();
+        let p = if c.e["product"].as_str().unwrap().starts_with("Genoa") { "genoa" } else { "milan" };
+        let own = [format!("snp/ark_{p}.pem"), format!("snp/ask_{p}.pem"), "snp/asvk_milan.pem".to_owned()];
+        let everything = ["snp/ark_milan.pem", "snp/ark_genoa.pem", "snp/ask_milan.pem", "snp/ask_genoa.pem"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(["snp/asvk_milan.pem".to_owned()])
+            .collect::<Vec<_>>();
+        for files in [own.to_vec(), everything] {
+            let pems: Vec<Vec<u8>> = files.iter().map(|f| pem(f)).collect();
+            // the folder in both orders, with the VEK first and last
+            let mut forward = vec![c.certs.vek.clone()];
+            forward.extend(pems.iter().cloned());
+            let mut backward: Vec<Vec<u8>> = pems.iter().rev().cloned().collect();
+            backward.push(c.certs.vek.clone());
+            for folder in [forward, backward] {
+                let certs = sort_certs(folder).unwrap();
+                let r = verify_snp(&c.report, &certs, &none(), &Options::default(), c.at);
+                assert!(r.is_ok(), "{name} from {files:?}: {r:?}");
+                // and through an evidence bundle carrying the sorted certificates
+                let b = encode_bundle(&c.report, &certs);
+                let r = crate::verify_evidence(Platform::Snp, &b, &none(), &Options::default(), c.at);
+                assert!(r.is_ok(), "{name} bundle from {files:?}: {r:?}");
+            }
+        }
+    }
+}
+
+/// A report whose SIGNING_KEY field is flipped to VLEK (1) is refused with a typed error
+/// naming both kinds, from the mixed folder too: the genuine VCEK cannot stand in for a
+/// VLEK. (No genuine ASVK-signed VLEK or VLEK-signed report is among the fixtures; the
+/// VLEK path itself is tested under a test root in `simulated_vlek_chain_*`.)
+#[test]
+fn report_flipped_to_vlek_is_refused_with_a_typed_error() {
+    for c in cases() {
+        let name = c.e["file"].as_str().unwrap();
+        let p = if c.e["product"].as_str().unwrap().starts_with("Genoa") { "genoa" } else { "milan" };
+        let mut folder = vec![c.certs.vek.clone()];
+        for f in [format!("snp/ark_{p}.pem"), format!("snp/ask_{p}.pem"), "snp/asvk_milan.pem".to_owned()] {
+            folder.push(pem(&f));
+        }
+        let certs = sort_certs(folder).unwrap();
+        let flags = u32::from_le_bytes(c.report[0x48..0x4C].try_into().unwrap());
+        assert_eq!((flags >> 2) & 7, 0, "{name} is VCEK-signed");
+        let flipped = with(&c.report, 0x48, &(flags | 1 << 2).to_le_bytes());
+        assert_eq!(
+            verify_snp(&flipped, &certs, &none(), &Options::default(), c.at),
+            Err(Error::SigningKeyKindMismatch { report: "vlek", cert: "vcek" }),
+            "{name}"
+        );
+    }
+}
+
+/// SIMULATED: an AMD-shaped chain under a test root (ECDSA P-384 instead of AMD's RSA-PSS,
+/// built by `crate::testcert`), with a test ARK `ARK-Milan`, ASK `SEV-Milan`, ASVK
+/// `SEV-VLEK-Milan`, and a VCEK and a VLEK carrying AMD's productName/TCB (and, for the
+/// VCEK, hwID) extensions. It exists because no genuine VLEK is among the fixtures; it
+/// exercises the same `extract_report_with` the pinned AMD roots go through.
+struct TestChain {
+    ark: Vec<u8>,
+    ark_sha256: String,
+    ask: Vec<u8>,
+    asvk: Vec<u8>,
+    vcek: Vec<u8>,
+    vlek: Vec<u8>,
+    /// The genuine virtee report re-signed by the test VCEK (SIGNING_KEY 0) and VLEK (1).
+    vcek_report: Vec<u8>,
+    vlek_report: Vec<u8>,
+    at: UnixTime,
+}
+
+fn der_uint(v: u8) -> Vec<u8> {
+    if v < 0x80 {
+        vec![0x02, 1, v]
+    } else {
+        vec![0x02, 2, 0, v]
+    }
+}
+
+fn resign(report: &[u8], signing_key: u32, key: &crate::testcert::Key) -> Vec<u8> {
+    let mut r = report.to_vec();
+    let flags = u32_at(&r, 0x48) & !(7 << 2) | signing_key << 2;
+    r[0x48..0x4C].copy_from_slice(&flags.to_le_bytes());
+    let sig = key.sign_fixed(&r[..SIGNED_LEN]);
+    let (rr, ss) = sig.split_at(48);
+    r[0x2A0..0x2A0 + 48].copy_from_slice(&rr.iter().rev().copied().collect::<Vec<_>>());
+    r[0x2E8..0x2E8 + 48].copy_from_slice(&ss.iter().rev().copied().collect::<Vec<_>>());
+    r
+}
+
+fn test_chain() -> TestChain {
+    use crate::testcert::{cert, extension, tlv, Key, Spec};
+    let genuine = cases().remove(0); // virtee Milan: TCB 3/0/8/115, chip id, report v2
+    let parsed = parse_report(&genuine.report).unwrap();
+    let tcb = TcbVersion::from_raw(parsed.reported_tcb, Product::Milan);
+    let (k_ark, k_ask, k_asvk, k_vcek, k_vlek) = (Key::new(), Key::new(), Key::new(), Key::new(), Key::new());
+    let ca = |subject, issuer| Spec {
+        subject,
+        issuer,
+        ca: Some((true, None)),
+        key_usage: Some(0x06),
+        key_usage_bits: None,
+        extra_critical: false,
+        extensions: &[],
+        validity: ("200101000000Z", "400101000000Z"),
+    };
+    let mut vek_exts = vec![
+        extension(&amd_oid::PRODUCT_NAME, &tlv(0x16, b"Milan-B0")),
+        extension(&amd_oid::BOOTLOADER, &der_uint(tcb.bootloader)),
+        extension(&amd_oid::TEE, &der_uint(tcb.tee)),
+        extension(&amd_oid::SNP, &der_uint(tcb.snp)),
+        extension(&amd_oid::MICROCODE, &der_uint(tcb.microcode)),
+    ];
+    let vlek_spec_exts = vek_exts.clone();
+    vek_exts.push(extension(&amd_oid::HWID, &parsed.chip_id));
+    let leaf =
+        |subject, issuer, exts| Spec { ca: None, key_usage: Some(0x80), extensions: exts, ..ca(subject, issuer) };
+    let ark = cert(&ca("ARK-Milan", "ARK-Milan"), &k_ark, &k_ark);
+    let ask = cert(&ca("SEV-Milan", "ARK-Milan"), &k_ask, &k_ark);
+    let asvk = cert(&ca("SEV-VLEK-Milan", "ARK-Milan"), &k_asvk, &k_ark);
+    let vcek = cert(&leaf("SEV-VCEK", "SEV-Milan", &vek_exts), &k_vcek, &k_ask);
+    let vlek = cert(&leaf("SEV-VLEK", "SEV-VLEK-Milan", &vlek_spec_exts), &k_vlek, &k_asvk);
+    let ark_sha256 = hex::encode(Certificate::parse(&ark).unwrap().sha256());
+    TestChain {
+        vcek_report: resign(&genuine.report, 0, &k_vcek),
+        vlek_report: resign(&genuine.report, 1, &k_vlek),
+        ark,
+        ark_sha256,
+        ask,
+        asvk,
+        vcek,
+        vlek,
+        at: genuine.at,
+    }
+}
+
+impl TestChain {
+    /// The test root stands in for AMD's pinned ARK; `asvk_built_in` says whether an ASVK
+    /// is "built in" for the product (AMD ships one for Milan only).
+    fn anchors<'a>(&'a self, asvk_built_in: bool) -> impl Fn(Product) -> Anchors<'a> + 'a {
+        move |_| Anchors {
+            ark: &self.ark,
+            ark_sha256: &self.ark_sha256,
+            ask: &self.ask,
+            asvk: asvk_built_in.then_some(self.asvk.as_slice()),
+        }
+    }
+
+    fn verify(&self, report: &[u8], certs: &SnpCerts, asvk_built_in: bool) -> Result<VerifiedReport, Error> {
+        extract_report_with(report, certs, self.at, self.anchors(asvk_built_in))
+    }
+}
+
+#[test]
+fn simulated_vlek_chain_mixed_folder_accepts_vcek_and_vlek_reports() {
+    let t = test_chain();
+    for (report, vek, kind) in
+        [(&t.vcek_report, &t.vcek, SigningKey::Vcek), (&t.vlek_report, &t.vlek, SigningKey::Vlek)]
+    {
+        let pems = [t.ark.clone(), t.ask.clone(), t.asvk.clone()];
+        let mut forward = vec![vek.clone()];
+        forward.extend(pems.iter().cloned());
+        let mut backward: Vec<Vec<u8>> = pems.iter().rev().cloned().collect();
+        backward.push(vek.clone());
+        for folder in [forward, backward] {
+            let certs = sort_certs(folder).unwrap();
+            assert!(certs.ask.is_some() && certs.asvk.is_some() && certs.ark.is_some());
+            // nothing built in: the folder's intermediates are what the chain goes through
+            let v = t.verify(report, &certs, false).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(v.report.signing_key, kind);
+            assert!(v.checks.iter().any(|c| c == "vek_issuer"));
+        }
+        // only the VEK: the built-in intermediate for its kind
+        assert!(t.verify(report, &SnpCerts::vek_only(vek.clone()), true).is_ok(), "{kind:?}");
+    }
+}
+
+#[test]
+fn simulated_vlek_chain_refusals_name_the_intermediate() {
+    let t = test_chain();
+    // a VLEK report, no ASVK given and none built in
+    assert_eq!(
+        t.verify(&t.vlek_report, &SnpCerts::vek_only(t.vlek.clone()), false),
+        Err(Error::VlekWithoutAsvk { product: "Milan" })
+    );
+    // …while an ASK alone does not stand in for it
+    let only_ask = SnpCerts { ask: Some(t.ask.clone()), ..SnpCerts::vek_only(t.vlek.clone()) };
+    assert_eq!(t.verify(&t.vlek_report, &only_ask, false), Err(Error::VlekWithoutAsvk { product: "Milan" }));
+    // the ASK in the ASVK slot (what the old "last SEV-* wins" sorting could produce)
+    let swapped = SnpCerts { asvk: Some(t.ask.clone()), ..SnpCerts::vek_only(t.vlek.clone()) };
+    assert_eq!(
+        t.verify(&t.vlek_report, &swapped, false),
+        Err(Error::VekIssuerMismatch {
+            signing_key: "vlek",
+            intermediate: "ASVK",
+            vek_issuer: "SEV-VLEK-Milan".into(),
+            intermediate_subject: "SEV-Milan".into()
+        })
+    );
+    // and the ASVK in the ASK slot for a VCEK report
+    let swapped = SnpCerts { ask: Some(t.asvk.clone()), ..SnpCerts::vek_only(t.vcek.clone()) };
+    assert_eq!(
+        t.verify(&t.vcek_report, &swapped, false),
+        Err(Error::VekIssuerMismatch {
+            signing_key: "vcek",
+            intermediate: "ASK",
+            vek_issuer: "SEV-Milan".into(),
+            intermediate_subject: "SEV-VLEK-Milan".into()
+        })
+    );
+    // the report's field and the certificate's kind disagree, both ways
+    let vlek_as_vcek = resign(&t.vlek_report, 0, &crate::testcert::Key::new());
+    assert_eq!(
+        t.verify(&vlek_as_vcek, &SnpCerts::vek_only(t.vlek.clone()), true),
+        Err(Error::SigningKeyKindMismatch { report: "vcek", cert: "vlek" })
+    );
+    let mut vcek_as_vlek = t.vcek_report.clone();
+    vcek_as_vlek[0x48] |= 1 << 2;
+    assert_eq!(
+        t.verify(&vcek_as_vlek, &SnpCerts::vek_only(t.vcek.clone()), true),
+        Err(Error::SigningKeyKindMismatch { report: "vlek", cert: "vcek" })
+    );
+    // the test chain is not AMD's: the pinned roots refuse it
+    assert!(extract_report(&t.vlek_report, &SnpCerts::vek_only(t.vlek.clone()), t.at).is_err());
 }

@@ -164,7 +164,7 @@ impl Platform for SnpPlatform {
             return Err(device_error(format!("report is {} bytes, expected {REPORT_LEN}", reply.report.len())));
         }
         let vek = self.vek_for(&reply.report, &reply.certs)?;
-        Ok(encode_bundle(&reply.report, &SnpCerts { vek, ask: None, ark: None }))
+        Ok(encode_bundle(&reply.report, &SnpCerts { vek, ask: None, asvk: None, ark: None }))
     }
 
     fn extend_and_lock(&self, index: u16, data: &[u8]) -> Result<(), PlatformError> {
@@ -252,7 +252,7 @@ mod tests {
 
             let (report, certs) = decode_bundle(&bundle).unwrap();
             assert_eq!(report, v.bytes, "{}: report altered", v.file);
-            assert_eq!(certs, SnpCerts { vek, ask: None, ark: None });
+            assert_eq!(certs, SnpCerts { vek, ask: None, asvk: None, ark: None });
             assert_eq!(
                 requests.lock().unwrap().as_slice(),
                 [report_data(b"policy digest", Some(nonce), b"channel binding", b"public key")]
