@@ -177,6 +177,12 @@ fn bernoulli_exp_frequencies() {
         let p_hat = hits as f64 / N as f64;
         let p = (-gamma.to_f64()).exp();
         assert!((p_hat - p).abs() <= t, "γ={g}: {p_hat} vs {p}");
+        // Where p is small, DKW's band holds 0 (γ = 7: p = 0.0009, band ±0.0027), so count
+        // the hits as well: Binomial(N, p) within 6 standard deviations. A sampler that
+        // always says false fails here.
+        let expected = N as f64 * p;
+        let sd = (expected * (1.0 - p)).sqrt();
+        assert!((hits as f64 - expected).abs() <= 6.0 * sd + 1.0, "γ={g}: {hits} hits, expected {expected:.0}");
         if g != "0" {
             let wrong = (-1.1 * gamma.to_f64()).exp();
             // the test would reject a sampler with γ off by 10% only where the gap exceeds 2t
