@@ -168,7 +168,8 @@ fn mutate(base: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     d
 }
 
-fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime) -> bool {
+/// Runs every parser and the verifier on `input`; the verdict (as text) if it verifies.
+fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime) -> Option<String> {
     let o = Options { allow_debug: true, allow_simulated: true };
     let e = Expectations::default();
     let _ = cbor::decode(input);
@@ -182,7 +183,7 @@ fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime
         Some(c) => snp::verify_snp(input, c, &e, &o, at),
         None => verify_evidence(kind, input, &e, &o, at),
     };
-    r.is_ok()
+    r.ok().map(|v| format!("{v:?}"))
 }
 
 #[test]
@@ -190,6 +191,11 @@ fn no_input_panics() {
     let cases: usize = std::env::var("ATTEST_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let seed: u64 = std::env::var("ATTEST_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
     let corpus = corpus();
+    // Every genuine document verifies; its verdict is what an accepted mutant must give.
+    let verdicts: Vec<String> = corpus
+        .iter()
+        .map(|(kind, base, certs, at)| exercise(*kind, base, certs, *at).expect("the unmutated corpus verifies"))
+        .collect();
     let mut rng = Rng(seed);
     let mut accepted = 0usize;
     let mut arbitrary = 0usize;
@@ -209,14 +215,20 @@ fn no_input_panics() {
             }
             continue;
         }
-        let (kind, base, certs, at) = &corpus[rng.below(corpus.len())];
+        let pick = rng.below(corpus.len());
+        let (kind, base, certs, at) = &corpus[pick];
         let (_, other, _, _) = &corpus[rng.below(corpus.len())];
         let mut m = mutate(base, other, &mut rng);
         if rng.below(4) == 0 {
             m = mutate(&m, other, &mut rng);
         }
-        if exercise(*kind, &m, certs, *at) && m != *base {
-            accepted += 1;
+        if let Some(v) = exercise(*kind, &m, certs, *at) {
+            // A mutant may verify only as a re-encoding of the same signed content: the
+            // same verdict (claims, PCRs, keys, checks) as the document it came from.
+            assert_eq!(v, verdicts[pick], "a mutant verified with another verdict: {}", hex::encode(&m));
+            if m != *base {
+                accepted += 1;
+            }
         }
     }
     println!("fuzz: {cases} cases ({arbitrary} arbitrary, {} mutated), seed {seed:#x}, {accepted} mutants accepted (outer re-encodings only), no panic", cases - arbitrary);
