@@ -53,9 +53,10 @@ fn identical_query_is_answered_from_cache_and_spent_once() {
     assert_eq!(values(&r1), values(&r2), "an identical query must get the identical noisy answer");
     assert_eq!(first.payload, again.payload, "the same signed result, not a recomputation");
     assert_eq!(r2.grant_id, r1.grant_id);
-    assert_eq!(spent(&w), "1", "the ledger is charged once");
+    // The enclave ran the job once: the second answer is logged as served from its cache.
+    assert_eq!(audit_events(&w), vec!["key_release", "job_released", "job_cached"]);
 
-    // Ten more identical queries: still the same answer, still nothing spent.
+    // Ten more identical queries: still the same answer, still one job run.
     for i in 0..10 {
         let p = w.path(&format!("job-1.again{i}.json"));
         let o = submit_query(&w, &query, &p);
@@ -63,6 +64,11 @@ fn identical_query_is_answered_from_cache_and_spent_once() {
         let s: Signed = read_result_file(&p).result;
         assert_eq!(s.payload, first.payload);
     }
+    let events = audit_events(&w);
+    assert_eq!(events.iter().filter(|e| *e == "job_released").count(), 1, "{events:?}");
+    assert_eq!(events.iter().filter(|e| *e == "job_cached").count(), 11, "{events:?}");
+    // and the owner granted once (the ledger is written at release, never by a submit)
+    assert_eq!(spent(&w), "1");
 
     // A different query under the same job id is not the cached one and has no grant.
     let q = std::fs::read_to_string(&query).unwrap();
