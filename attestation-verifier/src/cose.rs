@@ -14,6 +14,7 @@ impl From<CoseError> for Error {
         match e {
             CoseError::Cbor(e) => Error::Cbor(e),
             CoseError::Structure(what) => Error::CoseStructure(what),
+            _ => Error::CoseStructure("COSE error of a newer codec"),
         }
     }
 }

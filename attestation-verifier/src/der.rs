@@ -19,6 +19,7 @@ use thiserror::Error;
 
 /// Why a certificate is not acceptable DER X.509.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DerError {
     /// Input ended inside an element.
     #[error("truncated")]

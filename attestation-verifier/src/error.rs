@@ -14,6 +14,7 @@ pub type CertRole = String;
 
 /// Why evidence was refused. Each variant names exactly one failed check.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum Error {
     // ---- input / encoding -------------------------------------------------
     /// The evidence is larger than the hard limit for its platform.

@@ -32,6 +32,7 @@ pub const ALG_EDDSA: i128 = -8;
 
 /// Why bytes are not a COSE_Sign1 of the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CoseError {
     /// The envelope or the protected header is not acceptable CBOR.
     #[error(transparent)]

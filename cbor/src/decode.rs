@@ -9,6 +9,7 @@ pub const MAX_DEPTH: usize = 16;
 
 /// Why a byte string is not acceptable CBOR.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CborError {
     /// The input ended in the middle of an item.
     #[error("CBOR truncated: input ended inside an item")]

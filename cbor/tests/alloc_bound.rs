@@ -1,5 +1,6 @@
 //! No allocation is sized from a declared length or count that the input does not
 //! back: a counting global allocator records the largest single request.
+#![allow(unsafe_code)] // a counting global allocator
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

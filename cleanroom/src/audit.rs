@@ -53,6 +53,7 @@ pub struct AuditInputs<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error(transparent)]
     Replay(#[from] ReplayError),
@@ -338,6 +339,7 @@ pub struct VerifiedResult {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResultError {
     #[error("result signature: {0}")]
     Signature(#[from] SignatureError),

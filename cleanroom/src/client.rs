@@ -21,6 +21,7 @@ pub use protocol::pcr::POLICY_PCR;
 pub use tlog::signer::ImageReference;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error("cannot reach the enclave: {0}")]
     Transport(#[from] TransportError),

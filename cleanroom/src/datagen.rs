@@ -57,6 +57,7 @@ pub const COLUMNS: [&str; 13] = [
 ];
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("rows must be between 1 and {max}, got {got}")]
     Rows { got: u64, max: u64 },

@@ -52,6 +52,7 @@ pub struct PlanArgs {
 
 /// Why a plan could not be made. Each message is one line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     #[error("--epsilon {value:?}: {why}")]
     Epsilon { value: String, why: String },

@@ -30,6 +30,7 @@ const TOKEN_LABEL: &[u8] = b"cleanroom/token/v1\0";
 const KEY_ID_LABEL: &[u8] = b"cleanroom/key-id/v1";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyStoreError {
     #[error("key file {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

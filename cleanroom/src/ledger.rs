@@ -65,6 +65,7 @@ impl fmt::Display for Quantity {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LedgerError {
     #[error("ledger database: {0}")]
     Sql(#[from] rusqlite::Error),

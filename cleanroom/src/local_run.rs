@@ -11,6 +11,7 @@ use sandbox::{Sandbox, SandboxConfig};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalRunError {
     #[error("sandbox: {0}")]
     Sandbox(String),

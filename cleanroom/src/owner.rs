@@ -15,6 +15,7 @@ use tlog::merkle::ProofError;
 use tlog::ReceiptError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReleaseError {
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -83,6 +83,7 @@ impl Default for LimitArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

@@ -32,6 +32,7 @@ pub struct Choices {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryInitError {
     #[error("--inputs names {given} columns; the module reads {wanted}")]
     InputCount { given: usize, wanted: usize },

@@ -6,6 +6,7 @@ use protocol::policy::Policy;
 use std::fmt::Write;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReviewError {
     #[error("the query does not fit the policy: {0}")]
     Release(#[from] release::ReleaseError),
@@ -106,6 +107,7 @@ pub fn plan(
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GrantError {
     #[error("{0:?} is not a collaborator in the policy")]
     NotACollaborator(String),

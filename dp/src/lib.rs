@@ -38,6 +38,7 @@ pub use sampler::{bernoulli, bernoulli_exp, discrete_gaussian, discrete_laplace}
 /// Every error this crate returns. Parameters are validated before any noise is drawn or any
 /// budget is touched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DpError {
     /// A number could not be parsed (only non-negative decimals and `num/den` are accepted).
     #[error("invalid number {0:?}: expected a non-negative decimal like 0.5, 1e-6 or a fraction like 1/3")]

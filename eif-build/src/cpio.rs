@@ -18,6 +18,7 @@ const TRAILER: &str = "TRAILER!!!";
 
 /// Why an archive could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CpioError {
     #[error("invalid archive path {0:?} (must be relative, no empty, '.' or '..' components, no NUL)")]
     BadPath(String),

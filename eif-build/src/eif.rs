@@ -83,6 +83,7 @@ impl Arch {
 
 /// Why an image could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     #[error("at least one ramdisk is required")]
     NoRamdisk,
@@ -96,6 +97,7 @@ pub enum BuildError {
 
 /// Why a file is not a valid EIF.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     #[error("file is {0} bytes, shorter than the {HEADER_SIZE}-byte EIF header")]
     TooShort(usize),

@@ -43,6 +43,7 @@ pub const COSE_PROTECTED_ES384: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
 
 /// Why signing material could not be used or a signature section did not check out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignError {
     #[error("signing certificate: no PEM CERTIFICATE block found")]
     NoCertificatePem,
@@ -85,6 +86,7 @@ impl From<CoseError> for SignError {
         match e {
             CoseError::Cbor(e) => SignError::Cbor(e),
             CoseError::Structure(what) => SignError::Cose(what),
+            _ => SignError::Cose("COSE error of a newer codec"),
         }
     }
 }

@@ -17,6 +17,7 @@ use tlog::signer::{verify_signer, ExpectedImage, ImageReference, SignerError};
 use tlog::LogState;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResumeError {
     #[error("reading the audit log from the host: {0}")]
     Host(#[from] HostError),
@@ -61,6 +62,7 @@ pub fn resume(
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AppendError {
     #[error(transparent)]
     Host(#[from] HostError),

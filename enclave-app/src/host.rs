@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use transport::{Endpoint, Stream, TransportError};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     #[error("host transport: {0}")]
     Transport(#[from] TransportError),

@@ -35,6 +35,7 @@ pub const MODULE_ORDER: &[&str] =
 pub const LOG: &str = "cleanroom-init:";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitError {
     #[error("mount {fstype} on {target}: {source}")]
     Mount { fstype: String, target: String, source: io::Error },
@@ -73,6 +74,7 @@ pub fn early_init() -> Result<String, InitError> {
     Ok(cmdline)
 }
 
+#[allow(unsafe_code)] // PID-1 syscalls through libc
 fn mount(source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<(), InitError> {
     let err = |source: io::Error| InitError::Mount { fstype: fstype.into(), target: target.into(), source };
     match std::fs::create_dir(target) {
@@ -97,6 +99,7 @@ fn mount(source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &
 }
 
 /// PID 1 inherits every orphan; reap them so none stays a zombie.
+#[allow(unsafe_code)] // PID-1 syscalls through libc
 fn start_reaper() {
     std::thread::spawn(|| loop {
         let mut status = 0;
@@ -157,6 +160,7 @@ pub fn load_modules(dir: &Path, cmdline: &str) -> Vec<(String, ModuleOutcome)> {
         .collect()
 }
 
+#[allow(unsafe_code)] // PID-1 syscalls through libc
 fn load_module(path: &Path, params: &str) -> ModuleOutcome {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -206,6 +210,7 @@ pub fn supervisor_args(cmdline: &str) -> Vec<String> {
 
 /// A fatal error in PID 1: say so on the console, then power off. Never returns (PID 1
 /// must not exit). If power-off is refused, sleep forever.
+#[allow(unsafe_code)] // PID-1 syscalls through libc
 pub fn halt(why: &str) -> ! {
     eprintln!("{LOG} fatal: {why}");
     eprintln!("{LOG} powering off");

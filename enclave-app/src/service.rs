@@ -27,6 +27,7 @@ pub const NONCE_MIN: usize = 16;
 pub const NONCE_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BootError {
     #[error(transparent)]
     Platform(#[from] PlatformError),

@@ -37,6 +37,7 @@ impl Drop for Launched {
     }
 }
 
+#[allow(unsafe_code)] // a pre-exec hook: prctl in the child
 pub fn launch_process(l: &ProcessLaunch) -> std::io::Result<Launched> {
     let mut cmd = Command::new(&l.enclave_bin);
     // If the host proxy dies (even by SIGKILL) the enclave process must not linger.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub const VSOCK_CID_ANY: u32 = u32::MAX;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QemuError {
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
@@ -123,6 +124,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Is KVM usable (not just present)? Opens /dev/kvm and creates, then drops, a VM.
+#[allow(unsafe_code)] // ioctls on /dev/kvm
 pub fn kvm_usable() -> bool {
     const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
     const KVM_CREATE_VM: libc::c_ulong = 0xAE01;
@@ -145,6 +147,7 @@ pub fn kvm_usable() -> bool {
 }
 
 /// Children die with the proxy even if it is killed with SIGKILL.
+#[allow(unsafe_code)] // a pre-exec hook: prctl in the child
 fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {

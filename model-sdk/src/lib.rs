@@ -55,6 +55,7 @@
 //! let out = cleanroom_model_sdk::run_native(&Both, &[cleanroom_model_sdk::Column::F64(&x)]).unwrap();
 //! assert_eq!(out, [6.0, 9.0, -2.0, 1.0]);
 //! ```
+#![allow(unsafe_code)] // the guest side of the ABI: raw imports and the exported entry point
 #![no_std]
 
 extern crate alloc;
@@ -276,6 +277,7 @@ impl Column<'_> {
 
 /// Why a batch could not be handed to a model natively.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BatchError {
     /// `got` validity slices were given for `expected` columns.
     ValidityCount { expected: usize, got: usize },

@@ -46,6 +46,7 @@ pub struct SealedDiagnostics {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DiagnosticsError {
     #[error("the owner's diagnostics key must be 32 bytes")]
     BadKey,

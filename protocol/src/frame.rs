@@ -8,6 +8,7 @@
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     #[error("frame of {declared} bytes exceeds the {max}-byte limit")]
     TooLarge { declared: usize, max: usize },

@@ -29,6 +29,7 @@ pub use digest::Digest;
 /// Errors decoding or validating protocol objects. Everything a peer outside the trust
 /// boundary can send ends up here, never in a panic.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     #[error("malformed CBOR: {0}")]
     Cbor(String),

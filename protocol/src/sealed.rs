@@ -84,6 +84,7 @@ pub struct SealedIndex {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SealError {
     #[error("chunk {index}: authentication failed (tampered, reordered, spliced from another dataset, or wrong key)")]
     Authentication { index: u64 },

@@ -17,6 +17,7 @@ pub struct Signed {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignatureError {
     #[error("signature does not verify")]
     BadSignature,

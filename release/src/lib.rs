@@ -43,6 +43,7 @@ use noise::Mode;
 pub const FIXED_POINT_RESOLUTION: i64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReleaseError {
     #[error("column {0:?} is not in the dataset")]
     MissingColumn(String),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// What is wrong with one output name in the `cleanroom_abi` section.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OutputNameError {
     #[error("is empty")]
     Empty,
@@ -20,6 +21,7 @@ pub enum OutputNameError {
 
 /// The sandbox could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SandboxError {
     #[error("invalid sandbox configuration: {0}")]
     Config(String),
@@ -31,6 +33,7 @@ pub enum SandboxError {
 
 /// A module was refused before anything ran. Nothing was instantiated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdmissionError {
     #[error("module is {size} bytes, the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
@@ -95,6 +98,7 @@ pub enum AdmissionError {
 /// Why a job ended. Any error ends the job: later calls return [`RunError::JobEnded`]
 /// and nothing of the job's output may be released.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     #[error("module was admitted by a different sandbox")]
     ForeignModule,

@@ -29,6 +29,7 @@ const ED25519_ALG: u8 = 0x01;
 const SIG_PREFIX: &str = "\u{2014} ";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckpointError {
     #[error("checkpoint is larger than {MAX_NOTE_BYTES} bytes")]
     TooLarge,

@@ -58,6 +58,7 @@ pub fn to_hashes(digests: &[Digest]) -> Vec<Hash> {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReceiptError {
     #[error("receipt checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),

@@ -51,6 +51,7 @@ fn split(n: u64) -> u64 {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProofError {
     #[error("leaf index {index} is not below the tree size {size}")]
     IndexOutOfRange { index: u64, size: u64 },

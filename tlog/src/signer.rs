@@ -53,6 +53,7 @@ pub struct ExpectedImage {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignerError {
     #[error("no image measurement is expected (PCR0 or the SNP launch measurement is required)")]
     NoImageExpected,

@@ -46,6 +46,7 @@ pub enum Endpoint {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     #[error(
         "bad endpoint {0:?}: use tcp:HOST:PORT, unix:PATH, vsock:CID:PORT, vsock-host:PORT or vsock-uds:PATH:PORT"

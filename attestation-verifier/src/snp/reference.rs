@@ -43,6 +43,7 @@ use super::{SnpExpectations, TcbVersion};
 
 /// Why an SNP reference file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     /// Not JSON of the documented shape (a missing, unknown or mistyped field; serde names it).
     #[error("SNP reference: {0}")]

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlatformError {
     #[error("PCR {0} is locked")]
     Locked(u16),
