@@ -311,3 +311,19 @@ fn the_deadline_must_cover_the_worst_case_and_stay_within_the_policy() {
     huge.timing.ns_per_fuel = u64::MAX;
     assert_eq!(code(check_deadline(&huge, &spec())), Code::DeadlineOverflow);
 }
+
+/// Release errors found while admitting (the module's outputs, each output's parameters)
+/// keep a code of their own; only a DP parameter that does not check is `release_failed`.
+#[test]
+fn release_errors_map_to_their_refusal_codes() {
+    use release::ReleaseError as E;
+    let unknown = E::UnknownModelOutput { output: "m".into(), name: "q".into(), available: "p, r".into() };
+    assert_eq!(Refusal::from(unknown).code, Code::UnknownModelOutput);
+    let bad = E::BadOutput { output: "m".into(), why: "of: the module has 2 outputs".into() };
+    assert_eq!(Refusal::from(bad).code, Code::BadQuery);
+    let field = protocol::job::FieldError { output: "m".into(), field: "upper", why: "not finite".into() };
+    let r = Refusal::from(E::Spec(field));
+    assert_eq!(r.code, Code::BadQuery);
+    assert!(r.message.contains("m.upper: not finite"), "{}", r.message);
+    assert_eq!(Refusal::from(E::Dp(dp::DpError::ZeroDelta)).code, Code::ReleaseFailed);
+}
