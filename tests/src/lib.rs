@@ -398,6 +398,19 @@ impl World {
         q
     }
 
+    /// `cleanroom verify-result` of `result` against this world's image and policy.
+    pub fn verify_result(&self, result: &Path) -> Output {
+        self.cr(&[
+            "verify-result",
+            result.to_str().unwrap(),
+            "--allow-simulated",
+            "--expect-pcr0",
+            &self.pcr0,
+            "--policy-digest",
+            &self.policy_digest,
+        ])
+    }
+
     /// `cleanroom owner-check` for `query` over `module`: the owner's exact values on its own
     /// machine (never released), written to `truth.json` in the world's folder.
     pub fn owner_check(&self, query: &Path, module: &Path) -> PathBuf {

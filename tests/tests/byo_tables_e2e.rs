@@ -249,15 +249,7 @@ fn run_job(w: &World, query: &Path, module: &Path, review_says: &[&str]) -> (pro
     assert!(o.status.success(), "release: {}\n{}", text(&o), w.host_log());
     let (o, result) = w.submit_query(query, module, &w.index);
     assert!(o.status.success(), "submit: {}\n{}", text(&o), w.host_log());
-    let o = w.cr(&[
-        "verify-result",
-        s(&result),
-        "--allow-simulated",
-        "--expect-pcr0",
-        &w.pcr0,
-        "--policy-digest",
-        &w.policy_digest,
-    ]);
+    let o = w.verify_result(&result);
     assert!(o.status.success(), "verify-result: {}", text(&o));
     let r = read_result(&result);
     assert_eq!(r.query_digest, w.read_query(query).digest(), "the result names the granted query");
