@@ -33,7 +33,7 @@ pub fn plan(
     model_outputs: Option<&[String]>,
     group_sizes: &[u64],
 ) -> Result<String, ReviewError> {
-    release::check_query(spec, policy, model_outputs)?;
+    let cost = release::check_query(spec, policy, model_outputs)?;
     for (name, role) in spec.column_roles() {
         match policy.column(name) {
             Some(c) if c.roles.contains(&role) => {}
@@ -50,7 +50,6 @@ pub fn plan(
         .collaborator(&spec.collaborator)
         .ok_or_else(|| ReviewError::Policy(format!("{:?} is not a collaborator in the policy", spec.collaborator)))?;
     let k = policy.max_rows_per_unit;
-    let cost = release::query_cost(spec, policy)?;
     let plans = release::output_plans(spec, policy, model_outputs, group_sizes)?;
     let mut t = String::new();
     let w = &mut t;

@@ -188,9 +188,9 @@ pub fn check_query(policy: &Policy, spec: &QuerySpec) -> Result<Cost, Refusal> {
             Some(_) => {}
         }
     }
-    let cost = release::query_cost(spec, p)?;
-    // Every parameter the policy alone decides (bounds, bins, noise scales, key domains).
-    release::check_query(spec, p, None)?;
+    // Every parameter the policy alone decides (bounds, bins, noise scales, key domains),
+    // and the query's cost.
+    let cost = release::check_query(spec, p, None)?;
     let epsilon = cost.epsilon;
     if epsilon > release::parse_epsilon(&p.max_epsilon_per_job)? {
         return Err(refuse(

@@ -182,12 +182,13 @@ pub struct ExactReport {
 /// data is read, any noise is drawn or any budget is touched: the spec's own limits
 /// ([`QuerySpec::validate`]), each ε, the cost, each value source against the module's
 /// outputs (when `model_outputs` is given), and every noise scale each output will use.
-pub fn check_query(spec: &QuerySpec, policy: &Policy, model_outputs: Option<&[String]>) -> Result<(), ReleaseError> {
+/// Returns the query's cost (computed once, here), so callers need not compute it again.
+pub fn check_query(spec: &QuerySpec, policy: &Policy, model_outputs: Option<&[String]>) -> Result<Cost, ReleaseError> {
     match model_outputs {
         Some(names) => build(spec, policy, names, false),
         None => build(spec, policy, &offline_names(spec), true),
     }
-    .map(|_| ())
+    .map(|(_, cost)| cost)
 }
 
 /// Without the module, value sources are checked by name only: every output name a query
@@ -209,19 +210,20 @@ fn build(
     policy: &Policy,
     model_outputs: &[String],
     lenient_default: bool,
-) -> Result<Vec<classes::Aggregator>, ReleaseError> {
+) -> Result<(Vec<classes::Aggregator>, Cost), ReleaseError> {
     spec.validate()?;
     if policy.max_rows_per_unit == 0 {
         return Err(dp::DpError::ZeroBound("max_rows_per_unit").into());
     }
-    query_cost(spec, policy)?;
+    let cost = query_cost(spec, policy)?;
     let ctx = classes::Ctx {
         k: policy.max_rows_per_unit,
         fp: FixedPoint::new(FIXED_POINT_RESOLUTION)?,
         partition_delta: parse_delta(&policy.partition_delta)?,
         min_group_size: policy.min_group_size,
     };
-    spec.outputs
+    let aggs = spec
+        .outputs
         .iter()
         .map(|o| {
             let sources = match check::sources(o, model_outputs) {
@@ -232,7 +234,8 @@ fn build(
             let keys = check::keys_of(o, policy)?;
             classes::Aggregator::new(o, sources, model_outputs, keys, &ctx)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((aggs, cost))
 }
 
 impl Accumulator {
@@ -241,7 +244,7 @@ impl Accumulator {
     /// before any data is read, any noise is drawn or any budget is spent; `finish_dp` then
     /// cannot fail on a parameter.
     pub fn new(spec: &QuerySpec, policy: &Policy, model_outputs: &[String]) -> Result<Self, ReleaseError> {
-        let aggs = build(spec, policy, model_outputs, false)?;
+        let (aggs, _) = build(spec, policy, model_outputs, false)?;
         let reads = spec.column_roles().into_iter().filter(|(_, r)| *r != ColumnRole::Input);
         Ok(Accumulator {
             aggs,
@@ -342,7 +345,7 @@ pub fn output_plans(
     model_outputs: Option<&[String]>,
     group_sizes: &[u64],
 ) -> Result<Vec<classes::OutputPlan>, ReleaseError> {
-    let aggs = match model_outputs {
+    let (aggs, _) = match model_outputs {
         Some(names) => build(spec, policy, names, false)?,
         None => build(spec, policy, &offline_names(spec), true)?,
     };

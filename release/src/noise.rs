@@ -21,6 +21,9 @@ pub(crate) fn clamp_true(v: i128) -> i64 {
     v.clamp(-MAX_TRUE_VALUE, MAX_TRUE_VALUE) as i64
 }
 
+/// The mechanism an owner's exact check names: none, and it says so.
+pub(crate) const EXACT_MECHANISM: &str = "none (owner's exact check, not DP)";
+
 /// Whether to add noise (in the enclave) or compute true values (owner's own check).
 pub(crate) enum Mode<'a> {
     Dp { rng: &'a mut dyn Rng, min_group_size: u64 },
@@ -34,13 +37,6 @@ impl Mode<'_> {
     pub(crate) fn min_group_size(&self) -> u64 {
         match self {
             Mode::Dp { min_group_size, .. } | Mode::Exact { min_group_size } => *min_group_size,
-        }
-    }
-    pub(crate) fn mechanism(&self, noise: Noise) -> &'static str {
-        match (self, noise) {
-            (Mode::Exact { .. }, _) => "none (owner's exact check, not DP)",
-            (Mode::Dp { .. }, Noise::Laplace) => "discrete_laplace",
-            (Mode::Dp { .. }, Noise::Gaussian) => "discrete_gaussian",
         }
     }
 }
@@ -102,9 +98,10 @@ impl Term {
         NoiseTerm {
             on: self.on.clone(),
             distribution: match self.noise {
-                Noise::Laplace => "discrete_laplace",
-                Noise::Gaussian => "discrete_gaussian",
+                Noise::Laplace => dp::Mechanism::DiscreteLaplace,
+                Noise::Gaussian => dp::Mechanism::DiscreteGaussian,
             }
+            .as_str()
             .into(),
             scale: self.scale.to_string(),
             sensitivity: self.sensitivity,

@@ -145,6 +145,8 @@ pub(crate) struct Head {
     pub class: &'static str,
     pub epsilon: Epsilon,
     pub noise: protocol::job::Noise,
+    /// What the enclave's release draws from, named by `dp`'s enum.
+    pub mechanism: dp::Mechanism,
 }
 
 impl Head {
@@ -154,6 +156,11 @@ impl Head {
             class: o.class().as_str(),
             epsilon: crate::parse_epsilon(o.epsilon())?,
             noise: o.noise(),
+            mechanism: match (o, o.noise()) {
+                (OutputSpec::Quantiles { .. }, _) => dp::Mechanism::PermuteAndFlip,
+                (_, protocol::job::Noise::Laplace) => dp::Mechanism::DiscreteLaplace,
+                (_, protocol::job::Noise::Gaussian) => dp::Mechanism::DiscreteGaussian,
+            },
         })
     }
 
@@ -191,11 +198,7 @@ impl Head {
         OutputRelease {
             name: self.name.clone(),
             class: self.class.into(),
-            mechanism: match (self.class, dp) {
-                ("quantiles", true) => "permute_and_flip",
-                _ => mode.mechanism(self.noise),
-            }
-            .into(),
+            mechanism: if dp { self.mechanism.as_str() } else { crate::noise::EXACT_MECHANISM }.into(),
             epsilon: Decimal(self.epsilon.to_string()),
             delta: if dp { delta.map(|d| Decimal(d.to_string())) } else { None },
             sensitivity: join(&|t| format!("{}: {}", t.on, t.sensitivity)),

@@ -135,7 +135,7 @@ impl Quantiles {
                     .unwrap_or_default();
                 NoiseTerm {
                     on: format!("rank utility of q = {q}"),
-                    distribution: "permute_and_flip".into(),
+                    distribution: dp::Mechanism::PermuteAndFlip.as_str().into(),
                     scale,
                     sensitivity: u64::try_from(d).unwrap_or(u64::MAX),
                     budget: format!("ε = {}", self.each),
