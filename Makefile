@@ -18,7 +18,7 @@ setup:
 wasm: setup
 	CARGO_PROFILE_RELEASE_STRIP=debuginfo \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$(CURDIR)=/cleanroom --remap-path-prefix=$(HOME)/.cargo=/cargo --remap-path-prefix=$(TARGET_DIR_ABS)=/target" \
-	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss -p credit-impute -p credit-multi -p default-lr -p wage-lr --target wasm32-unknown-unknown
+	$(CARGO) build --release -p credit-lr -p credit-gbdt -p credit-loss -p credit-impute -p credit-multi -p credit-lr-tune -p credit-mlp -p default-lr -p wage-lr --target wasm32-unknown-unknown
 
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
 # `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.
@@ -49,6 +49,8 @@ test: test-deps build lint
 	CLEANROOM_CREDIT_GBDT_WASM=$(CURDIR)/$(WASM_DIR)/credit_gbdt.wasm \
 	CLEANROOM_CREDIT_LOSS_WASM=$(CURDIR)/$(WASM_DIR)/credit_loss.wasm \
 	CLEANROOM_CREDIT_MULTI_WASM=$(CURDIR)/$(WASM_DIR)/credit_multi.wasm \
+	CLEANROOM_CREDIT_LR_TUNE_WASM=$(CURDIR)/$(WASM_DIR)/credit_lr_tune.wasm \
+	CLEANROOM_CREDIT_MLP_WASM=$(CURDIR)/$(WASM_DIR)/credit_mlp.wasm \
 	CLEANROOM_DEFAULT_LR_WASM=$(CURDIR)/$(WASM_DIR)/default_lr.wasm \
 	CLEANROOM_WAGE_LR_WASM=$(CURDIR)/$(WASM_DIR)/wage_lr.wasm \
 	$(CARGO) test --release --workspace $(FEATURES)

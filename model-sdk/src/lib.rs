@@ -63,6 +63,12 @@ extern crate alloc;
 pub use alloc::vec::Vec;
 use core::fmt;
 
+mod train;
+pub use train::{
+    param_count, params_of, train_section, train_section_len, unit_gradient_native, Trainable, MAX_PARAMS,
+    TRAIN_VERSION,
+};
+
 /// Version of the cleanroom Wasm ABI this SDK speaks.
 pub const ABI_VERSION: u32 = 1;
 /// Name of the custom section that declares the ABI version and the inputs.
@@ -594,7 +600,7 @@ pub mod math {
 /// Glue used by [`export_model!`]; not a stable API.
 #[doc(hidden)]
 pub mod __guest {
-    use super::{Batch, Column, Kind, Model, TOKEN_LEN};
+    use super::{Batch, Column, Kind, Model, Trainable, TOKEN_LEN};
     use alloc::vec::Vec;
     use core::cell::UnsafeCell;
 
@@ -670,6 +676,147 @@ pub mod __guest {
         true
     }
 
+    /// Copy `rows` rows of the input columns of `kinds` into `bufs` (rebuilt if their kinds
+    /// differ); false on a short read.
+    ///
+    /// # Safety
+    /// `host` must be the real ABI imports.
+    unsafe fn read_columns(bufs: &mut Vec<Buf>, kinds: &[Kind], host: &Host, rows: i32) -> bool {
+        let n = rows as usize;
+        let same = bufs.len() == kinds.len() && bufs.iter().zip(kinds).all(|(b, k)| b.kind() == *k);
+        if !same {
+            *bufs = kinds
+                .iter()
+                .map(|k| match k {
+                    Kind::F64 => Buf::F64(Vec::new()),
+                    Kind::I64 => Buf::I64(Vec::new()),
+                    Kind::Code => Buf::Code(Vec::new()),
+                    Kind::Token => Buf::Token(Vec::new()),
+                })
+                .collect();
+        }
+        for (i, b) in bufs.iter_mut().enumerate() {
+            let col = i as i32;
+            // SAFETY: each destination has capacity for `rows` elements of the right width,
+            // and the host writes at most `max_rows` values (reporting how many).
+            let ok = unsafe {
+                match b {
+                    Buf::F64(v) => fill(v, n, |p| (host.read_f64)(col, p, rows)),
+                    Buf::I64(v) => fill(v, n, |p| (host.read_i64)(col, p, rows)),
+                    Buf::Code(v) => fill(v, n, |p| (host.read_codes)(col, p, rows)),
+                    Buf::Token(v) => fill(v, n, |p| (host.read_tokens)(col, p, rows)),
+                }
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn columns_of(bufs: &[Buf]) -> Vec<Column<'_>> {
+        bufs.iter()
+            .map(|b| match b {
+                Buf::F64(v) => Column::F64(v),
+                Buf::I64(v) => Column::I64(v),
+                Buf::Code(v) => Column::Code(v),
+                Buf::Token(v) => Column::Token(v),
+            })
+            .collect()
+    }
+
+    impl Buf {
+        fn kind(&self) -> Kind {
+            match self {
+                Buf::F64(_) => Kind::F64,
+                Buf::I64(_) => Kind::I64,
+                Buf::Code(_) => Kind::Code,
+                Buf::Token(_) => Kind::Token,
+            }
+        }
+    }
+
+    /// The host's parameter reader: copies up to `max` f64s to `dst`, returns how many
+    /// (0 when the enclave gives none).
+    pub type ReadParams = unsafe extern "C" fn(*mut f64, i32) -> i32;
+
+    /// Before scoring: take the parameters the enclave gives, if any (the model keeps its
+    /// own otherwise). False if the enclave gave a wrong number.
+    ///
+    /// # Safety
+    /// As for [`process_batch`]; `read_params` must be the real import.
+    pub unsafe fn load_params<M: Trainable>(cell: &GuestCell<M>, init: fn() -> M, read_params: ReadParams) -> bool {
+        // SAFETY: single-threaded guest and no re-entrancy.
+        let state = unsafe { &mut *cell.0.get() };
+        let n = crate::param_count(M::LAYOUT);
+        let mut p: Vec<f64> = Vec::with_capacity(n);
+        // SAFETY: capacity n; the host writes at most n values and says how many.
+        let got = unsafe { read_params(p.as_mut_ptr(), n as i32) };
+        if got == 0 {
+            return true;
+        }
+        if got as usize != n {
+            return false;
+        }
+        // SAFETY: the host initialised exactly n values.
+        unsafe { p.set_len(n) };
+        state.model.get_or_insert_with(init).set_params(&p);
+        true
+    }
+
+    /// Body of `cleanroom_initial_params`: emit the model's own (pretrained) parameters.
+    ///
+    /// # Safety
+    /// As for [`process_batch`].
+    pub unsafe fn initial_params<M: Trainable>(cell: &GuestCell<M>, init: fn() -> M, host: &Host) -> i32 {
+        // SAFETY: single-threaded guest and no re-entrancy.
+        let state = unsafe { &mut *cell.0.get() };
+        let p = crate::params_of(state.model.get_or_insert_with(init));
+        // SAFETY: `p` holds n initialised f64s.
+        unsafe { (host.emit)(p.as_ptr(), p.len() as i32) };
+        STATUS_OK
+    }
+
+    /// Body of `cleanroom_train_unit`: read one unit's inputs and label and the current
+    /// parameters, emit the gradient of the unit's summed loss and then the loss.
+    ///
+    /// # Safety
+    /// As for [`process_batch`]; `read_params` must be the real import.
+    pub unsafe fn train_unit<M: Trainable>(
+        cell: &GuestCell<M>,
+        init: fn() -> M,
+        host: &Host,
+        read_params: ReadParams,
+        rows: i32,
+    ) -> i32 {
+        if rows < 0 {
+            return STATUS_BAD_ROWS;
+        }
+        // SAFETY: forwarded.
+        if !unsafe { load_params(cell, init, read_params) } {
+            return STATUS_SHORT_READ;
+        }
+        // SAFETY: single-threaded guest and no re-entrancy.
+        let state = unsafe { &mut *cell.0.get() };
+        let mut kinds: Vec<Kind> = M::INPUTS.to_vec();
+        kinds.push(M::LABEL);
+        // SAFETY: forwarded.
+        if !unsafe { read_columns(&mut state.bufs, &kinds, host, rows) } {
+            return STATUS_SHORT_READ;
+        }
+        let columns = columns_of(&state.bufs);
+        let Some((label, inputs)) = columns.split_last() else { return STATUS_SHORT_READ };
+        let Some(labels) = crate::train::labels_of(label) else { return STATUS_SHORT_READ };
+        let Ok(batch) = Batch::new(M::INPUTS, inputs) else { return STATUS_SHORT_READ };
+        let batch = Batch { nulls: super::Nulls::NotRead, ..batch };
+        let model = state.model.get_or_insert_with(init);
+        let (mut grad, loss) = crate::train::unit_gradient(model, &batch, &labels);
+        grad.push(loss);
+        // SAFETY: `grad` holds n + 1 initialised f64s.
+        unsafe { (host.emit)(grad.as_ptr(), grad.len() as i32) };
+        STATUS_OK
+    }
+
     /// Body of `cleanroom_process_batch`.
     ///
     /// # Safety
@@ -688,32 +835,9 @@ pub mod __guest {
             return STATUS_BAD_ROWS;
         };
         let model = state.model.get_or_insert_with(init);
-        if state.bufs.len() != M::INPUTS.len() {
-            state.bufs = M::INPUTS
-                .iter()
-                .map(|k| match k {
-                    Kind::F64 => Buf::F64(Vec::new()),
-                    Kind::I64 => Buf::I64(Vec::new()),
-                    Kind::Code => Buf::Code(Vec::new()),
-                    Kind::Token => Buf::Token(Vec::new()),
-                })
-                .collect();
-        }
-        for (i, b) in state.bufs.iter_mut().enumerate() {
-            let col = i as i32;
-            // SAFETY: each destination has capacity for `rows` elements of the right width,
-            // and the host writes at most `max_rows` values (reporting how many).
-            let ok = unsafe {
-                match b {
-                    Buf::F64(v) => fill(v, n, |p| (host.read_f64)(col, p, rows)),
-                    Buf::I64(v) => fill(v, n, |p| (host.read_i64)(col, p, rows)),
-                    Buf::Code(v) => fill(v, n, |p| (host.read_codes)(col, p, rows)),
-                    Buf::Token(v) => fill(v, n, |p| (host.read_tokens)(col, p, rows)),
-                }
-            };
-            if !ok {
-                return STATUS_SHORT_READ;
-            }
+        // SAFETY: forwarded from this function's contract.
+        if !unsafe { read_columns(&mut state.bufs, M::INPUTS, host, rows) } {
+            return STATUS_SHORT_READ;
         }
         if M::READS_VALIDITY {
             let Some(read_validity) = host.read_validity else {
@@ -727,16 +851,7 @@ pub mod __guest {
                 }
             }
         }
-        let columns: Vec<Column<'_>> = state
-            .bufs
-            .iter()
-            .map(|b| match b {
-                Buf::F64(v) => Column::F64(v),
-                Buf::I64(v) => Column::I64(v),
-                Buf::Code(v) => Column::Code(v),
-                Buf::Token(v) => Column::Token(v),
-            })
-            .collect();
+        let columns = columns_of(&state.bufs);
         let valid: Vec<&[u8]> = state.valid.iter().map(Vec::as_slice).collect();
         let batch = if M::READS_VALIDITY {
             Batch::with_validity(M::INPUTS, &columns, &valid)
@@ -771,6 +886,30 @@ macro_rules! export_model {
         $crate::export_model!($ty, <$ty as ::core::default::Default>::default());
     };
     ($ty:ty, $init:expr) => {
+        $crate::__export_module!($ty, $init, scoring);
+    };
+}
+
+/// Export a [`Trainable`] model: everything [`export_model!`] exports, plus the
+/// `cleanroom_train` section (from [`Trainable::LAYOUT`] and [`Trainable::LABEL`]),
+/// `cleanroom_initial_params` and `cleanroom_train_unit`; `cleanroom_process_batch` first
+/// takes the parameters the enclave gives (`read_params`), so after fine-tuning the same
+/// module scores with the trained parameters. Same two forms as [`export_model!`].
+#[macro_export]
+macro_rules! export_trainable {
+    ($ty:ty) => {
+        $crate::export_trainable!($ty, <$ty as ::core::default::Default>::default());
+    };
+    ($ty:ty, $init:expr) => {
+        $crate::__export_module!($ty, $init, trainable);
+    };
+}
+
+/// The body of [`export_model!`] and [`export_trainable!`]; not a stable API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_module {
+    ($ty:ty, $init:expr, $mode:ident) => {
         const _: () = $crate::check_outputs(<$ty as $crate::Model>::OUTPUTS);
 
         #[cfg(target_arch = "wasm32")]
@@ -797,6 +936,8 @@ macro_rules! export_model {
                     pub fn read_tokens(col: i32, dst: *mut [u8; $crate::TOKEN_LEN], max_rows: i32) -> i32;
                     #[link_name = "read_validity"]
                     pub fn read_validity(col: i32, dst: *mut u8, max_rows: i32) -> i32;
+                    #[link_name = "read_params"]
+                    pub fn read_params(dst: *mut f64, max: i32) -> i32;
                     #[link_name = "emit"]
                     pub fn emit(ptr: *const f64, n: i32);
                 }
@@ -817,12 +958,44 @@ macro_rules! export_model {
                 emit: imports::emit,
             };
 
-            #[no_mangle]
-            pub extern "C" fn cleanroom_process_batch(rows: i32) -> i32 {
-                // SAFETY: wasm32 guests are single-threaded and `HOST` is the ABI imports.
-                unsafe { $crate::__guest::process_batch::<$ty>(&STATE, init, &HOST, rows) }
-            }
+    $crate::__export_module!(@$mode $ty);
         };
+    };
+    (@scoring $ty:ty) => {
+        #[no_mangle]
+        pub extern "C" fn cleanroom_process_batch(rows: i32) -> i32 {
+            // SAFETY: wasm32 guests are single-threaded and `HOST` is the ABI imports.
+            unsafe { $crate::__guest::process_batch::<$ty>(&STATE, init, &HOST, rows) }
+        }
+    };
+    (@trainable $ty:ty) => {
+        #[link_section = "cleanroom_train"]
+        #[used]
+        static CLEANROOM_TRAIN: [u8; $crate::train_section_len(<$ty as $crate::Trainable>::LAYOUT)] =
+            $crate::train_section(<$ty as $crate::Trainable>::LAYOUT, <$ty as $crate::Trainable>::LABEL);
+
+        #[no_mangle]
+        pub extern "C" fn cleanroom_process_batch(rows: i32) -> i32 {
+            // SAFETY: wasm32 guests are single-threaded and these are the ABI imports.
+            unsafe {
+                if !$crate::__guest::load_params::<$ty>(&STATE, init, imports::read_params) {
+                    return $crate::__guest::STATUS_SHORT_READ;
+                }
+                $crate::__guest::process_batch::<$ty>(&STATE, init, &HOST, rows)
+            }
+        }
+
+        #[no_mangle]
+        pub extern "C" fn cleanroom_initial_params() -> i32 {
+            // SAFETY: as above.
+            unsafe { $crate::__guest::initial_params::<$ty>(&STATE, init, &HOST) }
+        }
+
+        #[no_mangle]
+        pub extern "C" fn cleanroom_train_unit(rows: i32) -> i32 {
+            // SAFETY: as above.
+            unsafe { $crate::__guest::train_unit::<$ty>(&STATE, init, &HOST, imports::read_params, rows) }
+        }
     };
 }
 

@@ -35,6 +35,8 @@ pub(crate) const IMPORTS: &[ImportSig] = &[
     // Optional and additive within version 1: a module that does not import it is
     // unchanged, and one that does is refused by a sandbox older than it.
     ImportSig { name: READ_VALIDITY, params: 3, results: 1 },
+    // Likewise optional: a trainable module reads the parameters the enclave gives it.
+    ImportSig { name: crate::train::READ_PARAMS, params: 2, results: 1 },
     ImportSig { name: "emit", params: 2, results: 0 },
 ];
 

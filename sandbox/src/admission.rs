@@ -7,6 +7,7 @@
 
 use crate::abi::{self, AbiManifest};
 use crate::error::AdmissionError;
+use crate::train::{self, TrainManifest};
 use wasmtime::wasmparser::{CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType};
 
 /// Most tables a module may have (Rust and C toolchains emit one).
@@ -28,8 +29,12 @@ fn is_i32s(ty: &FuncType, params: usize, results: usize) -> bool {
         && ty.params().iter().chain(ty.results()).all(|t| *t == ValType::I32)
 }
 
-/// Inspect `wasm` and return its declared ABI manifest, or why it is refused.
-pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest, AdmissionError> {
+/// Inspect `wasm` and return its declared ABI manifest and, for a trainable module, its
+/// training manifest; or why it is refused.
+pub(crate) fn inspect(
+    wasm: &[u8],
+    limits: &StaticLimits,
+) -> Result<(AbiManifest, Option<TrainManifest>), AdmissionError> {
     // Function types by type index; `None` for non-function (GC) types.
     let mut types: Vec<Option<FuncType>> = Vec::new();
     // Type index of every function, imported ones first.
@@ -37,6 +42,7 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
     let mut memories = 0usize;
     let mut tables = 0usize;
     let mut manifest: Option<Result<AbiManifest, AdmissionError>> = None;
+    let mut training: Option<Result<TrainManifest, AdmissionError>> = None;
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
 
     let check_memory = |m: &wasmtime::wasmparser::MemoryType| -> Result<(), AdmissionError> {
@@ -138,6 +144,12 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
                 }
                 manifest = Some(AbiManifest::decode(c.data()));
             }
+            Payload::CustomSection(c) if c.name() == train::TRAIN_SECTION => {
+                if training.is_some() {
+                    return Err(AdmissionError::DuplicateTrainSection);
+                }
+                training = Some(TrainManifest::decode(c.data()));
+            }
             Payload::UnknownSection { id, .. } => {
                 return Err(AdmissionError::Malformed(format!("unknown section id {id}")));
             }
@@ -149,9 +161,15 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
         return Err(AdmissionError::MemoryCount { count: memories });
     }
     let manifest = manifest.ok_or(AdmissionError::MissingAbiSection)??;
+    let training = training.transpose()?;
 
     let mut seen_memory = false;
     let mut seen_process = false;
+    let mut seen_train = [false; 2];
+    let func_is = |index: u32, params: usize| {
+        matches!(funcs.get(index as usize).and_then(|&t| types.get(t as usize)),
+            Some(Some(f)) if is_i32s(f, params, 1))
+    };
     for (name, kind, index) in &exports {
         match name.as_str() {
             abi::EXPORT_MEMORY => {
@@ -161,13 +179,20 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
                 seen_memory = true;
             }
             abi::EXPORT_PROCESS_BATCH => {
-                let ok = *kind == ExternalKind::Func
-                    && matches!(funcs.get(*index as usize).and_then(|&t| types.get(t as usize)),
-                        Some(Some(f)) if is_i32s(f, 1, 1));
-                if !ok {
+                if !(*kind == ExternalKind::Func && func_is(*index, 1)) {
                     return Err(AdmissionError::ExportSignature { name: name.clone() });
                 }
                 seen_process = true;
+            }
+            train::EXPORT_TRAIN_UNIT | train::EXPORT_INITIAL_PARAMS => {
+                let (slot, params) = if name == train::EXPORT_TRAIN_UNIT { (0, 1) } else { (1, 0) };
+                if training.is_none() {
+                    return Err(AdmissionError::TrainExportWithoutSection { name: name.clone() });
+                }
+                if !(*kind == ExternalKind::Func && func_is(*index, params)) {
+                    return Err(AdmissionError::ExportSignature { name: name.clone() });
+                }
+                seen_train[slot] = true;
             }
             // A typo in an ABI export would otherwise be silently ignored.
             other if other.starts_with("cleanroom") => {
@@ -183,7 +208,15 @@ pub(crate) fn inspect(wasm: &[u8], limits: &StaticLimits) -> Result<AbiManifest,
     if !seen_process {
         return Err(AdmissionError::MissingExport { name: abi::EXPORT_PROCESS_BATCH });
     }
-    Ok(manifest)
+    if training.is_some() {
+        if !seen_train[0] {
+            return Err(AdmissionError::MissingExport { name: train::EXPORT_TRAIN_UNIT });
+        }
+        if !seen_train[1] {
+            return Err(AdmissionError::MissingExport { name: train::EXPORT_INITIAL_PARAMS });
+        }
+    }
+    Ok((manifest, training))
 }
 
 /// The module's `cleanroom_abi` section alone (what it reads and emits), without the other
@@ -202,4 +235,20 @@ pub fn read_abi(wasm: &[u8]) -> Result<AbiManifest, AdmissionError> {
         }
     }
     manifest.ok_or(AdmissionError::MissingAbiSection)
+}
+
+/// The module's `cleanroom_train` section alone, if it has one (see [`read_abi`]).
+pub fn read_train(wasm: &[u8]) -> Result<Option<TrainManifest>, AdmissionError> {
+    let mut training = None;
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::CustomSection(c) = payload.map_err(malformed)? {
+            if c.name() == train::TRAIN_SECTION {
+                if training.is_some() {
+                    return Err(AdmissionError::DuplicateTrainSection);
+                }
+                training = Some(TrainManifest::decode(c.data())?);
+            }
+        }
+    }
+    Ok(training)
 }

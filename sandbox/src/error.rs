@@ -59,6 +59,12 @@ pub enum AdmissionError {
     DuplicateAbiSection,
     #[error("malformed `cleanroom_abi` section: {0}")]
     BadAbiSection(String),
+    #[error("malformed `cleanroom_train` section: {0}")]
+    BadTrainSection(String),
+    #[error("more than one `cleanroom_train` custom section")]
+    DuplicateTrainSection,
+    #[error("export {name:?} belongs to training, but the module has no `cleanroom_train` section")]
+    TrainExportWithoutSection { name: String },
     #[error("module speaks cleanroom ABI version {found}, this sandbox speaks {supported}")]
     AbiVersion { found: u32, supported: u32 },
     #[error("module declares {found} outputs per row, this sandbox supports 1 to 16")]
@@ -128,7 +134,8 @@ pub enum RunError {
     OutOfBounds { call: &'static str, ptr: u32, len: u64 },
     #[error("ABI misuse: {0}")]
     AbiMisuse(String),
-    /// `expected` is `rows` times the module's outputs per row.
+    /// `expected` is `rows` times the module's outputs per row (for a training call, the
+    /// parameter count plus one; for the initial parameters, the parameter count).
     #[error("module emitted {emitted} values for a batch of {rows} rows, expected {expected}")]
     BadEmission { rows: usize, expected: usize, emitted: usize },
     #[error("module emitted values outside cleanroom_process_batch")]
@@ -139,4 +146,8 @@ pub enum RunError {
     Instantiate(String),
     #[error("job already ended with an error")]
     JobEnded,
+    #[error("module is not trainable (it has no `cleanroom_train` section)")]
+    NotTrainable,
+    #[error("{given} parameters given, the module declares {declared}")]
+    ParamCount { declared: usize, given: usize },
 }

@@ -113,14 +113,34 @@ impl Staged {
     }
 }
 
+/// How many values a call into the module must emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Emission {
+    /// `rows * m` values, row-major (scoring, `m` outputs per row).
+    PerRow(usize),
+    /// Exactly this many, whatever the rows (a gradient and its loss; initial parameters).
+    Fixed(usize),
+}
+
+impl Emission {
+    pub fn expected(self, rows: usize) -> usize {
+        match self {
+            // rows <= MAX_BATCH_ROWS (2^24) and m <= 16: no overflow.
+            Emission::PerRow(m) => rows * m,
+            Emission::Fixed(n) => n,
+        }
+    }
+}
+
 /// Data of a job's store.
 pub(crate) struct HostState {
     pub limiter: Limiter,
     pub columns: Vec<Staged>,
     pub rows: usize,
-    /// Values the module emits per row: a batch's output is `rows * outputs_per_row`
-    /// values, row-major.
-    pub outputs_per_row: usize,
+    /// How many values the current call must emit.
+    pub emission: Emission,
+    /// The parameters `read_params` copies out; `None` outside a training job.
+    pub params: Option<std::sync::Arc<[f64]>>,
     /// True only while `cleanroom_process_batch` runs.
     pub in_batch: bool,
     pub out: Vec<f64>,
@@ -204,8 +224,7 @@ fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunEr
     }
     let n = usize::try_from(n).map_err(|_| RunError::AbiMisuse("emit: negative count".into()))?;
     let emitted = s.out.len().saturating_add(n);
-    // rows <= MAX_BATCH_ROWS (2^24) and outputs_per_row <= 16: no overflow.
-    let expected = s.rows * s.outputs_per_row;
+    let expected = s.emission.expected(s.rows);
     if emitted > expected {
         return Err(RunError::BadEmission { rows: s.rows, expected, emitted });
     }
@@ -222,6 +241,26 @@ fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunEr
         }
     }));
     Ok(())
+}
+
+/// Copy up to `max` of the current parameters to `dst`; 0 when the job gives none.
+fn read_params(mut caller: Caller<'_, HostState>, dst: i32, max: i32) -> Result<i32, RunError> {
+    let call = crate::train::READ_PARAMS;
+    let s = caller.data();
+    if !s.in_batch {
+        return Err(RunError::AbiMisuse(format!("{call} called outside a call into the module")));
+    }
+    let max = usize::try_from(max).map_err(|_| RunError::AbiMisuse(format!("{call}: negative max")))?;
+    let Some(params) = s.params.clone() else { return Ok(0) };
+    let n = max.min(params.len());
+    let memory = memory_of(&caller, call)?;
+    let mem = memory.data_mut(&mut caller);
+    let range = guest_range(call, mem.len(), dst, n * 8)?;
+    for (c, x) in mem[range].chunks_exact_mut(8).zip(params.iter()) {
+        c.copy_from_slice(&x.to_le_bytes());
+    }
+    // n <= MAX_PARAMS < i32::MAX
+    Ok(n as i32)
 }
 
 /// The linker with exactly the `cleanroom` imports and nothing else.
@@ -242,6 +281,9 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     })?;
     l.func_wrap(m, abi::READ_VALIDITY, |c: Caller<'_, HostState>, col: i32, dst: i32, max: i32| {
         read_validity(c, col, dst, max).map_err(abort)
+    })?;
+    l.func_wrap(m, crate::train::READ_PARAMS, |c: Caller<'_, HostState>, dst: i32, max: i32| {
+        read_params(c, dst, max).map_err(abort)
     })?;
     l.func_wrap(m, "emit", |c: Caller<'_, HostState>, ptr: i32, n: i32| emit(c, ptr, n).map_err(abort))?;
     Ok(l)

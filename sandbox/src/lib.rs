@@ -22,15 +22,19 @@ mod abi;
 mod admission;
 mod error;
 mod host;
+mod train;
 
 pub use abi::{
     validate_output_name, AbiManifest, ColumnKind, ABI_SECTION, ABI_VERSION, DEFAULT_OUTPUT_NAME, EXPORT_MEMORY,
     EXPORT_PROCESS_BATCH, IMPORT_MODULE, MAX_OUTPUTS_PER_ROW, MAX_OUTPUT_NAME_LEN, READ_VALIDITY,
 };
-pub use admission::{read_abi, MAX_TABLES};
+pub use admission::{read_abi, read_train, MAX_TABLES};
 pub use error::{AdmissionError, OutputNameError, RunError, SandboxError};
+pub use train::{
+    Tensor, TrainManifest, EXPORT_INITIAL_PARAMS, EXPORT_TRAIN_UNIT, MAX_PARAMS, READ_PARAMS, TRAIN_SECTION,
+};
 
-use host::{HostState, Limiter, Staged};
+use host::{Emission, HostState, Limiter, Staged};
 use protocol::table::RecordBatch;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -113,6 +117,7 @@ impl SandboxConfig {
 pub struct AdmittedModule {
     hash: [u8; 32],
     manifest: AbiManifest,
+    training: Option<TrainManifest>,
     size: usize,
     compile_time: Duration,
     pre: InstancePre<HostState>,
@@ -140,6 +145,10 @@ impl AdmittedModule {
     pub fn output_names(&self) -> &[String] {
         &self.manifest.output_names
     }
+    /// The module's trainable parameters, if it can be fine-tuned.
+    pub fn training(&self) -> Option<&TrainManifest> {
+        self.training.as_ref()
+    }
     /// The input column kinds the module declared, in order.
     pub fn inputs(&self) -> &[ColumnKind] {
         &self.manifest.inputs
@@ -166,6 +175,7 @@ impl fmt::Debug for AdmittedModule {
         f.debug_struct("AdmittedModule")
             .field("hash", &protocol::Digest(self.hash).to_hex())
             .field("manifest", &self.manifest)
+            .field("training", &self.training)
             .field("size", &self.size)
             .field("compile_time", &self.compile_time)
             .finish()
@@ -310,7 +320,7 @@ impl Sandbox {
         }
         let limits =
             admission::StaticLimits { memory_bytes: cfg.memory_limit_bytes, table_elements: MAX_TABLE_ELEMENTS };
-        let manifest = admission::inspect(wasm, &limits)?;
+        let (manifest, training) = admission::inspect(wasm, &limits)?;
         let started = Instant::now();
         let module = wasmtime::Module::from_binary(&self.inner.engine, wasm)
             .map_err(|e| AdmissionError::Invalid(format!("{e:#}")))?;
@@ -324,7 +334,8 @@ impl Sandbox {
             }
         }
         let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| AdmissionError::Invalid(format!("{e:#}")))?;
-        let admitted = AdmittedModule { hash, manifest, size: wasm.len(), compile_time: started.elapsed(), pre };
+        let admitted =
+            AdmittedModule { hash, manifest, training, size: wasm.len(), compile_time: started.elapsed(), pre };
         let mut cache = self.cache();
         if !cache.modules.contains_key(&hash) {
             if cache.order.len() >= MODULE_CACHE_CAPACITY {
@@ -365,7 +376,8 @@ impl Sandbox {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
             columns: module.manifest.inputs.iter().map(|&kind| Staged::new(kind)).collect(),
             rows: 0,
-            outputs_per_row: module.manifest.outputs_per_row as usize,
+            emission: Emission::PerRow(module.manifest.outputs_per_row as usize),
+            params: None,
             in_batch: false,
             out: Vec::new(),
             memory: None,
@@ -428,7 +440,53 @@ impl Sandbox {
             fuel_per_unit,
             deadline,
             spare: None,
+            params: None,
+            n_params: module.training.as_ref().map(|t| t.n_params as usize),
         })
+    }
+
+    /// A runner that computes each privacy unit's gradient in a fresh instance of a
+    /// trainable `module` ([`UnitRunner::gradient`]): it stages the module's inputs and then
+    /// `label`, the column the training section's label kind reads.
+    pub fn train_runner(
+        &self,
+        module: &AdmittedModule,
+        input_names: &[String],
+        label: &str,
+        fuel_per_unit: u64,
+        deadline: Instant,
+    ) -> Result<UnitRunner, RunError> {
+        let training = module.training.as_ref().ok_or(RunError::NotTrainable)?;
+        let mut runner = self.unit_runner(module, input_names, fuel_per_unit, deadline)?;
+        runner.kinds.push(training.label);
+        runner.input_names.push(label.to_string());
+        Ok(runner)
+    }
+
+    /// The module's pretrained parameters: `cleanroom_initial_params` run once in a fresh
+    /// instance that can read no row, with `fuel` fuel. Public: a function of the module.
+    pub fn initial_params(&self, module: &AdmittedModule, fuel: u64) -> Result<Vec<f64>, RunError> {
+        let training = module.training.as_ref().ok_or(RunError::NotTrainable)?;
+        if !Engine::same(module.pre.module().engine(), &self.inner.engine) {
+            return Err(RunError::ForeignModule);
+        }
+        let cfg = &self.inner.config;
+        let state = HostState {
+            limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
+            columns: Vec::new(),
+            rows: 0,
+            emission: Emission::Fixed(training.n_params as usize),
+            params: None,
+            in_batch: false,
+            out: Vec::new(),
+            memory: None,
+            deadline: Instant::now() + cfg.time_limit,
+            time_limit: cfg.time_limit,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        run_export(&module.pre, &mut store, fuel, train::EXPORT_INITIAL_PARAMS, None)?;
+        Ok(store.into_data().out)
     }
 }
 
@@ -446,6 +504,10 @@ pub struct UnitRunner {
     deadline: Instant,
     /// Staging buffers of the previous unit's store, reused so a unit costs no allocation.
     spare: Option<(Vec<Staged>, Vec<f64>)>,
+    /// What `read_params` gives the module: the current parameters of a training job.
+    params: Option<Arc<[f64]>>,
+    /// The module's parameter count, if it is trainable.
+    n_params: Option<usize>,
 }
 
 impl fmt::Debug for UnitRunner {
@@ -469,6 +531,33 @@ impl UnitRunner {
     /// (a trap, fuel exhaustion, a bad status, a wrong number of scores, a missing column)
     /// is returned for the caller to treat the unit as absent; the runner stays usable.
     pub fn score(&mut self, unit: &RecordBatch) -> Result<Vec<f64>, RunError> {
+        self.call(unit, abi::EXPORT_PROCESS_BATCH, Emission::PerRow(self.outputs_per_row))
+    }
+
+    /// Parameters that `read_params` gives the module in every later call (the trained
+    /// parameters, for scoring after training); `None` gives none, so the module uses its
+    /// own. Their count must be the module's.
+    pub fn set_params(&mut self, params: Option<Arc<[f64]>>) -> Result<(), RunError> {
+        if let Some(p) = &params {
+            let declared = self.n_params.ok_or(RunError::NotTrainable)?;
+            if p.len() != declared {
+                return Err(RunError::ParamCount { declared, given: p.len() });
+            }
+        }
+        self.params = params;
+        Ok(())
+    }
+
+    /// One unit's gradient at `params`, computed in a fresh instance with the unit's fuel
+    /// (a runner from [`Sandbox::train_runner`]): `n_params` values, the gradient of the
+    /// unit's summed loss, then the loss. Errors as for [`UnitRunner::score`].
+    pub fn gradient(&mut self, unit: &RecordBatch, params: &Arc<[f64]>) -> Result<Vec<f64>, RunError> {
+        self.set_params(Some(params.clone()))?;
+        let n = self.n_params.ok_or(RunError::NotTrainable)?;
+        self.call(unit, train::EXPORT_TRAIN_UNIT, Emission::Fixed(n + 1))
+    }
+
+    fn call(&mut self, unit: &RecordBatch, export: &'static str, emission: Emission) -> Result<Vec<f64>, RunError> {
         let rows = unit.rows;
         if rows > MAX_BATCH_ROWS {
             return Err(RunError::BatchTooLarge { rows, limit: MAX_BATCH_ROWS });
@@ -499,7 +588,8 @@ impl UnitRunner {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
             columns,
             rows,
-            outputs_per_row: self.outputs_per_row,
+            emission,
+            params: self.params.clone(),
             in_batch: false,
             out,
             memory: None,
@@ -508,50 +598,63 @@ impl UnitRunner {
         };
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let result = self.run_unit(&mut store);
+        let result = run_export(&self.pre, &mut store, self.fuel_per_unit, export, Some(rows as i32));
         let mut state = store.into_data();
-        let scores = result.map(|()| std::mem::take(&mut state.out));
+        let values = result.map(|()| std::mem::take(&mut state.out));
         // Keep the allocations, never the contents: the next unit overwrites the staged
         // columns and starts from an empty output.
         state.out.clear();
         self.spare = Some((state.columns, state.out));
-        scores
+        values
     }
+}
 
-    fn run_unit(&self, store: &mut Store<HostState>) -> Result<(), RunError> {
-        store.set_fuel(self.fuel_per_unit).map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-        // The epoch ticker only backs up the job's deadline; fuel is what bounds a unit.
-        store.set_epoch_deadline(1);
-        abort_at_deadline(store);
-        if Instant::now() >= self.deadline {
-            return Err(RunError::TimeLimit { limit: store.data().time_limit });
-        }
-        let instance = self.pre.instantiate(&mut *store).map_err(|e| host::classify(store, e, true))?;
-        let memory = instance
-            .get_memory(&mut *store, abi::EXPORT_MEMORY)
-            .ok_or_else(|| RunError::Instantiate("no exported memory".into()))?;
-        let process = instance
-            .get_typed_func::<i32, i32>(&mut *store, abi::EXPORT_PROCESS_BATCH)
-            .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
-        let rows = store.data().rows;
-        {
-            let s = store.data_mut();
-            s.memory = Some(memory);
-            s.in_batch = true;
-        }
-        let status = process.call(&mut *store, rows as i32);
-        store.data_mut().in_batch = false;
-        let status = status.map_err(|e| host::classify(store, e, false))?;
-        if status != 0 {
-            return Err(RunError::ModelFailed { status });
-        }
-        let emitted = store.data().out.len();
-        let expected = rows * self.outputs_per_row;
-        if emitted != expected {
-            return Err(RunError::BadEmission { rows, expected, emitted });
-        }
-        Ok(())
+/// Instantiate `pre` in `store` with `fuel` and call `export`, `(rows) -> i32` or, without
+/// `rows`, `() -> i32`; check its status and that it emitted what the store expects.
+fn run_export(
+    pre: &InstancePre<HostState>,
+    store: &mut Store<HostState>,
+    fuel: u64,
+    export: &'static str,
+    rows: Option<i32>,
+) -> Result<(), RunError> {
+    store.set_fuel(fuel).map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+    // The epoch ticker only backs up the job's deadline; fuel is what bounds a unit.
+    store.set_epoch_deadline(1);
+    abort_at_deadline(store);
+    if Instant::now() >= store.data().deadline {
+        return Err(RunError::TimeLimit { limit: store.data().time_limit });
     }
+    let instance = pre.instantiate(&mut *store).map_err(|e| host::classify(store, e, true))?;
+    let memory = instance
+        .get_memory(&mut *store, abi::EXPORT_MEMORY)
+        .ok_or_else(|| RunError::Instantiate("no exported memory".into()))?;
+    {
+        let s = store.data_mut();
+        s.memory = Some(memory);
+        s.in_batch = true;
+    }
+    let status = match rows {
+        Some(rows) => instance
+            .get_typed_func::<i32, i32>(&mut *store, export)
+            .map_err(|e| RunError::Instantiate(format!("{e:#}")))
+            .map(|f| f.call(&mut *store, rows)),
+        None => instance
+            .get_typed_func::<(), i32>(&mut *store, export)
+            .map_err(|e| RunError::Instantiate(format!("{e:#}")))
+            .map(|f| f.call(&mut *store, ())),
+    };
+    store.data_mut().in_batch = false;
+    let status = status?.map_err(|e| host::classify(store, e, false))?;
+    if status != 0 {
+        return Err(RunError::ModelFailed { status });
+    }
+    let s = store.data();
+    let (emitted, expected) = (s.out.len(), s.emission.expected(s.rows));
+    if emitted != expected {
+        return Err(RunError::BadEmission { rows: s.rows, expected, emitted });
+    }
+    Ok(())
 }
 
 /// At every epoch tick past the store's deadline, end the call with a time-limit error.
@@ -649,7 +752,7 @@ impl Job {
             return Err(RunError::ModelFailed { status });
         }
         let state = self.store.data_mut();
-        let expected = rows * state.outputs_per_row;
+        let expected = state.emission.expected(rows);
         if state.out.len() != expected {
             return Err(RunError::BadEmission { rows, expected, emitted: state.out.len() });
         }
