@@ -301,6 +301,10 @@ enum PolicyCmd {
         /// Let modules read the privacy-unit token column.
         #[arg(long)]
         token_as_input: bool,
+        /// Admit DP fine-tuning queries, within the default training bounds (edit the
+        /// policy's [training] table to change them).
+        #[arg(long)]
+        allow_training: bool,
         /// X25519 public key (hex, `cleanroom diagnostics keygen`) that spent jobs' owner-only
         /// diagnostics are sealed to.
         #[arg(long)]
@@ -657,6 +661,7 @@ fn run(cmd: Cmd) -> Res {
             fuel_per_unit,
             max_deadline_ms,
             token_as_input,
+            allow_training,
             diagnostics_key,
             out,
             pkcs11,
@@ -680,6 +685,7 @@ fn run(cmd: Cmd) -> Res {
                 max_deadline_ms,
                 token_as_input,
                 diagnostics_key: diagnostics_key.map(|k| parse_hex(&k, "--diagnostics-key")).transpose()?,
+                training: allow_training.then(protocol::training::TrainingLimits::default),
                 ..Default::default()
             };
             let owner_key = match pkcs11.location() {

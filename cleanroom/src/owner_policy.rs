@@ -22,6 +22,8 @@ pub struct PolicyParams {
     pub token_as_input: bool,
     /// The owner's X25519 public key for owner-only diagnostics of spent jobs.
     pub diagnostics_key: Option<Vec<u8>>,
+    /// Bounds on DP fine-tuning; `None` admits no training query.
+    pub training: Option<protocol::training::TrainingLimits>,
 }
 
 impl Default for PolicyParams {
@@ -38,6 +40,7 @@ impl Default for PolicyParams {
             max_module_bytes: 8 << 20,
             token_as_input: false,
             diagnostics_key: None,
+            training: None,
         }
     }
 }
@@ -143,6 +146,7 @@ pub fn build(
             max_module_bytes: p.max_module_bytes,
         },
         diagnostics_key: p.diagnostics_key.clone().map(Bytes),
+        training: p.training.clone(),
         dataset_expires_at: match &m.retention_until {
             None => None,
             Some(day) => Some(

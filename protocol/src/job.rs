@@ -296,6 +296,10 @@ pub struct QuerySpec {
     /// success or failure; capped by the policy and at least the worst case of
     /// [`crate::deadline::Schedule`].
     pub deadline_ms: u64,
+    /// Fine-tune the module's parameters with DP-SGD before the outputs (which are then
+    /// computed with the trained parameters); the trained parameters are released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::training::TrainingSpec>,
 }
 
 /// Limits that keep a query spec small whatever the provider sends.
@@ -548,8 +552,18 @@ impl QuerySpec {
     /// output and field it is about.
     pub fn validate(&self) -> Result<(), FieldError> {
         let bad = |field: &'static str, why: String| Err(FieldError { output: "query".into(), field, why });
-        if self.outputs.is_empty() || self.outputs.len() > MAX_OUTPUTS {
-            return bad("outputs", format!("between 1 and {MAX_OUTPUTS} outputs"));
+        // A training query releases its parameters and may ask for no other output.
+        let least = if self.training.is_some() { 0 } else { 1 };
+        if self.outputs.len() < least || self.outputs.len() > MAX_OUTPUTS {
+            return bad("outputs", format!("between {least} and {MAX_OUTPUTS} outputs"));
+        }
+        if let Some(t) = &self.training {
+            if t.steps == 0 || t.steps > crate::training::MAX_STEPS {
+                return bad("training.steps", format!("must be between 1 and {}", crate::training::MAX_STEPS));
+            }
+            if t.expected_batch_size == 0 {
+                return bad("training.expected_batch_size", "must be at least 1".into());
+            }
         }
         if self.deadline_ms == 0 || self.deadline_ms > crate::policy::MAX_DEADLINE_MS {
             return bad("deadline_ms", format!("must be between 1 and {}", crate::policy::MAX_DEADLINE_MS));
@@ -594,6 +608,7 @@ impl QuerySpec {
                 }
             }
         }
+        v.extend(self.training.as_ref().map(|t| (t.label.as_str(), ColumnRole::Label)));
         v
     }
 }

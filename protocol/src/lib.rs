@@ -21,6 +21,7 @@ pub mod result;
 pub mod sealed;
 pub mod signing;
 pub mod table;
+pub mod training;
 pub mod wire;
 
 pub use bytes::Bytes;

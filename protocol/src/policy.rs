@@ -156,6 +156,9 @@ pub struct Policy {
     /// on (by its own clock; the owner's `release` refuses by the owner's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_expires_at: Option<u64>,
+    /// Bounds on DP fine-tuning queries; without them, none is admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::training::TrainingLimits>,
 }
 
 /// Longest accepted deadline: one day.

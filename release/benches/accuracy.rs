@@ -146,6 +146,7 @@ fn policy() -> Policy {
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     }
 }
 
@@ -188,6 +189,7 @@ fn spec() -> QuerySpec {
         ],
         delta: Some(Decimal("0.000001".into())),
         deadline_ms: 1000,
+        training: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn policy(k: u32) -> Policy {
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     }
 }
 
@@ -79,6 +80,7 @@ fn spec(eps: &str) -> QuerySpec {
         ],
         delta: None,
         deadline_ms: 1000,
+        training: None,
     }
 }
 

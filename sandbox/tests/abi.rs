@@ -177,6 +177,7 @@ fn policy_with_limits() -> protocol::policy::Policy {
         sandbox: SandboxLimits { fuel_per_unit: 10_000, memory_limit_bytes: 1 << 26, max_module_bytes: 1 << 22 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     };
     policy.validate().expect("test policy is valid");
     policy

@@ -598,6 +598,7 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
         ],
         delta: Some(protocol::policy::Decimal("0.000001".into())),
         deadline_ms: side.deadline_ms(),
+        training: None,
     }
 }
 

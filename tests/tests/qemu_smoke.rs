@@ -59,6 +59,7 @@ fn smoke_policy() -> Policy {
         sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     };
     policy.validate().expect("the smoke policy is valid");
     policy

@@ -61,6 +61,7 @@ fn policy() -> Policy {
         sandbox: SandboxLimits { fuel_per_unit: 1000, memory_limit_bytes: 1 << 20, max_module_bytes: 1 << 20 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     }
 }
 
@@ -78,6 +79,7 @@ fn spec() -> QuerySpec {
         ],
         delta: None,
         deadline_ms: 10_000,
+        training: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn policy(public_domains: bool) -> Policy {
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1 << 20, max_module_bytes: 1 << 20 },
         diagnostics_key: None,
         dataset_expires_at: None,
+        training: None,
     }
 }
 
@@ -106,6 +107,7 @@ fn query(outputs: Vec<OutputSpec>) -> QuerySpec {
         outputs,
         delta: gaussian.then(|| d("0.000001")),
         deadline_ms: 1000,
+        training: None,
     }
 }
 
