@@ -75,6 +75,22 @@ pub fn plan(
         cost.epsilon, cost.delta, spec.deadline_ms
     );
     let _ = writeln!(w, "  composition: {}", cost.composition);
+    let plan = spec.training.as_ref().map(|t| release::training::TrainingPlan::new(t, policy)).transpose()?;
+    // Without the module, the policy's largest parameter count: an upper bound.
+    let max_params = policy.training.as_ref().map_or(0, |l| l.max_params as usize);
+    if let Some(s) = release::training::schedule(spec, policy, plan.as_ref().map(|p| (p, max_params))) {
+        let _ = writeln!(w, "  the worst case needs a deadline of at least {} ms", s.minimum.as_millis() + 1);
+    }
+    if let Some(plan) = &plan {
+        for line in release::training::describe(plan, None) {
+            let _ = writeln!(w, "  {line}");
+        }
+        let _ = writeln!(
+            w,
+            "  only the final parameters leave{}; no per-step value, loss or norm",
+            if spec.outputs.is_empty() { "" } else { ", with the outputs below computed with them" }
+        );
+    }
     for p in &plans {
         let _ = writeln!(w, "  {} ({}): {}; ε = {}", p.name, p.class, p.computes, p.epsilon);
         for n in &p.noise {

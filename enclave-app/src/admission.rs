@@ -31,6 +31,7 @@ impl From<release::ReleaseError> for Refusal {
         use release::ReleaseError as E;
         let code = match &e {
             E::UnknownModelOutput { .. } => Code::UnknownModelOutput,
+            E::Training(_) => Code::TrainingNotAllowed,
             E::Spec(_) | E::BadOutput { .. } | E::BadQuery(_) => Code::BadQuery,
             _ => Code::ReleaseFailed,
         };
@@ -280,6 +281,29 @@ pub fn check_module(
     Ok(())
 }
 
+/// A training query's module: trainable, its label kind the sealed label's type, and no
+/// more parameters than the policy allows. Returns the plan (public: the query and policy).
+pub fn check_training(
+    policy: &Policy,
+    spec: &QuerySpec,
+    training: Option<&sandbox::TrainManifest>,
+) -> Result<Option<release::training::TrainingPlan>, Refusal> {
+    let Some(t) = &spec.training else { return Ok(None) };
+    let plan = release::training::TrainingPlan::new(t, policy)?;
+    let Some(m) = training else {
+        return Err(refuse(Code::ModuleNotTrainable, "the module has no cleanroom_train section"));
+    };
+    plan.check_module(policy, m.n_params as usize).map_err(|e| refuse(Code::ModuleNotTrainable, e.to_string()))?;
+    let sealed = policy.column(&t.label).map(|c| c.sealed_type.as_str()).unwrap_or("");
+    if sealed != m.label.sealed_type() {
+        return Err(refuse(
+            Code::ModuleNotTrainable,
+            format!("module reads its label as {}, {:?} is {sealed}", m.label, t.label),
+        ));
+    }
+    Ok(Some(plan))
+}
+
 /// The sealed index the host or provider hands over: it decodes and matches the policy's table.
 pub fn check_index(policy: &Policy, spec: &QuerySpec, bytes: &[u8]) -> Result<SealedIndex, Refusal> {
     let index: SealedIndex = protocol::from_cbor(bytes).map_err(|e| refuse(Code::BadSealedIndex, e.to_string()))?;
@@ -302,15 +326,16 @@ pub fn check_index(policy: &Policy, spec: &QuerySpec, bytes: &[u8]) -> Result<Se
 }
 
 /// Outputs over groups found in the data (each reserves release time per sealed row).
-pub fn group_outputs(policy: &Policy, spec: &QuerySpec) -> u64 {
-    release::selected_group_outputs(spec, policy)
-}
-
-/// The query's deadline against the worst case the policy's figures allow.
-pub fn check_deadline(policy: &Policy, spec: &QuerySpec) -> Result<Schedule, Refusal> {
+/// The query's deadline against the worst case the policy's figures allow (for a training
+/// query, with its plan and the module's parameter count).
+pub fn check_deadline(
+    policy: &Policy,
+    spec: &QuerySpec,
+    training: Option<(&release::training::TrainingPlan, usize)>,
+) -> Result<Schedule, Refusal> {
     let p = policy;
     // Sized from the policy's figures only (the index agrees with them).
-    let schedule = Schedule::new(&p.timing, &p.sandbox, p.sealed_chunks, p.rows_per_chunk, group_outputs(p, spec))
+    let schedule = release::training::schedule(spec, p, training)
         .ok_or_else(|| refuse(Code::DeadlineOverflow, "the table's worst case does not fit any deadline"))?;
     if spec.deadline_ms > p.timing.max_deadline_ms {
         return Err(refuse(

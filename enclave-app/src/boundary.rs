@@ -73,7 +73,19 @@ pub fn conclude(
             let signed = enclave.sign(RESULT_CONTEXT, &result);
             let mut rec = enclave.record(AuditEvent::JobReleased, &job.collaborator, "released", job.released_at);
             rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
-            rec.mechanism = Some("discrete_laplace".into());
+            // Each output's mechanism; a training output with its hyperparameters and the
+            // accountant's (ε, δ) (all public: the query and the accounting of it).
+            rec.mechanism = Some(
+                result
+                    .outputs
+                    .iter()
+                    .map(|o| match o.noise.first() {
+                        Some(n) if o.class == "dp_sgd" => format!("{}: {} ({})", o.name, o.mechanism, n.budget),
+                        _ => format!("{}: {}", o.name, o.mechanism),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
             rec.sensitivity = Some(
                 result.outputs.iter().map(|o| format!("{}: {}", o.name, o.sensitivity)).collect::<Vec<_>>().join("; "),
             );

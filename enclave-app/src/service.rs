@@ -112,6 +112,18 @@ struct Admitted {
     schedule: Schedule,
     acc: Accumulator,
     cost: crate::admission::Cost,
+    training: Option<Training>,
+}
+
+/// A training query's public plan, fixed at admission.
+struct Training {
+    plan: release::training::TrainingPlan,
+    /// The module's pretrained parameters (a function of the module alone).
+    initial: Vec<f64>,
+    /// One name per parameter, from the module's layout.
+    names: Vec<String>,
+    /// The public bound on gradients over all steps.
+    max_sampled: u64,
 }
 
 impl Enclave {
@@ -428,8 +440,23 @@ impl Enclave {
         // Value sources against the module's declared outputs, and every noise scale.
         let acc = Accumulator::new(spec, p, module.output_names())?;
         let index = crate::admission::check_index(p, spec, &self.host.get_blob(&index_blob)?)?;
-        let schedule = crate::admission::check_deadline(p, spec)?;
-        Ok(Admitted { grant, key, module, index, schedule, acc, cost })
+        let training = match crate::admission::check_training(p, spec, module.training())? {
+            None => None,
+            Some(plan) => {
+                // Public: the module's own parameters, computed before any data is read.
+                let initial = self
+                    .sandbox
+                    .initial_params(&module, p.sandbox.fuel_per_unit)
+                    .map_err(|e| refuse(Code::ModuleNotTrainable, format!("cleanroom_initial_params: {e}")))?;
+                let layout = module.training().expect("checked: trainable");
+                let max_units = p.sealed_chunks.saturating_mul(p.rows_per_chunk);
+                let max_sampled = plan.max_sampled_units(max_units);
+                Some(Training { plan, initial, names: layout.parameter_names(), max_sampled })
+            }
+        };
+        let schedule =
+            crate::admission::check_deadline(p, spec, training.as_ref().map(|t| (&t.plan, t.initial.len())))?;
+        Ok(Admitted { grant, key, module, index, schedule, acc, cost, training })
     }
 
     /// Owner-only diagnostics, sealed to the policy's key (fixed length), or nothing when
@@ -456,7 +483,7 @@ impl Enclave {
             diag.borrow_mut().failure = Some(format!("{why}: {e}"));
             JobFailed
         };
-        let Admitted { key, module, index, schedule, mut acc, .. } = a;
+        let Admitted { key, module, index, schedule, mut acc, training, .. } = a;
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut units = UnitAssembler::new(
@@ -469,19 +496,16 @@ impl Enclave {
             .sandbox
             .unit_runner(&module, &spec.inputs, self.policy.sandbox.fuel_per_unit, deadline)
             .map_err(|e| failed("sandbox", &e))?;
+        // A training job keeps its units: every step samples from all of them.
+        let mut kept: Vec<protocol::table::RecordBatch> = Vec::new();
+        let keep = training.is_some();
         let mut score = |unit: protocol::table::RecordBatch| {
-            // A fault while scoring one unit: that unit is absent, and nothing else changes.
-            // m outputs per row, row-major, in the order of the module's output names.
-            let fault = match runner.score(&unit) {
-                Ok(scores) if acc.add_unit(&unit, &scores) => None,
-                Ok(_) => Some("rejected_scores".to_string()),
-                Err(e) => Some(fault_kind(&e)),
-            };
-            let mut d = diag.borrow_mut();
-            d.units += 1;
-            if let Some(kind) = fault {
-                *d.faults.entry(kind).or_default() += 1;
+            if keep {
+                diag.borrow_mut().units += 1;
+                kept.push(unit);
+                return;
             }
+            score_unit(&mut runner, &mut acc, &unit, diag);
         };
         let mut opener = Opener::new(key, spec.dataset_digest);
         // Chunks are fetched on the public schedule by a thread of their own, whatever the
@@ -539,7 +563,57 @@ impl Enclave {
         self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut rng = dp::seeded_rng(seed);
         seed.zeroize();
-        acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))
+        let Some(t) = training else {
+            return acc.finish_dp(&mut rng).map_err(|e| failed("release", &e));
+        };
+        let label = &spec.training.as_ref().expect("a training plan comes from a training query").label;
+        let mut trainer = self
+            .sandbox
+            .train_runner(&module, &spec.inputs, label, self.policy.sandbox.fuel_per_unit, deadline)
+            .map_err(|e| failed("sandbox", &e))?;
+        let mut gradient = |u: usize, at: &std::sync::Arc<[f64]>| match trainer.gradient(&kept[u], at) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                *diag.borrow_mut().faults.entry(format!("gradient_{}", fault_kind(&e))).or_default() += 1;
+                None
+            }
+        };
+        let trained = release::training::train(&t.plan, t.initial, kept.len(), t.max_sampled, &mut gradient, &mut rng)
+            .map_err(|e| failed("training", &e))?;
+        // Evaluation outputs: every unit scored with the trained parameters.
+        let evaluation = if spec.outputs.is_empty() {
+            None
+        } else {
+            runner.set_params(Some(trained.params().into())).map_err(|e| failed("sandbox", &e))?;
+            for unit in &kept {
+                score_unit(&mut runner, &mut acc, unit, diag);
+            }
+            Some(acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))?)
+        };
+        if Instant::now() > deadline {
+            return Err(failed("schedule", &"training ended after the deadline"));
+        }
+        Ok(DpRelease::with_training(&t.plan, trained, &t.names, evaluation))
+    }
+}
+
+/// Score one unit into the accumulator. A fault makes that unit absent, nothing else
+/// changes; m outputs per row, row-major, in the order of the module's output names.
+fn score_unit(
+    runner: &mut sandbox::UnitRunner,
+    acc: &mut Accumulator,
+    unit: &protocol::table::RecordBatch,
+    diag: &std::cell::RefCell<Diagnostics>,
+) {
+    let fault = match runner.score(unit) {
+        Ok(scores) if acc.add_unit(unit, &scores) => None,
+        Ok(_) => Some("rejected_scores".to_string()),
+        Err(e) => Some(fault_kind(&e)),
+    };
+    let mut d = diag.borrow_mut();
+    d.units += 1;
+    if let Some(kind) = fault {
+        *d.faults.entry(kind).or_default() += 1;
     }
 }
 

@@ -20,6 +20,24 @@ pub const WASM_PAGE: u64 = 65_536;
 pub const RELEASE_NS_PER_GROUP: u64 = 2_000;
 use std::time::Duration;
 
+/// Worst-case nanoseconds per exact noise sample of a training step (one coordinate), and
+/// per Poisson-sampling coin (one unit, one step).
+pub const TRAINING_NS_PER_NOISE: u64 = 2_000;
+pub const TRAINING_NS_PER_COIN: u64 = 200;
+
+/// The public bounds of a training job's work, for [`Schedule::with_training`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainingWork {
+    /// Most gradients computed over all steps (the enclave stops beyond it).
+    pub sampled_units: u64,
+    /// Units a step draws a coin for: at most the table's rows.
+    pub units: u64,
+    pub steps: u64,
+    pub params: u64,
+    /// Whether the trained module then scores every unit for evaluation outputs.
+    pub evaluates: bool,
+}
+
 /// The public schedule of one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
@@ -56,6 +74,25 @@ impl Schedule {
         // setup before the first fetch, and again for signing and the audit append
         let minimum = setup.checked_mul(2)?.checked_add(work)?.checked_add(release)?;
         Some(Schedule { setup, chunk_slot: Duration::from_nanos(slot_ns), chunks, minimum })
+    }
+
+    /// The schedule of a training job: the same fetches, then up to `w.sampled_units`
+    /// gradients at a unit's worst case each, a coin per unit per step, the noise of every
+    /// step, and (with evaluation outputs) scoring every row again.
+    pub fn with_training(self, t: &Timing, limits: &SandboxLimits, w: &TrainingWork) -> Option<Schedule> {
+        let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
+        let unit_ns = limits
+            .fuel_per_unit
+            .checked_mul(t.ns_per_fuel)?
+            .checked_add(t.unit_overhead_ns)?
+            .checked_add(pages.checked_mul(t.ns_per_memory_page)?)?;
+        let gradients = w.sampled_units.checked_mul(unit_ns)?;
+        let coins = w.units.checked_mul(w.steps)?.checked_mul(TRAINING_NS_PER_COIN)?;
+        let noise = w.params.checked_mul(w.steps)?.checked_mul(TRAINING_NS_PER_NOISE)?;
+        let eval = if w.evaluates { w.units.checked_mul(unit_ns)? } else { 0 };
+        let extra = gradients.checked_add(coins)?.checked_add(noise)?.checked_add(eval)?;
+        let minimum = self.minimum.checked_add(Duration::from_nanos(extra))?;
+        Some(Schedule { minimum, ..self })
     }
 
     /// When chunk `i` is fetched, as an offset from the start.

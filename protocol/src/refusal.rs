@@ -70,6 +70,8 @@ refusal_codes! {
     UnknownModelOutput = "unknown_model_output": "An output aggregates a model output the module does not declare.",
     InputCount = "input_count": "The module reads another number of input columns than the query names.",
     InputType = "input_type": "The module reads a column as another type than the sealed one.",
+    ModuleNotTrainable = "module_not_trainable": "A training query names a module without a training section, or its parameters exceed the policy's bound or cannot be read.",
+    TrainingNotAllowed = "training_not_allowed": "The policy admits no training query, or a hyperparameter is outside its bounds.",
     BadSealedIndex = "bad_sealed_index": "The sealed index does not decode or does not match the policy's table.",
     DeadlineOverflow = "deadline_overflow": "The table's worst case does not fit any deadline.",
     DeadlineExceedsPolicy = "deadline_exceeds_policy": "The query's deadline exceeds the policy's maximum.",

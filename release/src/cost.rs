@@ -31,8 +31,27 @@ pub struct Cost {
     pub composition: String,
 }
 
-/// The cost of `spec` under `policy` (partition δ, public key domains).
+/// The cost of `spec` under `policy` (partition δ, public key domains, training bounds): its
+/// outputs' cost, and a training query's DP-SGD cost (`crate::training`) composed with it
+/// basically.
 pub fn query_cost(spec: &QuerySpec, policy: &Policy) -> Result<Cost, ReleaseError> {
+    let training = crate::training::training_cost(spec, policy)?;
+    let outputs = if spec.outputs.is_empty() && training.is_some() { None } else { Some(outputs_cost(spec, policy)?) };
+    const SGD: &str = "DP-SGD: RDP accountant for T steps of the Poisson-subsampled Gaussian";
+    Ok(match (outputs, training) {
+        (Some(c), None) => c,
+        (None, Some((epsilon, delta))) => Cost { epsilon, delta, rho: None, composition: SGD.into() },
+        (Some(c), Some((e, d))) => Cost {
+            epsilon: c.epsilon.checked_add(&e)?,
+            delta: c.delta.checked_add(&d)?,
+            rho: c.rho,
+            composition: format!("{SGD}, composed basically with the evaluation outputs ({})", c.composition),
+        },
+        (None, None) => return Err(ReleaseError::BadQuery("the query has no outputs".into())),
+    })
+}
+
+fn outputs_cost(spec: &QuerySpec, policy: &Policy) -> Result<Cost, ReleaseError> {
     let partition_delta = parse_delta(&policy.partition_delta)?;
     let mut selected: Vec<Epsilon> = Vec::new();
     let mut pure: Vec<Epsilon> = Vec::new();

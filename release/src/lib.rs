@@ -30,6 +30,7 @@ mod check;
 pub mod classes;
 mod cost;
 pub mod noise;
+pub mod training;
 
 pub use assembler::UnitAssembler;
 pub use check::{keys_are_public, selected_group_outputs};
@@ -63,6 +64,8 @@ pub enum ReleaseError {
     NotSortedByUnit,
     #[error("DP mechanism: {0}")]
     Dp(#[from] dp::DpError),
+    #[error("training: {0}")]
+    Training(String),
 }
 
 pub fn parse_epsilon(d: &Decimal) -> Result<Epsilon, ReleaseError> {

@@ -6,7 +6,7 @@ use protocol::result::OutputRelease;
 use protocol::table::{Column, Validity, TOKEN_LEN};
 use protocol::Digest;
 
-fn policy(k: u32) -> Policy {
+pub(crate) fn policy(k: u32) -> Policy {
     let col = |name: &str, sealed_type: &str, roles: Vec<ColumnRole>| ColumnPolicy {
         name: name.into(),
         sealed_type: sealed_type.into(),

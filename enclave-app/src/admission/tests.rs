@@ -300,18 +300,18 @@ fn the_sealed_index_must_decode_and_match_the_policy_table() {
 #[test]
 fn the_deadline_must_cover_the_worst_case_and_stay_within_the_policy() {
     let p = policy();
-    let minimum = check_deadline(&p, &spec()).unwrap().minimum;
+    let minimum = check_deadline(&p, &spec(), None).unwrap().minimum;
     let with = |ms: u64| {
         let mut s = spec();
         s.deadline_ms = ms;
-        check_deadline(&p, &s)
+        check_deadline(&p, &s, None)
     };
     assert_eq!(code(with(minimum.as_millis() as u64 / 2)), Code::DeadlineTooShort);
     assert_eq!(code(with(p.timing.max_deadline_ms + 1)), Code::DeadlineExceedsPolicy);
     let mut huge = policy();
     huge.sealed_chunks = u64::MAX;
     huge.timing.ns_per_fuel = u64::MAX;
-    assert_eq!(code(check_deadline(&huge, &spec())), Code::DeadlineOverflow);
+    assert_eq!(code(check_deadline(&huge, &spec(), None)), Code::DeadlineOverflow);
 }
 
 /// Release errors found while admitting (the module's outputs, each output's parameters)
