@@ -67,6 +67,14 @@ pub fn credit_multi_wasm() -> PathBuf {
     example_wasm("CLEANROOM_CREDIT_MULTI_WASM", "credit_multi.wasm")
 }
 
+pub fn credit_lr_tune_wasm() -> PathBuf {
+    example_wasm("CLEANROOM_CREDIT_LR_TUNE_WASM", "credit_lr_tune.wasm")
+}
+
+pub fn credit_mlp_wasm() -> PathBuf {
+    example_wasm("CLEANROOM_CREDIT_MLP_WASM", "credit_mlp.wasm")
+}
+
 pub fn default_lr_wasm() -> PathBuf {
     example_wasm("CLEANROOM_DEFAULT_LR_WASM", "default_lr.wasm")
 }
