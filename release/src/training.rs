@@ -268,9 +268,9 @@ pub fn clip_to_lattice(grad: &[f64], clip: f64) -> Option<Vec<i64>> {
         if sq <= bound {
             return Some(v);
         }
-        // Floating point left it a hair long: shrink and round again (rare; terminates
-        // because the vector shrinks geometrically to zero).
-        scale *= 1.0 - 1.0 / LATTICE;
+        // Floating point left it a hair long: shrink by the excess (and a little more)
+        // and round again; rare, and the vector shrinks geometrically, so this ends.
+        scale *= (bound as f64 / sq as f64).sqrt() * (1.0 - 1.0 / LATTICE);
     }
 }
 

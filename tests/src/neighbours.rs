@@ -240,6 +240,8 @@ impl Side {
         for c in policy.columns.iter_mut().filter(|c| c.name == "income") {
             c.roles.push(protocol::policy::ColumnRole::Value);
         }
+        // The training jobs of the audit (`training_query`).
+        policy.training = Some(protocol::training::TrainingLimits::default());
         let mut blobs = HashMap::new();
         let mut names = HashMap::new();
         for (name, wasm) in modules {
@@ -600,6 +602,111 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
         deadline_ms: side.deadline_ms(),
         training: None,
     }
+}
+
+/// A short DP fine-tuning job for the audit: SGD without momentum, so that for a module
+/// whose gradients do not depend on the parameters the trained parameters are linear in the
+/// noisy sums and one unit moves each by at most `steps · lr · C / B`
+/// ([`training_shift_bound`]); and one evaluation histogram of the trained module's score.
+pub fn training_query(side: &Side, module: &str, inputs: &[&str], job: &str, n_params: usize) -> QuerySpec {
+    use protocol::training::{Optimizer, TrainingSpec};
+    let d = |v: &str| protocol::policy::Decimal(v.into());
+    let mut spec = QuerySpec {
+        job_id: job.to_string(),
+        collaborator: "acme".into(),
+        dataset_digest: side.policy.dataset_digest,
+        module_hash: side.modules[module],
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![OutputSpec::histogram("score_histogram", (0..=10).map(|i| i as f64 / 10.0).collect(), "1")],
+        delta: None,
+        deadline_ms: 0,
+        training: Some(TrainingSpec {
+            label: "defaulted".into(),
+            sample_rate: d("0.1"),
+            noise_multiplier: d("2"),
+            clip_norm: d("1"),
+            steps: TRAINING_STEPS,
+            expected_batch_size: 50,
+            optimizer: Optimizer::Sgd { learning_rate: d(TRAINING_LR), momentum: d("0") },
+            delta: d("0.000001"),
+        }),
+    };
+    let plan = release::training::TrainingPlan::new(spec.training.as_ref().unwrap(), &side.policy).expect("plan");
+    let s = release::training::schedule(&spec, &side.policy, Some((&plan, n_params))).expect("schedule");
+    spec.deadline_ms = s.minimum.as_millis() as u64 + 60;
+    spec
+}
+
+pub const TRAINING_STEPS: u32 = 5;
+pub const TRAINING_LR: &str = "0.5";
+
+/// The most one unit can move a parameter in [`training_query`] when the gradients do not
+/// depend on the parameters: its clipped gradient (norm ≤ C = 1) enters each step's sum
+/// once, divided by B = 50, times the learning rate.
+pub fn training_shift_bound() -> f64 {
+    f64::from(TRAINING_STEPS) * TRAINING_LR.parse::<f64>().unwrap() * 1.0 / 50.0
+}
+
+/// Hostile trainable modules for the audit. Each reads `income` (col 0) and the label (col
+/// 1), has two parameters, and emits the gradient (0.1, 0.1) and loss 0 for every unit
+/// whatever the parameters, except on "the target" (a first row with income above 10^8,
+/// only the extra unit of D′): a huge gradient, a NaN, a trap, time spent, or state kept
+/// so that later units push hard. Scoring emits `min(income / 200000, 1)`.
+pub fn hostile_train_wat(behaviour: &str) -> String {
+    let on_target = match behaviour {
+        "train_honest" => "",
+        "train_huge" => "(if (call $target) (then (f64.store (i32.const 2048) (f64.const 1e300))))",
+        "train_nan" => "(if (call $target) (then (f64.store (i32.const 2048) (f64.const nan))))",
+        "train_trap" => "(if (call $target) (then unreachable))",
+        "train_busy" => "(if (call $target) (then (call $spin (i32.const 4000))))",
+        // State across units: once the target was seen, every later unit pushes 10^6.
+        "train_cross_unit" => {
+            "(if (call $target) (then (global.set $seen (i32.const 1))))
+             (if (global.get $seen) (then (f64.store (i32.const 2048) (f64.const 1e6))))"
+        }
+        other => panic!("unknown behaviour {other}"),
+    };
+    format!(
+        r#"(module
+  (import "cleanroom" "read_f64" (func $read_f64 (param i32 i32 i32) (result i32)))
+  (import "cleanroom" "read_params" (func $read_params (param i32 i32) (result i32)))
+  (import "cleanroom" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $seen (mut i32) (i32.const 0))
+  (func $target (result i32) (f64.gt (f64.load (i32.const 0)) (f64.const 100000000)))
+  (func $spin (param $n i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l))))
+  (func (export "cleanroom_process_batch") (param $rows i32) (result i32) (local $i i32)
+    (drop (call $read_params (i32.const 4096) (i32.const 2)))
+    (drop (call $read_f64 (i32.const 0) (i32.const 0) (local.get $rows)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+      (f64.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 3)))
+        (f64.min (f64.div (f64.load (i32.shl (local.get $i) (i32.const 3))) (f64.const 200000)) (f64.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $emit (i32.const 1024) (local.get $rows))
+    (i32.const 0))
+  (func (export "cleanroom_initial_params") (result i32)
+    (f64.store (i32.const 2048) (f64.const 0))
+    (f64.store (i32.const 2056) (f64.const 0))
+    (call $emit (i32.const 2048) (i32.const 2))
+    (i32.const 0))
+  (func (export "cleanroom_train_unit") (param $rows i32) (result i32)
+    (drop (call $read_params (i32.const 4096) (i32.const 2)))
+    (drop (call $read_f64 (i32.const 0) (i32.const 0) (local.get $rows)))
+    (f64.store (i32.const 2048) (f64.const 0.1))
+    (f64.store (i32.const 2056) (f64.const 0.1))
+    (f64.store (i32.const 2064) (f64.const 0))
+    {on_target}
+    (call $emit (i32.const 2048) (i32.const 3))
+    (i32.const 0))
+  (@custom "cleanroom_abi" "\01\00\00\00\01\00\00\00\01\00\00\00\00")
+  (@custom "cleanroom_train" "\01\00\00\00\02\00\00\00\01\01\01w\02\00\00\00"))"#
+    )
 }
 
 /// Hostile modules written for the audit. Each reads `income` (col 0, f64), scores a row
