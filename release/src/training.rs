@@ -126,6 +126,12 @@ impl TrainingPlan {
             .training
             .as_ref()
             .ok_or_else(|| ReleaseError::Training("the policy admits no training query".into()))?;
+        TrainingPlan::within(spec, limits)
+    }
+
+    /// [`TrainingPlan::new`] against the training bounds alone (an owner's own experiments,
+    /// the benchmarks).
+    pub fn within(spec: &TrainingSpec, limits: &TrainingLimits) -> Result<Self, ReleaseError> {
         let q = rational("sample_rate", &spec.sample_rate)?;
         let sigma = rational("noise_multiplier", &spec.noise_multiplier)?;
         let clip_r = rational("clip_norm", &spec.clip_norm)?;
