@@ -25,7 +25,21 @@ pub enum LocalRunError {
 #[derive(Debug, Clone)]
 pub struct ExactRun {
     pub rows: u64,
+    /// For a training query, the outputs with the non-private reference's parameters.
     pub report: ExactReport,
+    pub training: Option<TrainingReference>,
+}
+
+/// A training query's non-private reference on the owner's machine: the same sampled
+/// steps and optimizer without clipping or noise (`release::training::
+/// train_nonprivate_reference`), through the same sandbox.
+#[derive(Debug, Clone)]
+pub struct TrainingReference {
+    pub names: Vec<String>,
+    pub pretrained: Vec<f64>,
+    pub trained: Vec<f64>,
+    /// The query's outputs with the pretrained parameters.
+    pub pretrained_report: ExactReport,
 }
 
 pub fn run_exact(
@@ -50,19 +64,52 @@ pub fn run_exact(
         policy.max_rows_per_unit,
         [0; 32],
     );
-    let mut score = |unit: RecordBatch| {
-        // A fault while scoring one unit makes it absent, as in the enclave.
-        // m outputs per row, row-major, in the order of the module's output names.
-        let scores = runner.score(&unit).unwrap_or_default();
-        acc.add_unit(&unit, &scores);
-    };
+    // A training query's units are kept: every step samples from all of them.
+    let mut kept: Vec<RecordBatch> = Vec::new();
     let mut rows = 0u64;
     for b in batches {
         rows += b.rows as u64;
-        units.push(b, &mut score)?;
+        units.push(b, |u| kept.push(u))?;
     }
-    if let Some(last) = units.finish() {
-        score(last);
+    kept.extend(units.finish());
+    let Some(t) = &spec.training else {
+        score_all(&mut runner, &mut acc, &kept);
+        return Ok(ExactRun { rows, report: acc.finish_exact()?, training: None });
+    };
+    let plan = release::training::TrainingPlan::new(t, policy)?;
+    let fuel = policy.sandbox.fuel_per_unit;
+    let sandbox_err = |e: sandbox::RunError| LocalRunError::Sandbox(e.to_string());
+    let pretrained = sandbox.initial_params(&module, fuel).map_err(sandbox_err)?;
+    let names = module.training().map(|m| m.parameter_names()).unwrap_or_default();
+    let mut trainer = sandbox.train_runner(&module, &spec.inputs, &t.label, fuel, deadline).map_err(sandbox_err)?;
+    let mut gradient = |u: usize, at: &std::sync::Arc<[f64]>| trainer.gradient(&kept[u], at).ok();
+    // A fixed seed keeps the owner's reference reproducible.
+    let mut rng = dp::seeded_rng([7; 32]);
+    let trained = release::training::train_nonprivate_reference(
+        &plan,
+        pretrained.clone(),
+        kept.len(),
+        &mut gradient,
+        &mut rng,
+    )
+    .map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
+    score_all(&mut runner, &mut acc, &kept);
+    let pretrained_report = acc.finish_exact()?;
+    let mut acc = Accumulator::new(spec, policy, module.output_names())?;
+    runner.set_params(Some(trained.as_slice().into())).map_err(sandbox_err)?;
+    score_all(&mut runner, &mut acc, &kept);
+    Ok(ExactRun {
+        rows,
+        report: acc.finish_exact()?,
+        training: Some(TrainingReference { names, pretrained, trained, pretrained_report }),
+    })
+}
+
+/// Score every unit into `acc`; a fault makes the unit absent, as in the enclave (m
+/// outputs per row, row-major, in the order of the module's output names).
+fn score_all(runner: &mut sandbox::UnitRunner, acc: &mut Accumulator, units: &[RecordBatch]) {
+    for unit in units {
+        let scores = runner.score(unit).unwrap_or_default();
+        acc.add_unit(unit, &scores);
     }
-    Ok(ExactRun { rows, report: acc.finish_exact()? })
 }

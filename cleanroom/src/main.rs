@@ -1088,13 +1088,22 @@ fn run(cmd: Cmd) -> Res {
             let key = ks.data_key(&policy.dataset_digest).ok_or("no data key for the policy's dataset")?;
             let batches = cleanroom::prepare::open_sealed(&sealed, &key)?;
             let run = cleanroom::local_run::run_exact(&batches, &read(&module)?, &spec, &policy)?;
-            let doc = serde_json::json!({
+            let mut doc = serde_json::json!({
                 "label": "owner's own check: exact values from plaintext, computed on the owner's machine; not DP, never released",
                 "rows": run.rows,
                 "units": run.report.units,
                 "units_absent": run.report.units_absent,
                 "outputs": run.report.outputs,
             });
+            if let Some(t) = &run.training {
+                doc["training"] = serde_json::json!({
+                    "label": "non-private reference: the query's sampled steps and optimizer without clipping or noise; the outputs above use its parameters",
+                    "parameter_names": t.names,
+                    "pretrained_parameters": t.pretrained,
+                    "nonprivate_parameters": t.trained,
+                    "pretrained_outputs": t.pretrained_report.outputs,
+                });
+            }
             write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
             println!(
                 "owner's exact check over {} rows ({} units, {} absent after a fault) written to {}",

@@ -352,15 +352,44 @@ pub fn train(
     gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
     rng: &mut dyn crate::Rng,
 ) -> Result<TrainedParams, TrainingStopped> {
+    run_steps(plan, initial, units, max_sampled, gradient, rng, true).map(|params| TrainedParams { params })
+}
+
+/// The owner's non-private reference: the same Poisson-sampled steps and optimizer, with
+/// neither clipping nor noise (each step applies the exact gradient sum over the expected
+/// batch size). For the owner's own machine only: it returns plain parameters, which no
+/// release can be built from.
+pub fn train_nonprivate_reference(
+    plan: &TrainingPlan,
+    initial: Vec<f64>,
+    units: usize,
+    gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
+    rng: &mut dyn crate::Rng,
+) -> Result<Vec<f64>, TrainingStopped> {
+    run_steps(plan, initial, units, u64::MAX, gradient, rng, false)
+}
+
+fn run_steps(
+    plan: &TrainingPlan,
+    initial: Vec<f64>,
+    units: usize,
+    max_sampled: u64,
+    gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
+    rng: &mut dyn crate::Rng,
+    private: bool,
+) -> Result<Vec<f64>, TrainingStopped> {
     let n = initial.len();
     let mut params = initial;
     let mut opt = OptimizerState::new(plan.optimizer, n);
     let mut sampled = 0u64;
-    let back = plan.clip / LATTICE / plan.spec.expected_batch_size as f64;
+    let batch = plan.spec.expected_batch_size as f64;
+    let back = plan.clip / LATTICE / batch;
     let mut sum = vec![0i64; n];
+    let mut exact = vec![0.0f64; n];
     for _ in 0..plan.spec.steps {
         let at: Arc<[f64]> = Arc::from(params.as_slice());
         sum.iter_mut().for_each(|s| *s = 0);
+        exact.iter_mut().for_each(|s| *s = 0.0);
         for u in 0..units {
             if !dp::bernoulli(&plan.q, rng).map_err(|_| TrainingStopped::Noise)? {
                 continue;
@@ -371,7 +400,11 @@ pub fn train(
             }
             let Some(g) = gradient(u, &at) else { continue };
             // The loss must be finite too; it is used for nothing else.
-            if g.len() != n + 1 || !g[n].is_finite() {
+            if g.len() != n + 1 || g.iter().any(|x| !x.is_finite()) {
+                continue;
+            }
+            if !private {
+                exact.iter_mut().zip(&g).for_each(|(s, x)| *s += x);
                 continue;
             }
             let Some(v) = clip_to_lattice(&g[..n], plan.clip) else { continue };
@@ -379,14 +412,19 @@ pub fn train(
                 *s = s.checked_add(*x).ok_or(TrainingStopped::Overflow)?;
             }
         }
-        let mut noisy = vec![0.0; n];
-        for (out, s) in noisy.iter_mut().zip(&sum) {
-            let z = dp::discrete_gaussian(&plan.noise_sigma_sq, rng).map_err(|_| TrainingStopped::Noise)?;
-            *out = s.checked_add(z).ok_or(TrainingStopped::Overflow)? as f64 * back;
-        }
-        opt.step(&mut params, &noisy);
+        let step: Vec<f64> = if private {
+            let mut noisy = vec![0.0; n];
+            for (out, s) in noisy.iter_mut().zip(&sum) {
+                let z = dp::discrete_gaussian(&plan.noise_sigma_sq, rng).map_err(|_| TrainingStopped::Noise)?;
+                *out = s.checked_add(z).ok_or(TrainingStopped::Overflow)? as f64 * back;
+            }
+            noisy
+        } else {
+            exact.iter().map(|s| s / batch).collect()
+        };
+        opt.step(&mut params, &step);
     }
-    Ok(TrainedParams { params })
+    Ok(params)
 }
 
 impl DpRelease {
