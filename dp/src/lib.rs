@@ -10,6 +10,7 @@
 //! * [`cache`]: identical queries are answered from cache without spending again.
 //! * [`plan`]: noise scale, expected error and 95% interval before spending.
 //! * [`accountant`]: pure-ε and zCDP budget accounting.
+//! * [`sgm`]: the DP-SGD accountant (Poisson-subsampled Gaussian, Rényi DP at integer orders).
 //!
 //! See `README.md` beside this crate for the derivations.
 
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod rational;
 pub mod rng;
 pub mod sampler;
+pub mod sgm;
 mod tail;
 
 pub use accountant::{BudgetExceeded, PureDpAccountant};
@@ -34,6 +36,7 @@ pub use mechanism::{Mechanism, Release};
 pub use rational::{Delta, Epsilon, Rational, Rho};
 pub use rng::{seeded_rng, seeded_rng_from_u64, DpRng};
 pub use sampler::{bernoulli, bernoulli_exp, discrete_gaussian, discrete_laplace};
+pub use sgm::{max_steps, SampledGaussian, SgmAccount};
 
 /// Every error this crate returns. Parameters are validated before any noise is drawn or any
 /// budget is touched.
@@ -99,6 +102,15 @@ pub enum DpError {
     /// A quantile outside [0, 1].
     #[error("quantile must be in [0, 1]")]
     QuantileOutOfRange,
+    /// A Poisson sampling rate outside (0, 1].
+    #[error("sample rate must be in (0, 1]")]
+    SampleRateOutOfRange,
+    /// A DP-SGD noise multiplier below 0.1.
+    #[error("noise multiplier must be >= 0.1 (noise standard deviation / clipping norm)")]
+    NoiseMultiplierTooSmall,
+    /// A number of DP-SGD steps of 0 or above [`sgm::MAX_STEPS`].
+    #[error("steps must be in [1, 10^7]")]
+    StepsOutOfRange,
     /// The privacy budget does not cover the request.
     #[error(transparent)]
     BudgetExceeded(#[from] BudgetExceeded),
@@ -118,6 +130,9 @@ mod error_tests {
             (DpError::Overflow("sum"), "arithmetic overflow in sum"),
             (DpError::InvalidBounds { lo: "2".into(), hi: "1".into() }, "invalid bounds: lower 2 > upper 1"),
             (DpError::ZeroBound("max_rows_per_unit"), "max_rows_per_unit must be >= 1"),
+            (DpError::SampleRateOutOfRange, "sample rate must be in (0, 1]"),
+            (DpError::NoiseMultiplierTooSmall, "noise multiplier must be >= 0.1"),
+            (DpError::StepsOutOfRange, "steps must be in [1, 10^7]"),
             (
                 DpError::BudgetExceeded(BudgetExceeded {
                     requested: Rational::ONE,
