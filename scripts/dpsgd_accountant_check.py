@@ -179,11 +179,11 @@ def check(binary):
     def show(label, pairs, pick):
         r, row = pick(pairs, key=lambda p: p[0])
         point = ", ".join(f"{k}={row[k]}" for k in ("sample_rate", "noise_multiplier", "steps", "delta"))
-        print(f"{label:<52} {r:.6f}  ({point})")
+        print(f"{label:<52} {r:.9f}  ({point})")
 
     print()
     show("min ours/PLD (must be >= 1)", ratios_pld, min)
-    show("max ours/RDP-integer-orders (must be <= 1)", ratios_int, max)
+    show("max ours/RDP-integer-orders (<= 1 + float margin)", ratios_int, max)
     show(f"max ours/RDP, sigma >= 1 and eps <= {RATIO_REGIME_MAX_EPSILON:g} (<= {MAX_RDP_RATIO})",
          ratios_rdp_regime, max)
     show("max ours/RDP on the whole grid (reported)", ratios_rdp, max)
