@@ -1,5 +1,6 @@
 //! `cleanroom dp plan` through the built binary: the plan's numbers, raw samples whose mean
-//! and variance match the plan, and one-line errors with exit 1 for bad parameters.
+//! and variance match the plan, the DP-SGD account (text and JSON, ε for T steps and the
+//! largest T for an ε), and one-line errors with exit 1 for bad parameters.
 
 use std::process::{Command, Output};
 
@@ -84,6 +85,124 @@ fn bad_parameters_are_one_line_and_exit_1() {
         (&["--mechanism", "gaussian", "--epsilon", "nan", "--delta", "1e-6", "--sensitivity", "1"], "NaN"),
         (&["--mechanism", "laplace", "--epsilon", "1", "--sensitivity", "1", "--samples", "x"], "--samples"),
         (&["--mechanism", "laplace", "--epsilon", "0", "--sensitivity", "1", "--samples", "5"], "epsilon"),
+        (&["--mechanism", "laplace", "--sensitivity", "1"], "--epsilon is required"),
+        (&["--mechanism", "laplace", "--epsilon", "1", "--sensitivity", "1", "--steps", "5"], "--steps does not apply"),
+        (&["--mechanism", "dp-sgd", "--sample-rate", "0.01", "--noise-multiplier", "1", "--delta", "1e-5"], "--steps"),
+        (&["--mechanism", "dp-sgd", "--noise-multiplier", "1", "--delta", "1e-5", "--steps", "10"], "--sample-rate"),
+        (&["--mechanism", "dp-sgd", "--sample-rate", "0.01", "--delta", "1e-5", "--steps", "10"], "--noise-multiplier"),
+        (&["--mechanism", "dp-sgd", "--sample-rate", "0.01", "--noise-multiplier", "1", "--steps", "10"], "--delta"),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "2",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "10",
+            ],
+            "(0, 1]",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "0",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "10",
+            ],
+            ">= 0.1",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "0",
+                "--steps",
+                "10",
+            ],
+            "delta",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "0",
+            ],
+            "--steps",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "10",
+                "--epsilon",
+                "1",
+            ],
+            "not both",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "10",
+                "--sensitivity",
+                "1",
+            ],
+            "--sensitivity does not apply",
+        ),
+        (
+            &[
+                "--mechanism",
+                "dp-sgd",
+                "--sample-rate",
+                "0.01",
+                "--noise-multiplier",
+                "1",
+                "--delta",
+                "1e-5",
+                "--steps",
+                "10",
+                "--json",
+                "--samples",
+                "3",
+            ],
+            "--samples does not apply",
+        ),
     ];
     for (args, want) in cases {
         let mut full = vec!["dp", "plan"];
@@ -95,4 +214,62 @@ fn bad_parameters_are_one_line_and_exit_1() {
         assert_eq!(err.trim().lines().count(), 1, "{full:?}: one line: {err}");
         assert!(err.contains(want), "{full:?}: {err:?} !~ {want:?}");
     }
+}
+
+const SGD: [&str; 10] =
+    ["dp", "plan", "--mechanism", "dp-sgd", "--sample-rate", "0.01", "--noise-multiplier", "1.1", "--delta", "1e-5"];
+
+fn sgd_json(extra: &[&str]) -> serde_json::Value {
+    let mut args = SGD.to_vec();
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let out = stdout(&cleanroom(&args));
+    assert_eq!(out.lines().count(), 1, "one JSON object on one line: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn dp_sgd_account_text_and_json() {
+    let j = sgd_json(&["--steps", "1000"]);
+    for key in ["mechanism", "epsilon", "epsilon_exact", "delta", "sample_rate", "noise_multiplier", "steps", "order"] {
+        assert!(!j[key].is_null(), "{key} missing in {j}");
+    }
+    assert_eq!(j["mechanism"], "dp-sgd");
+    assert_eq!((j["sample_rate"].as_f64(), j["noise_multiplier"].as_f64()), (Some(0.01), Some(1.1)));
+    assert_eq!((j["steps"].as_u64(), j["delta"].as_f64()), (Some(1000), Some(1e-5)));
+    let eps = j["epsilon"].as_f64().unwrap();
+    assert_eq!(j["epsilon_exact"].as_str().unwrap().parse::<f64>().unwrap(), eps);
+    // dp-accounting 0.6.0 here: RDP on its integer orders 1.72529082 (α = 9), PLD 1.515 (the
+    // near-exact value). Ours sits between, rounded up.
+    assert!((1.515..1.7252909).contains(&eps), "{j}");
+    assert_eq!(j["order"].as_u64(), Some(9));
+
+    let mut args = SGD.to_vec();
+    args.extend(["--steps", "1000"]);
+    let text = stdout(&cleanroom(&args));
+    for want in
+        ["DP-SGD", "sample rate q:           0.01", "noise multiplier σ:      1.1", "steps T:                 1000"]
+    {
+        assert!(text.contains(want), "{want:?} not in {text}");
+    }
+    assert!(text.contains(&format!("ε = {}", j["epsilon_exact"].as_str().unwrap())), "{text}");
+    assert!(text.contains(&format!("α = {}", j["order"])), "{text}");
+
+    // More steps never cost less; more noise never costs more.
+    let more_steps = sgd_json(&["--steps", "2000"])["epsilon"].as_f64().unwrap();
+    assert!(more_steps > eps, "{more_steps} <= {eps}");
+}
+
+#[test]
+fn dp_sgd_max_steps_for_an_epsilon() {
+    let j = sgd_json(&["--epsilon", "2"]);
+    let t = j["max_steps"].as_u64().unwrap();
+    assert!(j["epsilon"].as_f64().unwrap() <= 2.0, "{j}");
+    // The next step would not fit.
+    let t1 = (t + 1).to_string();
+    let next = sgd_json(&["--steps", &t1])["epsilon"].as_f64().unwrap();
+    assert!(next > 2.0, "T = {t1}: ε {next}");
+    let mut args = SGD.to_vec();
+    args.extend(["--epsilon", "2"]);
+    assert!(stdout(&cleanroom(&args)).contains(&format!("max steps T:             {t}\n")));
 }
