@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/target/release"
 WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr.wasm"
+TUNE_WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr_tune.wasm"
 DEMO="$ROOT/target/demo"
 ROWS="${DEMO_ROWS:-20000}"
 PROVIDER="acme-models"
@@ -33,13 +34,14 @@ PROVIDER_PUB="$(cr keygen --out "$DEMO/provider/provider.key" | sed -n 's/^publi
 echo "provider public key $PROVIDER_PUB"
 DIAG_PUB="$(cr diagnostics keygen --out "$DEMO/owner/diagnostics.key" | sed -n 's/^public key.*: //p')"
 cr policy init --keys "$DEMO/owner/owner.keys" --manifest "$DEMO/owner/manifest.json" \
-    --allow-module "$WASM" --collaborator "$PROVIDER=$PROVIDER_PUB" --label defaulted --max-epsilon 1 \
+    --allow-module "$WASM" --allow-module "$TUNE_WASM" --allow-training \
+    --collaborator "$PROVIDER=$PROVIDER_PUB" --label defaulted --max-epsilon 4 \
     --diagnostics-key "$DIAG_PUB" \
     --out "$DEMO/owner/policy.toml"
 POLICY_DIGEST="$(cr policy digest "$DEMO/owner/policy.toml")"
 POPULATION="$(sed -n 's/^population = "\(.*\)"/\1/p' "$DEMO/owner/policy.toml")"
-cr budget cap --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --epsilon 5 --delta 0.0001
-cr budget set --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --collaborator "$PROVIDER" --epsilon 3 --delta 0.00005
+cr budget cap --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --epsilon 10 --delta 0.0001
+cr budget set --ledger "$DEMO/ledger.sqlite" --population "$POPULATION" --collaborator "$PROVIDER" --epsilon 9 --delta 0.00005
 
 heading "3. Host operator launches the enclave (process mode, SIMULATED attestation)"
 rm -f "$DEMO/host/ready.json"
@@ -109,5 +111,28 @@ cr audit export "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result 
 cr audit report "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result "$DEMO/result.json" \
     --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST" --out "$DEMO/audit-report"
 
-printf '\nworking files in %s: result.json, audit/ (log + evidence), audit-report/index.html, ledger.sqlite, sealed/, host/\n' "$DEMO"
+heading "10. DP fine-tuning: the provider's model trains on the table; only DP parameters leave"
+# credit-lr-tune starts deliberately weak (a base rate, no weights). The provider plans
+# ε before writing the query, then asks for 100 DP-SGD steps and one DP evaluation output.
+cr dp plan --mechanism dp-sgd --sample-rate 0.03 --noise-multiplier 1 --steps 100 --delta 1e-6
+cr query-init --manifest "$DEMO/provider/public-manifest.json" --module "$TUNE_WASM" --job "demo-fine-tune" \
+    --inputs income,utilization,late_payments,tenure_months,birth_decade \
+    --collaborator "$PROVIDER" --policy "$DEMO/owner/policy.toml" --out "$DEMO/provider/tune-skeleton.toml" >/dev/null
+TUNE_Q="$DEMO/provider/tune-query.toml"
+python3 "$ROOT/scripts/training-query.py" "$DEMO/provider/tune-skeleton.toml" "$TUNE_Q" defaulted 0.03 1 100 $((ROWS * 3 / 100)) 0.1 0.5
+LEAST="$(cr query check "$TUNE_Q" --manifest "$DEMO/provider/public-manifest.json" --policy "$DEMO/owner/policy.toml" \
+    --module "$TUNE_WASM" | sed -n 's/.*deadline of at least \([0-9]*\) ms.*/\1/p')"
+sed -i "s/^deadline_ms = .*/deadline_ms = $((LEAST + 1000))/" "$TUNE_Q"
+cr review "$TUNE_Q" --policy "$DEMO/owner/policy.toml"
+cr release --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated \
+    --keys "$DEMO/owner/owner.keys" --ledger "$DEMO/ledger.sqlite" --policy "$DEMO/owner/policy.toml" --query "$TUNE_Q"
+cr submit --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated --policy-digest "$POLICY_DIGEST" \
+    --blob-api "$BLOBS" --module "$TUNE_WASM" --query "$TUNE_Q" --sealed-index "$INDEX" \
+    --provider-key "$DEMO/provider/provider.key" --out "$DEMO/tune-result.json"
+cr verify-result "$DEMO/tune-result.json" --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST"
+echo "the owner's own reference (its machine, plaintext): the pretrained model, and the same steps without privacy"
+cr owner-check --sealed "$DEMO/sealed" --keys "$DEMO/owner/owner.keys" --policy "$DEMO/owner/policy.toml" \
+    --module "$TUNE_WASM" --query "$TUNE_Q" --out "$DEMO/owner/tune-truth.json"
+cr compare "$DEMO/tune-result.json" "$DEMO/owner/tune-truth.json"
+printf '\nworking files in %s: result.json, tune-result.json, audit/ (log + evidence), audit-report/index.html, ledger.sqlite, sealed/, host/\n' "$DEMO"
 echo "NOTE: attestation in this demo is SIMULATED (development key, not hardware-backed)."

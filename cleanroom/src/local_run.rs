@@ -85,14 +85,9 @@ pub fn run_exact(
     let mut gradient = |u: usize, at: &std::sync::Arc<[f64]>| trainer.gradient(&kept[u], at).ok();
     // A fixed seed keeps the owner's reference reproducible.
     let mut rng = dp::seeded_rng([7; 32]);
-    let trained = release::training::train_nonprivate_reference(
-        &plan,
-        pretrained.clone(),
-        kept.len(),
-        &mut gradient,
-        &mut rng,
-    )
-    .map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
+    let trained =
+        release::training::train_nonprivate_reference(&plan, pretrained.clone(), kept.len(), &mut gradient, &mut rng)
+            .map_err(|e| LocalRunError::Sandbox(e.to_string()))?;
     score_all(&mut runner, &mut acc, &kept);
     let pretrained_report = acc.finish_exact()?;
     let mut acc = Accumulator::new(spec, policy, module.output_names())?;

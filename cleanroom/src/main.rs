@@ -1267,12 +1267,64 @@ fn print_verdict(v: &attestation_verifier::Verdict, platform: &str, simulated: b
     println!("attestation verified ({platform}): checks passed: {}", v.checks_passed.join(", "));
 }
 
+/// A training result next to the owner's reference: the DP parameters beside the pretrained
+/// and the non-private ones, and each DP evaluation value beside the exact value with the
+/// pretrained and with the non-private parameters (the owner's machine only).
+fn compare_training(
+    r: &JobResult,
+    reference: &serde_json::Value,
+    nonprivate_outputs: &[protocol::result::OutputRelease],
+) -> Res {
+    let floats = |k: &str| -> Vec<f64> { serde_json::from_value(reference[k].clone()).unwrap_or_default() };
+    let (pre, non) = (floats("pretrained_parameters"), floats("nonprivate_parameters"));
+    let pretrained_outputs: Vec<protocol::result::OutputRelease> =
+        serde_json::from_value(reference["pretrained_outputs"].clone()).unwrap_or_default();
+    println!("DP fine-tuning (released to the provider) vs the owner's own reference (never released)");
+    for o in &r.outputs {
+        println!("\n{} ({}, ε = {})", o.name, o.mechanism, o.epsilon);
+        if o.class == "dp_sgd" {
+            println!("  {:<10} {:>12} {:>12} {:>14}", "parameter", "pretrained", "DP-SGD", "non-private");
+            for (i, v) in o.values.iter().enumerate() {
+                let at = |p: &[f64]| p.get(i).map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+                println!("  {:<10} {:>12} {:>12.4} {:>14}", v.key, at(&pre), v.value, at(&non));
+            }
+            continue;
+        }
+        println!(
+            "  {:<10} {:<9} {:>22} {:>22} {:>26}",
+            "key", "statistic", "pretrained (exact)", "DP-SGD model (DP)", "non-private model (exact)"
+        );
+        let exact = |outputs: &[protocol::result::OutputRelease], v: &protocol::result::ReleasedValue| {
+            outputs
+                .iter()
+                .find(|x| x.name == o.name)
+                .and_then(|e| e.values.iter().find(|x| x.key == v.key && x.stat == v.stat))
+                .map(|x| format!("{:.4}", x.value))
+                .unwrap_or_else(|| "-".into())
+        };
+        for v in o.values.iter().take(12) {
+            println!(
+                "  {:<10} {:<9} {:>22} {:>22.4} {:>26}",
+                v.key,
+                v.stat,
+                exact(&pretrained_outputs, v),
+                v.value,
+                exact(nonprivate_outputs, v)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn compare(result: &Path, truth: &Path) -> Res {
     let file: cleanroom::audit::ResultFile =
         serde_json::from_slice(&read(result)?).map_err(|e| format!("{}: not a result file: {e}", result.display()))?;
     let r: JobResult = file.result.decode()?;
     let t: serde_json::Value = serde_json::from_slice(&read(truth)?)?;
     let truth_outputs: Vec<protocol::result::OutputRelease> = serde_json::from_value(t["outputs"].clone())?;
+    if !t["training"].is_null() {
+        return compare_training(&r, &t["training"], &truth_outputs);
+    }
     println!("DP result (released to the provider) vs the owner's own exact check (never released)");
     for o in &r.outputs {
         let exact = truth_outputs.iter().find(|x| x.name == o.name);
