@@ -329,3 +329,62 @@ fn release_errors_map_to_their_refusal_codes() {
     assert!(r.message.contains("m.upper: not finite"), "{}", r.message);
     assert_eq!(Refusal::from(E::Dp(dp::DpError::ZeroDelta)).code, Code::ReleaseFailed);
 }
+
+fn training_spec() -> QuerySpec {
+    use protocol::training::{Optimizer, TrainingSpec};
+    let d = |v: &str| Decimal(v.into());
+    QuerySpec {
+        outputs: vec![],
+        training: Some(TrainingSpec {
+            label: "y".into(),
+            sample_rate: d("0.05"),
+            noise_multiplier: d("1"),
+            clip_norm: d("1"),
+            steps: 10,
+            expected_batch_size: 10,
+            optimizer: Optimizer::Sgd { learning_rate: d("0.1"), momentum: d("0.9") },
+            delta: d("0.000001"),
+        }),
+        ..spec()
+    }
+}
+
+fn trainable(n_params: u32, label: sandbox::ColumnKind) -> sandbox::TrainManifest {
+    sandbox::TrainManifest { n_params, label, layout: vec![sandbox::Tensor { name: "w".into(), len: n_params }] }
+}
+
+#[test]
+fn a_training_query_needs_the_policy_s_bounds_and_a_trainable_module_that_fits_them() {
+    use protocol::training::TrainingLimits;
+    let allowing = Policy { training: Some(TrainingLimits::default()), ..policy() };
+    let ok = trainable(6, sandbox::ColumnKind::I64);
+    // Passes: a plan with the accountant's (ε, δ).
+    let plan = check_training(&allowing, &training_spec(), Some(&ok)).unwrap().expect("a training plan");
+    assert!(plan.epsilon.to_f64() > 0.0);
+    // A query without training needs nothing.
+    assert!(check_training(&policy(), &spec(), None).unwrap().is_none());
+    // No training bounds in the policy.
+    assert_eq!(code(check_training(&policy(), &training_spec(), Some(&ok))), Code::TrainingNotAllowed);
+    // A hyperparameter outside them.
+    let mut steep = training_spec();
+    steep.training.as_mut().unwrap().steps = 10_001;
+    assert_eq!(code(check_training(&allowing, &steep, Some(&ok))), Code::TrainingNotAllowed);
+    // A module without a training section, with more parameters than the policy allows, or
+    // reading its label as another type than the sealed one.
+    assert_eq!(code(check_training(&allowing, &training_spec(), None)), Code::ModuleNotTrainable);
+    let big = trainable(TrainingLimits::default().max_params + 1, sandbox::ColumnKind::I64);
+    assert_eq!(code(check_training(&allowing, &training_spec(), Some(&big))), Code::ModuleNotTrainable);
+    let f64_label = trainable(6, sandbox::ColumnKind::F64);
+    assert_eq!(code(check_training(&allowing, &training_spec(), Some(&f64_label))), Code::ModuleNotTrainable);
+    // The deadline covers the training's worst case: the scoring-only minimum is too short.
+    // (2,000 steps: a coin per unit per step is then tens of milliseconds.)
+    let mut s = training_spec();
+    s.training.as_mut().unwrap().steps = 2_000;
+    let plan = check_training(&allowing, &s, Some(&ok)).unwrap().expect("a training plan");
+    let scoring = check_deadline(&allowing, &spec(), None).unwrap().minimum;
+    s.deadline_ms = scoring.as_millis() as u64 + 1;
+    assert_eq!(code(check_deadline(&allowing, &s, Some((&plan, 6)))), Code::DeadlineTooShort);
+    let training = release::training::schedule(&s, &allowing, Some((&plan, 6))).unwrap().minimum;
+    s.deadline_ms = training.as_millis() as u64 + 1;
+    assert!(check_deadline(&allowing, &s, Some((&plan, 6))).is_ok());
+}
