@@ -38,6 +38,17 @@ pub struct TrainingWork {
     pub evaluates: bool,
 }
 
+/// One unit's worst case: all its fuel, the fixed overhead, and its whole memory limit
+/// touched.
+pub fn unit_worst_case_ns(t: &Timing, limits: &SandboxLimits) -> Option<u64> {
+    let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
+    limits
+        .fuel_per_unit
+        .checked_mul(t.ns_per_fuel)?
+        .checked_add(t.unit_overhead_ns)?
+        .checked_add(pages.checked_mul(t.ns_per_memory_page)?)
+}
+
 /// The public schedule of one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
@@ -59,12 +70,7 @@ impl Schedule {
         rows_per_chunk: u64,
         group_outputs: u64,
     ) -> Option<Schedule> {
-        let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
-        let unit_ns = limits
-            .fuel_per_unit
-            .checked_mul(t.ns_per_fuel)?
-            .checked_add(t.unit_overhead_ns)?
-            .checked_add(pages.checked_mul(t.ns_per_memory_page)?)?;
+        let unit_ns = unit_worst_case_ns(t, limits)?;
         let row_ns = unit_ns.checked_add(t.ingest_ns_per_row)?;
         let slot_ns = row_ns.checked_mul(rows_per_chunk)?;
         let setup = Duration::from_millis(t.setup_ms);
@@ -80,12 +86,7 @@ impl Schedule {
     /// gradients at a unit's worst case each, a coin per unit per step, the noise of every
     /// step, and (with evaluation outputs) scoring every row again.
     pub fn with_training(self, t: &Timing, limits: &SandboxLimits, w: &TrainingWork) -> Option<Schedule> {
-        let pages = limits.memory_limit_bytes.div_ceil(WASM_PAGE);
-        let unit_ns = limits
-            .fuel_per_unit
-            .checked_mul(t.ns_per_fuel)?
-            .checked_add(t.unit_overhead_ns)?
-            .checked_add(pages.checked_mul(t.ns_per_memory_page)?)?;
+        let unit_ns = unit_worst_case_ns(t, limits)?;
         let gradients = w.sampled_units.checked_mul(unit_ns)?;
         let coins = w.units.checked_mul(w.steps)?.checked_mul(TRAINING_NS_PER_COIN)?;
         let noise = w.params.checked_mul(w.steps)?.checked_mul(TRAINING_NS_PER_NOISE)?;

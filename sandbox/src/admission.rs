@@ -223,32 +223,32 @@ pub(crate) fn inspect(
 /// admission checks: for a provider writing a query, not for running the module. A module
 /// this accepts may still be refused by [`crate::Sandbox::admit`].
 pub fn read_abi(wasm: &[u8]) -> Result<AbiManifest, AdmissionError> {
-    let mut manifest = None;
-    for payload in Parser::new(0).parse_all(wasm) {
-        if let Payload::CustomSection(c) = payload.map_err(malformed)? {
-            if c.name() == abi::ABI_SECTION {
-                if manifest.is_some() {
-                    return Err(AdmissionError::DuplicateAbiSection);
-                }
-                manifest = Some(AbiManifest::decode(c.data())?);
-            }
-        }
-    }
-    manifest.ok_or(AdmissionError::MissingAbiSection)
+    read_section(wasm, abi::ABI_SECTION, AdmissionError::DuplicateAbiSection, AbiManifest::decode)?
+        .ok_or(AdmissionError::MissingAbiSection)
 }
 
 /// The module's `cleanroom_train` section alone, if it has one (see [`read_abi`]).
 pub fn read_train(wasm: &[u8]) -> Result<Option<TrainManifest>, AdmissionError> {
-    let mut training = None;
+    read_section(wasm, train::TRAIN_SECTION, AdmissionError::DuplicateTrainSection, TrainManifest::decode)
+}
+
+/// The custom section `name`, decoded; `duplicate` if there are two.
+fn read_section<T>(
+    wasm: &[u8],
+    name: &str,
+    duplicate: AdmissionError,
+    decode: fn(&[u8]) -> Result<T, AdmissionError>,
+) -> Result<Option<T>, AdmissionError> {
+    let mut found = None;
     for payload in Parser::new(0).parse_all(wasm) {
         if let Payload::CustomSection(c) = payload.map_err(malformed)? {
-            if c.name() == train::TRAIN_SECTION {
-                if training.is_some() {
-                    return Err(AdmissionError::DuplicateTrainSection);
+            if c.name() == name {
+                if found.is_some() {
+                    return Err(duplicate);
                 }
-                training = Some(TrainManifest::decode(c.data())?);
+                found = Some(decode(c.data())?);
             }
         }
     }
-    Ok(training)
+    Ok(found)
 }

@@ -65,14 +65,7 @@ fn audit_training(d: &Side, d1: &Side, module: &str, wasm: &[u8]) -> Vec<(Transc
                 training_query(d, module, inputs(module), &job, n_params),
                 training_query(d1, module, inputs(module), &job, n_params),
             );
-            assert_eq!(q.deadline_ms, q1.deadline_ms, "the same public size, so the same deadline");
-            d.grant(&q);
-            d1.grant(&q1);
-            let (o, o1) = std::thread::scope(|s| {
-                let a = s.spawn(|| d.run(&q, module));
-                let b = s.spawn(|| d1.run(&q1, module));
-                (a.join().expect("D"), b.join().expect("D′"))
-            });
+            let (o, o1) = run_pair(d, d1, module, &q, &q1);
             let (diag, diag1) = (o.owner_diagnostics().expect("D diagnostics"), o1.owner_diagnostics().expect("D′"));
             assert_eq!(
                 (diag.rows, diag1.rows, diag.failure.clone(), diag1.failure.clone()),
@@ -143,20 +136,31 @@ fn inputs(module: &str) -> &'static [&'static str] {
     }
 }
 
+/// Grant `q` on D and `q1` on D′ and run them side by side.
+fn run_pair(
+    d: &Side,
+    d1: &Side,
+    module: &str,
+    q: &protocol::job::QuerySpec,
+    q1: &protocol::job::QuerySpec,
+) -> (cleanroom_e2e::neighbours::Observation, cleanroom_e2e::neighbours::Observation) {
+    assert_eq!(q.deadline_ms, q1.deadline_ms, "D and D′ have the same public size, so the same deadline");
+    d.grant(q);
+    d1.grant(q1);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| d.run(q, module));
+        let b = s.spawn(|| d1.run(q1, module));
+        (a.join().expect("D"), b.join().expect("D′"))
+    })
+}
+
 /// Run `module` RUNS times on both sides (in parallel, one job per side at a time).
 fn audit(d: &Side, d1: &Side, module: &str) -> Vec<(Transcript, Transcript)> {
     (0..RUNS)
         .map(|run| {
             let job = format!("{module}-{run}");
             let (q, q1) = (audit_query(d, module, inputs(module), &job), audit_query(d1, module, inputs(module), &job));
-            assert_eq!(q.deadline_ms, q1.deadline_ms, "D and D′ have the same public size, so the same deadline");
-            d.grant(&q);
-            d1.grant(&q1);
-            let (o, o1) = std::thread::scope(|s| {
-                let a = s.spawn(|| d.run(&q, module));
-                let b = s.spawn(|| d1.run(&q1, module));
-                (a.join().expect("D"), b.join().expect("D′"))
-            });
+            let (o, o1) = run_pair(d, d1, module, &q, &q1);
             // The owner, and only the owner, can read what differs: its sealed diagnostics.
             let (diag, diag1) = (o.owner_diagnostics().expect("D diagnostics"), o1.owner_diagnostics().expect("D′"));
             assert_eq!(
