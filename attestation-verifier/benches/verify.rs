@@ -77,7 +77,8 @@ fn main() {
                     "value": warm_median,
                     "unit": "us",
                     "baseline": base.map(|_| format!("reference_python_cryptography/{file}")),
-                    "ratio": base.map(|b| warm_median / b),
+                    // how many times faster than the reference (> 1 is better)
+                    "ratio": base.map(|b| b / warm_median),
                 })
             );
         }
@@ -117,7 +118,7 @@ fn main() {
                 "value": ours,
                 "unit": "us",
                 "baseline": base.map(|_| base_name),
-                "ratio": base.map(|b| ours / b),
+                "ratio": base.map(|b| b / ours),
             })
         );
     }
