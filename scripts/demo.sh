@@ -112,17 +112,18 @@ cr audit report "$DEMO/audit/audit.log" --ledger "$DEMO/ledger.sqlite" --result 
     --allow-simulated --expect-pcr0 "$PCR0" --policy-digest "$POLICY_DIGEST" --out "$DEMO/audit-report"
 
 heading "10. DP fine-tuning: the provider's model trains on the table; only DP parameters leave"
-# credit-lr-tune starts deliberately weak (a base rate, no weights). The provider plans
-# ε before writing the query, then asks for 100 DP-SGD steps and one DP evaluation output.
-cr dp plan --mechanism dp-sgd --sample-rate 0.03 --noise-multiplier 1 --steps 100 --delta 1e-6
-cr query-init --manifest "$DEMO/provider/public-manifest.json" --module "$TUNE_WASM" --job "demo-fine-tune" \
-    --inputs income,utilization,late_payments,tenure_months,birth_decade \
-    --collaborator "$PROVIDER" --policy "$DEMO/owner/policy.toml" --out "$DEMO/provider/tune-skeleton.toml" >/dev/null
+# credit-lr-tune starts deliberately weak (a base rate, no weights). query-init writes a
+# training query with starting hyperparameters within the policy's ε (the accountant picks
+# σ) and the trained model's AUC as its one output; the provider can re-plan with dp plan.
 TUNE_Q="$DEMO/provider/tune-query.toml"
-python3 "$ROOT/scripts/training-query.py" "$DEMO/provider/tune-skeleton.toml" "$TUNE_Q" defaulted 0.03 1 100 $((ROWS * 3 / 100)) 0.1 0.5
-LEAST="$(cr query check "$TUNE_Q" --manifest "$DEMO/provider/public-manifest.json" --policy "$DEMO/owner/policy.toml" \
-    --module "$TUNE_WASM" | sed -n 's/.*deadline of at least \([0-9]*\) ms.*/\1/p')"
-sed -i "s/^deadline_ms = .*/deadline_ms = $((LEAST + 1000))/" "$TUNE_Q"
+cr query-init --manifest "$DEMO/provider/public-manifest.json" --module "$TUNE_WASM" --job "demo-fine-tune" \
+    --inputs income,utilization,late_payments,tenure_months,birth_decade --train-label defaulted \
+    --collaborator "$PROVIDER" --policy "$DEMO/owner/policy.toml" --out "$TUNE_Q"
+sed -n '/^\[training\]/,$p' "$TUNE_Q" | grep -v '^#' | sed '/^$/d'
+Q="$(sed -n 's/^sample_rate = "\([^"]*\)".*/\1/p' "$TUNE_Q")"
+S="$(sed -n 's/^noise_multiplier = "\([^"]*\)".*/\1/p' "$TUNE_Q")"
+T="$(sed -n 's/^steps = \([0-9]*\).*/\1/p' "$TUNE_Q")"
+cr dp plan --mechanism dp-sgd --sample-rate "$Q" --noise-multiplier "$S" --steps "$T" --delta 1e-6
 cr review "$TUNE_Q" --policy "$DEMO/owner/policy.toml"
 cr release --front-door "$FRONT" --expect-pcr0 "$PCR0" --allow-simulated \
     --keys "$DEMO/owner/owner.keys" --ledger "$DEMO/ledger.sqlite" --policy "$DEMO/owner/policy.toml" --query "$TUNE_Q"

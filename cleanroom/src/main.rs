@@ -109,6 +109,11 @@ enum Cmd {
         /// Milliseconds from the spend to the reply; default: the policy's worst case.
         #[arg(long)]
         deadline_ms: Option<u64>,
+        /// Write a DP fine-tuning query against this label column (the module must be
+        /// trainable): starting hyperparameters within the policy's ε, and the trained
+        /// model's AUC as its one output.
+        #[arg(long)]
+        train_label: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -701,7 +706,7 @@ fn run(cmd: Cmd) -> Res {
             println!("population {}", policy.population);
         }
         Cmd::Policy(PolicyCmd::Digest { policy }) => println!("{}", load_policy(&policy)?.digest()),
-        Cmd::QueryInit { manifest, module, inputs, job, collaborator, policy, deadline_ms, out } => {
+        Cmd::QueryInit { manifest, module, inputs, job, collaborator, policy, deadline_ms, train_label, out } => {
             let m = load_public_manifest(&manifest)?;
             let policy = policy.map(|p| load_policy(&p)).transpose()?;
             // The ABI section only: a module the sandbox would refuse still gets a query
@@ -713,23 +718,65 @@ fn run(cmd: Cmd) -> Res {
                 input_types: section.inputs.iter().map(|k| k.sealed_type().to_string()).collect(),
                 output_names: section.output_names.clone(),
             };
-            let deadline_ms = match (deadline_ms, &policy) {
-                (Some(d), _) => d,
-                (None, Some(p)) => {
-                    // the starting outputs never select groups: the worst case has none
-                    let s = protocol::deadline::Schedule::new(&p.timing, &p.sandbox, m.chunks, m.rows_per_chunk, 0)
-                        .ok_or("the policy's worst case overflows")?;
-                    // whole seconds above the worst case
-                    (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
-                }
-                (None, None) => 60_000,
-            };
             let total_epsilon = match &policy {
                 Some(p) => release::parse_epsilon(&p.max_epsilon_per_job)?,
                 None => "1".parse()?,
             };
-            let choices =
-                cleanroom::query_init::Choices { job_id: job, collaborator, inputs, total_epsilon, deadline_ms };
+            let training = match &train_label {
+                None => None,
+                Some(label) => {
+                    let section = sandbox::read_train(&wasm)
+                        .map_err(|e| format!("{}: {e}", module.display()))?
+                        .ok_or_else(|| format!("{} is not trainable (no cleanroom_train section)", module.display()))?;
+                    let limits = match policy.as_ref().map(|p| p.training.clone()) {
+                        Some(None) => return Err("the policy admits no training query".into()),
+                        Some(Some(l)) => l,
+                        None => protocol::training::TrainingLimits::default(),
+                    };
+                    let units = m.chunks.saturating_mul(m.rows_per_chunk);
+                    let choice = cleanroom::query_init::default_training(label, &total_epsilon, &limits, units)?;
+                    Some((choice, section.n_params as usize))
+                }
+            };
+            let deadline_ms = match (deadline_ms, &policy) {
+                (Some(d), _) => d,
+                (None, Some(p)) => {
+                    // The starting outputs never select groups; a training query's
+                    // schedule adds its worst case. Whole seconds above it.
+                    let mut shape = QuerySpec {
+                        job_id: String::new(),
+                        collaborator: String::new(),
+                        dataset_digest: m.dataset_digest,
+                        module_hash: Digest::of(&wasm),
+                        inputs: vec![],
+                        outputs: vec![],
+                        delta: None,
+                        deadline_ms: 1,
+                        training: None,
+                    };
+                    let plan = match &training {
+                        Some((c, n)) => {
+                            shape.training = Some(c.spec.clone());
+                            // the evaluation output scores every unit again
+                            shape.outputs = vec![protocol::job::OutputSpec::auc("evaluation", &c.spec.label, 100, "1")];
+                            Some((release::training::TrainingPlan::new(&c.spec, p)?, *n))
+                        }
+                        None => None,
+                    };
+                    let s = release::training::schedule(&shape, p, plan.as_ref().map(|(pl, n)| (pl, *n)))
+                        .ok_or("the policy's worst case overflows")?;
+                    (s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000
+                }
+                (None, None) => 60_000,
+            };
+            let choices = cleanroom::query_init::Choices {
+                job_id: job,
+                collaborator,
+                inputs,
+                total_epsilon,
+                deadline_ms,
+                training: training.map(|(c, _)| c),
+            };
             let text = cleanroom::query_init::skeleton(&m, &abi, &choices)?;
             write_atomic(&out, text.as_bytes())?;
             println!("query written to {} (commented; check it with `cleanroom query check`)", out.display());
@@ -741,17 +788,19 @@ fn run(cmd: Cmd) -> Res {
             if spec.dataset_digest != m.dataset_digest || policy.dataset_digest != m.dataset_digest {
                 return Err("the query, the policy and the manifest name different datasets".into());
             }
-            let outputs = match module {
+            let (outputs, n_params) = match module {
                 Some(w) => {
-                    let r = cleanroom::provider::check(&read(&w)?, &policy.sandbox)?;
+                    let wasm = read(&w)?;
+                    let r = cleanroom::provider::check(&wasm, &policy.sandbox)?;
                     if r.hash != spec.module_hash {
                         return Err(format!("the module is {}, the query names {}", r.hash, spec.module_hash).into());
                     }
-                    Some(r.output_names)
+                    let train = sandbox::read_train(&wasm).map_err(|e| format!("{}: {e}", w.display()))?;
+                    (Some(r.output_names), train.map(|t| t.n_params as usize))
                 }
-                None => None,
+                None => (None, None),
             };
-            print!("{}", cleanroom::review::plan(&spec, &policy, outputs.as_deref(), &group_sizes)?);
+            print!("{}", cleanroom::review::plan(&spec, &policy, outputs.as_deref(), n_params, &group_sizes)?);
         }
         Cmd::Diagnostics(DiagnosticsCmd::Keygen { out }) => {
             let public = cleanroom::client::create_diagnostics_key(&out)?;

@@ -29,6 +29,61 @@ pub struct Choices {
     /// ε to spread over the starting outputs (the policy's per-job maximum, or 1).
     pub total_epsilon: dp::Epsilon,
     pub deadline_ms: u64,
+    /// A training query instead: DP fine-tuning, then one evaluation output.
+    pub training: Option<TrainingChoice>,
+}
+
+/// The starting hyperparameters of a training query ([`default_training`]).
+#[derive(Debug, Clone)]
+pub struct TrainingChoice {
+    pub spec: protocol::training::TrainingSpec,
+    /// What the accountant charges for them.
+    pub accounted: dp::Epsilon,
+    /// ε of the evaluation output (the trained model's AUC).
+    pub evaluation_epsilon: dp::Epsilon,
+}
+
+/// Starting hyperparameters for fine-tuning against `label` within `total` ε: q = 0.02 (or
+/// the policy's maximum), T = 100, C = 1, Adam at 0.05, δ = 10⁻⁶; an eighth of `total` for
+/// the evaluation AUC, and the smallest σ (in tenths, at least the policy's floor) whose
+/// accounted ε fits the rest. `max_units` (the table's public bound on rows) sizes the
+/// expected batch.
+pub fn default_training(
+    label: &str,
+    total: &dp::Epsilon,
+    limits: &protocol::training::TrainingLimits,
+    max_units: u64,
+) -> Result<TrainingChoice, QueryInitError> {
+    use protocol::policy::Decimal;
+    use protocol::training::{Optimizer, TrainingSpec};
+    let q = dp::Rational::new(1, 50)?.min(limits.max_sample_rate.as_str().parse()?);
+    let evaluation_epsilon = total.checked_div_int(8)?;
+    let budget = total.as_rational().checked_sub(evaluation_epsilon.as_rational())?.unwrap_or(dp::Rational::ZERO);
+    let floor: f64 = limits.min_noise_multiplier.as_str().parse::<dp::Rational>()?.to_f64();
+    let d = |v: String| Decimal(v);
+    let mut spec = TrainingSpec {
+        label: label.to_string(),
+        sample_rate: d(q.to_string()),
+        noise_multiplier: d(String::new()),
+        clip_norm: d("1".into()),
+        steps: 100.min(limits.max_steps),
+        expected_batch_size: ((q.to_f64() * max_units as f64).ceil() as u64).max(1),
+        optimizer: Optimizer::Adam {
+            learning_rate: d("0.05".into()),
+            beta1: d("0.9".into()),
+            beta2: d("0.999".into()),
+            epsilon: d("1e-8".into()),
+        },
+        delta: d("0.000001".into()),
+    };
+    for tenths in ((floor * 10.0).ceil() as u64).max(1)..=500 {
+        spec.noise_multiplier = d(format!("{}.{}", tenths / 10, tenths % 10));
+        let Ok(plan) = release::training::TrainingPlan::within(&spec, limits) else { continue };
+        if plan.epsilon.as_rational() <= &budget {
+            return Ok(TrainingChoice { spec, accounted: plan.epsilon, evaluation_epsilon });
+        }
+    }
+    Err(QueryInitError::Training(format!("no noise multiplier up to 50 fits ε {budget} in {} steps", spec.steps)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +99,8 @@ pub enum QueryInitError {
     NothingToRelease,
     #[error("ε split: {0}")]
     Dp(#[from] dp::DpError),
+    #[error("training: {0}")]
+    Training(String),
     #[error("the skeleton does not parse back (a bug): {0}")]
     Skeleton(String),
 }
@@ -140,7 +197,19 @@ pub fn skeleton(m: &PublicManifest, abi: &ModuleAbi, ch: &Choices) -> Result<Str
             ),
         ));
     }
-    let eps = split(&ch.total_epsilon, &starting.iter().map(|(w, _)| *w).collect::<Vec<_>>())?;
+    let mut eps = split(&ch.total_epsilon, &starting.iter().map(|(w, _)| *w).collect::<Vec<_>>())?;
+    // A training query starts with one evaluation output: the trained model's AUC.
+    if let Some(tc) = &ch.training {
+        starting = vec![(
+            1,
+            format!(
+                "[[outputs]]\nkind = \"auc\"\nname = {}\n{of0}label = {}\nbins = 100\n",
+                quote(&format!("auc_{out0}_after_fine_tuning")),
+                quote(&tc.spec.label)
+            ),
+        )];
+        eps = vec![tc.evaluation_epsilon.to_string()];
+    }
 
     let mut t = String::new();
     let w = &mut t;
@@ -186,6 +255,26 @@ pub fn skeleton(m: &PublicManifest, abi: &ModuleAbi, ch: &Choices) -> Result<Str
     for ((_, body), e) in starting.iter().zip(&eps) {
         let _ = writeln!(w, "\n{body}epsilon = {}", quote(e));
     }
+    if let Some(tc) = &ch.training {
+        let t = &tc.spec;
+        let _ = writeln!(
+            w,
+            "\n# DP fine-tuning before the outputs (docs/dp-sgd.md). The accountant charges ε = {} at",
+            tc.accounted
+        );
+        let _ = writeln!(w, "# δ = {} for these; plan others with `cleanroom dp plan --mechanism dp-sgd`.", t.delta);
+        let _ = writeln!(w, "[training]");
+        let _ = writeln!(w, "label = {}", quote(&t.label));
+        let _ = writeln!(w, "sample_rate = {}   # q", quote(t.sample_rate.as_str()));
+        let _ = writeln!(w, "noise_multiplier = {}   # σ", quote(t.noise_multiplier.as_str()));
+        let _ = writeln!(w, "clip_norm = {}   # C", quote(t.clip_norm.as_str()));
+        let _ = writeln!(w, "steps = {}   # T", t.steps);
+        let _ = writeln!(w, "expected_batch_size = {}   # about q × units (public)", t.expected_batch_size);
+        let _ = writeln!(w, "delta = {}", quote(t.delta.as_str()));
+        let _ = writeln!(w, "\n[training.optimizer]");
+        let _ = writeln!(w, "kind = \"adam\"   # or \"sgd\" with momentum");
+        let _ = writeln!(w, "learning_rate = \"0.05\"");
+    }
     // Every other class, commented, with this dataset's names.
     let _ = writeln!(w, "\n# More outputs: uncomment, keep the total ε within the policy's per-job maximum.");
     let key_list = groups.iter().map(|g| quote(g)).collect::<Vec<_>>().join(", ");
@@ -216,4 +305,29 @@ pub fn skeleton(m: &PublicManifest, abi: &ModuleAbi, ch: &Choices) -> Result<Str
     }
     QuerySpec::from_toml(&t).map_err(|e| QueryInitError::Skeleton(e.to_string()))?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::training::TrainingLimits;
+
+    #[test]
+    fn default_training_fits_the_budget_with_the_smallest_noise() {
+        let limits = TrainingLimits::default();
+        let total: dp::Epsilon = "4".parse().unwrap();
+        let c = default_training("defaulted", &total, &limits, 20_000).unwrap();
+        assert_eq!(c.evaluation_epsilon.to_string(), "0.5");
+        assert!(c.accounted.to_f64() <= 3.5, "{}", c.accounted);
+        assert_eq!(c.spec.expected_batch_size, 400);
+        // One tenth less noise would not fit.
+        let sigma: f64 = c.spec.noise_multiplier.as_str().parse().unwrap();
+        let mut less = c.spec.clone();
+        less.noise_multiplier = protocol::policy::Decimal(format!("{:.1}", sigma - 0.1));
+        let plan = release::training::TrainingPlan::within(&less, &limits).unwrap();
+        assert!(plan.epsilon.to_f64() > 3.5, "σ {} was not the smallest", sigma);
+        // A budget nothing fits.
+        let tiny: dp::Epsilon = "0.0001".parse().unwrap();
+        assert!(matches!(default_training("defaulted", &tiny, &limits, 20_000), Err(QueryInitError::Training(_))));
+    }
 }

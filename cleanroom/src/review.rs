@@ -19,18 +19,20 @@ pub enum ReviewError {
 /// The review as text. Fails (with the reason) on any query the enclave would refuse for
 /// its parameters.
 pub fn review(spec: &QuerySpec, policy: &Policy, group_size: u64) -> Result<String, ReviewError> {
-    plan(spec, policy, None, &[group_size])
+    plan(spec, policy, None, None, &[group_size])
 }
 
 /// The plan of a query, as `cleanroom query check` prints it and the owner's review shows
 /// it: what each output computes, its mechanism, ε/δ, every noise term with its sensitivity,
 /// and its 95% error at each group size in `group_sizes`. Built by the same code the enclave
 /// runs (`release::output_plans`), so a query this accepts passes the enclave's parameter
-/// checks. `model_outputs`: the module's declared outputs, when the module is at hand.
+/// checks. `model_outputs` and `n_params`: the module's declared outputs and parameter
+/// count, when the module is at hand.
 pub fn plan(
     spec: &QuerySpec,
     policy: &Policy,
     model_outputs: Option<&[String]>,
+    n_params: Option<usize>,
     group_sizes: &[u64],
 ) -> Result<String, ReviewError> {
     let cost = release::check_query(spec, policy, model_outputs)?;
@@ -77,9 +79,14 @@ pub fn plan(
     let _ = writeln!(w, "  composition: {}", cost.composition);
     let plan = spec.training.as_ref().map(|t| release::training::TrainingPlan::new(t, policy)).transpose()?;
     // Without the module, the policy's largest parameter count: an upper bound.
-    let max_params = policy.training.as_ref().map_or(0, |l| l.max_params as usize);
-    if let Some(s) = release::training::schedule(spec, policy, plan.as_ref().map(|p| (p, max_params))) {
-        let _ = writeln!(w, "  the worst case needs a deadline of at least {} ms", s.minimum.as_millis() + 1);
+    let params = n_params.unwrap_or(policy.training.as_ref().map_or(0, |l| l.max_params as usize));
+    if let Some(s) = release::training::schedule(spec, policy, plan.as_ref().map(|p| (p, params))) {
+        let _ = writeln!(
+            w,
+            "  the worst case needs a deadline of at least {} ms{}",
+            s.minimum.as_millis() + 1,
+            if plan.is_some() && n_params.is_none() { " (for a module of the policy's largest size)" } else { "" }
+        );
     }
     if let Some(plan) = &plan {
         for line in release::training::describe(plan, None) {
