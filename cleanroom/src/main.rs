@@ -1047,7 +1047,7 @@ fn run(cmd: Cmd) -> Res {
             );
             let proof = session.submission_proof(&provider, &spec.digest());
             let reply = session.call(&ClientMessage::SubmitJob {
-                spec,
+                spec: Box::new(spec),
                 module_blob,
                 sealed_index_blob: sealed_index,
                 proof,

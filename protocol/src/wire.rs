@@ -21,7 +21,7 @@ pub enum ClientMessage {
     /// `proof` is the provider's Ed25519 signature (context [`crate::grant::SUBMIT_CONTEXT`])
     /// over [`crate::grant::submit_binding`] of this connection's exporter and the query
     /// digest, by the key the policy lists for `spec.collaborator`.
-    SubmitJob { spec: QuerySpec, module_blob: Digest, sealed_index_blob: Digest, proof: Bytes },
+    SubmitJob { spec: Box<QuerySpec>, module_blob: Digest, sealed_index_blob: Digest, proof: Bytes },
     /// Owner, before releasing a key: the enclave's current checkpoint and a consistency
     /// proof from the tree size of the checkpoint the owner holds (0: none held yet).
     ProveLog { old_size: u64 },

@@ -252,7 +252,7 @@ pub fn training_cost(spec: &QuerySpec, policy: &Policy) -> Result<Option<(Epsilo
 /// per unit) toward zero. `None` for a non-finite gradient. The result's squared norm is
 /// at most 2^(2·LATTICE_BITS), checked in exact integers.
 pub fn clip_to_lattice(grad: &[f64], clip: f64) -> Option<Vec<i64>> {
-    if grad.iter().any(|g| !g.is_finite()) || !(clip > 0.0) {
+    if grad.iter().any(|g| !g.is_finite()) || clip.is_nan() || clip <= 0.0 {
         return None;
     }
     let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
@@ -279,6 +279,10 @@ pub fn clip_to_lattice(grad: &[f64], clip: f64) -> Option<Vec<i64>> {
         scale *= (bound as f64 / sq as f64).sqrt() * (1.0 - 1.0 / LATTICE);
     }
 }
+
+/// `gradient(u, θ)`: unit `u`'s gradient at θ followed by its loss, or `None` when the
+/// unit is absent (a module fault).
+pub type GradientOracle<'a> = dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>> + 'a;
 
 /// One optimizer's state.
 struct OptimizerState {
@@ -349,7 +353,7 @@ pub fn train(
     initial: Vec<f64>,
     units: usize,
     max_sampled: u64,
-    gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
+    gradient: &mut GradientOracle<'_>,
     rng: &mut dyn crate::Rng,
 ) -> Result<TrainedParams, TrainingStopped> {
     run_steps(plan, initial, units, max_sampled, gradient, rng, true).map(|params| TrainedParams { params })
@@ -363,7 +367,7 @@ pub fn train_nonprivate_reference(
     plan: &TrainingPlan,
     initial: Vec<f64>,
     units: usize,
-    gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
+    gradient: &mut GradientOracle<'_>,
     rng: &mut dyn crate::Rng,
 ) -> Result<Vec<f64>, TrainingStopped> {
     run_steps(plan, initial, units, u64::MAX, gradient, rng, false)
@@ -374,7 +378,7 @@ fn run_steps(
     initial: Vec<f64>,
     units: usize,
     max_sampled: u64,
-    gradient: &mut dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>>,
+    gradient: &mut GradientOracle<'_>,
     rng: &mut dyn crate::Rng,
     private: bool,
 ) -> Result<Vec<f64>, TrainingStopped> {

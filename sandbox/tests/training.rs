@@ -24,7 +24,11 @@ fn labelled(rng: &mut Rng, rows: usize) -> RecordBatch {
     RecordBatch::new(columns).expect("batch")
 }
 
-fn native_columns(b: &RecordBatch) -> (Vec<f64>, Vec<f64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<f64>) {
+/// The five credit inputs (income, utilization, late payments, tenure, birth decade) and
+/// the label as f64.
+type Columns = (Vec<f64>, Vec<f64>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<f64>);
+
+fn native_columns(b: &RecordBatch) -> Columns {
     let f = |n: &str| match b.column(n) {
         Some(ColumnData::F64(v)) => v.clone(),
         _ => panic!("{n}"),

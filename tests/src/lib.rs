@@ -863,7 +863,7 @@ impl World {
         let binding = protocol::grant::submit_binding(&exporter, &spec.digest());
         let proof = key.sign_bytes(protocol::grant::SUBMIT_CONTEXT, binding.as_bytes().to_vec()).signature;
         let msg = ClientMessage::SubmitJob {
-            spec: spec.clone(),
+            spec: Box::new(spec.clone()),
             module_blob,
             sealed_index_blob: index.parse().expect("index digest"),
             proof,

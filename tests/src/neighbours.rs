@@ -346,7 +346,7 @@ impl Side {
         let mut session = connect_attested(&self.front, &self.expected()).expect("provider attests");
         let proof = session.submission_proof(&provider_key(), &spec.digest());
         let msg = ClientMessage::SubmitJob {
-            spec: spec.clone(),
+            spec: Box::new(spec.clone()),
             module_blob: self.modules[module],
             sealed_index_blob: self.index,
             proof,

@@ -55,10 +55,9 @@ impl CreditMlp {
     fn forward(&self, x: &[f64; FEATURES]) -> ([f64; HIDDEN], f64) {
         let mut h = [0.0; HIDDEN];
         let mut logit = self.b2;
-        for j in 0..HIDDEN {
-            let z = self.b1[j] + self.w1[j].iter().zip(x).map(|(w, x)| w * x).sum::<f64>();
-            h[j] = math::tanh(z);
-            logit += self.w2[j] * h[j];
+        for (((h, w1), b1), w2) in h.iter_mut().zip(&self.w1).zip(&self.b1).zip(&self.w2) {
+            *h = math::tanh(b1 + w1.iter().zip(x).map(|(w, x)| w * x).sum::<f64>());
+            logit += w2 * *h;
         }
         (h, logit)
     }
@@ -106,12 +105,13 @@ impl Trainable for CreditMlp {
         let (g_b1, rest) = rest.split_at_mut(HIDDEN);
         let (g_w2, g_b2) = rest.split_at_mut(HIDDEN);
         g_b2[0] += r;
-        for j in 0..HIDDEN {
-            g_w2[j] += r * h[j];
+        let units = g_w1.chunks_exact_mut(FEATURES).zip(g_b1.iter_mut()).zip(g_w2.iter_mut());
+        for (((g_w1, g_b1), g_w2), (h, w2)) in units.zip(h.iter().zip(&self.w2)) {
+            *g_w2 += r * h;
             // d tanh(z)/dz = 1 - tanh(z)^2
-            let dz = r * self.w2[j] * (1.0 - h[j] * h[j]);
-            g_b1[j] += dz;
-            for (g, x) in g_w1[j * FEATURES..(j + 1) * FEATURES].iter_mut().zip(&x) {
+            let dz = r * w2 * (1.0 - h * h);
+            *g_b1 += dz;
+            for (g, x) in g_w1.iter_mut().zip(&x) {
                 *g += dz * x;
             }
         }
