@@ -15,6 +15,10 @@ cargo bench -q -p cleanroom-protocol --bench sealed_ingest 2>/dev/null | json
 # fuel and per memory page (sandbox/benches/isolation/; CLEANROOM_BENCH_ONLY=units runs
 # only that part; with CLEANROOM_BENCH_LOAD=2 it runs beside two spinning threads).
 cargo bench -q -p cleanroom-sandbox --bench sandbox 2>/dev/null | json
+# DP fine-tuning (issue 15), credit-lr-tune and credit-mlp: one unit's gradient in a fresh
+# instance next to the native twin (ratio sandbox / native throughput), the sandbox's extra
+# time per unit, DP-SGD steps per second with each as the gradient oracle (about 6 s).
+cargo bench -q -p cleanroom-sandbox --bench training 2>/dev/null | json
 # Attestation verification vs an independent reference (Python cryptography, if present).
 cargo bench -q -p attestation-verifier --bench verify 2>/dev/null | json
 # The transparency log: append throughput, inclusion proofs, audit verify of a
