@@ -15,6 +15,16 @@ cargo bench -q -p cleanroom-protocol --bench sealed_ingest 2>/dev/null | json
 # fuel and per memory page (sandbox/benches/isolation/; CLEANROOM_BENCH_ONLY=units runs
 # only that part; with CLEANROOM_BENCH_LOAD=2 it runs beside two spinning threads).
 cargo bench -q -p cleanroom-sandbox --bench sandbox 2>/dev/null | json
+# DP fine-tuning (issue 15), credit-lr-tune and credit-mlp: one unit's gradient in a fresh
+# instance next to the native twin (ratio sandbox / native throughput), the sandbox's extra
+# time per unit, DP-SGD steps per second with each as the gradient oracle (about 6 s).
+cargo bench -q -p cleanroom-sandbox --bench training 2>/dev/null | json
+# ... and what it is worth: test AUC pretrained, DP at ε = 1 and 4, and non-private on the
+# demo's 200,000-row table (ratio DP / non-private AUC; about 12 s). `make build` built it
+# with the workspace's features; `cargo run -p` alone would rebuild half the workspace.
+UTILITY="${CARGO_TARGET_DIR:-target}/release/examples/dpsgd_utility"
+[ -x "$UTILITY" ] || cargo build -q --release --workspace --all-targets --features attestation-verifier/cli
+"$UTILITY" | json
 # Attestation verification vs an independent reference (Python cryptography, if present).
 cargo bench -q -p attestation-verifier --bench verify 2>/dev/null | json
 # The transparency log: append throughput, inclusion proofs, audit verify of a
