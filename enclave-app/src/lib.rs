@@ -13,3 +13,4 @@ pub mod init;
 pub mod platform;
 pub mod service;
 pub mod tls;
+pub mod workers;

@@ -492,21 +492,34 @@ impl Enclave {
             self.policy.max_rows_per_unit,
             seed,
         );
-        let mut runner = self
-            .sandbox
-            .unit_runner(&module, &spec.inputs, self.policy.sandbox.fuel_per_unit, deadline)
-            .map_err(|e| failed("sandbox", &e))?;
+        let fuel = self.policy.sandbox.fuel_per_unit;
+        // Checked once here, so a runner every worker builds below cannot fail.
+        self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
+        let workers = crate::workers::available();
+        // Score `batch` on every core and absorb the scores in unit order.
+        let score_all =
+            |batch: &[protocol::table::RecordBatch], params: Option<&std::sync::Arc<[f64]>>, acc: &mut Accumulator| {
+                let scores = crate::workers::map_ordered(
+                    workers,
+                    batch,
+                    || {
+                        let mut r = self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline)?;
+                        r.set_params(params.cloned())?;
+                        Ok(r)
+                    },
+                    |r: &mut Result<sandbox::UnitRunner, sandbox::RunError>, unit| match r {
+                        Ok(r) => r.score(unit),
+                        Err(e) => Err(e.clone()),
+                    },
+                );
+                for (unit, result) in batch.iter().zip(scores) {
+                    absorb(acc, unit, result, diag);
+                }
+            };
         // A training job keeps its units: every step samples from all of them.
         let mut kept: Vec<protocol::table::RecordBatch> = Vec::new();
         let keep = training.is_some();
-        let mut score = |unit: protocol::table::RecordBatch| {
-            if keep {
-                diag.borrow_mut().units += 1;
-                kept.push(unit);
-                return;
-            }
-            score_unit(&mut runner, &mut acc, &unit, diag);
-        };
+        let mut pending: Vec<protocol::table::RecordBatch> = Vec::new();
         let mut opener = Opener::new(key, spec.dataset_digest);
         // Chunks are fetched on the public schedule by a thread of their own, whatever the
         // scoring does: every chunk at its instant, never earlier, never later, even after a
@@ -547,12 +560,25 @@ impl Enclave {
                     return Err(failed("ingest", &format!("chunk {i} holds more rows than the index declares")));
                 }
                 diag.borrow_mut().rows += batch.rows as u64;
-                units.push(&batch, &mut score).map_err(|e| failed("units", &e))?;
+                units.push(&batch, |u| pending.push(u)).map_err(|e| failed("units", &e))?;
+                if keep {
+                    kept.append(&mut pending);
+                } else {
+                    score_all(&pending, None, &mut acc);
+                    pending.clear();
+                }
             }
             Ok(())
         })?;
-        if let Some(last) = units.finish() {
-            score(last);
+        pending.extend(units.finish());
+        if keep {
+            kept.append(&mut pending);
+            // With evaluation outputs, scoring counts them again below.
+            if spec.outputs.is_empty() {
+                diag.borrow_mut().units += kept.len() as u64;
+            }
+        } else {
+            score_all(&pending, None, &mut acc);
         }
         if opener.finish().map_err(|e| failed("ingest", &e))? != spec.dataset_digest {
             return Err(failed("ingest", &"decrypted content does not match the dataset digest"));
@@ -567,27 +593,32 @@ impl Enclave {
             return acc.finish_dp(&mut rng).map_err(|e| failed("release", &e));
         };
         let label = &spec.training.as_ref().expect("a training plan comes from a training query").label;
-        let mut trainer = self
-            .sandbox
-            .train_runner(&module, &spec.inputs, label, self.policy.sandbox.fuel_per_unit, deadline)
-            .map_err(|e| failed("sandbox", &e))?;
-        let mut gradient = |u: usize, at: &std::sync::Arc<[f64]>| match trainer.gradient(&kept[u], at) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                *diag.borrow_mut().faults.entry(format!("gradient_{}", fault_kind(&e))).or_default() += 1;
-                None
-            }
+        self.sandbox.train_runner(&module, &spec.inputs, label, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
+        // One step's gradients on every core, in the order of the sampled units.
+        let mut gradients = |picked: &[usize], at: &std::sync::Arc<[f64]>| {
+            let results = crate::workers::map_ordered(
+                workers,
+                picked,
+                || self.sandbox.train_runner(&module, &spec.inputs, label, fuel, deadline),
+                |r: &mut Result<sandbox::UnitRunner, sandbox::RunError>, &u| match r {
+                    Ok(r) => r.gradient(&kept[u], at),
+                    Err(e) => Err(e.clone()),
+                },
+            );
+            let mut d = diag.borrow_mut();
+            results
+                .into_iter()
+                .map(|g| g.map_err(|e| *d.faults.entry(format!("gradient_{}", fault_kind(&e))).or_default() += 1).ok())
+                .collect()
         };
-        let trained = release::training::train(&t.plan, t.initial, kept.len(), t.max_sampled, &mut gradient, &mut rng)
-            .map_err(|e| failed("training", &e))?;
+        let trained =
+            release::training::train_batched(&t.plan, t.initial, kept.len(), t.max_sampled, &mut gradients, &mut rng)
+                .map_err(|e| failed("training", &e))?;
         // Evaluation outputs: every unit scored with the trained parameters.
         let evaluation = if spec.outputs.is_empty() {
             None
         } else {
-            runner.set_params(Some(trained.params().into())).map_err(|e| failed("sandbox", &e))?;
-            for unit in &kept {
-                score_unit(&mut runner, &mut acc, unit, diag);
-            }
+            score_all(&kept, Some(&trained.params().into()), &mut acc);
             Some(acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))?)
         };
         if Instant::now() > deadline {
@@ -597,15 +628,15 @@ impl Enclave {
     }
 }
 
-/// Score one unit into the accumulator. A fault makes that unit absent, nothing else
-/// changes; m outputs per row, row-major, in the order of the module's output names.
-fn score_unit(
-    runner: &mut sandbox::UnitRunner,
+/// Absorb one unit's scores into the accumulator. A fault makes that unit absent, nothing
+/// else changes; m outputs per row, row-major, in the order of the module's output names.
+fn absorb(
     acc: &mut Accumulator,
     unit: &protocol::table::RecordBatch,
+    result: Result<Vec<f64>, sandbox::RunError>,
     diag: &std::cell::RefCell<Diagnostics>,
 ) {
-    let fault = match runner.score(unit) {
+    let fault = match result {
         Ok(scores) if acc.add_unit(unit, &scores) => None,
         Ok(_) => Some("rejected_scores".to_string()),
         Err(e) => Some(fault_kind(&e)),

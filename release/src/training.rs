@@ -284,6 +284,9 @@ pub fn clip_to_lattice(grad: &[f64], clip: f64) -> Option<Vec<i64>> {
 /// unit is absent (a module fault).
 pub type GradientOracle<'a> = dyn FnMut(usize, &Arc<[f64]>) -> Option<Vec<f64>> + 'a;
 
+/// `gradients(units, θ)`: [`GradientOracle`] for a whole step's sampled units, in order.
+pub type BatchOracle<'a> = dyn FnMut(&[usize], &Arc<[f64]>) -> Vec<Option<Vec<f64>>> + 'a;
+
 /// One optimizer's state.
 struct OptimizerState {
     p: OptimizerParams,
@@ -330,6 +333,8 @@ pub enum TrainingStopped {
     Noise,
     #[error("the gradient sum overflowed")]
     Overflow,
+    #[error("the gradient oracle returned another number of results than units")]
+    Oracle,
 }
 
 /// The parameters after T noisy steps: a DP release (only this crate builds one).
@@ -356,7 +361,23 @@ pub fn train(
     gradient: &mut GradientOracle<'_>,
     rng: &mut dyn crate::Rng,
 ) -> Result<TrainedParams, TrainingStopped> {
-    run_steps(plan, initial, units, max_sampled, gradient, rng, true).map(|params| TrainedParams { params })
+    let mut each = |us: &[usize], at: &Arc<[f64]>| us.iter().map(|&u| gradient(u, at)).collect();
+    train_batched(plan, initial, units, max_sampled, &mut each, rng)
+}
+
+/// [`train`] with a batch oracle: `gradients(units, θ)` returns, in the order of `units`
+/// (one step's sampled units), each one's gradient and loss or `None`. The enclave computes
+/// a batch on all its cores; the step's sum is of integers, so the release does not depend
+/// on how the batch was split.
+pub fn train_batched(
+    plan: &TrainingPlan,
+    initial: Vec<f64>,
+    units: usize,
+    max_sampled: u64,
+    gradients: &mut BatchOracle<'_>,
+    rng: &mut dyn crate::Rng,
+) -> Result<TrainedParams, TrainingStopped> {
+    run_steps(plan, initial, units, max_sampled, gradients, rng, true).map(|params| TrainedParams { params })
 }
 
 /// The owner's non-private reference: the same Poisson-sampled steps and optimizer, with
@@ -370,7 +391,8 @@ pub fn train_nonprivate_reference(
     gradient: &mut GradientOracle<'_>,
     rng: &mut dyn crate::Rng,
 ) -> Result<Vec<f64>, TrainingStopped> {
-    run_steps(plan, initial, units, u64::MAX, gradient, rng, false)
+    let mut each = |us: &[usize], at: &Arc<[f64]>| us.iter().map(|&u| gradient(u, at)).collect();
+    run_steps(plan, initial, units, u64::MAX, &mut each, rng, false)
 }
 
 fn run_steps(
@@ -378,7 +400,7 @@ fn run_steps(
     initial: Vec<f64>,
     units: usize,
     max_sampled: u64,
-    gradient: &mut GradientOracle<'_>,
+    gradients: &mut BatchOracle<'_>,
     rng: &mut dyn crate::Rng,
     private: bool,
 ) -> Result<Vec<f64>, TrainingStopped> {
@@ -394,15 +416,23 @@ fn run_steps(
         let at: Arc<[f64]> = Arc::from(params.as_slice());
         sum.iter_mut().for_each(|s| *s = 0);
         exact.iter_mut().for_each(|s| *s = 0.0);
+        // The step's sample: every coin first, in unit order, from the one CSPRNG.
+        let mut picked = Vec::new();
         for u in 0..units {
-            if !dp::bernoulli(&plan.q, rng).map_err(|_| TrainingStopped::Noise)? {
-                continue;
+            if dp::bernoulli(&plan.q, rng).map_err(|_| TrainingStopped::Noise)? {
+                sampled += 1;
+                if sampled > max_sampled {
+                    return Err(TrainingStopped::Overrun);
+                }
+                picked.push(u);
             }
-            sampled += 1;
-            if sampled > max_sampled {
-                return Err(TrainingStopped::Overrun);
-            }
-            let Some(g) = gradient(u, &at) else { continue };
+        }
+        let results = gradients(&picked, &at);
+        if results.len() != picked.len() {
+            return Err(TrainingStopped::Oracle);
+        }
+        for g in results {
+            let Some(g) = g else { continue };
             // The loss must be finite too; it is used for nothing else.
             if g.len() != n + 1 || g.iter().any(|x| !x.is_finite()) {
                 continue;
