@@ -19,6 +19,9 @@ cargo bench -q -p cleanroom-sandbox --bench sandbox 2>/dev/null | json
 # instance next to the native twin (ratio sandbox / native throughput), the sandbox's extra
 # time per unit, DP-SGD steps per second with each as the gradient oracle (about 6 s).
 cargo bench -q -p cleanroom-sandbox --bench training 2>/dev/null | json
+# Every core: the enclave's scoring with one worker and with every vCPU (issue 18).
+CLEANROOM_CREDIT_LR_WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr.wasm" \
+    cargo bench -q -p enclave-app --bench workers 2>/dev/null | json
 # ... and what it is worth: test AUC pretrained, DP at ε = 1 and 4, and non-private on the
 # demo's 200,000-row table (ratio DP / non-private AUC; about 12 s). `make build` built it
 # with the workspace's features; `cargo run -p` alone would rebuild half the workspace.

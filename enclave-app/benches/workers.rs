@@ -1,0 +1,92 @@
+//! Every core: the enclave's scoring throughput with one worker and with every vCPU
+//! (`enclave_app::workers::map_ordered`, a fresh instance per unit as in a job), side by
+//! side in one run, and the check that both give the same scores in the same order.
+//!
+//! `{"bench": NAME, "value": X, "unit": U, "baseline": NAME_OR_NULL, "ratio": R_OR_NULL}`;
+//! `ratio` = units/s with every worker over units/s with one (> 1: the cores help).
+
+use enclave_app::workers::{available, map_ordered};
+use protocol::table::{Column, ColumnData, RecordBatch};
+use sandbox::{Sandbox, SandboxConfig};
+use std::time::{Duration, Instant};
+
+const UNITS: usize = 20_000;
+const FUEL: u64 = 40_000;
+
+fn wasm() -> Vec<u8> {
+    let path = std::env::var_os("CLEANROOM_CREDIT_LR_WASM").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-unknown-unknown/release/credit_lr.wasm")
+    });
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `make wasm`)", path.display()))
+}
+
+/// One-row units of the five credit inputs, from a fixed xorshift stream.
+fn units() -> Vec<RecordBatch> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    (0..UNITS)
+        .map(|_| {
+            let col = |name: &str, data| Column { name: name.into(), data };
+            RecordBatch::new(vec![
+                col("income", ColumnData::F64(vec![15_000.0 + (next() % 200_000) as f64])),
+                col("utilization", ColumnData::F64(vec![(next() % 1000) as f64 / 1000.0])),
+                col("late_payments", ColumnData::I64(vec![(next() % 8) as i64])),
+                col("tenure_months", ColumnData::I64(vec![(next() % 360) as i64])),
+                col("birth_decade", ColumnData::I64(vec![1940 + 10 * (next() % 7) as i64])),
+            ])
+            .expect("unit")
+        })
+        .collect()
+}
+
+fn main() {
+    let sb = Sandbox::new(SandboxConfig {
+        memory_limit_bytes: 2 << 20,
+        time_limit: Duration::from_secs(600),
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox");
+    let module = sb.admit(&wasm()).expect("credit-lr");
+    let inputs: Vec<String> =
+        ["income", "utilization", "late_payments", "tenure_months", "birth_decade"].map(String::from).to_vec();
+    let units = units();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let run = |workers: usize| {
+        let started = Instant::now();
+        let scores = map_ordered(
+            workers,
+            &units,
+            || sb.unit_runner(&module, &inputs, FUEL, deadline).expect("runner"),
+            |r, u| r.score(u).expect("scored"),
+        );
+        (UNITS as f64 / started.elapsed().as_secs_f64(), scores)
+    };
+    let all = available();
+    // Warm the pool, then alternate, best of three each.
+    let _ = run(all);
+    let (mut one, mut many) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        let (a, s1) = run(1);
+        let (b, sn) = run(all);
+        assert_eq!(s1, sn, "scores differ between 1 and {all} workers");
+        one = one.max(a);
+        many = many.max(b);
+    }
+    let line = |name: String, value: f64, baseline: Option<&str>, ratio: Option<f64>| {
+        let b = baseline.map_or("null".to_string(), |b| format!("\"{b}\""));
+        let r = ratio.map_or("null".to_string(), |r| format!("{r:.3}"));
+        println!("{{\"bench\": \"{name}\", \"value\": {value:.0}, \"unit\": \"units/s\", \"baseline\": {b}, \"ratio\": {r}}}");
+    };
+    line("enclave_scoring_1_worker_units_per_s".into(), one, None, None);
+    line(
+        format!("enclave_scoring_{all}_workers_units_per_s"),
+        many,
+        Some("enclave_scoring_1_worker_units_per_s"),
+        Some(many / one),
+    );
+}
