@@ -495,7 +495,7 @@ impl Enclave {
         let fuel = self.policy.sandbox.fuel_per_unit;
         // Checked once here, so a runner every worker builds below cannot fail.
         self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
-        let workers = crate::workers::available();
+        let workers = crate::workers::JOB_WORKERS;
         // Score `batch` on every core and absorb the scores in unit order.
         let score_all =
             |batch: &[protocol::table::RecordBatch], params: Option<&std::sync::Arc<[f64]>>, acc: &mut Accumulator| {

@@ -9,6 +9,15 @@
 
 /// Most workers a job uses.
 pub const MAX_WORKERS: usize = 64;
+
+/// Workers a job uses today: one. Measured on a 2-vCPU VM (`make bench`,
+/// `enclave_scoring_*`), two workers score at about 0.6× of one: each unit's memory reset
+/// (PAGEMAP_SCAN in wasmtime's pooling allocator) write-protects the pages it scans, and the
+/// TLB shootdown of every reset interrupts the other worker's core; without PAGEMAP_SCAN one
+/// worker is 2.5× slower and two still do not scale. Workers in address spaces of their
+/// own would not share those shootdowns; until then the job runs on one, and
+/// [`map_ordered`] keeps the result independent of this number.
+pub const JOB_WORKERS: usize = 1;
 /// Stack of a worker thread: the guest runs on it (the sandbox's `max_wasm_stack`, at most
 /// 16 MiB, plus the host's frames).
 const WORKER_STACK: usize = 20 << 20;
