@@ -198,6 +198,29 @@ pub fn epsilon_lower_bound<T>(s0: &[T], s1: &[T], events: &[Event<'_, T>], alpha
     best
 }
 
+/// Spearman rank correlation: Pearson's on the ranks (ties share their mean rank), so a
+/// few measurements stretched by preemption on a loaded machine weigh as much as any other.
+pub fn rank_correlation(x: &[f64], y: &[f64]) -> f64 {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            for k in i..=j {
+                r[idx[k]] = (i + j) as f64 / 2.0;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    correlation(&ranks(x), &ranks(y))
+}
+
 /// Pearson correlation.
 pub fn correlation(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
