@@ -43,6 +43,7 @@ const LATTICE: f64 = (1u64 << LATTICE_BITS) as f64;
 pub struct TrainingPlan {
     pub spec: TrainingSpec,
     q: Rational,
+    sigma: Rational,
     clip: f64,
     /// σ² of the noise in lattice units: (σ · 2^LATTICE_BITS)².
     noise_sigma_sq: Rational,
@@ -151,6 +152,7 @@ impl TrainingPlan {
         Ok(TrainingPlan {
             spec: spec.clone(),
             q,
+            sigma,
             clip,
             noise_sigma_sq,
             optimizer,
@@ -186,8 +188,7 @@ impl TrainingPlan {
     /// The noise's standard deviation on each coordinate of the mean gradient a step
     /// applies: σ·C / expected batch size.
     pub fn step_noise_std(&self) -> f64 {
-        self.spec.noise_multiplier.as_str().parse::<f64>().unwrap_or(f64::NAN) * self.clip
-            / self.spec.expected_batch_size as f64
+        self.sigma.to_f64() * self.clip / self.spec.expected_batch_size as f64
     }
 }
 
@@ -540,7 +541,7 @@ pub fn describe(plan: &TrainingPlan, n_params: Option<usize>) -> Vec<String> {
         format!(
             "  noise per step: discrete Gaussian σ = {} lattice units per coordinate; on the mean gradient \
              about {:.3e} per coordinate (expected batch {})",
-            t.noise_multiplier.as_str().parse::<f64>().unwrap_or(f64::NAN) * LATTICE,
+            plan.sigma.to_f64() * LATTICE,
             plan.step_noise_std(),
             t.expected_batch_size
         ),

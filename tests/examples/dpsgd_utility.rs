@@ -134,29 +134,10 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Exact AUC of `scores` against 0/1 `labels` (ties count half).
-fn auc(scores: &[f64], labels: &[f64]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let mid_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| labels[idx[k]] == 1.0).count() as f64 * mid_rank;
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|&&y| y == 1.0).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
-}
-
 fn test_auc<M: Trainable + Default>(params: &[f64], test: &Table) -> f64 {
     let mut model = M::default();
     model.set_params(params);
-    auc(&run_native(&model, &test.columns(0..test.len())).expect("scores"), &test.label)
+    cleanroom_e2e::exact_auc(&run_native(&model, &test.columns(0..test.len())).expect("scores"), &test.label)
 }
 
 /// The public divisor of a step's gradient sum: q times the units, rounded.

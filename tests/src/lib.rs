@@ -935,3 +935,23 @@ pub fn bank_rules_keeping_small_classes() -> String {
     assert_ne!(edited, shipped, "the bank rules changed: update this edit");
     edited
 }
+
+/// Exact AUC of `scores` against 0/1 `labels` (ties count half): the owner's plaintext
+/// reference in the training tests and the utility benchmark.
+pub fn exact_auc(scores: &[f64], labels: &[f64]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let mid_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += (i..=j).filter(|&k| labels[idx[k]] == 1.0).count() as f64 * mid_rank;
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}

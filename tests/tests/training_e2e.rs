@@ -114,25 +114,6 @@ fn plaintext(w: &World) -> Plain {
     p
 }
 
-/// Exact AUC of `scores` against 0/1 `labels` (ties count half).
-fn auc(scores: &[f64], labels: &[f64]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| labels[idx[k]] == 1.0).count() as f64 * avg;
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|&&y| y == 1.0).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
-}
-
 fn native_auc<M: Trainable>(model: &M, p: &Plain) -> f64 {
     let cols = [
         Column::F64(&p.income),
@@ -141,7 +122,7 @@ fn native_auc<M: Trainable>(model: &M, p: &Plain) -> f64 {
         Column::I64(&p.tenure),
         Column::I64(&p.decade),
     ];
-    auc(&run_native(model, &cols).unwrap(), &p.label)
+    cleanroom_e2e::exact_auc(&run_native(model, &cols).unwrap(), &p.label)
 }
 
 #[test]
