@@ -144,6 +144,11 @@ impl TrainingPlan {
         let account = sgm.account(&delta)?;
         let lattice = Rational::from_integer(1u128 << LATTICE_BITS);
         let sigma_int = sigma.checked_mul(&lattice)?;
+        // Checked here, before any spend: a scale the exact sampler refuses would otherwise
+        // fail every step after the grant is gone.
+        if sigma_int > Rational::from_integer(dp::sampler::MAX_SCALE) {
+            return Err(field("noise_multiplier", "too large for the exact noise sampler"));
+        }
         let noise_sigma_sq = sigma_int.checked_mul(&sigma_int)?;
         // β(1 + e^ε), rounded up generously: the overrun event's share of δ.
         let extra = OVERRUN_PROBABILITY * (1.0 + account.epsilon.to_f64().exp()) * 1.01;
@@ -679,6 +684,7 @@ mod tests {
         refused(TrainingSpec { sample_rate: Decimal("0.5".into()), ..spec("1", 1) }, "training.sample_rate");
         refused(TrainingSpec { sample_rate: Decimal("0".into()), ..spec("1", 1) }, "training.sample_rate");
         refused(spec("0.4", 1), "training.noise_multiplier");
+        refused(spec("10000000000", 1), "too large for the exact noise sampler");
         refused(TrainingSpec { clip_norm: Decimal("101".into()), ..spec("1", 1) }, "training.clip_norm");
         refused(
             TrainingSpec {
