@@ -58,6 +58,41 @@ pub struct Expected {
     pub max_age: Duration,
 }
 
+impl Expected {
+    /// The image and policy to expect, with evidence at most five minutes old.
+    pub fn new(image: ImageReference, policy_digest: Digest, allow_simulated: bool) -> Expected {
+        Expected { image, policy_digest, allow_simulated, max_age: Duration::from_secs(300) }
+    }
+}
+
+fn parsed<T>(path: &std::path::Path, r: Result<T, String>) -> Result<T, crate::Error> {
+    r.map_err(|why| crate::Error::Parse { path: path.to_path_buf(), why })
+}
+
+/// The image reference from exactly one of the CLI's `--expect-pcr0 HEX`, `--expect-pcrs
+/// pcrs.json` (eif-build's) or `--expect-snp FILE` (measurement, minimum TCB, maximum VMPL).
+pub fn image_reference(
+    pcr0: Option<&str>,
+    pcrs: Option<&std::path::Path>,
+    snp: Option<&std::path::Path>,
+) -> Result<ImageReference, crate::Error> {
+    use crate::files::{parse_hex, read_text};
+    Ok(match (pcr0, pcrs, snp) {
+        (Some(hex), None, None) => ImageReference::Pcrs(BTreeMap::from([(0u16, parse_hex(hex, "--expect-pcr0")?)])),
+        (None, Some(file), None) => ImageReference::Pcrs(parsed(file, read_pcrs_json(&read_text(file)?))?),
+        (None, None, Some(file)) => ImageReference::Snp(parsed(
+            file,
+            attestation_verifier::SnpReference::from_json(&read_text(file)?).map_err(|e| e.to_string()),
+        )?),
+        (None, None, None) => {
+            return Err(crate::Error::Usage(
+                "give --expect-pcr0 HEX, --expect-pcrs pcrs.json or --expect-snp FILE".into(),
+            ))
+        }
+        _ => return Err(crate::Error::Usage("give only one of --expect-pcr0, --expect-pcrs, --expect-snp".into())),
+    })
+}
+
 /// PCR16 after the enclave extends it once with the policy digest.
 pub use protocol::pcr::policy_pcr as expected_policy_pcr;
 
@@ -293,6 +328,16 @@ impl BlobClient {
             HostResponse::Blob { .. } => Err(ClientError::Blob("host returned another blob than asked for".into())),
             _ => Err(ClientError::Unexpected),
         }
+    }
+}
+
+impl audit::files::AuditSource for BlobClient {
+    type Error = ClientError;
+    fn audit_log(&mut self) -> Result<Vec<String>, ClientError> {
+        BlobClient::audit_log(self)
+    }
+    fn get(&mut self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
+        BlobClient::get(self, digest)
     }
 }
 

@@ -16,22 +16,14 @@
 //! δ outside (0, 1), a zero or non-integer sensitivity, q outside (0, 1], a flag that does not
 //! apply to the mechanism) is one clear error line and exit 1.
 
-use clap::{Subcommand, ValueEnum};
 use dp::plan::{plan_gaussian, plan_laplace, NoisePlan};
 use dp::sgm::{max_steps, SampledGaussian, SgmAccount, MAX_STEPS};
 use dp::{Delta, Epsilon, Rational};
 use std::io::Write;
 
-/// `cleanroom dp ...`
-#[derive(Subcommand, Debug)]
-pub enum DpCmd {
-    /// Noise scale, expected error and 95% interval of a mechanism; or raw noise samples; or
-    /// the (ε, δ) of DP-SGD.
-    Plan(PlanArgs),
-}
-
 /// Which noise distribution.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum PlanMechanism {
     /// Exact discrete Laplace (pure ε-DP), scale b = Δ1/ε.
     Laplace,
@@ -51,36 +43,37 @@ impl PlanMechanism {
     }
 }
 
-/// Arguments of `cleanroom dp plan`.
-#[derive(clap::Args, Debug)]
+/// Arguments of `cleanroom dp plan`, as text: every value is checked here.
+#[derive(Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct PlanArgs {
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub mechanism: PlanMechanism,
     /// ε > 0, a decimal (0.5, 1e-3) or a fraction (1/3). For dp-sgd, in place of --steps: the
     /// target, and the largest number of steps that fits is printed.
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub epsilon: Option<String>,
     /// δ in (0, 1); required for gaussian and dp-sgd, refused for laplace.
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub delta: Option<String>,
     /// Sensitivity in the aggregate's integer units (L1 for laplace, L2 for gaussian), >= 1.
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub sensitivity: Option<String>,
     /// Print N raw noise samples (one integer per line) instead of the plan.
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub samples: Option<String>,
     /// dp-sgd: the Poisson sampling rate q in (0, 1] (each unit joins a step's batch with
     /// probability q).
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub sample_rate: Option<String>,
     /// dp-sgd: the noise multiplier σ >= 0.1 (noise standard deviation / clipping norm).
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub noise_multiplier: Option<String>,
     /// dp-sgd: the number of steps T in [1, 10^7].
-    #[arg(long, allow_hyphen_values = true)]
+    #[cfg_attr(feature = "cli", arg(long, allow_hyphen_values = true))]
     pub steps: Option<String>,
     /// dp-sgd: print one JSON object instead of text.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub json: bool,
 }
 
@@ -431,15 +424,13 @@ fn write_text(out: &mut impl Write, text: &str) -> Result<(), PlanError> {
     Ok(out.flush()?)
 }
 
-/// Run `cleanroom dp ...`, printing to stdout.
-pub fn run(cmd: DpCmd) -> Result<(), PlanError> {
-    let DpCmd::Plan(args) = cmd;
+/// `cleanroom dp plan`: the plan as text (or JSON), or raw noise samples, written to `out`.
+pub fn write(args: &PlanArgs, out: &mut impl Write) -> Result<(), PlanError> {
     // Every parameter is checked before any noise is drawn.
     let samples =
         args.samples.as_deref().map(|s| parse_count(s).ok_or_else(|| PlanError::Samples(s.to_string()))).transpose()?;
-    let plan = make_plan(&args)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let plan = make_plan(args)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     let r = match (&plan, samples) {
         (Plan::Noise(p), None) => write_text(&mut out, &describe(p)),
         (Plan::DpSgd(p), _) if args.json => write_text(&mut out, &format!("{}\n", sgd_json(p))),

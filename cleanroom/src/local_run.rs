@@ -108,3 +108,50 @@ fn score_all(runner: &mut sandbox::UnitRunner, acc: &mut Accumulator, units: &[R
         acc.add_unit(unit, &scores);
     }
 }
+
+/// What `cleanroom owner-check` writes: the exact run, labelled as the owner's own and
+/// never released. `cleanroom compare` reads it back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OwnerCheck {
+    pub label: String,
+    pub rows: u64,
+    pub units: u64,
+    pub units_absent: u64,
+    pub outputs: Vec<protocol::result::OutputRelease>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<OwnerTrainingCheck>,
+}
+
+/// A training query's non-private reference, beside the owner's exact outputs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OwnerTrainingCheck {
+    pub label: String,
+    pub parameter_names: Vec<String>,
+    pub pretrained_parameters: Vec<f64>,
+    pub nonprivate_parameters: Vec<f64>,
+    /// The query's outputs with the pretrained parameters.
+    pub pretrained_outputs: Vec<protocol::result::OutputRelease>,
+}
+
+pub const OWNER_CHECK_LABEL: &str =
+    "owner's own check: exact values from plaintext, computed on the owner's machine; not DP, never released";
+pub const NONPRIVATE_REFERENCE_LABEL: &str = "non-private reference: the query's sampled steps and optimizer without clipping or noise; the outputs above use its parameters";
+
+impl From<ExactRun> for OwnerCheck {
+    fn from(run: ExactRun) -> Self {
+        OwnerCheck {
+            label: OWNER_CHECK_LABEL.into(),
+            rows: run.rows,
+            units: run.report.units,
+            units_absent: run.report.units_absent,
+            outputs: run.report.outputs,
+            training: run.training.map(|t| OwnerTrainingCheck {
+                label: NONPRIVATE_REFERENCE_LABEL.into(),
+                parameter_names: t.names,
+                pretrained_parameters: t.pretrained,
+                nonprivate_parameters: t.trained,
+                pretrained_outputs: t.pretrained_report.outputs,
+            }),
+        }
+    }
+}

@@ -3,8 +3,8 @@
 //! the receipt, keep the new checkpoint. The CLI prints; this decides.
 
 use crate::client::{AttestedSession, ClientError};
-use crate::keystore::KeyStore;
-use crate::ledger::{HeldCheckpoint, Ledger, LedgerError};
+use ledger::{HeldCheckpoint, Ledger, LedgerError};
+use owner_prep::keystore::KeyStore;
 use protocol::audit::LogReceipt;
 use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
 use protocol::job::QuerySpec;

@@ -150,7 +150,7 @@ pub fn build(
         dataset_expires_at: match &m.retention_until {
             None => None,
             Some(day) => Some(
-                crate::prepare::Date::parse_iso(day)
+                owner_prep::prepare::Date::parse_iso(day)
                     .ok_or_else(|| DecodeError::Invalid {
                         what: "manifest",
                         why: format!("retention_until {day:?} is not a YYYY-MM-DD date"),

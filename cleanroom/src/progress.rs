@@ -1,7 +1,7 @@
 //! Progress for long owner commands: a bar (rows or MB, rate, ETA) when standard error is
 //! a terminal, plain lines at most every few seconds otherwise (logs, CI).
 
-use cleanroom::prepare::{Phase, Progress};
+use owner_prep::prepare::{Phase, Progress};
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 //! here is attested, nothing is differentially private and no budget is spent: `test`
 //! prints exact aggregates over the provider's own sample.
 
-use crate::keystore::KeyStore;
-use crate::prepare::{self, PrepareOptions};
+use owner_prep::keystore::KeyStore;
+use owner_prep::prepare::{self, PrepareOptions};
 use protocol::job::QuerySpec;
 use protocol::policy::{Policy, SandboxLimits};
 use protocol::result::OutputRelease;
@@ -19,68 +19,6 @@ use std::time::Duration;
 /// Printed by `provider test`, and stored in its JSON output.
 pub const LOCAL_TEST_NOTICE: &str = "LOCAL TEST: exact values from your own sample, computed on this machine; \
      no differential privacy is applied, no privacy budget is spent and no attestation is involved";
-
-/// `cleanroom provider ...`
-#[derive(Debug, clap::Subcommand)]
-pub enum ProviderCmd {
-    /// Admit a module exactly as the enclave would (imports, exports, limits, ABI version)
-    /// and print the hash the owner lists in the policy.
-    Check {
-        module: PathBuf,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
-    /// Run a module and query over a local CSV sample, through the same column preparation,
-    /// sandbox and limits as the enclave, and print the exact (not DP) aggregates.
-    Test {
-        module: PathBuf,
-        /// A sample with the owner's source columns (e.g. from `cleanroom generate`).
-        #[arg(long)]
-        csv: PathBuf,
-        /// The query spec (e.g. from `cleanroom query-init`).
-        #[arg(long)]
-        query: PathBuf,
-        #[command(flatten)]
-        limits: LimitArgs,
-        /// Groups smaller than this are withheld (the owner's policy may set more).
-        #[arg(long, default_value_t = 1)]
-        min_group_size: u64,
-        /// Rows kept per privacy unit before aggregation.
-        #[arg(long, default_value_t = 1)]
-        max_rows_per_unit: u32,
-        /// Also write the exact outputs as JSON here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
-
-/// Sandbox limits; the defaults are those `cleanroom policy init` writes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LimitArgs {
-    /// Fuel the module may spend on one privacy unit; a unit that runs out is absent.
-    #[arg(long, default_value_t = 40_000)]
-    pub fuel_per_unit: u64,
-    #[arg(long, default_value_t = 2)]
-    pub memory_limit_mib: u64,
-    #[arg(long, default_value_t = 8)]
-    pub max_module_mib: u64,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> SandboxLimits {
-        SandboxLimits {
-            fuel_per_unit: self.fuel_per_unit,
-            memory_limit_bytes: self.memory_limit_mib.saturating_mul(1 << 20),
-            max_module_bytes: self.max_module_mib.saturating_mul(1 << 20),
-        }
-    }
-}
-
-impl Default for LimitArgs {
-    fn default() -> Self {
-        LimitArgs { fuel_per_unit: 40_000, memory_limit_mib: 2, max_module_mib: 8 }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -106,10 +44,6 @@ pub enum ProviderError {
 /// An error's text on one line (wasmtime/wasmparser messages can span several).
 fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ProviderError> {
-    std::fs::read(path).map_err(|source| ProviderError::Io { path: path.to_path_buf(), source })
 }
 
 /// What admission found.
@@ -266,79 +200,4 @@ pub fn test(
         outputs: run.report.outputs,
         warnings,
     })
-}
-
-fn print_check(r: &CheckReport) {
-    println!("module admitted by the cleanroom sandbox (the same admission the enclave runs)");
-    println!("  sha256:          {}", r.hash);
-    println!("                   (the owner lists this in the policy's allowed_modules;");
-    println!("                    the query spec's module_hash must equal it)");
-    println!("  ABI version:     {}", r.abi_version);
-    println!("  size:            {} bytes (limit {} bytes)", r.size, r.config.max_module_bytes);
-    println!("  inputs:          {} ({})", r.inputs.len(), r.inputs.join(", "));
-    println!("  outputs per row: {} ({})", r.outputs_per_row, r.output_names.join(", "));
-    println!("  imports:         {}", if r.imports.is_empty() { "none".into() } else { r.imports.join(", ") });
-    println!("  exports:         {}", r.exports.join(", "));
-    println!(
-        "  limits:          memory {} MiB per unit, a fresh instance per unit, Wasm stack {} KiB, one memory, one table of at most {} elements",
-        r.config.memory_limit_bytes >> 20,
-        r.config.max_wasm_stack >> 10,
-        sandbox::MAX_TABLE_ELEMENTS
-    );
-    println!("  compile time:    {:.1} ms", r.compile_time.as_secs_f64() * 1e3);
-}
-
-/// Run one `cleanroom provider` command, printing its report.
-pub fn run(cmd: ProviderCmd) -> Result<(), ProviderError> {
-    match cmd {
-        ProviderCmd::Check { module, limits } => {
-            let r = check(&read(&module)?, &limits.limits())?;
-            print_check(&r);
-        }
-        ProviderCmd::Test { module, csv, query, limits, min_group_size, max_rows_per_unit, out } => {
-            let text = String::from_utf8(read(&query)?)
-                .map_err(|_| ProviderError::Query { path: query.clone(), why: "not UTF-8".into() })?;
-            let spec = QuerySpec::from_toml(&text)
-                .map_err(|e| ProviderError::Query { path: query.clone(), why: e.to_string() })?;
-            let wasm = read(&module)?;
-            println!("{LOCAL_TEST_NOTICE}.");
-            let r = test(&wasm, &csv, &spec, limits.limits(), min_group_size, max_rows_per_unit)?;
-            print_check(&r.check);
-            for w in &r.warnings {
-                println!("warning: {w}");
-            }
-            println!(
-                "ran job {} over {} rows ({} privacy units scored, {} absent after a fault; at most {} rows per unit)",
-                spec.job_id, r.rows, r.units, r.units_absent, max_rows_per_unit
-            );
-            for o in &r.outputs {
-                println!("\n{} ({}): exact, no noise", o.name, o.class);
-                let show = o.values.len().min(20);
-                for v in &o.values[..show] {
-                    println!("  {:<20} {:>14.6}", v.key, v.value);
-                }
-                if o.values.len() > show {
-                    println!("  … {} more", o.values.len() - show);
-                }
-            }
-            if let Some(path) = out {
-                let doc = serde_json::json!({
-                    "label": LOCAL_TEST_NOTICE,
-                    "dp": false,
-                    "budget_spent": "0",
-                    "attested": false,
-                    "module_hash": r.check.hash.to_hex(),
-                    "rows": r.rows,
-                    "units": r.units,
-                    "units_absent": r.units_absent,
-                    "outputs": r.outputs,
-                });
-                let text = serde_json::to_string_pretty(&doc).map_err(|e| ProviderError::Sandbox(e.to_string()))?;
-                std::fs::write(&path, text).map_err(|source| ProviderError::Io { path: path.clone(), source })?;
-                println!("\nexact outputs written to {}", path.display());
-            }
-            println!("\n{LOCAL_TEST_NOTICE}.");
-        }
-    }
-    Ok(())
 }

@@ -101,6 +101,10 @@ pub enum QueryInitError {
     Dp(#[from] dp::DpError),
     #[error("training: {0}")]
     Training(String),
+    #[error("the policy's worst case overflows the deadline's range")]
+    WorstCaseOverflows,
+    #[error("the query does not fit the policy: {0}")]
+    Release(#[from] release::ReleaseError),
     #[error("the skeleton does not parse back (a bug): {0}")]
     Skeleton(String),
 }
@@ -305,6 +309,39 @@ pub fn skeleton(m: &PublicManifest, abi: &ModuleAbi, ch: &Choices) -> Result<Str
     }
     QuerySpec::from_toml(&t).map_err(|e| QueryInitError::Skeleton(e.to_string()))?;
     Ok(t)
+}
+
+/// The shortest whole-second deadline, plus a second, that the policy's worst case allows
+/// for the starting outputs (which never select groups) or, for a training query, its
+/// schedule with the evaluation output that scores every unit again.
+pub fn shortest_deadline_ms(
+    m: &PublicManifest,
+    module_hash: Digest,
+    policy: &protocol::policy::Policy,
+    training: Option<&(TrainingChoice, usize)>,
+) -> Result<u64, QueryInitError> {
+    let mut shape = QuerySpec {
+        job_id: String::new(),
+        collaborator: String::new(),
+        dataset_digest: m.dataset_digest,
+        module_hash,
+        inputs: vec![],
+        outputs: vec![],
+        delta: None,
+        deadline_ms: 1,
+        training: None,
+    };
+    let plan = match training {
+        Some((c, n)) => {
+            shape.training = Some(c.spec.clone());
+            shape.outputs = vec![protocol::job::OutputSpec::auc("evaluation", &c.spec.label, 100, "1")];
+            Some((release::training::TrainingPlan::new(&c.spec, policy)?, *n))
+        }
+        None => None,
+    };
+    let s = release::training::schedule(&shape, policy, plan.as_ref().map(|(p, n)| (p, *n)))
+        .ok_or(QueryInitError::WorstCaseOverflows)?;
+    Ok((s.minimum.as_millis() as u64).div_ceil(1000) * 1000 + 1000)
 }
 
 #[cfg(test)]

@@ -138,14 +138,14 @@ pub enum GrantError {
     #[error("system randomness failed")]
     Random,
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] ledger::LedgerError),
 }
 
 /// Record in the ledger, and return, the grant for exactly `spec` (its digest, its ε and δ,
 /// the key the policy lists for its collaborator) to the enclave key `enclave_public_key`.
 /// Written before anything is sent: a crash loses budget, never creates it.
 pub fn grant_for_query(
-    ledger: &mut crate::ledger::Ledger,
+    ledger: &mut ledger::Ledger,
     policy: &Policy,
     spec: &QuerySpec,
     enclave_public_key: &[u8],
@@ -157,7 +157,7 @@ pub fn grant_for_query(
         .ok_or_else(|| GrantError::NotACollaborator(spec.collaborator.clone()))?;
     let mut nonce = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(|_| GrantError::Random)?;
-    Ok(ledger.issue_grant(crate::ledger::GrantRequest {
+    Ok(ledger.issue_grant(ledger::GrantRequest {
         grant_id: format!("grant-{}", hex::encode(nonce)),
         job_id: &spec.job_id,
         query_digest: spec.digest(),

@@ -63,15 +63,15 @@ fn prepare_tokenizes_through_a_pkcs11_token() {
 
     let o = prepare(&d("sealed"), PIN, &loc);
     assert!(o.status.success(), "{}", text(&o));
-    let m = cleanroom::prepare::load_manifest(Path::new(&d("sealed"))).unwrap();
+    let m = owner_prep::prepare::load_manifest(Path::new(&d("sealed"))).unwrap();
     assert_eq!(m.population(), Some(key_id.as_str()));
     assert_eq!(m.lineage.token_key.as_deref(), Some(format!("{key_id} (pkcs11:{TOKEN}/tokenization)").as_str()));
 
     // The sealed tokens are the token's HMAC of each customer id, checked through the token.
-    let ks = cleanroom::keystore::KeyStore::open(Path::new(&d("owner.keys"))).unwrap();
+    let ks = owner_prep::keystore::KeyStore::open(Path::new(&d("owner.keys"))).unwrap();
     assert_ne!(ks.key_id(), key_id, "the key file's own key was not used");
     let batches =
-        cleanroom::prepare::open_sealed(Path::new(&d("sealed")), &ks.data_key(&m.dataset_digest).unwrap()).unwrap();
+        owner_prep::prepare::open_sealed(Path::new(&d("sealed")), &ks.data_key(&m.dataset_digest).unwrap()).unwrap();
     let sealed: std::collections::BTreeSet<[u8; 32]> = batches
         .iter()
         .flat_map(|b| match b.column("customer_token") {
@@ -106,10 +106,10 @@ fn prepare_tokenizes_through_a_pkcs11_token() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(d("policy.toml")).unwrap()).unwrap();
-    let grants = token.find_ed25519_key(&cleanroom::hsm_keys::grant_key_label("tokenization")).unwrap();
+    let grants = token.find_ed25519_key(&owner_prep::hsm_keys::grant_key_label("tokenization")).unwrap();
     assert_eq!(policy.owner_public_key.as_slice(), &grants.public_key()[..]);
     assert_ne!(policy.owner_public_key.as_slice(), &ks.signing_key().public_key()[..]);
-    let signer = cleanroom::hsm_keys::Pkcs11GrantSigner(grants);
+    let signer = owner_prep::hsm_keys::Pkcs11GrantSigner(grants);
     let signed = protocol::signing::Signed::sign_with(&signer, protocol::grant::GRANT_CONTEXT, &"a grant").unwrap();
     signed.verify(protocol::grant::GRANT_CONTEXT, policy.owner_public_key.as_slice()).unwrap();
     let by_file = ks.signing_key().sign(protocol::grant::GRANT_CONTEXT, &"a grant");

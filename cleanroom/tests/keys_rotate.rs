@@ -25,7 +25,7 @@ fn rotation_unlinks_tokens_and_keeps_the_budget() {
     common::write_small_table_rules(Path::new(&rules));
     let seal = |out: &str| {
         ok(&["prepare", &d("data/bank.csv"), "--rules", &rules, "--keys", &d("owner.keys"), "--out", out]);
-        cleanroom::prepare::load_manifest(Path::new(out)).unwrap()
+        owner_prep::prepare::load_manifest(Path::new(out)).unwrap()
     };
     let before = seal(&d("jan"));
     let old = before.population().unwrap().to_string();
@@ -38,10 +38,10 @@ fn rotation_unlinks_tokens_and_keeps_the_budget() {
     assert_ne!(new, old);
 
     // The same customers, tokens that share nothing.
-    let ks = cleanroom::keystore::KeyStore::open(Path::new(&d("owner.keys"))).unwrap();
+    let ks = owner_prep::keystore::KeyStore::open(Path::new(&d("owner.keys"))).unwrap();
     let tokens = |m: &protocol::manifest::Manifest, dir: &str| -> std::collections::BTreeSet<[u8; 32]> {
         let key = ks.data_key(&m.dataset_digest).unwrap();
-        cleanroom::prepare::open_sealed(Path::new(dir), &key)
+        owner_prep::prepare::open_sealed(Path::new(dir), &key)
             .unwrap()
             .iter()
             .flat_map(|b| match b.column("customer_token") {
@@ -55,7 +55,7 @@ fn rotation_unlinks_tokens_and_keeps_the_budget() {
     assert!(a.is_disjoint(&b));
 
     // The ledger sends the new population to the old one's cap.
-    let ledger = cleanroom::ledger::Ledger::open(Path::new(&d("l.sqlite"))).unwrap();
+    let ledger = ledger::Ledger::open(Path::new(&d("l.sqlite"))).unwrap();
     assert_eq!(ledger.population(&new).unwrap().population, old);
     let o = cleanroom(&[
         "budget",

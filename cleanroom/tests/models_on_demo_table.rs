@@ -2,9 +2,9 @@
 //! itself: generated with the demo's seed, prepared and sealed by the owner's pipeline,
 //! decrypted, then scored both ways.
 
-use cleanroom::keystore::KeyStore;
-use cleanroom::prepare::{open_sealed, prepare, PrepareOptions};
 use model_sdk::{Column as SdkColumn, Model};
+use owner_prep::keystore::KeyStore;
+use owner_prep::prepare::{open_sealed, prepare, PrepareOptions};
 use protocol::table::{ColumnData, RecordBatch};
 use sandbox::{Sandbox, SandboxConfig};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ fn example_models_match_native_bit_for_bit_on_the_demo_table() {
     let dir = tempfile::tempdir().unwrap();
     let (csv, pq) = (dir.path().join("bank.csv"), dir.path().join("bank.parquet"));
     // The demo's table: 200,000 customers, seed 7 (`cleanroom generate` defaults).
-    cleanroom::datagen::generate(200_000, 7, &csv, &pq).unwrap();
+    owner_prep::datagen::generate(200_000, 7, &csv, &pq).unwrap();
     let mut ks = KeyStore::create_or_open(&dir.path().join("owner.keys")).unwrap();
     let report = prepare(&pq, &mut ks, &dir.path().join("sealed"), &PrepareOptions::default()).unwrap();
     let batches = open_sealed(&dir.path().join("sealed"), &ks.data_key(&report.dataset_digest).unwrap()).unwrap();

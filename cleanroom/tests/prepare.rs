@@ -2,9 +2,9 @@
 
 mod common;
 
-use cleanroom::datagen::{self, Customer, Generator};
-use cleanroom::keystore::KeyStore;
-use cleanroom::prepare::{
+use owner_prep::datagen::{self, Customer, Generator};
+use owner_prep::keystore::KeyStore;
+use owner_prep::prepare::{
     open_sealed, prepare, ColumnTransform, KRemedy, OpenError, PrepareError, PrepareOptions, Rules, BANK_RULES,
     CHUNKS_DIR, MANIFEST_FILE,
 };
@@ -163,7 +163,7 @@ fn manifest_describes_columns_lineage_and_k_anonymity() {
     let mut ks = f.keystore("owner.keys");
     let out = f.path("sealed");
     let r = prepare(&f.csv, &mut ks, &out, &opts(16_384)).unwrap();
-    let m = cleanroom::prepare::load_manifest(&out).unwrap();
+    let m = owner_prep::prepare::load_manifest(&out).unwrap();
     assert_eq!(m, r.manifest);
     assert_eq!(m.digest(), r.manifest_digest);
     assert_eq!(m.dataset_name, "bank");
@@ -295,7 +295,7 @@ fn tokenization_depends_on_the_owner_key() {
 }
 
 fn chunk_path(out: &Path, i: u64) -> PathBuf {
-    out.join(CHUNKS_DIR).join(cleanroom::prepare::chunk_file_name(i))
+    out.join(CHUNKS_DIR).join(owner_prep::prepare::chunk_file_name(i))
 }
 
 #[test]
@@ -532,8 +532,8 @@ fn demo_scale_timing() {
 #[test]
 fn suggested_rules_flag_pii_and_cannot_be_sealed_unreviewed() {
     let f = fixture(2_000, 21);
-    let today = cleanroom::prepare::Date::new(2026, 12, 6).unwrap();
-    let s = cleanroom::suggest::suggest_rules(&f.csv, &cleanroom::prepare::InputOptions::default(), today).unwrap();
+    let today = owner_prep::prepare::Date::new(2026, 12, 6).unwrap();
+    let s = owner_prep::suggest::suggest_rules(&f.csv, &owner_prep::prepare::InputOptions::default(), today).unwrap();
     assert_eq!((s.rows_seen, s.rows_scanned), (2_000, 2_000));
     assert_eq!(s.unit.as_deref(), Some("customer_id"));
     let block = |col: &str| {
@@ -606,7 +606,7 @@ fn k_anonymity_is_enforced_by_the_rules_remedy() {
     o.rules = k_rules("remedy = \"override\"\nreason = \"regional analysis needs every branch\"");
     let r = prepare(&f.csv, &mut ks, &f.path("overridden"), &o).unwrap();
     assert_eq!(r.rows, 3_000);
-    let m = cleanroom::prepare::load_manifest(&f.path("overridden")).unwrap();
+    let m = owner_prep::prepare::load_manifest(&f.path("overridden")).unwrap();
     assert_eq!(m.k_anonymity.unwrap().remedy.as_deref(), Some("override: regional analysis needs every branch"));
 }
 
@@ -649,7 +649,7 @@ fn rare_categories_labels_and_nulls_follow_the_rules() {
     let e = prepare(&null_income, &mut ks, &f.path("null"), &opts(500)).unwrap_err();
     assert!(matches!(&e, PrepareError::Null { row: 6, column } if column == "income"), "{e}");
     let mut o = opts(500);
-    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = cleanroom::prepare::NullPolicy::DropRow;
+    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = owner_prep::prepare::NullPolicy::DropRow;
     let r = prepare(&null_income, &mut ks, &f.path("null"), &o).unwrap();
     assert_eq!((r.rows, r.manifest.rows_dropped_null), (998, 2));
 }
@@ -693,7 +693,7 @@ fn the_retention_date_reaches_the_policy_and_the_owner_refuses_an_expired_datase
     let f = fixture(100, 25);
     let mut ks = f.keystore("owner.keys");
     let mut o = opts(500);
-    o.rules.retention_until = cleanroom::prepare::Date::new(2024, 6, 30);
+    o.rules.retention_until = owner_prep::prepare::Date::new(2024, 6, 30);
     let r = prepare(&f.csv, &mut ks, &f.path("sealed"), &o).unwrap();
     assert_eq!(r.manifest.retention_until.as_deref(), Some("2024-06-30"));
     let params = cleanroom::owner_policy::PolicyParams::default();
@@ -728,7 +728,7 @@ fn nulls_keep_seals_nulls_as_nulls() {
     o.rules.columns = bank_rules_with(note).columns;
     let keep = ["income", "late_payments", "zip", "defaulted"];
     for c in o.rules.columns.iter_mut().filter(|c| keep.contains(&c.source.as_str())) {
-        c.nulls = cleanroom::prepare::NullPolicy::Keep;
+        c.nulls = owner_prep::prepare::NullPolicy::Keep;
     }
     let r = prepare(&input, &mut ks, &f.path("out"), &o).unwrap();
     assert_eq!((r.rows, r.manifest.rows_dropped_null), (600, 0), "nothing is dropped");
@@ -786,7 +786,7 @@ fn nulls_keep_seals_nulls_as_nulls() {
     // Columns not kept as nullable have no validity.
     assert!(batches.iter().all(|b| b.validity("utilization").is_none() && b.validity("customer_token").is_none()));
     // The owner's summary counts them.
-    let text = cleanroom::prepare::summary(&r, &f.path("out"));
+    let text = owner_prep::prepare::summary(&r, &f.path("out"));
     assert!(text.contains("income: 2 nulls sealed as nulls"), "{text}");
 }
 
@@ -795,7 +795,7 @@ fn a_chunk_whose_validity_disagrees_with_the_manifest_is_refused() {
     let f = fixture(300, 32);
     let mut ks = f.keystore("owner.keys");
     let mut o = opts(300);
-    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = cleanroom::prepare::NullPolicy::Keep;
+    o.rules.columns.iter_mut().find(|c| c.source == "income").unwrap().nulls = owner_prep::prepare::NullPolicy::Keep;
     let r = prepare(&f.csv, &mut ks, &f.path("out"), &o).unwrap();
     let key = ks.data_key(&r.dataset_digest).unwrap();
     // No null in the table, yet the column carries its (all-valid) validity.

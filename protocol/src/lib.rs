@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod bytes;
+pub mod date;
 pub mod deadline;
 pub mod diagnostics;
 pub mod digest;

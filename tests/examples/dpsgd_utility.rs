@@ -29,9 +29,9 @@
 //! Prints a table, then one JSON line per figure (`dpsgd_auc_<model>_<setting>`; the DP
 //! ones have the non-private AUC as baseline, ratio DP / non-private).
 
-use cleanroom::datagen::{Customer, Generator, DEFAULT_ROWS, MAX_ROWS};
 use dp::{Epsilon, Rational};
 use model_sdk::{params_of, run_native, unit_gradient_native, Column, Trainable};
+use owner_prep::datagen::{Customer, Generator, DEFAULT_ROWS, MAX_ROWS};
 use protocol::policy::Decimal;
 use protocol::training::{Optimizer, TrainingLimits, TrainingSpec};
 use release::training::{train, train_nonprivate_reference, TrainingPlan};

@@ -880,7 +880,7 @@ impl World {
 impl World {
     /// The ledger's (ε spent, δ spent) for the provider on this world's population.
     pub fn spent(&self) -> (String, String) {
-        let l = cleanroom::ledger::Ledger::open(&self.ledger).expect("ledger opens");
+        let l = ledger::Ledger::open(&self.ledger).expect("ledger opens");
         let b = l.budget(&self.population, &self.collaborator).expect("budget row");
         (b.epsilon.spent.to_string(), b.delta.spent.to_string())
     }
@@ -897,7 +897,7 @@ pub fn read_result(path: &Path) -> protocol::result::JobResult {
 }
 
 /// A result file as `cleanroom submit` writes it: the signed result and its log receipt.
-pub fn read_result_file(path: &Path) -> cleanroom::audit::ResultFile {
+pub fn read_result_file(path: &Path) -> audit::ResultFile {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -927,7 +927,7 @@ pub fn release_shape(r: &protocol::result::JobResult, with_value_counts: bool) -
 /// override recorded): test tables of a few thousand rows are far too small for k = 10 over
 /// zip3 × birth decade, and the tests compare against every generated row.
 pub fn bank_rules_keeping_small_classes() -> String {
-    let shipped = cleanroom::prepare::BANK_RULES;
+    let shipped = owner_prep::prepare::BANK_RULES;
     let edited = shipped.replace(
         "remedy = \"suppress\"",
         "remedy = \"override\"\nreason = \"test table: every generated row is compared\"",

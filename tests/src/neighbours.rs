@@ -14,9 +14,9 @@
 //! values themselves (which the caller audits statistically).
 
 use cleanroom::client::{connect_attested, Expected};
-use cleanroom::keystore::KeyStore;
-use cleanroom::ledger::Ledger;
 use cleanroom::owner_policy::{self, PolicyParams};
+use ledger::Ledger;
+use owner_prep::keystore::KeyStore;
 use protocol::audit::AuditRecord;
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
@@ -164,15 +164,15 @@ fn with_nulls(csv: &str) -> String {
 
 /// The bank rules, except that the extra unit (its own zip3, a class of one) is sealed,
 /// not suppressed, and its ten-digit income is not taken for a phone number.
-fn audit_rules() -> cleanroom::prepare::Rules {
-    let mut rules = cleanroom::prepare::Rules::bank();
+fn audit_rules() -> owner_prep::prepare::Rules {
+    let mut rules = owner_prep::prepare::Rules::bank();
     rules.k_anonymity.remedy =
-        cleanroom::prepare::KRemedy::Override { reason: "neighbouring audit: D' must hold the extra unit".into() };
+        owner_prep::prepare::KRemedy::Override { reason: "neighbouring audit: D' must hold the extra unit".into() };
     for c in rules.columns.iter_mut().filter(|c| c.source == "income") {
         c.allow_pii = Some("the extra unit's income has ten digits".into());
     }
     for c in rules.columns.iter_mut().filter(|c| ["utilization", "zip", "defaulted"].contains(&c.source.as_str())) {
-        c.nulls = cleanroom::prepare::NullPolicy::Keep;
+        c.nulls = owner_prep::prepare::NullPolicy::Keep;
     }
     rules
 }
@@ -189,7 +189,7 @@ impl Side {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let (csv, pq) = (d.join("bank.csv"), d.join("bank.parquet"));
-        cleanroom::datagen::generate(ROWS, 11, &csv, &pq).expect("generate");
+        owner_prep::datagen::generate(ROWS, 11, &csv, &pq).expect("generate");
         let mut text = with_nulls(&std::fs::read_to_string(&csv).expect("csv"));
         if plus_one {
             text.push_str(&extra_unit_rows());
@@ -197,13 +197,13 @@ impl Side {
         std::fs::write(&csv, text).expect("csv");
         // The token key is shared; the store also holds each dataset's fresh data key.
         let mut ks = KeyStore::create_or_open(token_key_store).expect("key store");
-        let opts = cleanroom::prepare::PrepareOptions {
+        let opts = owner_prep::prepare::PrepareOptions {
             rows_per_chunk: ROWS_PER_CHUNK,
             rules: audit_rules(),
             ..Default::default()
         };
         let sealed = d.join("sealed");
-        let r = cleanroom::prepare::prepare(&csv, &mut ks, &sealed, &opts).expect("prepare");
+        let r = owner_prep::prepare::prepare(&csv, &mut ks, &sealed, &opts).expect("prepare");
         let data_key = ks.data_key(&r.dataset_digest).expect("data key");
         let owner = ks.signing_key();
         let mut digests = HashMap::new();
@@ -253,7 +253,7 @@ impl Side {
         let mut chunks = vec![];
         let mut chunk_sizes = vec![];
         for i in 0..r.chunks {
-            let bytes = std::fs::read(r.chunks_dir.join(cleanroom::prepare::chunk_file_name(i))).expect("chunk");
+            let bytes = std::fs::read(r.chunks_dir.join(owner_prep::prepare::chunk_file_name(i))).expect("chunk");
             let dg = Digest::of(&bytes);
             chunk_sizes.push(bytes.len());
             blobs.insert(dg, bytes);

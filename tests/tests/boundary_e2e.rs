@@ -9,8 +9,8 @@
 //! * a module that runs long on one data bit replies at the same instant as one that
 //!   does not: at the query's deadline.
 
-use cleanroom::ledger::Ledger;
 use cleanroom_e2e::*;
+use ledger::Ledger;
 use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::policy::Policy;
@@ -130,7 +130,7 @@ fn grant_without_review(w: &World, query: &Path) {
         EnclaveMessage::Evidence { public_key, .. } => public_key.0,
         other => panic!("{other:?}"),
     };
-    let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
+    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     // The library's grant, without the review that `cleanroom release` runs first.
     let grant = cleanroom::review::grant_for_query(

@@ -19,7 +19,7 @@ fn audit_count(w: &World, event: &str) -> usize {
 }
 
 fn ledger_grants(w: &World) -> usize {
-    let l = cleanroom::ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly");
+    let l = ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly");
     l.grants().unwrap().len()
 }
 
@@ -66,7 +66,7 @@ fn text_of(o: &std::process::Output) -> String {
 /// A correctly signed grant for the demo query of `job`, for `enclave_key`, with the
 /// fields `cleanroom release` fills in (not recorded in the ledger).
 fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::Signed {
-    let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
+    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
     let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
     let query = w.read_query(&w.query(job, &credit_lr_wasm()));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -98,7 +98,7 @@ fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::
 }
 
 fn data_key(w: &World) -> (Digest, protocol::sealed::DataKey) {
-    let ks = cleanroom::keystore::KeyStore::open(&w.keys).unwrap();
+    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
     let d: Digest = w.dataset.parse().unwrap();
     (d, ks.data_key(&d).unwrap())
 }
@@ -245,7 +245,7 @@ fn killing_the_owner_mid_release_never_creates_budget() {
     );
     // Give grants already on the wire time to be processed.
     std::thread::sleep(Duration::from_millis(300));
-    let l = cleanroom::ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly after SIGKILLs");
+    let l = ledger::Ledger::open(&w.ledger).expect("ledger opens cleanly after SIGKILLs");
     let b = l.budget(&w.population, "acme").unwrap().epsilon;
     let p = l.population(&w.population).unwrap().epsilon;
     let grants = l.grants().unwrap().len();

@@ -3,7 +3,7 @@
 /// The shipped bank rules with another k-anonymity remedy (`remedy` is TOML text, e.g.
 /// `remedy = "refuse"`). Small test tables keep every row with an override.
 pub fn bank_rules_with_remedy(remedy: &str) -> String {
-    let shipped = cleanroom::prepare::BANK_RULES;
+    let shipped = owner_prep::prepare::BANK_RULES;
     assert!(shipped.contains("remedy = \"suppress\""), "the bank rules changed: update this edit");
     shipped.replace("remedy = \"suppress\"", remedy)
 }

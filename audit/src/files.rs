@@ -2,25 +2,36 @@
 //! host stores it) with `evidence/<sha256 hex>` beside it, one file per signer's
 //! attestation document.
 
-use crate::audit::AuditReport;
-use crate::client::{BlobClient, ClientError};
+use crate::AuditReport;
 use protocol::audit::AuditRecord;
 use protocol::signing::Signed;
 use protocol::Digest;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use tlog::signer::ExpectedImage;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FilesError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
+    #[error("fetching from the host: {0}")]
+    Source(Box<dyn std::error::Error + Send + Sync>),
     #[error("{path}: {why}")]
     Io { path: PathBuf, why: std::io::Error },
     #[error("{path}: evidence file name is not a SHA-256 hex digest")]
     BadName { path: PathBuf },
     #[error("{path}: the file does not hash to its name")]
     BadContent { path: PathBuf },
+    #[error("{path}: not a result file: {why}")]
+    BadResult { path: PathBuf, why: String },
+    #[error(transparent)]
+    Audit(#[from] crate::AuditError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    Replay(#[from] tlog::replay::ReplayError),
+    #[error("{path}: {why}")]
+    Write { path: PathBuf, why: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
@@ -32,9 +43,23 @@ pub struct Fetched {
     pub evidence: usize,
 }
 
+/// Where the log and its evidence come from: the host's blob API (`cleanroom::client::
+/// BlobClient`), kept behind a trait so that auditing links no network client.
+pub trait AuditSource {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Every stored log line, in order.
+    fn audit_log(&mut self) -> Result<Vec<String>, Self::Error>;
+    /// The blob stored under `digest`.
+    fn get(&mut self, digest: &Digest) -> Result<Vec<u8>, Self::Error>;
+}
+
+fn source<E: std::error::Error + Send + Sync + 'static>(e: E) -> FilesError {
+    FilesError::Source(Box::new(e))
+}
+
 /// Download the log and every evidence document its records name into `dir`.
-pub fn fetch(client: &mut BlobClient, dir: &Path) -> Result<Fetched, FilesError> {
-    let lines = client.audit_log()?;
+pub fn fetch<S: AuditSource>(client: &mut S, dir: &Path) -> Result<Fetched, FilesError> {
+    let lines = client.audit_log().map_err(source)?;
     let mut digests = BTreeSet::new();
     for line in &lines {
         // Not verified here (`audit verify` does that); only to know what to download.
@@ -45,7 +70,7 @@ pub fn fetch(client: &mut BlobClient, dir: &Path) -> Result<Fetched, FilesError>
     let ev_dir = dir.join("evidence");
     std::fs::create_dir_all(&ev_dir).map_err(io(&ev_dir))?;
     for d in &digests {
-        let doc = client.get(d)?;
+        let doc = client.get(d).map_err(source)?;
         let path = ev_dir.join(d.to_hex());
         std::fs::write(&path, doc).map_err(io(&path))?;
     }
@@ -130,4 +155,96 @@ pub fn summary_text(r: &AuditReport) -> String {
         s.push_str(&format!("  finding: {f}\n"));
     }
     s
+}
+
+/// What an auditor hands `audit verify`: the log (with `evidence/` beside it), the image
+/// and policies to expect, and whatever else it holds to check the log against.
+pub struct AuditFiles<'a> {
+    pub log: &'a Path,
+    pub expected: &'a ExpectedImage,
+    /// The owner's ledger: every grant must be in the log, and its checkpoints consistent.
+    pub ledger: Option<&'a Path>,
+    /// Checkpoints held elsewhere (a provider's, a witness's).
+    pub checkpoints: &'a [PathBuf],
+    /// Providers' result files: each receipt must be in the log.
+    pub results: &'a [PathBuf],
+}
+
+/// A verified log: the report, the log as read, and the ledger when one was given.
+pub struct Checked {
+    pub report: AuditReport,
+    pub log_text: String,
+    pub ledger: Option<ledger::Ledger>,
+}
+
+/// Verify the log with everything `files` names.
+pub fn check(files: &AuditFiles<'_>, now: u64) -> Result<Checked, FilesError> {
+    let read_text = |p: &Path| std::fs::read_to_string(p).map_err(io(p));
+    let log_text = read_text(files.log)?;
+    let evidence = read_evidence_dir(files.log)?;
+    let ledger = files.ledger.map(ledger::Ledger::open).transpose()?;
+    let ledger_view = match &ledger {
+        Some(l) => Some(crate::LedgerView { grants: l.grants()?, checkpoints: l.checkpoints()? }),
+        None => None,
+    };
+    let mut checkpoints = vec![];
+    for p in files.checkpoints {
+        checkpoints.push(crate::HeldNote { holder: p.display().to_string(), text: read_text(p)? });
+    }
+    let mut results = vec![];
+    for p in files.results {
+        let bytes = std::fs::read(p).map_err(io(p))?;
+        let f: crate::ResultFile = serde_json::from_slice(&bytes)
+            .map_err(|e| FilesError::BadResult { path: p.clone(), why: e.to_string() })?;
+        results.push((p.display().to_string(), f));
+    }
+    let report = crate::verify(crate::AuditInputs {
+        log_text: &log_text,
+        evidence: &evidence,
+        expected: files.expected,
+        checkpoints,
+        results,
+        ledger: ledger_view,
+        now,
+    })?;
+    Ok(Checked { report, log_text, ledger })
+}
+
+/// The log's records as JSON lines, one flat object each (for a SIEM or a spreadsheet).
+pub fn jsonl(checked: &Checked) -> Result<String, FilesError> {
+    Ok(crate::flat_records(&checked.log_text)?.iter().map(|r| format!("{r}\n")).collect())
+}
+
+/// Everything an auditor hands on: the verification, the records, the log as stored and
+/// the owner's grants.
+#[derive(Serialize)]
+pub struct EvidenceBundle<'a> {
+    pub format: &'static str,
+    pub exported_at: u64,
+    pub verification: &'a AuditReport,
+    pub records: Vec<serde_json::Value>,
+    pub log: &'a str,
+    pub ledger: BundleLedger,
+}
+
+#[derive(Serialize)]
+pub struct BundleLedger {
+    pub grants: Vec<ledger::GrantRow>,
+}
+
+pub const BUNDLE_FORMAT: &str = "cleanroom-evidence-bundle/v2";
+
+pub fn evidence_bundle(checked: &Checked, now: u64) -> Result<EvidenceBundle<'_>, FilesError> {
+    let grants = match &checked.ledger {
+        Some(l) => l.grants()?,
+        None => vec![],
+    };
+    Ok(EvidenceBundle {
+        format: BUNDLE_FORMAT,
+        exported_at: now,
+        verification: &checked.report,
+        records: crate::flat_records(&checked.log_text)?,
+        log: &checked.log_text,
+        ledger: BundleLedger { grants },
+    })
 }

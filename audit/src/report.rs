@@ -2,7 +2,7 @@
 //! from a verified [`AuditReport`]. Every value from the log is HTML-escaped: records are
 //! written by enclaves but principals and job ids come from providers.
 
-use crate::audit::{AuditReport, JobReport};
+use crate::{AuditReport, JobReport};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -23,10 +23,10 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian, by
-/// [`crate::prepare::Date`]); a time past year 9999 prints as seconds.
+/// [`protocol::date::Date`]); a time past year 9999 prints as seconds.
 pub fn utc(secs: u64) -> String {
     let rem = secs % 86_400;
-    match i64::try_from(secs / 86_400).ok().and_then(crate::prepare::Date::from_days_since_epoch) {
+    match i64::try_from(secs / 86_400).ok().and_then(protocol::date::Date::from_days_since_epoch) {
         Some(d) => format!("{d} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60),
         None => format!("{secs} s UTC"),
     }

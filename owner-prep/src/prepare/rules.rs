@@ -3,8 +3,8 @@
 //! a rule set that names no privacy unit, two units, a transform that cannot apply to
 //! its declared type, or a label without a domain is refused here, naming the column.
 
-use super::dates::Date;
 use super::PrepareError;
+use protocol::date::Date;
 use protocol::manifest::{Sensitivity, Transform};
 use protocol::policy::ColumnRole;
 use serde::Deserialize;
@@ -408,7 +408,7 @@ impl Rules {
         })
     }
 
-    /// The rules for the demo's synthetic bank table (`rules/bank.toml` in the repo): the
+    /// The rules for the demo's synthetic bank table (`cleanroom/rules/bank.toml` in the repo, beside the CLI that users run it with): the
     /// demo and the tests take the same path as any owner's table.
     pub fn bank() -> Rules {
         Rules::from_toml(BANK_RULES).expect("the bank rules in the repo are valid")
@@ -421,7 +421,7 @@ impl Rules {
 }
 
 /// The bank table's rules, as shipped in the repository.
-pub const BANK_RULES: &str = include_str!("../../rules/bank.toml");
+pub const BANK_RULES: &str = include_str!("../../../cleanroom/rules/bank.toml");
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -23,7 +23,6 @@
 //! checks pass, so bad input leaves no partial output (and the staging folder, spilled
 //! plaintext included, is deleted either way).
 
-mod dates;
 mod open;
 mod rules;
 mod snapshot;
@@ -32,9 +31,9 @@ mod spill;
 mod summary;
 mod transform;
 
-pub use dates::Date;
 pub use open::{load_manifest, open_sealed, OpenError};
 pub use pii::Kind as Detector;
+pub use protocol::date::Date;
 pub use rules::{
     ColumnRule, ColumnTransform, DatePart, Encoding, InputFormat, InputOptions, IntBinning, KAnonymityRule, KRemedy,
     NullPolicy, Rules, SealedType, ValueType, BANK_RULES, OTHER_CATEGORY, RULES_VERSION,

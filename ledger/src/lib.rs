@@ -170,7 +170,7 @@ pub struct PopulationRow {
 }
 
 /// One issued grant, as the ledger recorded it (in issue order from [`Ledger::grants`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GrantRow {
     pub grant_id: String,
     pub job_id: String,

@@ -7,7 +7,10 @@
 //! fork), checks every result's receipt and that its record is the log's, and cross-checks
 //! the owner's ledger. The first failure is returned, naming the line or checkpoint.
 
-use crate::ledger::{GrantRow, HeldCheckpoint};
+pub mod files;
+pub mod report;
+
+use ledger::{GrantRow, HeldCheckpoint};
 use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
 use protocol::result::{JobResult, RESULT_CONTEXT};
 use protocol::signing::{SignatureError, Signed};

@@ -5,7 +5,6 @@
 //! types them; Parquet values arrive typed. Errors name the row and column but never echo
 //! a value (it may be PII).
 
-use super::dates::Date;
 use super::rules::{Encoding, InputFormat, InputOptions};
 use super::PrepareError;
 use arrow_array::cast::AsArray;
@@ -17,6 +16,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use protocol::date::Date;
 use protocol::Digest;
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -1,4 +1,4 @@
-//! Calendar dates for the date transforms and the retention date: proleptic Gregorian,
+//! Calendar dates (the owner's date transforms, the retention date, the audit report): proleptic Gregorian,
 //! parsed strictly (2025-02-29 and 2024-13-01 are not dates).
 
 use std::fmt;

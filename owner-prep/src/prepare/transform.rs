@@ -1,10 +1,10 @@
 //! One source value → one sealed value, by the column's rule. Pure functions; errors
 //! name the row and column and describe a value's shape, never the value.
 
-use super::dates::Date;
 use super::rules::{ColumnRule, ColumnTransform, DatePart, IntBinning, ValueType};
 use super::source::Value;
 use super::PrepareError;
+use protocol::date::Date;
 
 /// A sealed value before dictionary encoding.
 #[derive(Debug, Clone, PartialEq)]

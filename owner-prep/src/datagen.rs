@@ -505,6 +505,15 @@ fn arrow_batch(schema: &Arc<Schema>, rows: &[Customer]) -> Result<RecordBatch, A
     )
 }
 
+/// [`generate`] into `dir` (created if absent) as `bank.csv` and `bank.parquet`; returns
+/// the two paths and the summary.
+pub fn generate_into(rows: u64, seed: u64, dir: &Path) -> Result<(PathBuf, PathBuf, GenSummary), Error> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let (csv, parquet) = (dir.join("bank.csv"), dir.join("bank.parquet"));
+    let summary = generate(rows, seed, &csv, &parquet)?;
+    Ok((csv, parquet, summary))
+}
+
 /// Generate `rows` customers from `seed` and write them to `csv` and `parquet` (same
 /// content, same column order). Existing files at those paths are replaced.
 pub fn generate(rows: u64, seed: u64, csv: &Path, parquet: &Path) -> Result<GenSummary, Error> {
