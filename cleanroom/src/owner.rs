@@ -9,6 +9,7 @@ use protocol::audit::LogReceipt;
 use protocol::grant::{BudgetGrant, GRANT_CONTEXT};
 use protocol::job::QuerySpec;
 use protocol::policy::Policy;
+use protocol::sealed::DataKey;
 use protocol::wire::{ClientMessage, EnclaveMessage};
 use tlog::checkpoint::{self, Checkpoint, CheckpointError};
 use tlog::merkle::ProofError;
@@ -47,12 +48,19 @@ pub enum ReleaseError {
     DatasetExpired { expires_at: u64 },
 }
 
-/// Where the owner's keys are: data keys in the key file, the grant-signing key there or
-/// in a PKCS#11 token.
+/// The owner's keys for one release: the dataset's data key (from the key file) and the
+/// grant-signing key (the key file's, or one in a PKCS#11 token).
 #[derive(Clone, Copy)]
 pub struct OwnerKeys<'a> {
-    pub store: &'a KeyStore,
+    pub data_key: &'a DataKey,
     pub grant_signer: &'a dyn protocol::signing::Signer,
+}
+
+impl<'a> OwnerKeys<'a> {
+    /// The policy's dataset key from the key store.
+    pub fn data_key_for(store: &KeyStore, policy: &Policy) -> Result<DataKey, ReleaseError> {
+        store.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))
+    }
 }
 
 /// The owner's clock is the one the owner trusts: a dataset past its retention date is
@@ -119,18 +127,18 @@ pub fn release(
     check_retention(policy, now)?;
     // Checked before the ledger records a grant: a grant the enclave would refuse must
     // not spend budget.
-    let OwnerKeys { store: keys, grant_signer } = keys;
+    let OwnerKeys { data_key, grant_signer } = keys;
     if grant_signer.public_key() != policy.owner_public_key.as_slice() {
         return Err(ReleaseError::WrongGrantKey);
     }
     let origin = checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
     let (checked, checked_from) = check_log(session, ledger, &origin)?;
-    let data_key = keys.data_key(&policy.dataset_digest).ok_or(ReleaseError::NoDataKey(policy.dataset_digest))?;
     let grant = crate::review::grant_for_query(ledger, policy, spec, &session.public_key, now, ttl)?;
     let signed = protocol::signing::Signed::sign_with(grant_signer, GRANT_CONTEXT, &grant)
         .map_err(ReleaseError::GrantSigning)?;
     // The key travels as a `DataKey`: every copy, the message's included, is wiped on drop.
-    let msg = ClientMessage::ReleaseKey { dataset_digest: policy.dataset_digest, data_key, grant: signed };
+    let msg =
+        ClientMessage::ReleaseKey { dataset_digest: policy.dataset_digest, data_key: data_key.clone(), grant: signed };
     let reply = session.call(&msg);
     drop(msg);
     let EnclaveMessage::KeyAccepted { grant_id, receipt } = reply? else {

@@ -18,7 +18,6 @@ use cleanroom::owner_policy::{self, PolicyParams};
 use ledger::Ledger;
 use owner_prep::keystore::KeyStore;
 use protocol::audit::AuditRecord;
-use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
 use protocol::manifest::Manifest;
 use protocol::policy::{Collaborator, Policy};
@@ -322,23 +321,14 @@ impl Side {
         s.minimum.as_millis() as u64 + 60
     }
 
-    /// The owner reviews `spec` and releases the data key and a grant for it, as
-    /// `cleanroom release --query` does.
+    /// The owner releases the data key and a grant for `spec` with the library call
+    /// `cleanroom release` makes (log check, ledger spend, receipt, checkpoint kept).
     pub fn grant(&self, spec: &QuerySpec) {
         let mut session = connect_attested(&self.front, &self.expected()).expect("owner attests");
         let mut ledger = self.ledger.lock().expect("ledger");
-        let grant =
-            cleanroom::review::grant_for_query(&mut ledger, &self.policy, spec, &session.public_key, now(), 3600)
-                .expect("grant");
-        let msg = ClientMessage::ReleaseKey {
-            dataset_digest: self.policy.dataset_digest,
-            data_key: self.data_key.clone(),
-            grant: self.owner.sign(GRANT_CONTEXT, &grant),
-        };
-        match session.call(&msg).expect("key release") {
-            EnclaveMessage::KeyAccepted { .. } => {}
-            other => panic!("key release refused: {other:?}"),
-        }
+        let keys = cleanroom::owner::OwnerKeys { data_key: &self.data_key, grant_signer: &self.owner };
+        cleanroom::owner::release(&mut session, keys, &mut ledger, &self.policy, spec, now(), 3600)
+            .expect("key release");
     }
 
     /// The provider submits `spec`; everything observed from the submission to the reply.

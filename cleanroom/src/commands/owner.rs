@@ -244,17 +244,18 @@ pub fn release(r: &ReleaseRequest<'_>) -> Result<ReleaseOutcome, Error> {
     let mut session = connect_attested(r.front_door, &expect)?;
     let attested = super::Attested::of(&session);
     let mut ledger = Ledger::open(r.ledger)?;
+    let data_key = OwnerKeys::data_key_for(&ks, &policy)?;
     // The grant is signed in the PKCS#11 token when one is named, else by the key file.
     let released = match &r.grant_key {
         KeyHome::Pkcs11(loc) => {
             let token = loc.open()?;
             let signer = Pkcs11GrantSigner(token.find_ed25519_key(&grant_key_label(&loc.key))?);
-            let keys = OwnerKeys { store: &ks, grant_signer: &signer };
+            let keys = OwnerKeys { data_key: &data_key, grant_signer: &signer };
             crate::owner::release(&mut session, keys, &mut ledger, &policy, &spec, r.now, r.ttl)?
         }
         KeyHome::File => {
             let signer = ks.signing_key();
-            let keys = OwnerKeys { store: &ks, grant_signer: &signer };
+            let keys = OwnerKeys { data_key: &data_key, grant_signer: &signer };
             crate::owner::release(&mut session, keys, &mut ledger, &policy, &spec, r.now, r.ttl)?
         }
     };
