@@ -613,9 +613,9 @@ pub struct PolicyInitArgs {
     #[arg(long = "label")]
     pub labels: Vec<String>,
     #[arg(long, default_value = "1")]
-    pub max_epsilon: String,
+    pub max_epsilon: protocol::policy::Decimal,
     #[arg(long, default_value = "0.00001")]
-    pub max_delta: String,
+    pub max_delta: protocol::policy::Decimal,
     #[arg(long, default_value_t = 50)]
     pub min_group_size: u64,
     #[arg(long, default_value_t = 1)]

@@ -9,7 +9,7 @@
 use owner_prep::keystore::KeyStore;
 use owner_prep::prepare::{self, PrepareOptions};
 use protocol::job::QuerySpec;
-use protocol::policy::{Policy, SandboxLimits};
+use protocol::policy::{Decimal, Policy, SandboxLimits};
 use protocol::result::OutputRelease;
 use protocol::Digest;
 use sandbox::{Sandbox, SandboxConfig};
@@ -105,8 +105,8 @@ pub fn local_policy(
     let params = crate::owner_policy::PolicyParams {
         min_group_size,
         max_rows_per_unit,
-        max_epsilon_per_job: "1000".into(),
-        max_delta_per_job: "0.5".into(),
+        max_epsilon_per_job: Decimal::literal("1000"),
+        max_delta_per_job: Decimal::literal("0.5"),
         fuel_per_unit: limits.fuel_per_unit,
         memory_limit_bytes: limits.memory_limit_bytes,
         max_module_bytes: limits.max_module_bytes,

@@ -60,24 +60,19 @@ pub fn default_training(
     let evaluation_epsilon = total.checked_div_int(8)?;
     let budget = total.as_rational().checked_sub(evaluation_epsilon.as_rational())?.unwrap_or(dp::Rational::ZERO);
     let floor: f64 = limits.min_noise_multiplier.as_str().parse::<dp::Rational>()?.to_f64();
-    let d = |v: String| Decimal(v);
+    let d = Decimal::literal;
     let mut spec = TrainingSpec {
         label: label.to_string(),
-        sample_rate: d(q.to_string()),
-        noise_multiplier: d(String::new()),
-        clip_norm: d("1".into()),
+        sample_rate: Decimal::from(q),
+        noise_multiplier: d("0"),
+        clip_norm: d("1"),
         steps: 100.min(limits.max_steps),
         expected_batch_size: ((q.to_f64() * max_units as f64).ceil() as u64).max(1),
-        optimizer: Optimizer::Adam {
-            learning_rate: d("0.05".into()),
-            beta1: d("0.9".into()),
-            beta2: d("0.999".into()),
-            epsilon: d("1e-8".into()),
-        },
-        delta: d("0.000001".into()),
+        optimizer: Optimizer::Adam { learning_rate: d("0.05"), beta1: d("0.9"), beta2: d("0.999"), epsilon: d("1e-8") },
+        delta: d("0.000001"),
     };
     for tenths in ((floor * 10.0).ceil() as u64).max(1)..=500 {
-        spec.noise_multiplier = d(format!("{}.{}", tenths / 10, tenths % 10));
+        spec.noise_multiplier = Decimal::new(format!("{}.{}", tenths / 10, tenths % 10))?;
         let Ok(plan) = release::training::TrainingPlan::within(&spec, limits) else { continue };
         if plan.epsilon.as_rational() <= &budget {
             return Ok(TrainingChoice { spec, accounted: plan.epsilon, evaluation_epsilon });
@@ -360,7 +355,7 @@ mod tests {
         // One tenth less noise would not fit.
         let sigma: f64 = c.spec.noise_multiplier.as_str().parse().unwrap();
         let mut less = c.spec.clone();
-        less.noise_multiplier = protocol::policy::Decimal(format!("{:.1}", sigma - 0.1));
+        less.noise_multiplier = protocol::policy::Decimal::new(format!("{:.1}", sigma - 0.1)).unwrap();
         let plan = release::training::TrainingPlan::within(&less, &limits).unwrap();
         assert!(plan.epsilon.to_f64() > 3.5, "σ {} was not the smallest", sigma);
         // A budget nothing fits.

@@ -372,8 +372,8 @@ impl Enclave {
             module_hash: spec.module_hash,
             query_digest,
             grant: admitted.grant.clone(),
-            epsilon: Decimal(admitted.cost.epsilon.to_string()),
-            delta: Decimal(admitted.cost.delta.to_string()),
+            epsilon: Decimal::from(admitted.cost.epsilon),
+            delta: Decimal::from(admitted.cost.delta),
             deadline,
             // The second in which the deadline falls: never after the reply leaves.
             released_at: start_wall_ms.saturating_add(spec.deadline_ms) / 1000,
@@ -409,7 +409,7 @@ impl Enclave {
         rec.module_hash = Some(spec.module_hash);
         rec.query_digest = Some(*query_digest);
         rec.result_digest = Some(Digest::of(signed.payload.as_slice()));
-        rec.epsilon = Some(Decimal("0".into()));
+        rec.epsilon = Some(Decimal::literal("0"));
         let receipt = self.append_audit(rec)?;
         Ok(Some(EnclaveMessage::JobResult { result: signed, receipt }))
     }

@@ -457,7 +457,7 @@ fn fit(
 }
 
 fn dec(r: &Rational) -> Decimal {
-    Decimal(r.to_string())
+    Decimal::from(*r)
 }
 
 impl Ledger {
@@ -959,12 +959,12 @@ mod tests {
         assert_eq!(
             g.ledger,
             LedgerFigures {
-                collaborator_epsilon_before: Decimal("1".into()),
-                collaborator_epsilon_after: Decimal("0.3".into()),
-                population_epsilon_before: Decimal("10".into()),
-                population_epsilon_after: Decimal("9.3".into()),
-                collaborator_delta_after: Decimal("0.00001".into()),
-                population_delta_after: Decimal("0.001".into()),
+                collaborator_epsilon_before: Decimal::literal("1"),
+                collaborator_epsilon_after: Decimal::literal("0.3"),
+                population_epsilon_before: Decimal::literal("10"),
+                population_epsilon_after: Decimal::literal("9.3"),
+                collaborator_delta_after: Decimal::literal("0.00001"),
+                population_delta_after: Decimal::literal("0.001"),
             }
         );
         let e = l.issue_grant(GrantRequest { epsilon: "0.4", ..req("j2") }).unwrap_err();

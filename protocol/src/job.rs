@@ -357,7 +357,7 @@ impl OutputSpec {
             lower,
             upper,
             noise: Noise::Laplace,
-            epsilon: Decimal(epsilon.into()),
+            epsilon: Decimal::literal(epsilon),
             count_share: None,
         }
     }
@@ -369,7 +369,7 @@ impl OutputSpec {
             of: None,
             edges,
             noise: Noise::Laplace,
-            epsilon: Decimal(epsilon.into()),
+            epsilon: Decimal::literal(epsilon),
         }
     }
 
@@ -381,7 +381,7 @@ impl OutputSpec {
             label: label.into(),
             bins,
             noise: Noise::Laplace,
-            epsilon: Decimal(epsilon.into()),
+            epsilon: Decimal::literal(epsilon),
         }
     }
 

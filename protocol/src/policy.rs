@@ -6,15 +6,74 @@
 use crate::{Bytes, DecodeError, Digest};
 use serde::{Deserialize, Serialize};
 
-/// A non-negative decimal such as "0.5", kept as text so that it is exact.
-/// Parsed into an exact rational by the `dp` crate where it is used.
+/// A non-negative exact number such as "0.5", "1e-6" or "1/3": parsed when it is made or
+/// read (a policy, query or grant with anything else does not decode), and kept as the
+/// text it was written in, so digests and signatures cover exactly what was written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Decimal(pub String);
+#[serde(try_from = "String", into = "String")]
+pub struct Decimal(String);
 
 impl Decimal {
+    /// `text` if it is an exact non-negative number (`dp::Rational`'s grammar: `123`,
+    /// `0.5`, `.5`, `1e-6`, `2.5E3`, `1/3`; no sign, no NaN).
+    pub fn new(text: impl Into<String>) -> Result<Decimal, dp::DpError> {
+        let text = text.into();
+        text.parse::<dp::Rational>()?;
+        Ok(Decimal(text))
+    }
+
+    /// A number written in code. Panics if it is not one: for literals only, never for
+    /// input (use [`Decimal::new`]).
+    #[track_caller]
+    pub fn literal(text: &str) -> Decimal {
+        Decimal::new(text).unwrap_or_else(|e| panic!("not a decimal literal: {e}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The exact value (cannot fail: a `Decimal` is checked when made).
+    pub fn rational(&self) -> dp::Rational {
+        self.0.parse().expect("a Decimal is checked when made")
+    }
+}
+
+impl From<dp::Rational> for Decimal {
+    fn from(r: dp::Rational) -> Decimal {
+        Decimal(r.to_string())
+    }
+}
+
+impl From<dp::Epsilon> for Decimal {
+    fn from(e: dp::Epsilon) -> Decimal {
+        Decimal(e.to_string())
+    }
+}
+
+impl From<dp::Delta> for Decimal {
+    fn from(d: dp::Delta) -> Decimal {
+        Decimal(d.to_string())
+    }
+}
+
+impl std::str::FromStr for Decimal {
+    type Err = dp::DpError;
+    fn from_str(s: &str) -> Result<Decimal, dp::DpError> {
+        Decimal::new(s)
+    }
+}
+
+impl TryFrom<String> for Decimal {
+    type Error = dp::DpError;
+    fn try_from(s: String) -> Result<Decimal, dp::DpError> {
+        Decimal::new(s)
+    }
+}
+
+impl From<Decimal> for String {
+    fn from(d: Decimal) -> String {
+        d.0
     }
 }
 
@@ -240,6 +299,18 @@ impl Policy {
             Some(c) if c.sealed_type == "token" => {}
             _ => return bad(format!("privacy unit {:?} must be a token column of the schema", self.privacy_unit)),
         }
+        // The numbers parsed when read; their ranges are checked here, not at job time.
+        if self.max_epsilon_per_job.rational() == dp::Rational::ZERO {
+            return bad("max_epsilon_per_job must be positive".into());
+        }
+        for (name, d) in [("max_delta_per_job", &self.max_delta_per_job), ("partition_delta", &self.partition_delta)] {
+            if d.rational() >= dp::Rational::ONE {
+                return bad(format!("{name} must be below 1"));
+            }
+        }
+        if self.partition_delta.rational() == dp::Rational::ZERO {
+            return bad("partition_delta must be positive".into());
+        }
         Ok(())
     }
 
@@ -259,5 +330,79 @@ impl Policy {
     /// The digest measured into the enclave and named in grants and audit records.
     pub fn digest(&self) -> Digest {
         Digest::of_parts("cleanroom/policy/v2", &[&crate::to_cbor(self)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_parsed_when_made_and_keep_their_text() {
+        for good in ["0", "1", "0.5", ".5", "1e-6", "2.5E3", "1/3", "0.00001"] {
+            assert_eq!(Decimal::new(good).unwrap().as_str(), good);
+            let back: Decimal = serde_json::from_str(&format!("{good:?}")).unwrap();
+            assert_eq!(back.as_str(), good, "the text (and so every digest) is kept");
+        }
+        for bad in ["", "-1", "NaN", "inf", "1/0", "0x10", " 1", "1 ", "1,5", "one"] {
+            assert!(Decimal::new(bad).is_err(), "{bad:?} accepted");
+            assert!(serde_json::from_str::<Decimal>(&format!("{bad:?}")).is_err(), "{bad:?} decoded");
+        }
+        assert_eq!(Decimal::literal("1/4").rational(), dp::Rational::new(1, 4).unwrap());
+    }
+
+    /// A policy whose ε or δ is not a number, or out of range, fails when it is read.
+    #[test]
+    fn a_bad_epsilon_or_delta_fails_in_from_toml() {
+        let good = Policy {
+            policy_id: "p".into(),
+            owner_public_key: Bytes(vec![1; 32]),
+            dataset_digest: Digest::of(b"d"),
+            population: "pop".into(),
+            privacy_unit: "unit".into(),
+            sealed_chunks: 1,
+            rows_per_chunk: 1,
+            columns: vec![ColumnPolicy {
+                name: "unit".into(),
+                sealed_type: "token".into(),
+                roles: vec![],
+                domain: None,
+            }],
+            allowed_modules: vec![],
+            allowed_query_classes: vec![],
+            collaborators: vec![],
+            min_group_size: 1,
+            max_rows_per_unit: 1,
+            max_epsilon_per_job: Decimal::literal("1"),
+            max_delta_per_job: Decimal::literal("0.00001"),
+            partition_delta: Decimal::literal("0.000001"),
+            timing: Timing {
+                max_deadline_ms: 1000,
+                setup_ms: 1,
+                ns_per_fuel: 1,
+                unit_overhead_ns: 1,
+                ingest_ns_per_row: 1,
+                ns_per_memory_page: 1,
+            },
+            sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
+            diagnostics_key: None,
+            dataset_expires_at: None,
+            training: None,
+        };
+        let text = good.to_toml();
+        assert!(Policy::from_toml(&text).is_ok(), "the control must decode");
+        for (field, value, why) in [
+            ("max_epsilon_per_job", "\"-1\"", "invalid number"),
+            ("max_epsilon_per_job", "\"NaN\"", "invalid number"),
+            ("max_epsilon_per_job", "\"0\"", "must be positive"),
+            ("max_delta_per_job", "\"1\"", "below 1"),
+            ("partition_delta", "\"2/1\"", "below 1"),
+            ("partition_delta", "\"0\"", "must be positive"),
+        ] {
+            let line = text.lines().find(|l| l.starts_with(&format!("{field} = "))).expect("field line");
+            let bad = text.replace(line, &format!("{field} = {value}"));
+            let e = Policy::from_toml(&bad).expect_err(&format!("{field} = {value} accepted")).to_string();
+            assert!(e.to_lowercase().contains(why), "{field} = {value}: {e}");
+        }
     }
 }

@@ -31,16 +31,16 @@ pub enum Optimizer {
 }
 
 fn zero() -> Decimal {
-    Decimal("0".into())
+    Decimal::literal("0")
 }
 fn beta1() -> Decimal {
-    Decimal("0.9".into())
+    Decimal::literal("0.9")
 }
 fn beta2() -> Decimal {
-    Decimal("0.999".into())
+    Decimal::literal("0.999")
 }
 fn adam_eps() -> Decimal {
-    Decimal("1e-8".into())
+    Decimal::literal("1e-8")
 }
 
 impl Optimizer {
@@ -97,10 +97,10 @@ impl Default for TrainingLimits {
     fn default() -> Self {
         TrainingLimits {
             max_steps: 10_000,
-            max_sample_rate: Decimal("0.1".into()),
-            min_noise_multiplier: Decimal("0.5".into()),
-            max_clip_norm: Decimal("100".into()),
-            max_learning_rate: Decimal("10".into()),
+            max_sample_rate: Decimal::literal("0.1"),
+            min_noise_multiplier: Decimal::literal("0.5"),
+            max_clip_norm: Decimal::literal("100"),
+            max_learning_rate: Decimal::literal("10"),
             max_params: 1 << 16,
         }
     }

@@ -132,9 +132,9 @@ fn policy() -> Policy {
         // The defaults of `cleanroom policy` (cleanroom/src/owner_policy.rs).
         min_group_size: 20,
         max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal("100".into()),
-        max_delta_per_job: Decimal("0.0001".into()),
-        partition_delta: Decimal("0.000001".into()),
+        max_epsilon_per_job: Decimal::literal("100"),
+        max_delta_per_job: Decimal::literal("0.0001"),
+        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 1000,
             setup_ms: 1,
@@ -151,7 +151,7 @@ fn policy() -> Policy {
 }
 
 fn spec() -> QuerySpec {
-    let eps = || Decimal(EPS.into());
+    let eps = || Decimal::literal(EPS);
     let by = |c: &str| GroupBy(vec![c.into()]);
     let mean = |name: &str, col: &str, noise: Noise| OutputSpec::Mean {
         name: name.into(),
@@ -187,7 +187,7 @@ fn spec() -> QuerySpec {
             OutputSpec::histogram("histogram", (0..=HIST_BINS).map(|i| i as f64 / HIST_BINS as f64).collect(), EPS),
             OutputSpec::auc("auc", "y", AUC_BINS, EPS),
         ],
-        delta: Some(Decimal("0.000001".into())),
+        delta: Some(Decimal::literal("0.000001")),
         deadline_ms: 1000,
         training: None,
     }
@@ -201,7 +201,7 @@ fn quantiles_output() -> OutputSpec {
         upper: 1.0,
         quantiles: QUANTILES.to_vec(),
         grid: GRID,
-        epsilon: Decimal(EPS.into()),
+        epsilon: Decimal::literal(EPS),
     }
 }
 

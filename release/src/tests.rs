@@ -32,9 +32,9 @@ pub(crate) fn policy(k: u32) -> Policy {
         collaborators: vec![],
         min_group_size: 1,
         max_rows_per_unit: k,
-        max_epsilon_per_job: Decimal("10".into()),
-        max_delta_per_job: Decimal("0.00001".into()),
-        partition_delta: Decimal("0.000001".into()),
+        max_epsilon_per_job: Decimal::literal("10"),
+        max_delta_per_job: Decimal::literal("0.00001"),
+        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 1000,
             setup_ms: 1,
@@ -242,7 +242,7 @@ fn dp_release_is_close_at_large_epsilon_and_names_its_mechanism() {
     assert_eq!(out.len(), 3);
     assert!(out.iter().all(|o| o.mechanism == "discrete_laplace"));
     // Only the group-by output spends δ (its partition selection).
-    assert_eq!(out[0].delta, Some(Decimal("0.000001".into())));
+    assert_eq!(out[0].delta, Some(Decimal::literal("0.000001")));
     assert_eq!((out[1].delta.as_ref(), out[2].delta.as_ref()), (None, None));
     assert_eq!(keys(&out[0]), vec!["a", "b"]);
     // Group a: units 0, 2, …, 198; a third of them (the multiples of 6) score 0.9.
@@ -407,7 +407,7 @@ fn bad_parameters_fail_before_any_data_or_noise() {
     // A policy with no row bound, or a partition δ of 0, is refused the same way.
     assert!(Accumulator::new(&spec("1"), &policy(0), &score()).is_err());
     let mut p0 = policy(1);
-    p0.partition_delta = Decimal("0".into());
+    p0.partition_delta = Decimal::literal("0");
     let e = Accumulator::new(&spec("1"), &p0, &score()).err().unwrap().to_string();
     assert!(e.contains("delta"), "{e}");
     // The valid spec passes.

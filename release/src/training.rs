@@ -488,8 +488,8 @@ impl DpRelease {
             name: "parameters".into(),
             class: "dp_sgd".into(),
             mechanism: "poisson_subsampled_discrete_gaussian".into(),
-            epsilon: Decimal(plan.epsilon.to_string()),
-            delta: Some(Decimal(plan.delta.to_string())),
+            epsilon: Decimal::from(plan.epsilon),
+            delta: Some(Decimal::from(plan.delta)),
             sensitivity: format!("L2 {lattice} lattice units (one unit's clipped gradient, C = {})", t.clip_norm),
             noise_scale: sigma_sq.clone(),
             fixed_point_resolution: None,
@@ -605,13 +605,13 @@ mod tests {
     fn spec(sigma: &str, steps: u32) -> TrainingSpec {
         TrainingSpec {
             label: "y".into(),
-            sample_rate: Decimal("0.1".into()),
-            noise_multiplier: Decimal(sigma.into()),
-            clip_norm: Decimal("1".into()),
+            sample_rate: Decimal::literal("0.1"),
+            noise_multiplier: Decimal::literal(sigma),
+            clip_norm: Decimal::literal("1"),
             steps,
             expected_batch_size: 20,
-            optimizer: Optimizer::Sgd { learning_rate: Decimal("0.5".into()), momentum: Decimal("0".into()) },
-            delta: Decimal("0.000001".into()),
+            optimizer: Optimizer::Sgd { learning_rate: Decimal::literal("0.5"), momentum: Decimal::literal("0") },
+            delta: Decimal::literal("0.000001"),
         }
     }
 
@@ -681,21 +681,21 @@ mod tests {
             assert!(e.contains(what), "{e}");
         };
         refused(TrainingSpec { steps: 10_001, ..spec("1", 1) }, "training.steps");
-        refused(TrainingSpec { sample_rate: Decimal("0.5".into()), ..spec("1", 1) }, "training.sample_rate");
-        refused(TrainingSpec { sample_rate: Decimal("0".into()), ..spec("1", 1) }, "training.sample_rate");
+        refused(TrainingSpec { sample_rate: Decimal::literal("0.5"), ..spec("1", 1) }, "training.sample_rate");
+        refused(TrainingSpec { sample_rate: Decimal::literal("0"), ..spec("1", 1) }, "training.sample_rate");
         refused(spec("0.4", 1), "training.noise_multiplier");
         refused(spec("10000000000", 1), "too large for the exact noise sampler");
-        refused(TrainingSpec { clip_norm: Decimal("101".into()), ..spec("1", 1) }, "training.clip_norm");
+        refused(TrainingSpec { clip_norm: Decimal::literal("101"), ..spec("1", 1) }, "training.clip_norm");
         refused(
             TrainingSpec {
-                optimizer: Optimizer::Sgd { learning_rate: Decimal("11".into()), momentum: Decimal("0".into()) },
+                optimizer: Optimizer::Sgd { learning_rate: Decimal::literal("11"), momentum: Decimal::literal("0") },
                 ..spec("1", 1)
             },
             "learning_rate",
         );
         refused(
             TrainingSpec {
-                optimizer: Optimizer::Sgd { learning_rate: Decimal("0.1".into()), momentum: Decimal("1".into()) },
+                optimizer: Optimizer::Sgd { learning_rate: Decimal::literal("0.1"), momentum: Decimal::literal("1") },
                 ..spec("1", 1)
             },
             "momentum",

@@ -132,7 +132,7 @@ fn native_gradient<M: Trainable>(model: &M, u: &NativeUnit<'_>) -> Vec<f64> {
 
 /// q = 0.01, σ = 1, C = 1, Adam: the shape of a realistic step.
 fn plan(units: usize, steps: u32) -> TrainingPlan {
-    let d = |v: &str| Decimal(v.into());
+    let d = |v: &str| Decimal::literal(v);
     let spec = TrainingSpec {
         label: "defaulted".into(),
         sample_rate: d("0.01"),

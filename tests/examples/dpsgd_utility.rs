@@ -146,7 +146,7 @@ fn expected_batch(h: &Hyper, units: usize) -> u64 {
 }
 
 fn spec(h: &Hyper, sigma: &str, units: usize) -> TrainingSpec {
-    let d = |v: &str| Decimal(v.into());
+    let d = |v: &str| Decimal::literal(v);
     TrainingSpec {
         label: "defaulted".into(),
         sample_rate: d(h.sample_rate),

@@ -210,8 +210,8 @@ impl Side {
         let params = PolicyParams {
             min_group_size: 5,
             max_rows_per_unit: K,
-            max_epsilon_per_job: "3".into(),
-            max_delta_per_job: "0.001".into(),
+            max_epsilon_per_job: protocol::policy::Decimal::literal("3"),
+            max_delta_per_job: protocol::policy::Decimal::literal("0.001"),
             fuel_per_unit: 40_000,
             max_deadline_ms: 60_000,
             token_as_input: true,
@@ -234,8 +234,8 @@ impl Side {
         policy.timing.setup_ms = 80;
         // Every output class in one query (see `audit_query`): ε 1 each, the Gaussian
         // covariance's conversion δ and three partition selections; income may be a value.
-        policy.max_epsilon_per_job = protocol::policy::Decimal("20".into());
-        policy.max_delta_per_job = protocol::policy::Decimal("0.001".into());
+        policy.max_epsilon_per_job = protocol::policy::Decimal::literal("20");
+        policy.max_delta_per_job = protocol::policy::Decimal::literal("0.001");
         for c in policy.columns.iter_mut().filter(|c| c.name == "income") {
             c.roles.push(protocol::policy::ColumnRole::Value);
         }
@@ -524,7 +524,7 @@ fn variant(m: &EnclaveMessage) -> String {
 /// against `defaulted`, and the discrete-Gaussian covariance of score and income.
 pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> QuerySpec {
     use protocol::job::{GroupBy, Noise, ValueSource};
-    let one = || protocol::policy::Decimal("1".into());
+    let one = || protocol::policy::Decimal::literal("1");
     let zip3 = || GroupBy(vec!["zip3".into()]);
     QuerySpec {
         job_id: job.to_string(),
@@ -588,7 +588,7 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
                 epsilon: one(),
             },
         ],
-        delta: Some(protocol::policy::Decimal("0.000001".into())),
+        delta: Some(protocol::policy::Decimal::literal("0.000001")),
         deadline_ms: side.deadline_ms(),
         training: None,
     }
@@ -600,7 +600,7 @@ pub fn audit_query(side: &Side, module: &str, inputs: &[&str], job: &str) -> Que
 /// ([`training_shift_bound`]); and one evaluation histogram of the trained module's score.
 pub fn training_query(side: &Side, module: &str, inputs: &[&str], job: &str, n_params: usize) -> QuerySpec {
     use protocol::training::{Optimizer, TrainingSpec};
-    let d = |v: &str| protocol::policy::Decimal(v.into());
+    let d = |v: &str| protocol::policy::Decimal::literal(v);
     let mut spec = QuerySpec {
         job_id: job.to_string(),
         collaborator: "acme".into(),

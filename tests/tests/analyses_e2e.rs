@@ -17,7 +17,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn d(v: &str) -> Decimal {
-    Decimal(v.into())
+    Decimal::literal(v)
 }
 
 /// Review, grant, submit and verify `query`; the decoded result and the result file.

@@ -70,7 +70,7 @@ fn signed_grant(w: &World, job: &str, enclave_key: &[u8]) -> protocol::signing::
     let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
     let query = w.read_query(&w.query(job, &credit_lr_wasm()));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let d = |s: &str| Decimal(s.into());
+    let d = |s: &str| Decimal::literal(s);
     let g = BudgetGrant {
         grant_id: format!("grant-{job}"),
         job_id: job.into(),
@@ -181,7 +181,7 @@ fn small_query(w: &World, job: &str, half: bool) -> std::path::PathBuf {
                 ("mean", true) => "0.2",
                 (_, true) => "0.15",
             };
-            *o.epsilon_mut() = Decimal(e.into());
+            *o.epsilon_mut() = Decimal::literal(e);
         }
     })
 }

@@ -356,7 +356,7 @@ fn cli_bad_input_is_one_clear_error_line() {
     // A query asking for a negative ε is refused by the owner's review: no grant, no key.
     let q = w.query_with("job-1", &credit_lr_wasm(), "negative.toml", |q| {
         for o in &mut q.outputs {
-            *o.epsilon_mut() = protocol::policy::Decimal("-1".into());
+            *o.epsilon_mut() = protocol::policy::Decimal::literal("-1");
         }
     });
     let o = w.release_query(&q);

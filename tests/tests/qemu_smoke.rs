@@ -45,9 +45,9 @@ fn smoke_policy() -> Policy {
         }],
         min_group_size: 5,
         max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal("1".into()),
-        max_delta_per_job: Decimal("0.00001".into()),
-        partition_delta: Decimal("0.000001".into()),
+        max_epsilon_per_job: Decimal::literal("1"),
+        max_delta_per_job: Decimal::literal("0.00001"),
+        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 60_000,
             setup_ms: 250,

@@ -17,7 +17,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn d(v: &str) -> Decimal {
-    Decimal(v.into())
+    Decimal::literal(v)
 }
 
 fn world() -> World {

@@ -73,7 +73,7 @@ fn attack_advantage(w: &[f64], members: &[Person], others: &[Person]) -> f64 {
 }
 
 fn spec(sigma: &str, steps: u32) -> TrainingSpec {
-    let d = |v: &str| Decimal(v.into());
+    let d = |v: &str| Decimal::literal(v);
     TrainingSpec {
         label: "label".into(),
         sample_rate: d("0.1"),

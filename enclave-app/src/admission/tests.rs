@@ -47,9 +47,9 @@ fn policy() -> Policy {
         collaborators: vec![Collaborator { name: "acme".into(), public_key: Bytes(provider().public_key()) }],
         min_group_size: 5,
         max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal("1".into()),
-        max_delta_per_job: Decimal("0.00001".into()),
-        partition_delta: Decimal("0.000001".into()),
+        max_epsilon_per_job: Decimal::literal("1"),
+        max_delta_per_job: Decimal::literal("0.00001"),
+        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 60_000,
             setup_ms: 10,
@@ -84,7 +84,7 @@ fn spec() -> QuerySpec {
 }
 
 fn grant() -> BudgetGrant {
-    let d = |s: &str| Decimal(s.into());
+    let d = |s: &str| Decimal::literal(s);
     BudgetGrant {
         grant_id: "grant-1".into(),
         job_id: "job-1".into(),
@@ -152,9 +152,9 @@ fn a_good_grant_passes_and_each_wrong_field_is_named() {
     let digest = p.digest();
     let me = Me { policy: &p, policy_digest: &digest, public_key: &key };
     check_grant(&me, &book, &owner().sign(GRANT_CONTEXT, &grant_for(&p)), &p.dataset_digest, NOW).unwrap();
-    assert_eq!(code(grant_with(|g| g.epsilon = Decimal("1.5".into()), &book)), Code::GrantExceedsPolicy);
-    assert_eq!(code(grant_with(|g| g.delta = Decimal("0.001".into()), &book)), Code::GrantExceedsPolicy);
-    assert_eq!(code(grant_with(|g| g.epsilon = Decimal("lots".into()), &book)), Code::ReleaseFailed);
+    assert_eq!(code(grant_with(|g| g.epsilon = Decimal::literal("1.5"), &book)), Code::GrantExceedsPolicy);
+    assert_eq!(code(grant_with(|g| g.delta = Decimal::literal("0.001"), &book)), Code::GrantExceedsPolicy);
+    assert_eq!(code(grant_with(|g| g.epsilon = Decimal::literal("lots"), &book)), Code::ReleaseFailed);
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn a_good_query_passes_and_each_policy_limit_is_named() {
     assert_eq!(
         code(query_with(|s| {
             if let OutputSpec::Auc { epsilon, .. } = &mut s.outputs[2] {
-                *epsilon = Decimal("0.5".into())
+                *epsilon = Decimal::literal("0.5")
             }
         })),
         Code::EpsilonExceedsPolicy
@@ -239,7 +239,7 @@ fn a_good_query_passes_and_each_policy_limit_is_named() {
     p.allowed_query_classes.retain(|c| c != "auc");
     assert_eq!(code(check_query(&p, &spec())), Code::QueryClassNotAllowed);
     let mut p = policy();
-    p.max_delta_per_job = Decimal("0.0000001".into());
+    p.max_delta_per_job = Decimal::literal("0.0000001");
     assert_eq!(code(check_query(&p, &spec())), Code::DeltaExceedsPolicy);
 }
 
@@ -261,10 +261,10 @@ fn the_grant_must_be_pending_for_this_collaborator_unexpired_and_cover_the_cost(
     assert_eq!(code(check_grant_covers(&s, &q, &book_with(g), true, &cost, NOW)), Code::GrantWrongCollaborator);
     assert_eq!(code(check_grant_covers(&s, &q, &book_with(grant()), true, &cost, NOW + 60)), Code::GrantExpired);
     let mut g = grant();
-    g.epsilon = Decimal("0.9".into());
+    g.epsilon = Decimal::literal("0.9");
     assert_eq!(code(check_grant_covers(&s, &q, &book_with(g), true, &cost, NOW)), Code::EpsilonExceedsGrant);
     let mut g = grant();
-    g.delta = Decimal("0".into());
+    g.delta = Decimal::literal("0");
     assert_eq!(code(check_grant_covers(&s, &q, &book_with(g), true, &cost, NOW)), Code::DeltaExceedsGrant);
 }
 
@@ -332,7 +332,7 @@ fn release_errors_map_to_their_refusal_codes() {
 
 fn training_spec() -> QuerySpec {
     use protocol::training::{Optimizer, TrainingSpec};
-    let d = |v: &str| Decimal(v.into());
+    let d = |v: &str| Decimal::literal(v);
     QuerySpec {
         outputs: vec![],
         training: Some(TrainingSpec {

@@ -12,7 +12,7 @@ use protocol::Digest;
 const N: usize = 3000;
 
 fn d(s: &str) -> Decimal {
-    Decimal(s.into())
+    Decimal::literal(s)
 }
 
 fn policy(public_domains: bool) -> Policy {
