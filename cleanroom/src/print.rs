@@ -184,6 +184,11 @@ pub fn submit_step(step: SubmitStep<'_>) {
         SubmitStep::Submitting { module_blob, job_id, deadline_ms } => println!(
             "module {module_blob} uploaded; submitting job {job_id} (the reply comes at its {deadline_ms} ms deadline)"
         ),
+        SubmitStep::FailureLogged { path, log_index, checkpoint_size } => eprintln!(
+            "the failure is logged as record {} (checkpoint of {checkpoint_size} records in {})",
+            log_index + 1,
+            path.display()
+        ),
     }
 }
 

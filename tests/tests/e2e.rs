@@ -353,12 +353,16 @@ fn cli_bad_input_is_one_clear_error_line() {
         "0.01",
     ]);
     assert_fails_with(&o, "nothex");
-    // A query asking for a negative ε is refused by the owner's review: no grant, no key.
-    let q = w.query_with("job-1", &credit_lr_wasm(), "negative.toml", |q| {
-        for o in &mut q.outputs {
-            *o.epsilon_mut() = protocol::policy::Decimal::literal("-1");
-        }
-    });
+    // A query asking for a negative ε does not even decode (ε is parsed when read): no
+    // grant, no key.
+    let q = w.query_with("job-1", &credit_lr_wasm(), "negative.toml", |_| {});
+    let text = std::fs::read_to_string(&q).unwrap();
+    let negative: Vec<String> = text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("epsilon = ") { "epsilon = \"-1\"".to_string() } else { l.to_string() })
+        .collect();
+    assert!(negative.iter().any(|l| l == "epsilon = \"-1\""), "{text}");
+    std::fs::write(&q, negative.join("\n")).unwrap();
     let o = w.release_query(&q);
     assert_fails_with(&o, "-1");
     assert_eq!(w.spent_epsilon(), "0", "{}", w.budget());

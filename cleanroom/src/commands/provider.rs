@@ -158,7 +158,17 @@ pub struct SubmitRequest<'a> {
 /// Steps worth telling the provider while the reply waits for the job's deadline.
 pub enum SubmitStep<'a> {
     Attested(&'a Attested),
-    Submitting { module_blob: Digest, job_id: &'a str, deadline_ms: u64 },
+    Submitting {
+        module_blob: Digest,
+        job_id: &'a str,
+        deadline_ms: u64,
+    },
+    /// The job failed after the spend; its logged record's receipt was kept at `path`.
+    FailureLogged {
+        path: &'a Path,
+        log_index: u64,
+        checkpoint_size: u64,
+    },
 }
 
 pub struct Submitted {
@@ -175,9 +185,8 @@ pub enum SubmitError {
     WrongModule(PathBuf),
     /// The job failed after its grant was spent: nothing more is said, by design. The
     /// failure's receipt, when the enclave gave one, is kept beside the output.
-    #[error("job_failed: the job failed after its grant was spent (by design, nothing more is said){}",
-        .receipt.as_ref().map(|(p, i, n)| format!("; logged as record {} (checkpoint of {n} records in {})", i + 1, p.display())).unwrap_or_default())]
-    JobFailed { receipt: Option<(PathBuf, u64, u64)> },
+    #[error("job_failed: the job failed after its grant was spent (by design, nothing more is said)")]
+    JobFailed,
     #[error("the enclave's receipt does not log this result")]
     ReceiptMismatch,
     #[error("unexpected reply to job submission")]
@@ -206,16 +215,17 @@ pub fn submit(r: &SubmitRequest<'_>, on_step: &mut dyn FnMut(SubmitStep<'_>)) ->
     let (result, receipt) = match reply {
         EnclaveMessage::JobResult { result, receipt } => (result, receipt),
         EnclaveMessage::JobFailed { receipt } => {
-            let kept = match receipt {
-                Some(receipt) => {
-                    let v = tlog::verify_receipt(&receipt, &session.public_key)?;
-                    let path = r.out.with_extension("failed-receipt.json");
-                    write_json(&path, &receipt)?;
-                    Some((path, receipt.index, v.checkpoint.size))
-                }
-                None => None,
-            };
-            return Err(SubmitError::JobFailed { receipt: kept }.into());
+            if let Some(receipt) = receipt {
+                let v = tlog::verify_receipt(&receipt, &session.public_key)?;
+                let path = r.out.with_extension("failed-receipt.json");
+                write_json(&path, &receipt)?;
+                on_step(SubmitStep::FailureLogged {
+                    path: &path,
+                    log_index: receipt.index,
+                    checkpoint_size: v.checkpoint.size,
+                });
+            }
+            return Err(SubmitError::JobFailed.into());
         }
         _ => return Err(SubmitError::Unexpected.into()),
     };
