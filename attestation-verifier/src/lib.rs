@@ -12,7 +12,7 @@
 //!    evidence signature. The result is a set of claims the platform vouches
 //!    for ([`Claims`] for Nitro/simulated, [`snp::SnpReport`] for SEV-SNP);
 //! 2. **build expectations** from reference values the caller recomputed
-//!    ([`Expectations`], [`SnpExpectations`]) and a few policy switches
+//!    ([`Expectations`]: [`NitroExpectations`] or [`SnpExpectations`]) and a few policy switches
 //!    ([`Options`]);
 //! 3. **compare**: every expectation that is set must hold; the first one that
 //!    does not gives a typed [`Error`] naming it.
@@ -51,12 +51,12 @@
 //! claims.nonce = Some(b"fresh nonce".to_vec());
 //! let doc = issue_simulated(&claims);
 //!
-//! let expect = Expectations {
+//! let expect = Expectations::Nitro(NitroExpectations {
 //!     pcrs: claims.pcrs.clone(),
 //!     nonce: claims.nonce.clone(),
 //!     max_age_ms: Some(60_000),
 //!     ..Default::default()
-//! };
+//! });
 //! let at = UnixTime::from_secs(1_700_000_001);
 //! // Simulated evidence is refused unless the caller opts in…
 //! assert_eq!(
@@ -68,7 +68,7 @@
 //! let verdict = verify_evidence(Platform::Simulated, &doc, &expect, &opts, at).unwrap();
 //! assert!(verdict.simulated);
 //! // It is never accepted as Nitro evidence.
-//! assert!(verify_evidence(Platform::Nitro, &doc, &Expectations::default(), &opts, at).is_err());
+//! assert!(verify_evidence(Platform::Nitro, &doc, &Expectations::Nitro(NitroExpectations::default()), &opts, at).is_err());
 //! # }
 //! ```
 
@@ -227,13 +227,35 @@ impl Claims {
     }
 }
 
-/// What the caller (data owner) expects, from reference values it computed itself.
+/// What the caller (data owner) expects of evidence, from reference values it computed
+/// itself: one kind per platform, so a field of one platform can never be given to the
+/// other's verifier. Nitro and simulated evidence carry the same claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectations {
+    /// Nitro and simulated evidence.
+    Nitro(NitroExpectations),
+    /// SEV-SNP reports.
+    Snp(SnpExpectations),
+}
+
+impl Expectations {
+    /// The platform family these expectations describe (`nitro` covers simulated evidence).
+    pub fn describes(&self) -> &'static str {
+        match self {
+            Expectations::Nitro(_) => "nitro",
+            Expectations::Snp(_) => "snp",
+        }
+    }
+}
+
+/// What the caller expects of Nitro (and simulated) evidence.
 ///
 /// Every field that is set must hold; unset fields are not checked. PCRs are
 /// compared exactly, by index; a PCR listed here but missing from the evidence
-/// is a failure. Build with `Expectations { pcrs, ..Default::default() }`.
+/// is a failure. Build with `NitroExpectations { pcrs, ..Default::default() }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expectations {
+pub struct NitroExpectations {
     /// PCR index → exact expected value (Nitro and simulated).
     #[serde(with = "hexser::pcr_map", default)]
     pub pcrs: BTreeMap<u16, Vec<u8>>,
@@ -253,9 +275,6 @@ pub struct Expectations {
     /// When set, a document more than 1 s in the future is refused too.
     #[serde(default)]
     pub max_age_ms: Option<u64>,
-    /// SEV-SNP specific expectations.
-    #[serde(default)]
-    pub snp: SnpExpectations,
 }
 
 /// Policy switches. Both default to `false` (the safe choice).
@@ -367,10 +386,15 @@ pub fn verify_evidence(
     opts: &Options,
     at: UnixTime,
 ) -> Result<Verdict, Error> {
-    match kind {
-        Platform::Nitro => verify_nitro(evidence, expect, opts, at),
-        Platform::Snp => verify_snp_bundle(evidence, expect, opts, at),
-        Platform::Simulated => verify_simulated(evidence, expect, opts, at),
+    // The platform comes with the evidence; expectations of the other kind cannot describe it.
+    match (kind, expect) {
+        (Platform::Nitro, Expectations::Nitro(e)) => verify_nitro(evidence, e, opts, at),
+        (Platform::Simulated, Expectations::Nitro(e)) => verify_simulated(evidence, e, opts, at),
+        (Platform::Snp, Expectations::Snp(e)) => verify_snp_bundle(evidence, e, opts, at),
+        (Platform::Snp, Expectations::Nitro(_)) => {
+            Err(Error::ExpectationNotApplicable("nitro expectations for snp evidence"))
+        }
+        (_, Expectations::Snp(_)) => Err(Error::ExpectationNotApplicable("snp expectations for nitro evidence")),
     }
 }
 

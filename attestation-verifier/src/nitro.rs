@@ -17,7 +17,7 @@
 //!    signature (96-byte r‖s, high-S accepted as real documents use it) must
 //!    verify with the leaf key over the COSE Sig_structure of the bytes as
 //!    received.
-//! 3. **Compare** with the caller's [`Expectations`] ([`crate::policy`]):
+//! 3. **Compare** with the caller's [`NitroExpectations`] ([`crate::policy`]):
 //!    debug mode refused unless allowed, PCRs, nonce, user_data, public_key,
 //!    module_id prefix, maximum age.
 
@@ -26,7 +26,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use crate::chain::SignatureCache;
 use crate::cose::{self, ALG_ES384};
 use crate::der::Certificate;
-use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
+use crate::{fields, policy, Claims, Error, NitroExpectations, Options, Platform, UnixTime, Verdict};
 use cbor::Value;
 
 /// SHA-256 of the DER encoding of the AWS Nitro Enclaves root certificate
@@ -168,7 +168,7 @@ fn extract_claims_inner(
 
 /// Verifies a Nitro attestation document against the pinned AWS root at time
 /// `at`, then checks the caller's expectations. See the module docs.
-pub fn verify_nitro(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
+pub fn verify_nitro(doc: &[u8], expect: &NitroExpectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
     verify_inner(doc, expect, opts, at, None)
 }
 
@@ -176,7 +176,7 @@ pub fn verify_nitro(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixT
 /// (same verdicts; faster for documents from the same instance).
 pub fn verify_nitro_cached(
     doc: &[u8],
-    expect: &Expectations,
+    expect: &NitroExpectations,
     opts: &Options,
     at: UnixTime,
     cache: &SignatureCache,
@@ -186,12 +186,11 @@ pub fn verify_nitro_cached(
 
 fn verify_inner(
     doc: &[u8],
-    expect: &Expectations,
+    expect: &NitroExpectations,
     opts: &Options,
     at: UnixTime,
     cache: Option<&SignatureCache>,
 ) -> Result<Verdict, Error> {
-    crate::snp::refuse_snp_expectations(expect)?;
     let claims = extract_claims_inner(doc, &AWS_NITRO_ROOT_G1_SHA256, at, cache)?;
     let mut checks: Vec<String> = [
         "input_size",

@@ -11,7 +11,7 @@
 //! | `module_id` | module_id starts with the expected prefix |
 //! | `max_age` | the document is at most `max_age_ms` old at the verification time, and not from the future |
 
-use crate::{Claims, Error, Expectations, Options, UnixTime};
+use crate::{Claims, Error, NitroExpectations, Options, UnixTime};
 
 /// Allowance for a document timestamp later than the verification time
 /// (verification times are often whole seconds, document timestamps are ms).
@@ -27,7 +27,7 @@ fn opt_eq(expected: &Option<Vec<u8>>, actual: &Option<Vec<u8>>) -> bool {
 /// Checks `claims` against `expect` and `opts`; appends the name of each passed check.
 pub fn check_claims(
     claims: &Claims,
-    expect: &Expectations,
+    expect: &NitroExpectations,
     opts: &Options,
     at: UnixTime,
     checks: &mut Vec<String>,
@@ -100,7 +100,7 @@ mod tests {
         c
     }
 
-    fn run(c: &Claims, e: &Expectations, o: &Options, at_ms: u64) -> Result<Vec<String>, Error> {
+    fn run(c: &Claims, e: &NitroExpectations, o: &Options, at_ms: u64) -> Result<Vec<String>, Error> {
         let mut checks = Vec::new();
         check_claims(c, e, o, UnixTime::from_millis(at_ms), &mut checks).map(|()| checks)
     }
@@ -108,14 +108,13 @@ mod tests {
     #[test]
     fn all_expectations_pass() {
         let c = claims();
-        let e = Expectations {
+        let e = NitroExpectations {
             pcrs: c.pcrs.clone(),
             nonce: c.nonce.clone(),
             user_data: c.user_data.clone(),
             public_key: c.public_key.clone(),
             module_id_prefix: Some("i-abc".into()),
             max_age_ms: Some(5_000),
-            ..Default::default()
         };
         let checks = run(&c, &e, &Options::default(), 1_004_000).unwrap();
         for name in ["pcr0", "pcr1", "pcr2", "nonce", "user_data", "public_key", "module_id", "max_age"] {
@@ -127,21 +126,21 @@ mod tests {
     fn each_mismatch_has_its_error() {
         let c = claims();
         let o = Options::default();
-        let mut e = Expectations::default();
+        let mut e = NitroExpectations::default();
         e.pcrs.insert(1, vec![0; 48]);
         assert!(matches!(run(&c, &e, &o, 0), Err(Error::PcrMismatch { index: 1, .. })));
-        let mut e = Expectations::default();
+        let mut e = NitroExpectations::default();
         e.pcrs.insert(16, vec![0; 48]);
         assert_eq!(run(&c, &e, &o, 0), Err(Error::PcrMissing(16)));
-        let e = Expectations { nonce: Some(vec![1]), ..Default::default() };
+        let e = NitroExpectations { nonce: Some(vec![1]), ..Default::default() };
         assert_eq!(run(&c, &e, &o, 0), Err(Error::NonceMismatch));
-        let e = Expectations { user_data: Some(vec![1]), ..Default::default() };
+        let e = NitroExpectations { user_data: Some(vec![1]), ..Default::default() };
         assert_eq!(run(&c, &e, &o, 0), Err(Error::UserDataMismatch));
-        let e = Expectations { public_key: Some(vec![1]), ..Default::default() };
+        let e = NitroExpectations { public_key: Some(vec![1]), ..Default::default() };
         assert_eq!(run(&c, &e, &o, 0), Err(Error::PublicKeyMismatch));
-        let e = Expectations { module_id_prefix: Some("i-x".into()), ..Default::default() };
+        let e = NitroExpectations { module_id_prefix: Some("i-x".into()), ..Default::default() };
         assert!(matches!(run(&c, &e, &o, 0), Err(Error::ModuleIdMismatch(_))));
-        let e = Expectations { max_age_ms: Some(10), ..Default::default() };
+        let e = NitroExpectations { max_age_ms: Some(10), ..Default::default() };
         assert!(matches!(run(&c, &e, &o, 1_000_011), Err(Error::TooOld { age_ms: 11, max_age_ms: 10 })));
         assert!(run(&c, &e, &o, 1_000_010).is_ok());
         assert!(run(&c, &e, &o, 999_000).is_ok());
@@ -152,7 +151,7 @@ mod tests {
     fn absent_field_fails_an_expectation() {
         let mut c = claims();
         c.nonce = None;
-        let e = Expectations { nonce: Some(vec![]), ..Default::default() };
+        let e = NitroExpectations { nonce: Some(vec![]), ..Default::default() };
         assert_eq!(run(&c, &e, &Options::default(), 0), Err(Error::NonceMismatch));
     }
 
@@ -162,8 +161,8 @@ mod tests {
         for i in 0..3 {
             c.pcrs.insert(i, vec![0; 48]);
         }
-        assert_eq!(run(&c, &Expectations::default(), &Options::default(), 0), Err(Error::DebugNotAllowed));
+        assert_eq!(run(&c, &NitroExpectations::default(), &Options::default(), 0), Err(Error::DebugNotAllowed));
         let o = Options { allow_debug: true, ..Default::default() };
-        assert!(run(&c, &Expectations::default(), &o, 0).unwrap().contains(&"debug_mode_allowed".to_string()));
+        assert!(run(&c, &NitroExpectations::default(), &o, 0).unwrap().contains(&"debug_mode_allowed".to_string()));
     }
 }

@@ -44,7 +44,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::cose::{self, ALG_EDDSA, HDR_CONTENT_TYPE};
-use crate::{fields, policy, Claims, Error, Expectations, Options, Platform, UnixTime, Verdict};
+use crate::{fields, policy, Claims, Error, NitroExpectations, Options, Platform, UnixTime, Verdict};
 
 /// The PUBLISHED seed of the development signing key. Not a secret: anyone can
 /// forge simulated evidence with it, which is the point.
@@ -183,11 +183,15 @@ pub fn extract_claims(doc: &[u8]) -> Result<Claims, Error> {
 
 /// Verifies simulated evidence. Refused with [`Error::SimulatedNotAllowed`]
 /// unless `opts.allow_simulated`; the verdict always says `simulated: true`.
-pub fn verify_simulated(doc: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
+pub fn verify_simulated(
+    doc: &[u8],
+    expect: &NitroExpectations,
+    opts: &Options,
+    at: UnixTime,
+) -> Result<Verdict, Error> {
     if !opts.allow_simulated {
         return Err(Error::SimulatedNotAllowed);
     }
-    crate::snp::refuse_snp_expectations(expect)?;
     let mut checks = vec!["simulated_allowed".to_owned()];
     let claims = extract_claims(doc)?;
     checks
@@ -221,7 +225,7 @@ mod tests {
     fn round_trip_verifies_and_says_simulated() {
         let c = sample();
         let doc = issue_simulated(&c);
-        let e = Expectations {
+        let e = NitroExpectations {
             pcrs: c.pcrs.clone(),
             nonce: c.nonce.clone(),
             public_key: c.public_key.clone(),
@@ -240,6 +244,7 @@ mod tests {
         assert_eq!(json["simulated"], true);
         assert_eq!(json["platform"], "simulated");
         // through the dispatcher too
+        let e = crate::Expectations::Nitro(e);
         let v2 = crate::verify_evidence(Platform::Simulated, &doc, &e, &allow(), UnixTime::from_millis(T)).unwrap();
         assert!(v2.simulated);
     }
@@ -254,12 +259,12 @@ mod tests {
     #[test]
     fn refused_unless_allowed() {
         let doc = issue_simulated(&sample());
-        let r = verify_simulated(&doc, &Expectations::default(), &Options::default(), UnixTime::from_millis(T));
+        let r = verify_simulated(&doc, &NitroExpectations::default(), &Options::default(), UnixTime::from_millis(T));
         assert_eq!(r, Err(Error::SimulatedNotAllowed));
         let r = crate::verify_evidence(
             Platform::Simulated,
             &doc,
-            &Expectations::default(),
+            &crate::Expectations::Nitro(NitroExpectations::default()),
             &Options::default(),
             UnixTime::from_millis(T),
         );
@@ -270,7 +275,8 @@ mod tests {
     fn never_accepted_as_nitro() {
         let doc = issue_simulated(&sample());
         let o = Options { allow_simulated: true, allow_debug: true };
-        let r = crate::verify_evidence(Platform::Nitro, &doc, &Expectations::default(), &o, UnixTime::from_millis(T));
+        let e = crate::Expectations::Nitro(NitroExpectations::default());
+        let r = crate::verify_evidence(Platform::Nitro, &doc, &e, &o, UnixTime::from_millis(T));
         assert!(r.is_err());
         assert!(matches!(r, Err(Error::UnsupportedAlgorithm) | Err(Error::WrongPlatform { .. })));
     }
@@ -283,7 +289,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            verify_simulated(&nitro, &Expectations::default(), &allow(), UnixTime::from_millis(T)),
+            verify_simulated(&nitro, &NitroExpectations::default(), &allow(), UnixTime::from_millis(T)),
             Err(Error::WrongPlatform { expected: Platform::Simulated })
         );
     }
@@ -293,7 +299,7 @@ mod tests {
         let doc = issue_simulated(&sample());
         let o = allow();
         let at = UnixTime::from_millis(T);
-        let e = Expectations::default();
+        let e = NitroExpectations::default();
         // flipped signature byte
         let mut bad = doc.clone();
         let n = bad.len();
@@ -319,13 +325,13 @@ mod tests {
     fn expectations_apply() {
         let c = sample();
         let doc = issue_simulated(&c);
-        let mut e = Expectations::default();
+        let mut e = NitroExpectations::default();
         e.pcrs.insert(0, vec![0xee; 48]);
         assert!(matches!(
             verify_simulated(&doc, &e, &allow(), UnixTime::from_millis(T)),
             Err(Error::PcrMismatch { index: 0, .. })
         ));
-        let e = Expectations { max_age_ms: Some(1000), ..Default::default() };
+        let e = NitroExpectations { max_age_ms: Some(1000), ..Default::default() };
         assert!(matches!(
             verify_simulated(&doc, &e, &allow(), UnixTime::from_millis(T + 5000)),
             Err(Error::TooOld { .. })
@@ -340,9 +346,9 @@ mod tests {
         }
         let doc = issue_simulated(&c);
         let at = UnixTime::from_millis(T);
-        assert_eq!(verify_simulated(&doc, &Expectations::default(), &allow(), at), Err(Error::DebugNotAllowed));
+        assert_eq!(verify_simulated(&doc, &NitroExpectations::default(), &allow(), at), Err(Error::DebugNotAllowed));
         let o = Options { allow_simulated: true, allow_debug: true };
-        assert!(verify_simulated(&doc, &Expectations::default(), &o, at).unwrap().debug);
+        assert!(verify_simulated(&doc, &NitroExpectations::default(), &o, at).unwrap().debug);
     }
 
     #[test]
@@ -351,25 +357,25 @@ mod tests {
         let mut c = sample();
         c.pcrs.insert(5, vec![1; 47]);
         assert!(matches!(
-            verify_simulated(&issue_simulated(&c), &Expectations::default(), &allow(), at),
+            verify_simulated(&issue_simulated(&c), &NitroExpectations::default(), &allow(), at),
             Err(Error::FieldSize { field: "pcr value", .. })
         ));
         let mut c = sample();
         c.digest = "SHA256".into();
         assert!(matches!(
-            verify_simulated(&issue_simulated(&c), &Expectations::default(), &allow(), at),
+            verify_simulated(&issue_simulated(&c), &NitroExpectations::default(), &allow(), at),
             Err(Error::UnsupportedDigest(_))
         ));
         let mut c = sample();
         c.pcrs.insert(40, vec![1; 48]);
         assert!(matches!(
-            verify_simulated(&issue_simulated(&c), &Expectations::default(), &allow(), at),
+            verify_simulated(&issue_simulated(&c), &NitroExpectations::default(), &allow(), at),
             Err(Error::FieldSize { field: "pcrs index", .. })
         ));
         let mut c = sample();
         c.nonce = Some(vec![0; 2000]);
         assert!(matches!(
-            verify_simulated(&issue_simulated(&c), &Expectations::default(), &allow(), at),
+            verify_simulated(&issue_simulated(&c), &NitroExpectations::default(), &allow(), at),
             Err(Error::FieldSize { field: "nonce", .. })
         ));
     }

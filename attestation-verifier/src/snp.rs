@@ -33,7 +33,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::der::{self, Certificate};
-use crate::{Error, Expectations, Options, Platform, SnpSummary, UnixTime, Verdict};
+use crate::{Error, Options, Platform, SnpSummary, UnixTime, Verdict};
 use cbor::{Value, Writer};
 
 /// Size of an ATTESTATION_REPORT.
@@ -228,12 +228,6 @@ pub struct SnpExpectations {
     /// Refuse a guest policy that allows SMT.
     #[serde(default)]
     pub deny_smt: bool,
-}
-
-impl SnpExpectations {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// Certificates that come with an SNP report (DER each).
@@ -601,37 +595,6 @@ pub fn check_vek_binding(
     Ok(())
 }
 
-fn refuse_nitro_expectations(expect: &Expectations) -> Result<(), Error> {
-    if !expect.pcrs.is_empty() {
-        return Err(Error::ExpectationNotApplicable("pcrs"));
-    }
-    if expect.nonce.is_some() {
-        return Err(Error::ExpectationNotApplicable("nonce (use snp.report_data)"));
-    }
-    if expect.user_data.is_some() {
-        return Err(Error::ExpectationNotApplicable("user_data (use snp.report_data)"));
-    }
-    if expect.public_key.is_some() {
-        return Err(Error::ExpectationNotApplicable("public_key (use snp.report_data)"));
-    }
-    if expect.module_id_prefix.is_some() {
-        return Err(Error::ExpectationNotApplicable("module_id_prefix"));
-    }
-    if expect.max_age_ms.is_some() {
-        return Err(Error::ExpectationNotApplicable("max_age_ms (SNP reports carry no time)"));
-    }
-    Ok(())
-}
-
-/// Nitro/simulated verifiers call this: SNP expectations cannot be met there.
-pub(crate) fn refuse_snp_expectations(expect: &Expectations) -> Result<(), Error> {
-    if expect.snp.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::ExpectationNotApplicable("snp"))
-    }
-}
-
 /// Step 3: compares a verified report with the caller's expectations.
 pub fn check_expectations(
     v: &VerifiedReport,
@@ -692,18 +655,17 @@ pub fn check_expectations(
 }
 
 /// Verifies an SEV-SNP report with its certificates at time `at`, then checks
-/// `expect.snp` (the Nitro-only fields of `expect` must be unset). See the module docs.
+/// `expect`. See the module docs.
 pub fn verify_snp(
     report: &[u8],
     certs: &SnpCerts,
-    expect: &Expectations,
+    expect: &SnpExpectations,
     opts: &Options,
     at: UnixTime,
 ) -> Result<Verdict, Error> {
-    refuse_nitro_expectations(expect)?;
     let v = extract_report(report, certs, at)?;
     let mut checks = v.checks.clone();
-    check_expectations(&v, &expect.snp, opts, &mut checks)?;
+    check_expectations(&v, expect, opts, &mut checks)?;
     let r = v.report;
     let debug = r.policy & POLICY_DEBUG != 0;
     Ok(Verdict {
@@ -776,7 +738,12 @@ pub fn decode_bundle(bundle: &[u8]) -> Result<(Vec<u8>, SnpCerts), Error> {
 }
 
 /// Verifies an SNP evidence bundle (see [`encode_bundle`]).
-pub fn verify_snp_bundle(bundle: &[u8], expect: &Expectations, opts: &Options, at: UnixTime) -> Result<Verdict, Error> {
+pub fn verify_snp_bundle(
+    bundle: &[u8],
+    expect: &SnpExpectations,
+    opts: &Options,
+    at: UnixTime,
+) -> Result<Verdict, Error> {
     let (report, certs) = decode_bundle(bundle)?;
     verify_snp(&report, &certs, expect, opts, at)
 }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use attestation_verifier::snp::{self, SnpCerts};
 use attestation_verifier::{
-    issue_simulated, nitro, simulated, verify_evidence, Claims, Expectations, Options, Platform, UnixTime,
+    issue_simulated, nitro, simulated, verify_evidence, Claims, Expectations, NitroExpectations, Options, Platform,
+    UnixTime,
 };
 use cbor::Value;
 
@@ -171,7 +172,11 @@ fn mutate(base: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// Runs every parser and the verifier on `input`; the verdict (as text) if it verifies.
 fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime) -> Option<String> {
     let o = Options { allow_debug: true, allow_simulated: true };
-    let e = Expectations::default();
+    let e = NitroExpectations::default();
+    let any = |k: Platform| match k {
+        Platform::Snp => Expectations::Snp(Default::default()),
+        _ => Expectations::Nitro(e.clone()),
+    };
     let _ = cbor::decode(input);
     let _ = nitro::parse_document(input);
     let _ = simulated::parse_document(input);
@@ -180,8 +185,8 @@ fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime
     let _ = attestation_verifier::certificate_ed25519_key(input);
     let _ = attestation_verifier::cli::certificate_summary(input);
     let r = match certs {
-        Some(c) => snp::verify_snp(input, c, &e, &o, at),
-        None => verify_evidence(kind, input, &e, &o, at),
+        Some(c) => snp::verify_snp(input, c, &Default::default(), &o, at),
+        None => verify_evidence(kind, input, &any(kind), &o, at),
     };
     r.ok().map(|v| format!("{v:?}"))
 }

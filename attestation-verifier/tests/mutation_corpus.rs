@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use attestation_verifier::snp::{self, SnpCerts};
-use attestation_verifier::{nitro, verify_nitro, Error, Expectations, Options, UnixTime, Verdict};
+use attestation_verifier::{nitro, verify_nitro, Error, NitroExpectations, Options, UnixTime, Verdict};
 use cbor::{Value, Writer};
 
 fn td(rel: &str) -> Vec<u8> {
@@ -80,7 +80,7 @@ fn flip(doc: &[u8], off: usize, bit: u8) -> Vec<u8> {
 
 fn nitro_corpus(t: &mut Tally) {
     let o = Options { allow_debug: true, allow_simulated: false };
-    let ex = Expectations::default();
+    let ex = NitroExpectations::default();
     let entries: Vec<_> = expected().into_iter().filter(|e| e["kind"] == "nitro").collect();
     let docs: Vec<Vec<u8>> = entries.iter().map(|e| td(e["file"].as_str().unwrap())).collect();
     for (ei, (e, doc)) in entries.iter().zip(&docs).enumerate() {
@@ -300,7 +300,7 @@ fn nitro_corpus(t: &mut Tally) {
             t.check(&format!("{name} at {at:?}"), verify_nitro(doc, &ex, &o, at), &["not_yet_valid", "expired"]);
         }
         // a wrong PCR expectation
-        let mut bad = Expectations::default();
+        let mut bad = NitroExpectations::default();
         let mut p0 = parsed.claims.pcrs[&0].clone();
         p0[0] ^= 1;
         bad.pcrs.insert(0, p0);
@@ -314,7 +314,7 @@ fn nitro_corpus(t: &mut Tally) {
 
 fn snp_corpus(t: &mut Tally) {
     let o = Options::default();
-    let ex = Expectations::default();
+    let ex = attestation_verifier::SnpExpectations::default();
     let entries: Vec<_> = expected().into_iter().filter(|e| e["kind"] == "snp").collect();
     let all: Vec<(Vec<u8>, SnpCerts)> = entries
         .iter()

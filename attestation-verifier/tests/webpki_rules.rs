@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use attestation_verifier::snp::{self, Product, SnpCerts};
-use attestation_verifier::{verify_nitro, Error, Expectations, Options, UnixTime, Verdict};
+use attestation_verifier::{verify_nitro, Error, NitroExpectations, Options, UnixTime, Verdict};
 use cbor::{Value, Writer};
 
 fn td(rel: &str) -> Vec<u8> {
@@ -247,7 +247,7 @@ fn nitro_corpus(t: &mut Tally) {
         let name = e["file"].as_str().unwrap();
         let doc = td(name);
         let at = UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap());
-        assert!(verify_nitro(&doc, &Expectations::default(), &o, at).is_ok(), "{name} must verify unmutated");
+        assert!(verify_nitro(&doc, &NitroExpectations::default(), &o, at).is_ok(), "{name} must verify unmutated");
         let parsed = attestation_verifier::nitro::parse_document(&doc).unwrap();
         let mut certs: Vec<(String, Vec<u8>)> =
             parsed.cabundle.iter().enumerate().map(|(i, c)| (format!("cabundle[{i}]"), c.clone())).collect();
@@ -255,7 +255,7 @@ fn nitro_corpus(t: &mut Tally) {
         for (label, cert) in certs {
             for (what, mutant) in mutants(&cert) {
                 let d = replace_certificate(&doc, &cert, &mutant);
-                t.check(format!("{name} {label} {what}"), verify_nitro(&d, &Expectations::default(), &o, at));
+                t.check(format!("{name} {label} {what}"), verify_nitro(&d, &NitroExpectations::default(), &o, at));
             }
         }
     }
@@ -270,7 +270,7 @@ fn snp_corpus(t: &mut Tally) {
         let vek = td(e["vek"].as_str().unwrap());
         let product = if e["product"].as_str().unwrap().starts_with("Milan") { Product::Milan } else { Product::Genoa };
         let certs = SnpCerts { vek: vek.clone(), ask: Some(product.ask().to_vec()), asvk: None, ark: None };
-        let v = |c: &SnpCerts| snp::verify_snp(&report, c, &Expectations::default(), &o, at);
+        let v = |c: &SnpCerts| snp::verify_snp(&report, c, &Default::default(), &o, at);
         assert!(v(&certs).is_ok(), "{name} must verify unmutated");
         for (what, mutant) in mutants(&vek) {
             t.check(format!("{name} VEK {what}"), v(&SnpCerts { vek: mutant, ..certs.clone() }));

@@ -91,7 +91,7 @@ pub enum AuditError {
 #[derive(Debug, Clone, Serialize)]
 pub struct SignerReport {
     pub public_key: String,
-    pub platform: String,
+    pub platform: protocol::platform::Platform,
     pub simulated: bool,
     pub policy_digest: String,
     pub evidence_digest: String,
@@ -200,7 +200,7 @@ pub fn verify(inputs: AuditInputs<'_>) -> Result<AuditReport, AuditError> {
         simulated |= v.simulated;
         signer_reports.push(SignerReport {
             public_key: hex::encode(&s.public_key),
-            platform: s.platform.clone(),
+            platform: s.platform,
             simulated: v.simulated,
             policy_digest: s.policy_digest.to_hex(),
             evidence_digest: s.evidence_digest.to_hex(),
@@ -360,7 +360,7 @@ pub fn verify_result(file: &ResultFile, expected: &ExpectedImage) -> Result<Veri
     file.result.verify_self_signed(RESULT_CONTEXT)?;
     let result: JobResult = file.result.decode().map_err(|e| ResultError::Decode(e.to_string()))?;
     let verdict = tlog::signer::verify_boot_evidence(
-        &result.platform,
+        result.platform,
         file.result.signer.as_slice(),
         &result.policy_digest,
         result.evidence.as_slice(),

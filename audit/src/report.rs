@@ -118,7 +118,7 @@ pub fn render(r: &AuditReport, generated_at: u64) -> String {
             h,
             "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&short(&s.public_key)),
-            esc(&s.platform),
+            esc(s.platform.as_str()),
             esc(&short(&s.policy_digest)),
             esc(&short(&s.evidence_digest)),
             s.first_line,

@@ -486,11 +486,11 @@ pub enum ProviderCmd {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
     /// Fuel the module may spend on one privacy unit; a unit that runs out is absent.
-    #[arg(long, default_value_t = 40_000)]
+    #[arg(long, default_value_t = protocol::policy::defaults::FUEL_PER_UNIT)]
     pub fuel_per_unit: u64,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = protocol::policy::defaults::MEMORY_LIMIT_BYTES >> 20)]
     pub memory_limit_mib: u64,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = protocol::policy::defaults::MAX_MODULE_BYTES >> 20)]
     pub max_module_mib: u64,
 }
 
@@ -501,12 +501,6 @@ impl LimitArgs {
             memory_limit_bytes: self.memory_limit_mib.saturating_mul(1 << 20),
             max_module_bytes: self.max_module_mib.saturating_mul(1 << 20),
         }
-    }
-}
-
-impl Default for LimitArgs {
-    fn default() -> Self {
-        LimitArgs { fuel_per_unit: 40_000, memory_limit_mib: 2, max_module_mib: 8 }
     }
 }
 
@@ -612,19 +606,19 @@ pub struct PolicyInitArgs {
     /// An i64 0/1 column that may serve as a label (AUC); no column is a label otherwise.
     #[arg(long = "label")]
     pub labels: Vec<String>,
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = protocol::policy::defaults::MAX_EPSILON_PER_JOB)]
     pub max_epsilon: protocol::policy::Decimal,
-    #[arg(long, default_value = "0.00001")]
+    #[arg(long, default_value = protocol::policy::defaults::MAX_DELTA_PER_JOB)]
     pub max_delta: protocol::policy::Decimal,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = protocol::policy::defaults::MIN_GROUP_SIZE)]
     pub min_group_size: u64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = protocol::policy::defaults::MAX_ROWS_PER_UNIT)]
     pub max_rows_per_unit: u32,
     /// Fuel per privacy unit; a unit that runs out is absent from the job.
-    #[arg(long, default_value_t = 40_000)]
+    #[arg(long, default_value_t = protocol::policy::defaults::FUEL_PER_UNIT)]
     pub fuel_per_unit: u64,
     /// Longest deadline a query may declare.
-    #[arg(long, default_value_t = 600_000)]
+    #[arg(long, default_value_t = protocol::policy::defaults::MAX_DEADLINE_MS)]
     pub max_deadline_ms: u64,
     /// Let modules read the privacy-unit token column.
     #[arg(long)]

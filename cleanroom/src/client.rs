@@ -6,7 +6,7 @@
 //! policy the caller expects. Only a session that passed every check is returned; the
 //! caller sends secrets over nothing else.
 
-use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime, Verdict};
+use attestation_verifier::{verify_evidence, Expectations, NitroExpectations, Options, Platform, UnixTime, Verdict};
 use protocol::wire::{channel_binding, BlobRequest, ClientMessage, EnclaveMessage, HostResponse, EXPORTER_LABEL};
 use protocol::{Bytes, Digest};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -145,7 +145,7 @@ pub struct AttestedSession {
     tls: StreamOwned<ClientConnection, Stream>,
     pub verdict: Verdict,
     pub public_key: Vec<u8>,
-    pub platform: String,
+    pub platform: protocol::platform::Platform,
     pub simulated: bool,
     pub evidence: Vec<u8>,
     /// This connection's TLS exporter: what a provider's proof of possession signs.
@@ -192,7 +192,8 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let binding = channel_binding(&nonce, &exporter, &public_key, &expect.policy_digest);
-    let kind: Platform = platform.parse().map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
+    let kind =
+        tlog::signer::evidence_kind(platform).map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
     let (expectations, options) = evidence_expectations(kind, expect, &nonce, &binding, &public_key)?;
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
@@ -220,8 +221,8 @@ pub fn evidence_expectations(
         // SEV-SNP has no PCRs: the owner's launch reference (measurement, minimum TCB,
         // maximum VMPL, guest policy) stands for them, and the policy digest, nonce and
         // channel binding are folded into REPORT_DATA.
-        (Platform::Snp, ImageReference::Snp(reference)) => Expectations {
-            snp: reference.expectations(Some(
+        (Platform::Snp, ImageReference::Snp(reference)) => Expectations::Snp(
+            reference.expectations(Some(
                 protocol::wire::snp_report_data(
                     expect.policy_digest.as_bytes(),
                     Some(nonce),
@@ -230,22 +231,21 @@ pub fn evidence_expectations(
                 )
                 .to_vec(),
             )),
-            ..Default::default()
-        },
+        ),
         (_, ImageReference::Pcrs(image)) if kind != Platform::Snp => {
             if !image.contains_key(&0) {
                 return Err(ClientError::Binding("no PCR0 expected"));
             }
             let mut pcrs = image.clone();
             pcrs.insert(POLICY_PCR, expected_policy_pcr(&expect.policy_digest));
-            Expectations {
+            Expectations::Nitro(NitroExpectations {
                 pcrs,
                 nonce: Some(nonce.to_vec()),
                 user_data: Some(binding.as_bytes().to_vec()),
                 public_key: Some(public_key.to_vec()),
                 max_age_ms: Some(expect.max_age.as_millis() as u64),
-                ..Default::default()
-            }
+                module_id_prefix: None,
+            })
         }
         (_, given) => {
             return Err(ClientError::WrongReference {
@@ -502,8 +502,8 @@ mod snp_reference_tests {
         let expect = expected(image);
         let binding = Digest::of(b"channel");
         let (mut e, o) = evidence_expectations(Platform::Snp, &expect, &[7; 32], &binding, &[9; 32])?;
-        if !bound {
-            e.snp.report_data = Some(hex::decode(f.e["report_data"].as_str().unwrap()).unwrap());
+        if let (false, Expectations::Snp(e)) = (bound, &mut e) {
+            e.report_data = Some(hex::decode(f.e["report_data"].as_str().unwrap()).unwrap());
         }
         Ok(verify_evidence(Platform::Snp, &f.bundle, &e, &o, f.at)?)
     }

@@ -2,7 +2,7 @@
 //! `cleanroom policy init`, the provider's local test and the tests.
 
 use protocol::manifest::Manifest;
-use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
+use protocol::policy::{defaults, Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
 use protocol::{Bytes, DecodeError, Digest};
 
 /// Everything about a policy that is a number, with the defaults `policy init` uses.
@@ -29,37 +29,19 @@ pub struct PolicyParams {
 impl Default for PolicyParams {
     fn default() -> Self {
         PolicyParams {
-            min_group_size: 20,
-            max_rows_per_unit: 1,
-            max_epsilon_per_job: Decimal::literal("1"),
-            max_delta_per_job: Decimal::literal("0.00001"),
-            partition_delta: Decimal::literal("0.000001"),
-            fuel_per_unit: 40_000,
-            max_deadline_ms: 600_000,
-            memory_limit_bytes: 2 << 20,
-            max_module_bytes: 8 << 20,
+            min_group_size: defaults::MIN_GROUP_SIZE,
+            max_rows_per_unit: defaults::MAX_ROWS_PER_UNIT,
+            max_epsilon_per_job: Decimal::literal(defaults::MAX_EPSILON_PER_JOB),
+            max_delta_per_job: Decimal::literal(defaults::MAX_DELTA_PER_JOB),
+            partition_delta: Decimal::literal(defaults::PARTITION_DELTA),
+            fuel_per_unit: defaults::FUEL_PER_UNIT,
+            max_deadline_ms: defaults::MAX_DEADLINE_MS,
+            memory_limit_bytes: defaults::MEMORY_LIMIT_BYTES,
+            max_module_bytes: defaults::MAX_MODULE_BYTES,
             token_as_input: false,
             diagnostics_key: None,
             training: None,
         }
-    }
-}
-
-/// Worst-case figures for one dedicated enclave vCPU, measured on the development machine
-/// (BENCHMARKS.md, "Per-unit isolation"): a fresh instance of credit-lr costs about 11 µs
-/// (a trivial module 2.4 µs); a unit of fuel costs 0.07 ns in a busy loop but up to 9 ns
-/// in a loop of subnormal float multiplies, the slowest pattern measured; a unit that writes
-/// its whole 2 MiB memory costs about 0.7 µs per 64 KiB page in a warm pool slot. An enclave
-/// slower than this (a loaded host) misses deadlines (the job fails at its deadline), never
-/// replies at another instant.
-pub fn default_timing(max_deadline_ms: u64) -> Timing {
-    Timing {
-        max_deadline_ms,
-        setup_ms: 250,
-        ns_per_fuel: 10,
-        unit_overhead_ns: 60_000,
-        ingest_ns_per_row: 3_000,
-        ns_per_memory_page: 3_000,
     }
 }
 
@@ -132,14 +114,13 @@ pub fn build(
         rows_per_chunk: m.rows_per_chunk,
         columns: columns(m, labels, p.token_as_input)?,
         allowed_modules: modules,
-        allowed_query_classes: protocol::job::QueryClass::ALL.iter().map(|c| c.as_str().to_string()).collect(),
         collaborators,
         min_group_size: p.min_group_size,
         max_rows_per_unit: p.max_rows_per_unit,
         max_epsilon_per_job: p.max_epsilon_per_job.clone(),
         max_delta_per_job: p.max_delta_per_job.clone(),
         partition_delta: p.partition_delta.clone(),
-        timing: default_timing(p.max_deadline_ms),
+        timing: Timing::measured(p.max_deadline_ms),
         sandbox: SandboxLimits {
             fuel_per_unit: p.fuel_per_unit,
             memory_limit_bytes: p.memory_limit_bytes,
@@ -158,6 +139,7 @@ pub fn build(
                     .end_unix(),
             ),
         },
+        ..Policy::new(vec![], m.dataset_digest, &m.privacy_unit, vec![])
     };
     // Round-trip through the parser so we never write a policy we would refuse.
     Policy::from_toml(&policy.to_toml())

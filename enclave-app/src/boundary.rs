@@ -62,7 +62,7 @@ pub fn conclude(
                 module_hash: job.module_hash,
                 query_digest: job.query_digest,
                 grant_id: job.grant.grant_id.clone(),
-                platform: enclave.platform_name().into(),
+                platform: enclave.platform(),
                 simulated: enclave.simulated(),
                 evidence: protocol::Bytes(enclave.boot_evidence().to_vec()),
                 epsilon_spent: job.epsilon.clone(),

@@ -16,7 +16,7 @@ use transport::{Endpoint, Listener};
 struct Args {
     /// nitro | snp | simulated. No silent fallback: a missing device is an error.
     #[arg(long)]
-    platform: String,
+    platform: protocol::platform::Platform,
     /// Where clients reach the attested TLS channel (through the host proxy).
     #[arg(long)]
     listen: Endpoint,
@@ -63,7 +63,7 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
-    let platform = enclave_app::platform::from_name(&args.platform).map_err(|e| e.to_string())?;
+    let platform = enclave_app::platform::open(args.platform).map_err(|e| e.to_string())?;
     let simulated = platform.simulated();
     let enclave = Enclave::boot(platform, policy, host).map_err(|e| e.to_string())?;
     let listener = Listener::bind(&args.listen).map_err(|e| e.to_string())?;

@@ -139,7 +139,7 @@ impl Enclave {
         // The image this enclave runs, read from its own evidence: every earlier signer of
         // the log must have run the same one.
         let own_image = tlog::signer::own_image(
-            platform.name(),
+            platform.kind(),
             &key.public_key(),
             &policy_digest,
             &boot_evidence,
@@ -177,8 +177,8 @@ impl Enclave {
         self.policy_digest
     }
 
-    pub(crate) fn platform_name(&self) -> &'static str {
-        self.platform.name()
+    pub(crate) fn platform(&self) -> protocol::platform::Platform {
+        self.platform.kind()
     }
 
     pub(crate) fn simulated(&self) -> bool {
@@ -261,7 +261,7 @@ impl Enclave {
         let binding = channel_binding(nonce, &exporter, &public_key, &self.policy_digest);
         let document = self.platform.attest(Some(nonce), binding.as_bytes(), &public_key)?;
         Ok(EnclaveMessage::Evidence {
-            platform: self.platform.name().into(),
+            platform: self.platform.kind(),
             simulated: self.platform.simulated(),
             document: Bytes(document),
             public_key: Bytes(public_key),
@@ -322,7 +322,7 @@ impl Enclave {
             query_digest: None,
             result_digest: None,
             evidence_digest: self.evidence_digest,
-            platform: self.platform.name().into(),
+            platform: self.platform.kind(),
             simulated: self.platform.simulated(),
             mechanism: None,
             epsilon: None,

@@ -29,7 +29,7 @@ pub struct AuditRecord {
     pub result_digest: Option<Digest>,
     /// SHA-256 of the signing enclave's boot attestation document (stored beside the log).
     pub evidence_digest: Digest,
-    pub platform: String,
+    pub platform: crate::platform::Platform,
     pub simulated: bool,
     pub mechanism: Option<String>,
     pub epsilon: Option<Decimal>,

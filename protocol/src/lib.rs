@@ -16,6 +16,7 @@ pub mod grant;
 pub mod job;
 pub mod manifest;
 pub mod pcr;
+pub mod platform;
 pub mod policy;
 pub mod refusal;
 pub mod result;

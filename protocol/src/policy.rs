@@ -85,6 +85,20 @@ impl std::fmt::Display for Decimal {
 
 pub use crate::job::QueryClass;
 
+/// The defaults `cleanroom policy init` writes. One set: its flags, the owner's library
+/// ([`Policy::new`]) and the test fixtures all start from these.
+pub mod defaults {
+    pub const MAX_EPSILON_PER_JOB: &str = "1";
+    pub const MAX_DELTA_PER_JOB: &str = "0.00001";
+    pub const PARTITION_DELTA: &str = "0.000001";
+    pub const MIN_GROUP_SIZE: u64 = 50;
+    pub const MAX_ROWS_PER_UNIT: u32 = 1;
+    pub const FUEL_PER_UNIT: u64 = 40_000;
+    pub const MEMORY_LIMIT_BYTES: u64 = 2 << 20;
+    pub const MAX_MODULE_BYTES: u64 = 8 << 20;
+    pub const MAX_DEADLINE_MS: u64 = 600_000;
+}
+
 /// What a query may do with a sealed column. Checked before any data is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +163,23 @@ pub struct SandboxLimits {
     pub max_module_bytes: u64,
 }
 
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            fuel_per_unit: defaults::FUEL_PER_UNIT,
+            memory_limit_bytes: defaults::MEMORY_LIMIT_BYTES,
+            max_module_bytes: defaults::MAX_MODULE_BYTES,
+        }
+    }
+}
+
+impl ColumnPolicy {
+    /// A column of the sealed schema with the roles it may play and no declared domain.
+    pub fn new(name: &str, sealed_type: &str, roles: Vec<ColumnRole>) -> ColumnPolicy {
+        ColumnPolicy { name: name.into(), sealed_type: sealed_type.into(), roles, domain: None }
+    }
+}
+
 /// Public constants that size a job's deadline (see [`crate::deadline`]). They are
 /// worst-case estimates for the machine the owner runs on: an enclave slower than them
 /// misses deadlines (the job fails at its deadline) but never replies at another instant.
@@ -170,6 +201,38 @@ pub struct Timing {
     /// allowed (touching it, and resetting it afterwards). Fuel does not count memory
     /// traffic, so a unit's worst case includes its whole memory limit at this rate.
     pub ns_per_memory_page: u64,
+}
+
+impl Timing {
+    /// Worst-case figures for one dedicated enclave vCPU, measured on the development
+    /// machine (BENCHMARKS.md, "Per-unit isolation"): a fresh instance of credit-lr costs
+    /// about 11 µs (a trivial module 2.4 µs); a unit of fuel costs 0.07 ns in a busy loop
+    /// but up to 9 ns in a loop of subnormal float multiplies, the slowest pattern
+    /// measured; a unit that writes its whole 2 MiB memory costs about 0.7 µs per 64 KiB
+    /// page in a warm pool slot. What `cleanroom policy init` writes.
+    pub fn measured(max_deadline_ms: u64) -> Timing {
+        Timing {
+            max_deadline_ms,
+            setup_ms: 250,
+            ns_per_fuel: 10,
+            unit_overhead_ns: 60_000,
+            ingest_ns_per_row: 3_000,
+            ns_per_memory_page: 3_000,
+        }
+    }
+
+    /// One unit of time for everything (a millisecond of setup, a nanosecond per fuel,
+    /// unit, row and page): for tests whose deadlines must not depend on the machine.
+    pub fn nominal(max_deadline_ms: u64) -> Timing {
+        Timing {
+            max_deadline_ms,
+            setup_ms: 1,
+            ns_per_fuel: 1,
+            unit_overhead_ns: 1,
+            ingest_ns_per_row: 1,
+            ns_per_memory_page: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +287,41 @@ pub struct Policy {
 pub const MAX_DEADLINE_MS: u64 = 24 * 3600 * 1000;
 
 impl Policy {
+    /// A policy for one sealed table with the [`defaults`]: every query class, no module
+    /// and no collaborator yet, measured timing, one chunk of one row (set the table's
+    /// shape from its manifest), no population name. Change fields with struct update
+    /// syntax; [`Policy::validate`] checks the result.
+    pub fn new(
+        owner_public_key: Vec<u8>,
+        dataset_digest: Digest,
+        privacy_unit: &str,
+        columns: Vec<ColumnPolicy>,
+    ) -> Policy {
+        Policy {
+            policy_id: "policy".into(),
+            owner_public_key: Bytes(owner_public_key),
+            dataset_digest,
+            population: String::new(),
+            privacy_unit: privacy_unit.into(),
+            sealed_chunks: 1,
+            rows_per_chunk: 1,
+            columns,
+            allowed_modules: vec![],
+            allowed_query_classes: QueryClass::ALL.iter().map(|c| c.as_str().to_string()).collect(),
+            collaborators: vec![],
+            min_group_size: defaults::MIN_GROUP_SIZE,
+            max_rows_per_unit: defaults::MAX_ROWS_PER_UNIT,
+            max_epsilon_per_job: Decimal::literal(defaults::MAX_EPSILON_PER_JOB),
+            max_delta_per_job: Decimal::literal(defaults::MAX_DELTA_PER_JOB),
+            partition_delta: Decimal::literal(defaults::PARTITION_DELTA),
+            timing: Timing::measured(defaults::MAX_DEADLINE_MS),
+            sandbox: SandboxLimits::default(),
+            diagnostics_key: None,
+            dataset_expires_at: None,
+            training: None,
+        }
+    }
+
     pub fn from_toml(s: &str) -> Result<Self, DecodeError> {
         let p: Policy = toml::from_str(s).map_err(|e| DecodeError::Toml(e.to_string()))?;
         p.validate()?;
@@ -354,41 +452,7 @@ mod tests {
     /// A policy whose ε or δ is not a number, or out of range, fails when it is read.
     #[test]
     fn a_bad_epsilon_or_delta_fails_in_from_toml() {
-        let good = Policy {
-            policy_id: "p".into(),
-            owner_public_key: Bytes(vec![1; 32]),
-            dataset_digest: Digest::of(b"d"),
-            population: "pop".into(),
-            privacy_unit: "unit".into(),
-            sealed_chunks: 1,
-            rows_per_chunk: 1,
-            columns: vec![ColumnPolicy {
-                name: "unit".into(),
-                sealed_type: "token".into(),
-                roles: vec![],
-                domain: None,
-            }],
-            allowed_modules: vec![],
-            allowed_query_classes: vec![],
-            collaborators: vec![],
-            min_group_size: 1,
-            max_rows_per_unit: 1,
-            max_epsilon_per_job: Decimal::literal("1"),
-            max_delta_per_job: Decimal::literal("0.00001"),
-            partition_delta: Decimal::literal("0.000001"),
-            timing: Timing {
-                max_deadline_ms: 1000,
-                setup_ms: 1,
-                ns_per_fuel: 1,
-                unit_overhead_ns: 1,
-                ingest_ns_per_row: 1,
-                ns_per_memory_page: 1,
-            },
-            sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
-            diagnostics_key: None,
-            dataset_expires_at: None,
-            training: None,
-        };
+        let good = Policy::new(vec![1; 32], Digest::of(b"d"), "unit", vec![ColumnPolicy::new("unit", "token", vec![])]);
         let text = good.to_toml();
         assert!(Policy::from_toml(&text).is_ok(), "the control must decode");
         for (field, value, why) in [

@@ -72,7 +72,7 @@ pub struct JobResult {
     pub module_hash: Digest,
     pub query_digest: Digest,
     pub grant_id: String,
-    pub platform: String,
+    pub platform: crate::platform::Platform,
     /// True when produced under simulated attestation: not hardware-backed.
     pub simulated: bool,
     /// The attestation document naming the key that signed this result.

@@ -32,7 +32,7 @@ pub enum ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EnclaveMessage {
     Evidence {
-        platform: String,
+        platform: crate::platform::Platform,
         simulated: bool,
         document: Bytes,
         public_key: Bytes,

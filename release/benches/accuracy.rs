@@ -112,41 +112,25 @@ fn policy() -> Policy {
         domain,
     };
     Policy {
-        policy_id: "accuracy-bench".into(),
-        owner_public_key: protocol::Bytes(vec![0; 32]),
-        dataset_digest: Digest::default(),
         population: "synthetic".into(),
-        privacy_unit: "unit".into(),
-        sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
-        columns: vec![
-            col("unit", "token", vec![], None),
-            col("s", "f64", vec![ColumnRole::Input], None),
-            col("g", "dict", vec![ColumnRole::GroupBy], Some((0..GROUPS).map(group_name).collect())),
-            col("gs", "dict", vec![ColumnRole::GroupBy], None),
-            col("y", "i64", vec![ColumnRole::Label], None),
-        ],
-        allowed_modules: vec![],
         allowed_query_classes: vec![],
-        collaborators: vec![],
-        // The defaults of `cleanroom policy` (cleanroom/src/owner_policy.rs).
-        min_group_size: 20,
-        max_rows_per_unit: 1,
         max_epsilon_per_job: Decimal::literal("100"),
         max_delta_per_job: Decimal::literal("0.0001"),
-        partition_delta: Decimal::literal("0.000001"),
-        timing: Timing {
-            max_deadline_ms: 1000,
-            setup_ms: 1,
-            ns_per_fuel: 1,
-            unit_overhead_ns: 1,
-            ingest_ns_per_row: 1,
-            ns_per_memory_page: 1,
-        },
+        timing: Timing::nominal(1000),
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            vec![0; 32],
+            Digest::default(),
+            "unit",
+            vec![
+                col("unit", "token", vec![], None),
+                col("s", "f64", vec![ColumnRole::Input], None),
+                col("g", "dict", vec![ColumnRole::GroupBy], Some((0..GROUPS).map(group_name).collect())),
+                col("gs", "dict", vec![ColumnRole::GroupBy], None),
+                col("y", "i64", vec![ColumnRole::Label], None),
+            ],
+        )
     }
 }
 

@@ -7,46 +7,27 @@ use protocol::table::{Column, Validity, TOKEN_LEN};
 use protocol::Digest;
 
 pub(crate) fn policy(k: u32) -> Policy {
-    let col = |name: &str, sealed_type: &str, roles: Vec<ColumnRole>| ColumnPolicy {
-        name: name.into(),
-        sealed_type: sealed_type.into(),
-        roles,
-        domain: None,
-    };
+    let col = ColumnPolicy::new;
     Policy {
-        policy_id: "t".into(),
-        owner_public_key: protocol::Bytes(vec![0; 32]),
-        dataset_digest: Digest::default(),
         population: "test-population".into(),
-        privacy_unit: "unit".into(),
-        sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
-        columns: vec![
-            col("unit", "token", vec![]),
-            col("s", "f64", vec![ColumnRole::Input]),
-            col("g", "dict", vec![ColumnRole::Input, ColumnRole::GroupBy]),
-            col("y", "i64", vec![ColumnRole::Input, ColumnRole::Label]),
-        ],
-        allowed_modules: vec![],
         allowed_query_classes: vec![],
-        collaborators: vec![],
         min_group_size: 1,
         max_rows_per_unit: k,
         max_epsilon_per_job: Decimal::literal("10"),
-        max_delta_per_job: Decimal::literal("0.00001"),
-        partition_delta: Decimal::literal("0.000001"),
-        timing: Timing {
-            max_deadline_ms: 1000,
-            setup_ms: 1,
-            ns_per_fuel: 1,
-            unit_overhead_ns: 1,
-            ingest_ns_per_row: 1,
-            ns_per_memory_page: 1,
-        },
+        timing: Timing::nominal(1000),
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1, max_module_bytes: 1 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            vec![0; 32],
+            Digest::default(),
+            "unit",
+            vec![
+                col("unit", "token", vec![]),
+                col("s", "f64", vec![ColumnRole::Input]),
+                col("g", "dict", vec![ColumnRole::Input, ColumnRole::GroupBy]),
+                col("y", "i64", vec![ColumnRole::Input, ColumnRole::Label]),
+            ],
+        )
     }
 }
 

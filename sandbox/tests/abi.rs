@@ -145,27 +145,12 @@ fn the_time_limit_covers_the_whole_job() {
 }
 
 fn policy_with_limits() -> protocol::policy::Policy {
-    use protocol::policy::{ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
+    use protocol::policy::{ColumnPolicy, ColumnRole, Policy, SandboxLimits, Timing};
     let policy = Policy {
-        policy_id: "abi-test".into(),
-        owner_public_key: protocol::Bytes(vec![7; 32]),
-        dataset_digest: protocol::Digest::of(b"abi-test dataset"),
         population: "abi-test population".into(),
-        privacy_unit: "unit".into(),
-        sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
-        columns: vec![
-            ColumnPolicy { name: "unit".into(), sealed_type: "token".into(), roles: vec![], domain: None },
-            ColumnPolicy { name: "x".into(), sealed_type: "f64".into(), roles: vec![ColumnRole::Input], domain: None },
-        ],
-        allowed_modules: vec![],
         allowed_query_classes: vec!["histogram".into()],
-        collaborators: vec![],
         min_group_size: 5,
-        max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal::literal("1"),
-        max_delta_per_job: Decimal::literal("0.00001"),
-        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 1500,
             setup_ms: 10,
@@ -175,9 +160,12 @@ fn policy_with_limits() -> protocol::policy::Policy {
             ns_per_memory_page: 1_000,
         },
         sandbox: SandboxLimits { fuel_per_unit: 10_000, memory_limit_bytes: 1 << 26, max_module_bytes: 1 << 22 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            vec![7; 32],
+            protocol::Digest::of(b"abi-test dataset"),
+            "unit",
+            vec![ColumnPolicy::new("unit", "token", vec![]), ColumnPolicy::new("x", "f64", vec![ColumnRole::Input])],
+        )
     };
     policy.validate().expect("test policy is valid");
     policy

@@ -8,9 +8,9 @@
 //! runs it with `--ignored`. Prints `{"bench":"qemu_boot_to_vsock_s",...}`: seconds from
 //! QEMU start to the first evidence answer.
 
-use attestation_verifier::{verify_evidence, Expectations, Options, Platform, UnixTime};
+use attestation_verifier::{verify_evidence, Expectations, NitroExpectations, Options, Platform, UnixTime};
 use cleanroom_e2e::{bin, fetch_evidence, workspace_root};
-use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Decimal, Policy, SandboxLimits, Timing};
+use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Policy, SandboxLimits, Timing};
 use protocol::wire::EnclaveMessage;
 use protocol::{Bytes, Digest};
 use std::path::{Path, PathBuf};
@@ -22,21 +22,10 @@ fn now_ms() -> u64 {
 }
 
 fn smoke_policy() -> Policy {
-    let column = |name: &str, sealed_type: &str, roles: Vec<ColumnRole>| ColumnPolicy {
-        name: name.into(),
-        sealed_type: sealed_type.into(),
-        roles,
-        domain: None,
-    };
+    let column = ColumnPolicy::new;
     let policy = Policy {
-        policy_id: "qemu-smoke".into(),
-        owner_public_key: Bytes(protocol::signing::SigningKey::from_seed([5; 32]).public_key()),
-        dataset_digest: Digest::of(b"qemu-smoke dataset"),
         population: "qemu-smoke-population".into(),
-        privacy_unit: "customer_token".into(),
-        sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
-        columns: vec![column("customer_token", "token", vec![]), column("income", "f64", vec![ColumnRole::Input])],
         allowed_modules: vec![Digest::of(b"qemu-smoke module")],
         allowed_query_classes: vec!["histogram".into()],
         collaborators: vec![Collaborator {
@@ -44,10 +33,6 @@ fn smoke_policy() -> Policy {
             public_key: Bytes(protocol::signing::SigningKey::from_seed([6; 32]).public_key()),
         }],
         min_group_size: 5,
-        max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal::literal("1"),
-        max_delta_per_job: Decimal::literal("0.00001"),
-        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 60_000,
             setup_ms: 250,
@@ -57,9 +42,12 @@ fn smoke_policy() -> Policy {
             ns_per_memory_page: 2_000,
         },
         sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            protocol::signing::SigningKey::from_seed([5; 32]).public_key(),
+            Digest::of(b"qemu-smoke dataset"),
+            "customer_token",
+            vec![column("customer_token", "token", vec![]), column("income", "f64", vec![ColumnRole::Input])],
+        )
     };
     policy.validate().expect("the smoke policy is valid");
     policy
@@ -156,7 +144,7 @@ fn qemu_boot_answers_evidence_over_vsock() {
     let EnclaveMessage::Evidence { platform, simulated, document, public_key, policy_digest } = reply else {
         panic!("expected evidence, got {reply:?}");
     };
-    assert_eq!(platform, "simulated");
+    assert_eq!(platform, protocol::platform::Platform::Simulated);
     assert!(simulated);
     assert_eq!(policy_digest, policy.digest(), "the guest measured the policy the host served");
 
@@ -164,13 +152,13 @@ fn qemu_boot_answers_evidence_over_vsock() {
     let mut pcr16 = ring::digest::Context::new(&ring::digest::SHA384);
     pcr16.update(&[0u8; 48]);
     pcr16.update(policy.digest().as_bytes());
-    let expect = Expectations {
+    let expect = Expectations::Nitro(NitroExpectations {
         nonce: Some(nonce.clone()),
         public_key: Some(public_key.0.clone()),
         pcrs: [(16u16, pcr16.finish().as_ref().to_vec())].into_iter().collect(),
         max_age_ms: Some(300_000),
         ..Default::default()
-    };
+    });
     let opts = Options { allow_simulated: true, allow_debug: false };
     let verdict =
         verify_evidence(Platform::Simulated, document.as_slice(), &expect, &opts, UnixTime::from_millis(now_ms()))

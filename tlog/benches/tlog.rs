@@ -39,7 +39,7 @@ fn record(index: u64) -> AuditRecord {
         query_digest: Some(Digest::of(&index.to_be_bytes())),
         result_digest: (index % 2 == 1).then(|| Digest::of(&index.to_le_bytes())),
         evidence_digest: Digest::of(b"evidence"),
-        platform: "simulated".into(),
+        platform: protocol::platform::Platform::Simulated,
         simulated: true,
         mechanism: Some("discrete_laplace".into()),
         epsilon: Some(protocol::policy::Decimal::literal("1")),

@@ -42,7 +42,7 @@ pub struct ReplayError {
 pub struct Signer {
     pub public_key: Vec<u8>,
     pub evidence_digest: Digest,
-    pub platform: String,
+    pub platform: protocol::platform::Platform,
     pub simulated: bool,
     pub policy_digest: Digest,
     pub first_index: u64,
@@ -99,7 +99,7 @@ impl Replayer {
             None => self.signers.push(Signer {
                 public_key: signed.signer.0.clone(),
                 evidence_digest: rec.evidence_digest,
-                platform: rec.platform.clone(),
+                platform: rec.platform,
                 simulated: rec.simulated,
                 policy_digest: rec.policy_digest,
                 first_index: index,

@@ -4,7 +4,9 @@
 //! trusts what a record or a result says about its own signer.
 
 use crate::replay::Signer;
-use attestation_verifier::{verify_evidence, Expectations, Options, Platform, SnpReference, UnixTime, Verdict};
+use attestation_verifier::{
+    verify_evidence, Expectations, NitroExpectations, Options, Platform, SnpReference, UnixTime, Verdict,
+};
 use protocol::Digest;
 use std::collections::BTreeMap;
 
@@ -96,7 +98,7 @@ pub fn boot_expectations(
                     false,
                 ),
             };
-            Ok((Expectations { snp, ..Default::default() }, allow_debug))
+            Ok((Expectations::Snp(snp), allow_debug))
         }
         (Platform::Snp, Some(given)) => Err(wrong(given, "--expect-snp")),
         (_, Some(given @ ImageReference::Snp(_))) => Err(wrong(given, "--expect-pcr0 or --expect-pcrs")),
@@ -106,20 +108,32 @@ pub fn boot_expectations(
                 _ => BTreeMap::new(),
             };
             pcrs.insert(POLICY_PCR, policy_pcr(policy));
-            let expect = Expectations {
+            let expect = NitroExpectations {
                 pcrs,
                 public_key: Some(signer.to_vec()),
                 user_data: Some(policy.as_bytes().to_vec()),
                 ..Default::default()
             };
-            Ok((expect, false))
+            Ok((Expectations::Nitro(expect), false))
         }
+    }
+}
+
+/// The verifier's name for a platform (the two enums name the same three kinds; the
+/// verifier links no wire types).
+pub fn evidence_kind(platform: protocol::platform::Platform) -> Result<Platform, SignerError> {
+    use protocol::platform::Platform as Wire;
+    match platform {
+        Wire::Nitro => Ok(Platform::Nitro),
+        Wire::Snp => Ok(Platform::Snp),
+        Wire::Simulated => Ok(Platform::Simulated),
+        other => Err(SignerError::UnknownPlatform(other.to_string())),
     }
 }
 
 /// Verify the boot evidence of `public_key`, booted under `policy` on `platform`, at `time`.
 pub fn verify_boot_evidence(
-    platform: &str,
+    platform: protocol::platform::Platform,
     public_key: &[u8],
     policy: &Digest,
     document: &[u8],
@@ -129,7 +143,7 @@ pub fn verify_boot_evidence(
     if matches!(&expected.image, ImageReference::Pcrs(p) if !p.contains_key(&0)) {
         return Err(SignerError::NoImageExpected);
     }
-    let kind: Platform = platform.parse().map_err(|_| SignerError::UnknownPlatform(platform.to_string()))?;
+    let kind = evidence_kind(platform)?;
     if !expected.policies.contains(policy) {
         return Err(SignerError::UnexpectedPolicy(*policy));
     }
@@ -149,20 +163,20 @@ pub fn verify_signer(
     if Digest::of(doc) != signer.evidence_digest {
         return Err(SignerError::EvidenceDigest);
     }
-    verify_boot_evidence(&signer.platform, &signer.public_key, &signer.policy_digest, doc, signer.first_time, expected)
+    verify_boot_evidence(signer.platform, &signer.public_key, &signer.policy_digest, doc, signer.first_time, expected)
 }
 
 /// A booting enclave's own image, read from its own boot evidence (checked for its key
 /// and policy, but against no image: this is where the image to require comes from).
 pub fn own_image(
-    platform: &str,
+    platform: protocol::platform::Platform,
     public_key: &[u8],
     policy: &Digest,
     document: &[u8],
     time: u64,
     simulated: bool,
 ) -> Result<ImageReference, SignerError> {
-    let kind: Platform = platform.parse().map_err(|_| SignerError::UnknownPlatform(platform.to_string()))?;
+    let kind = evidence_kind(platform)?;
     let (expect, _) = boot_expectations(kind, None, policy, public_key)?;
     let opts = Options { allow_simulated: simulated, allow_debug: false };
     let verdict = verify_evidence(kind, document, &expect, &opts, UnixTime::from_secs(time))
@@ -226,21 +240,21 @@ mod tests {
         // the SNP reference turns into measurement, minimum TCB, maximum VMPL and the binding
         let (e, debug) = boot_expectations(Platform::Snp, Some(&snp_ref()), &p, b"k").unwrap();
         assert!(!debug);
-        assert_eq!(e.snp.measurement, Some(vec![7; 48]));
-        assert_eq!(e.snp.max_vmpl, Some(0));
-        assert_eq!(e.snp.min_tcb.map(|t| t.microcode), Some(222));
+        let Expectations::Snp(e) = e else { panic!("{e:?}") };
+        assert_eq!(e.measurement, Some(vec![7; 48]));
+        assert_eq!(e.max_vmpl, Some(0));
+        assert_eq!(e.min_tcb.map(|t| t.microcode), Some(222));
         let rd = protocol::wire::snp_report_data(p.as_bytes(), None, p.as_bytes(), b"k").to_vec();
-        assert_eq!(e.snp.report_data, Some(rd));
-        assert!(e.pcrs.is_empty());
+        assert_eq!(e.report_data, Some(rd));
         // and verify_boot_evidence refuses the pairing before looking at the document
         let expected = ExpectedImage { image: pcrs(), policies: vec![p], allow_simulated: false };
         assert!(matches!(
-            verify_boot_evidence("snp", b"k", &p, b"not evidence", 0, &expected),
+            verify_boot_evidence(protocol::platform::Platform::Snp, b"k", &p, b"not evidence", 0, &expected),
             Err(SignerError::WrongReference { .. })
         ));
         let none = ExpectedImage { image: ImageReference::Pcrs(BTreeMap::new()), ..expected };
         assert_eq!(
-            verify_boot_evidence("nitro", b"k", &p, b"", 0, &none).map(|_| ()),
+            verify_boot_evidence(protocol::platform::Platform::Nitro, b"k", &p, b"", 0, &none).map(|_| ()),
             Err(SignerError::NoImageExpected)
         );
     }

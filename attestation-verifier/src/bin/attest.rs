@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use attestation_verifier::cli::{certificate_summary, decode_input, pem_certificates};
 use attestation_verifier::{
-    nitro, simulated, snp, Error, Expectations, Options, Platform, SnpExpectations, SnpReference, TcbVersion, UnixTime,
-    Verdict,
+    nitro, simulated, snp, Error, NitroExpectations, Options, Platform, SnpExpectations, SnpReference, TcbVersion,
+    UnixTime, Verdict,
 };
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
@@ -153,7 +153,7 @@ fn read_input(path: &Path) -> Result<Vec<u8>, UsageError> {
     Ok(decode_input(&raw).0)
 }
 
-fn claim_expectations(c: &ClaimArgs) -> Result<Expectations, UsageError> {
+fn claim_expectations(c: &ClaimArgs) -> Result<NitroExpectations, UsageError> {
     let mut pcrs = BTreeMap::new();
     for spec in &c.expect_pcr {
         let (i, h) =
@@ -164,14 +164,13 @@ fn claim_expectations(c: &ClaimArgs) -> Result<Expectations, UsageError> {
             return Err(UsageError(format!("--expect-pcr: PCR{i} given twice")));
         }
     }
-    Ok(Expectations {
+    Ok(NitroExpectations {
         pcrs,
         nonce: hex_arg("nonce", &c.nonce)?,
         user_data: hex_arg("user-data", &c.user_data)?,
         public_key: hex_arg("public-key", &c.public_key)?,
         module_id_prefix: c.module_id_prefix.clone(),
         max_age_ms: c.max_age_ms,
-        ..Default::default()
     })
 }
 
@@ -319,18 +318,15 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
             deny_smt,
         } => {
             let input = read_input(&report_path)?;
-            let e = Expectations {
-                snp: SnpExpectations {
-                    measurement: hex_arg("expect-measurement", &expect_measurement)?,
-                    report_data: hex_arg("report-data", &report_data)?,
-                    host_data: hex_arg("host-data", &host_data)?,
-                    chip_id: hex_arg("chip-id", &chip_id)?,
-                    min_tcb: min_tcb.as_deref().map(parse_tcb).transpose()?,
-                    max_vmpl,
-                    allow_migration_agent,
-                    deny_smt,
-                },
-                ..Default::default()
+            let e = SnpExpectations {
+                measurement: hex_arg("expect-measurement", &expect_measurement)?,
+                report_data: hex_arg("report-data", &report_data)?,
+                host_data: hex_arg("host-data", &host_data)?,
+                chip_id: hex_arg("chip-id", &chip_id)?,
+                min_tcb: min_tcb.as_deref().map(parse_tcb).transpose()?,
+                max_vmpl,
+                allow_migration_agent,
+                deny_smt,
             };
             let mut o = Options { allow_debug: common.allow_debug, allow_simulated: false };
             let mut e = e;
@@ -339,8 +335,8 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
                     std::fs::read_to_string(&path).map_err(|err| UsageError(format!("{}: {err}", path.display())))?;
                 let reference =
                     SnpReference::from_json(&text).map_err(|err| UsageError(format!("{}: {err}", path.display())))?;
-                let snp = reference.expectations(e.snp.report_data.take());
-                e.snp = SnpExpectations { host_data: e.snp.host_data.take(), chip_id: e.snp.chip_id.take(), ..snp };
+                let snp = reference.expectations(e.report_data.take());
+                e = SnpExpectations { host_data: e.host_data.take(), chip_id: e.chip_id.take(), ..snp };
                 o.allow_debug |= reference.allow_debug();
             }
             let at = UnixTime::from_secs(common.at);

@@ -51,7 +51,7 @@ fn every_document_verifies_with_the_listed_fields() {
         let name = e["file"].as_str().unwrap();
         assert_eq!(testdata::sha256_hex(bytes), e["sha256"].as_str().unwrap(), "{name}");
         let pcrs = expected_pcrs(e);
-        let expect = Expectations { pcrs: pcrs.clone(), ..Default::default() };
+        let expect = NitroExpectations { pcrs: pcrs.clone(), ..Default::default() };
         let v = verify_nitro(bytes, &expect, &debug_ok(), at_of(e)).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(v.platform, Platform::Nitro);
         assert!(!v.simulated);
@@ -71,7 +71,7 @@ fn refused_outside_the_validity_window() {
     for (e, bytes) in docs() {
         let name = e["file"].as_str().unwrap();
         let [start, end] = [0, 1].map(|i| e["valid_window_unix"][i].as_u64().unwrap());
-        let ex = Expectations::default();
+        let ex = NitroExpectations::default();
         assert!(verify_nitro(&bytes, &ex, &debug_ok(), UnixTime::from_secs(start)).is_ok(), "{name}");
         assert!(verify_nitro(&bytes, &ex, &debug_ok(), UnixTime::from_secs(end)).is_ok(), "{name}");
         for also in e["also"].as_array().unwrap() {
@@ -99,7 +99,7 @@ fn refused_outside_the_validity_window() {
 fn debug_documents_need_allow_debug() {
     for (e, bytes) in docs() {
         let debug = expected_pcrs(&e)[&0].iter().all(|b| *b == 0);
-        let r = verify_nitro(&bytes, &Expectations::default(), &Options::default(), at_of(&e));
+        let r = verify_nitro(&bytes, &NitroExpectations::default(), &Options::default(), at_of(&e));
         if debug {
             assert_eq!(r, Err(Error::DebugNotAllowed));
         } else {
@@ -112,7 +112,7 @@ fn debug_documents_need_allow_debug() {
 fn bindings_are_compared() {
     let (e, bytes) = docs().into_iter().find(|(e, _)| e["file"].as_str().unwrap().contains("2022_debug")).unwrap();
     let at = at_of(&e);
-    let ok = Expectations {
+    let ok = NitroExpectations {
         public_key: Some(b"my super secret key".to_vec()),
         user_data: Some(b"hello, world!".to_vec()),
         module_id_prefix: Some("i-03ad7cdb817437eeb".into()),
@@ -124,19 +124,19 @@ fn bindings_are_compared() {
     for c in ["public_key", "user_data", "module_id", "max_age"] {
         assert!(v.checks_passed.iter().any(|x| x == c));
     }
-    let bad = Expectations { nonce: Some(vec![0; 8]), ..Default::default() };
+    let bad = NitroExpectations { nonce: Some(vec![0; 8]), ..Default::default() };
     assert_eq!(verify_nitro(&bytes, &bad, &debug_ok(), at), Err(Error::NonceMismatch));
-    let bad = Expectations { public_key: Some(b"other".to_vec()), ..Default::default() };
+    let bad = NitroExpectations { public_key: Some(b"other".to_vec()), ..Default::default() };
     assert_eq!(verify_nitro(&bytes, &bad, &debug_ok(), at), Err(Error::PublicKeyMismatch));
-    let bad = Expectations { user_data: Some(b"hello".to_vec()), ..Default::default() };
+    let bad = NitroExpectations { user_data: Some(b"hello".to_vec()), ..Default::default() };
     assert_eq!(verify_nitro(&bytes, &bad, &debug_ok(), at), Err(Error::UserDataMismatch));
-    let mut bad = Expectations::default();
+    let mut bad = NitroExpectations::default();
     bad.pcrs.insert(16, vec![0; 48]);
     assert_eq!(verify_nitro(&bytes, &bad, &debug_ok(), at), Err(Error::PcrMissing(16)));
-    let mut bad = Expectations::default();
+    let mut bad = NitroExpectations::default();
     bad.pcrs.insert(4, vec![0; 48]);
     assert!(matches!(verify_nitro(&bytes, &bad, &debug_ok(), at), Err(Error::PcrMismatch { index: 4, .. })));
-    let bad = Expectations { max_age_ms: Some(1000), ..Default::default() };
+    let bad = NitroExpectations { max_age_ms: Some(1000), ..Default::default() };
     assert!(matches!(
         verify_nitro(&bytes, &bad, &debug_ok(), UnixTime::from_secs(e["verify_at_unix"].as_u64().unwrap() + 60)),
         Err(Error::TooOld { .. })
@@ -165,7 +165,7 @@ fn first() -> (serde_json::Value, Vec<u8>) {
 fn mutations_of_a_real_document() {
     let (e, doc) = first();
     let at = at_of(&e);
-    let ex = Expectations::default();
+    let ex = NitroExpectations::default();
     let o = debug_ok();
     let v = |d: &[u8]| verify_nitro(d, &ex, &o, at);
     // flipped signature byte
@@ -213,7 +213,7 @@ fn duplicate_payload_key_refused() {
     w.value(&map[0].0).value(&map[0].1);
     let bad = rebuild(&items, &w.into_bytes());
     assert_eq!(
-        verify_nitro(&bad, &Expectations::default(), &debug_ok(), at_of(&e)),
+        verify_nitro(&bad, &NitroExpectations::default(), &debug_ok(), at_of(&e)),
         Err(Error::Cbor(CborError::DuplicateKey))
     );
     // duplicate key in the outer protected header
@@ -238,7 +238,7 @@ fn indefinite_length_reencoding_parses_but_breaks_the_signature() {
     let re = rebuild(&items, &w.into_bytes());
     let parsed = parse_document(&re).unwrap();
     assert_eq!(parsed.claims.module_id, e["module_id"].as_str().unwrap());
-    assert_eq!(verify_nitro(&re, &Expectations::default(), &debug_ok(), at_of(&e)), Err(Error::SignatureInvalid));
+    assert_eq!(verify_nitro(&re, &NitroExpectations::default(), &debug_ok(), at_of(&e)), Err(Error::SignatureInvalid));
 }
 
 #[test]
@@ -381,14 +381,17 @@ fn valid_signature_by_a_different_key_is_refused() {
     let sig = kp.sign(&rng, &cose::sig_structure(prot, payload)).unwrap();
     items[3] = Value::Bytes(sig.as_ref().to_vec());
     let forged = cbor::encode(&Value::Array(items));
-    assert_eq!(verify_nitro(&forged, &Expectations::default(), &debug_ok(), at_of(&e)), Err(Error::SignatureInvalid));
+    assert_eq!(
+        verify_nitro(&forged, &NitroExpectations::default(), &debug_ok(), at_of(&e)),
+        Err(Error::SignatureInvalid)
+    );
 }
 
 #[test]
 fn every_truncation_is_refused_without_panic() {
     let (e, doc) = first();
     for n in 0..doc.len() {
-        assert!(verify_nitro(&doc[..n], &Expectations::default(), &debug_ok(), at_of(&e)).is_err());
+        assert!(verify_nitro(&doc[..n], &NitroExpectations::default(), &debug_ok(), at_of(&e)).is_err());
     }
 }
 
@@ -397,22 +400,22 @@ fn cached_verification_gives_the_same_verdicts() {
     let cache = SignatureCache::new();
     for (e, bytes) in docs() {
         let at = at_of(&e);
-        let a = verify_nitro(&bytes, &Expectations::default(), &debug_ok(), at);
-        let b = verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), at, &cache);
-        let c = verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), at, &cache);
+        let a = verify_nitro(&bytes, &NitroExpectations::default(), &debug_ok(), at);
+        let b = verify_nitro_cached(&bytes, &NitroExpectations::default(), &debug_ok(), at, &cache);
+        let c = verify_nitro_cached(&bytes, &NitroExpectations::default(), &debug_ok(), at, &cache);
         assert_eq!(a, b);
         assert_eq!(b, c);
         // still refused outside the window and with a flipped signature, even when cached
         let late = UnixTime::from_secs(e["valid_window_unix"][1].as_u64().unwrap() + 1);
         assert!(matches!(
-            verify_nitro_cached(&bytes, &Expectations::default(), &debug_ok(), late, &cache),
+            verify_nitro_cached(&bytes, &NitroExpectations::default(), &debug_ok(), late, &cache),
             Err(Error::CertificateExpired { .. })
         ));
         let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert_eq!(
-            verify_nitro_cached(&bad, &Expectations::default(), &debug_ok(), at, &cache),
+            verify_nitro_cached(&bad, &NitroExpectations::default(), &debug_ok(), at, &cache),
             Err(Error::SignatureInvalid)
         );
     }
@@ -425,7 +428,7 @@ fn cached_verification_gives_the_same_verdicts() {
     let mut bad = doc.clone();
     bad[off + c2.len() - 5] ^= 1;
     assert!(matches!(
-        verify_nitro_cached(&bad, &Expectations::default(), &debug_ok(), at_of(&e), &cache),
+        verify_nitro_cached(&bad, &NitroExpectations::default(), &debug_ok(), at_of(&e), &cache),
         Err(Error::ChainSignatureInvalid { .. })
     ));
 }

@@ -190,7 +190,7 @@ impl SnpReference {
 mod tests {
     use super::*;
     use crate::snp::{check_expectations, extract_report, parse_report, SnpCerts, POLICY_DEBUG, POLICY_MIGRATE_MA};
-    use crate::{testdata, verify_snp, Error, Expectations, Options, UnixTime, Verdict};
+    use crate::{testdata, verify_snp, Error, Options, UnixTime, Verdict};
 
     struct Fixture {
         name: String,
@@ -226,7 +226,7 @@ mod tests {
     }
 
     fn check(f: &Fixture, r: &SnpReference) -> Result<Verdict, Error> {
-        let e = Expectations { snp: r.expectations(None), ..Default::default() };
+        let e = r.expectations(None);
         let o = Options { allow_debug: r.allow_debug(), ..Default::default() };
         verify_snp(&f.report, &f.certs, &e, &o, f.at)
     }
@@ -360,7 +360,7 @@ mod tests {
         let mut flipped = f.report.clone();
         flipped[0x0a] |= 0x08;
         assert_eq!(
-            verify_snp(&flipped, &f.certs, &Expectations::default(), &Options::default(), f.at),
+            verify_snp(&flipped, &f.certs, &SnpExpectations::default(), &Options::default(), f.at),
             Err(Error::SignatureInvalid)
         );
     }

@@ -20,8 +20,8 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-fn none() -> Expectations {
-    Expectations::default()
+fn none() -> SnpExpectations {
+    SnpExpectations::default()
 }
 
 fn pem(rel: &str) -> Vec<u8> {
@@ -87,7 +87,14 @@ fn every_report_verifies_with_the_listed_fields() {
         let ark = if s.product.starts_with("Genoa") { "snp/ark_genoa.pem" } else { "snp/ark_milan.pem" };
         let certs = SnpCerts { vek: c.certs.vek.clone(), ask: Some(pem(ask)), asvk: None, ark: Some(pem(ark)) };
         let b = encode_bundle(&c.report, &certs);
-        assert!(crate::verify_evidence(Platform::Snp, &b, &none(), &Options::default(), c.at).is_ok());
+        assert!(crate::verify_evidence(
+            Platform::Snp,
+            &b,
+            &crate::Expectations::Snp(none()),
+            &Options::default(),
+            c.at
+        )
+        .is_ok());
     }
 }
 
@@ -122,8 +129,7 @@ fn refused_outside_the_validity_window() {
 fn expectations() {
     let c = cases().remove(0);
     let o = Options::default();
-    let run =
-        |s: SnpExpectations| verify_snp(&c.report, &c.certs, &Expectations { snp: s, ..Default::default() }, &o, c.at);
+    let run = |s: SnpExpectations| verify_snp(&c.report, &c.certs, &s, &o, c.at);
     let m = hex::decode(c.e["measurement"].as_str().unwrap()).unwrap();
     let rd = hex::decode(c.e["report_data"].as_str().unwrap()).unwrap();
     let v = run(SnpExpectations {
@@ -162,16 +168,22 @@ fn expectations() {
     );
     // policy 0x30000 allows SMT
     assert_eq!(run(SnpExpectations { deny_smt: true, ..Default::default() }), Err(Error::SmtNotAllowed));
-    // a Nitro-only expectation is refused, not ignored
-    let mut e = Expectations::default();
+    // Nitro expectations cannot reach the SNP verifier (its type takes SNP ones only);
+    // where the platform is data, the dispatch refuses them rather than ignore them.
+    let mut e = crate::NitroExpectations::default();
     e.pcrs.insert(0, vec![0; 48]);
-    assert_eq!(verify_snp(&c.report, &c.certs, &e, &o, c.at), Err(Error::ExpectationNotApplicable("pcrs")));
+    let bundle = crate::snp::encode_bundle(&c.report, &c.certs);
+    assert_eq!(
+        crate::verify_evidence(crate::Platform::Snp, &bundle, &crate::Expectations::Nitro(e), &o, c.at),
+        Err(Error::ExpectationNotApplicable("nitro expectations for snp evidence"))
+    );
+    assert!(crate::verify_evidence(crate::Platform::Snp, &bundle, &crate::Expectations::Snp(none()), &o, c.at).is_ok());
 }
 
 #[test]
 fn vmpl_limit() {
     let c = cases().into_iter().find(|c| c.e["vmpl"] == 1).unwrap();
-    let e = Expectations { snp: SnpExpectations { max_vmpl: Some(0), ..Default::default() }, ..Default::default() };
+    let e = SnpExpectations { max_vmpl: Some(0), ..Default::default() };
     assert_eq!(
         verify_snp(&c.report, &c.certs, &e, &Options::default(), c.at),
         Err(Error::VmplTooHigh { vmpl: 1, max: 0 })
@@ -187,7 +199,7 @@ fn channel_binding_report_data() {
     ctx.update(&nonce);
     ctx.update(&key);
     let rd = ctx.finish().as_ref().to_vec();
-    let e = Expectations { snp: SnpExpectations { report_data: Some(rd), ..Default::default() }, ..Default::default() };
+    let e = SnpExpectations { report_data: Some(rd), ..Default::default() };
     assert!(verify_snp(&c.report, &c.certs, &e, &Options::default(), c.at).is_ok());
     let r = parse_report(&c.report).unwrap();
     assert_eq!(r.launch_mit_vector, Some(0x0b));
@@ -417,7 +429,13 @@ fn mixed_certificate_folder_accepts_every_vcek_report() {
                 assert!(r.is_ok(), "{name} from {files:?}: {r:?}");
                 // and through an evidence bundle carrying the sorted certificates
                 let b = encode_bundle(&c.report, &certs);
-                let r = crate::verify_evidence(Platform::Snp, &b, &none(), &Options::default(), c.at);
+                let r = crate::verify_evidence(
+                    Platform::Snp,
+                    &b,
+                    &crate::Expectations::Snp(none()),
+                    &Options::default(),
+                    c.at,
+                );
                 assert!(r.is_ok(), "{name} bundle from {files:?}: {r:?}");
             }
         }

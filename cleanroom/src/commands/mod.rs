@@ -20,7 +20,7 @@ pub enum KeyHome {
 /// What attestation established about the enclave on a connection.
 #[derive(Debug, Clone)]
 pub struct Attested {
-    pub platform: String,
+    pub platform: protocol::platform::Platform,
     pub simulated: bool,
     pub checks_passed: Vec<String>,
 }
@@ -28,7 +28,7 @@ pub struct Attested {
 impl Attested {
     fn of(s: &crate::client::AttestedSession) -> Attested {
         Attested {
-            platform: s.platform.clone(),
+            platform: s.platform,
             simulated: s.simulated,
             checks_passed: s.verdict.checks_passed.iter().map(|c| c.to_string()).collect(),
         }

@@ -22,34 +22,15 @@ fn module() -> Digest {
 }
 
 fn policy() -> Policy {
-    let col = |name: &str, t: &str, roles: Vec<ColumnRole>| ColumnPolicy {
-        name: name.into(),
-        sealed_type: t.into(),
-        roles,
-        domain: None,
-    };
+    let col = ColumnPolicy::new;
     Policy {
-        policy_id: "p".into(),
-        owner_public_key: Bytes(owner().public_key()),
-        dataset_digest: Digest::of(b"dataset"),
         population: "pop".into(),
-        privacy_unit: "unit".into(),
         sealed_chunks: 2,
         rows_per_chunk: 100,
-        columns: vec![
-            col("unit", "token", vec![]),
-            col("x", "f64", vec![ColumnRole::Input]),
-            col("g", "dict", vec![ColumnRole::GroupBy]),
-            col("y", "i64", vec![ColumnRole::Label]),
-        ],
         allowed_modules: vec![module()],
         allowed_query_classes: vec!["group_mean".into(), "histogram".into(), "auc".into()],
         collaborators: vec![Collaborator { name: "acme".into(), public_key: Bytes(provider().public_key()) }],
         min_group_size: 5,
-        max_rows_per_unit: 1,
-        max_epsilon_per_job: Decimal::literal("1"),
-        max_delta_per_job: Decimal::literal("0.00001"),
-        partition_delta: Decimal::literal("0.000001"),
         timing: Timing {
             max_deadline_ms: 60_000,
             setup_ms: 10,
@@ -59,9 +40,17 @@ fn policy() -> Policy {
             ns_per_memory_page: 1,
         },
         sandbox: SandboxLimits { fuel_per_unit: 1000, memory_limit_bytes: 1 << 20, max_module_bytes: 1 << 20 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            owner().public_key(),
+            Digest::of(b"dataset"),
+            "unit",
+            vec![
+                col("unit", "token", vec![]),
+                col("x", "f64", vec![ColumnRole::Input]),
+                col("g", "dict", vec![ColumnRole::GroupBy]),
+                col("y", "i64", vec![ColumnRole::Label]),
+            ],
+        )
     }
 }
 

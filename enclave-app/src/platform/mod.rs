@@ -47,8 +47,12 @@ pub enum PlatformError {
 }
 
 pub trait Platform: Send + Sync {
+    /// Which platform this is: what evidence, results and log records name.
+    fn kind(&self) -> protocol::platform::Platform;
     /// "nitro", "snp" or "simulated".
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
     /// True when evidence is not hardware-backed.
     fn simulated(&self) -> bool;
     /// Evidence binding `nonce`, `user_data` and `public_key` to the measured state.
@@ -92,8 +96,8 @@ fn now_ms() -> u64 {
 }
 
 impl Platform for SimulatedPlatform {
-    fn name(&self) -> &'static str {
-        "simulated"
+    fn kind(&self) -> protocol::platform::Platform {
+        protocol::platform::Platform::Simulated
     }
     fn simulated(&self) -> bool {
         true
@@ -128,11 +132,12 @@ impl Platform for SimulatedPlatform {
 /// `nitro` opens `/dev/nsm` and checks that it answers as a Nitro Secure Module; `snp`
 /// opens `/dev/sev-guest`. Either fails with [`PlatformError::DeviceUnavailable`] when
 /// the device is absent.
-pub fn from_name(name: &str) -> Result<Box<dyn Platform>, PlatformError> {
-    match name {
-        "simulated" => Ok(Box::new(SimulatedPlatform::new()?)),
-        "nitro" => Ok(Box::new(NitroPlatform::open()?)),
-        "snp" => Ok(Box::new(SnpPlatform::open()?)),
+pub fn open(kind: protocol::platform::Platform) -> Result<Box<dyn Platform>, PlatformError> {
+    use protocol::platform::Platform as Kind;
+    match kind {
+        Kind::Simulated => Ok(Box::new(SimulatedPlatform::new()?)),
+        Kind::Nitro => Ok(Box::new(NitroPlatform::open()?)),
+        Kind::Snp => Ok(Box::new(SnpPlatform::open()?)),
         other => Err(PlatformError::Unavailable(other.to_string())),
     }
 }
@@ -194,9 +199,9 @@ mod tests {
 
     #[test]
     fn unknown_platform_is_refused() {
-        let err = from_name("sgx").err().expect("unknown platform must fail");
-        assert!(matches!(err, PlatformError::Unavailable(ref n) if n == "sgx"));
-        assert!(err.to_string().contains("nitro, snp or simulated"), "{err}");
+        // An unknown name never becomes a platform: it fails where it is parsed.
+        let err = "sgx".parse::<protocol::platform::Platform>().expect_err("unknown platform must fail");
+        assert!(err.contains("nitro, snp, simulated"), "{err}");
     }
 
     /// Asking for real hardware on a machine without it is an error that names the
@@ -208,7 +213,8 @@ mod tests {
                 eprintln!("{path} exists here: skipping the absent-device check for {name}");
                 continue;
             }
-            let err = from_name(name).err().unwrap_or_else(|| panic!("{name} must not open without {path}"));
+            let err =
+                open(name.parse().unwrap()).err().unwrap_or_else(|| panic!("{name} must not open without {path}"));
             match &err {
                 PlatformError::DeviceUnavailable { platform, path: p, .. } => {
                     assert_eq!(*platform, name);

@@ -128,8 +128,8 @@ impl NitroPlatform {
 }
 
 impl Platform for NitroPlatform {
-    fn name(&self) -> &'static str {
-        NAME
+    fn kind(&self) -> protocol::platform::Platform {
+        protocol::platform::Platform::Nitro
     }
 
     fn simulated(&self) -> bool {
@@ -208,7 +208,7 @@ mod tests {
     use super::super::testdata;
     use super::*;
     use crate::platform::{extend_pcr, POLICY_PCR};
-    use attestation_verifier::{verify_evidence, Error, Expectations, Options, UnixTime};
+    use attestation_verifier::{verify_evidence, Error, Expectations, NitroExpectations, Options, UnixTime};
     use serde_cbor::Value;
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
@@ -364,9 +364,14 @@ mod tests {
 
             let opts = Options { allow_debug: true, ..Default::default() };
             let at = UnixTime::from_secs(v.verify_at);
-            let verdict =
-                verify_evidence(attestation_verifier::Platform::Nitro, &doc, &Expectations::default(), &opts, at)
-                    .unwrap_or_else(|e| panic!("{}: {e}", v.file));
+            let verdict = verify_evidence(
+                attestation_verifier::Platform::Nitro,
+                &doc,
+                &Expectations::Nitro(NitroExpectations::default()),
+                &opts,
+                at,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", v.file));
             assert!(!verdict.simulated);
             assert_eq!(verdict.platform, attestation_verifier::Platform::Nitro);
         }
@@ -380,7 +385,7 @@ mod tests {
         let (p, _) = platform(FakeNsm::new(v.bytes.clone()));
         let nonce = b"owner nonce 0123456789";
         let doc = p.attest(Some(nonce), b"binding", b"key").unwrap();
-        let expect = Expectations { nonce: Some(nonce.to_vec()), ..Default::default() };
+        let expect = Expectations::Nitro(NitroExpectations { nonce: Some(nonce.to_vec()), ..Default::default() });
         let at = UnixTime::from_secs(v.verify_at);
         let r = verify_evidence(attestation_verifier::Platform::Nitro, &doc, &expect, &Options::default(), at);
         assert_eq!(r.err(), Some(Error::NonceMismatch));

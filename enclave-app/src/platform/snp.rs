@@ -144,8 +144,8 @@ impl SnpPlatform {
 }
 
 impl Platform for SnpPlatform {
-    fn name(&self) -> &'static str {
-        NAME
+    fn kind(&self) -> protocol::platform::Platform {
+        protocol::platform::Platform::Snp
     }
 
     fn simulated(&self) -> bool {
@@ -226,11 +226,11 @@ mod tests {
         (SnpPlatform::with_device(Box::new(dev)), requests)
     }
 
-    fn snp_verify(bundle: &[u8], expect: &Expectations, at: u64) -> Result<attestation_verifier::Verdict, Error> {
+    fn snp_verify(bundle: &[u8], expect: &SnpExpectations, at: u64) -> Result<attestation_verifier::Verdict, Error> {
         verify_evidence(
             attestation_verifier::Platform::Snp,
             bundle,
-            expect,
+            &Expectations::Snp(expect.clone()),
             &Options::default(),
             UnixTime::from_secs(at),
         )
@@ -258,7 +258,7 @@ mod tests {
                 [report_data(b"policy digest", Some(nonce), b"channel binding", b"public key")]
             );
 
-            let verdict = snp_verify(&bundle, &Expectations::default(), v.verify_at)
+            let verdict = snp_verify(&bundle, &SnpExpectations::default(), v.verify_at)
                 .unwrap_or_else(|e| panic!("{}: {e}", v.file));
             assert!(!verdict.simulated);
             assert_eq!(verdict.snp.unwrap().report_data, v.bytes[0x50..0x90]);
@@ -274,10 +274,7 @@ mod tests {
         p.extend_and_lock(POLICY_PCR, b"policy").unwrap();
         let bundle = p.attest(Some(b"nonce"), b"binding", b"key").unwrap();
         let want = report_data(b"policy", Some(b"nonce"), b"binding", b"key");
-        let expect = Expectations {
-            snp: SnpExpectations { report_data: Some(want.to_vec()), ..Default::default() },
-            ..Default::default()
-        };
+        let expect = SnpExpectations { report_data: Some(want.to_vec()), ..Default::default() };
         assert_eq!(snp_verify(&bundle, &expect, v.verify_at).err(), Some(Error::ReportDataMismatch));
     }
 
@@ -328,7 +325,7 @@ mod tests {
         let p = p.with_vek(v.vek.clone().unwrap());
         p.extend_and_lock(POLICY_PCR, b"p").unwrap();
         let bundle = p.attest(Some(b"n"), b"u", b"k").unwrap();
-        snp_verify(&bundle, &Expectations::default(), v.verify_at).unwrap();
+        snp_verify(&bundle, &SnpExpectations::default(), v.verify_at).unwrap();
     }
 
     #[test]

@@ -23,40 +23,26 @@ fn policy(public_domains: bool) -> Policy {
         domain: domain.filter(|_| public_domains).map(|v| v.into_iter().map(String::from).collect()),
     };
     Policy {
-        policy_id: "t".into(),
-        owner_public_key: protocol::Bytes(vec![0; 32]),
-        dataset_digest: Digest::default(),
         population: "p".into(),
-        privacy_unit: "unit".into(),
-        sealed_chunks: 1,
         rows_per_chunk: 1 << 20,
-        columns: vec![
-            col("unit", "token", vec![], None),
-            col("g1", "dict", vec![ColumnRole::GroupBy], Some(vec!["a", "b", "c"])),
-            col("g2", "dict", vec![ColumnRole::GroupBy], Some(vec!["x", "y"])),
-            col("y", "i64", vec![ColumnRole::Label], None),
-            col("v", "f64", vec![ColumnRole::Value], None),
-        ],
-        allowed_modules: vec![],
         allowed_query_classes: vec![],
-        collaborators: vec![],
         min_group_size: 1,
-        max_rows_per_unit: 1,
         max_epsilon_per_job: d("100"),
         max_delta_per_job: d("0.001"),
-        partition_delta: d("0.000001"),
-        timing: Timing {
-            max_deadline_ms: 1000,
-            setup_ms: 1,
-            ns_per_fuel: 1,
-            unit_overhead_ns: 1,
-            ingest_ns_per_row: 1,
-            ns_per_memory_page: 1,
-        },
+        timing: Timing::nominal(1000),
         sandbox: SandboxLimits { fuel_per_unit: 1, memory_limit_bytes: 1 << 20, max_module_bytes: 1 << 20 },
-        diagnostics_key: None,
-        dataset_expires_at: None,
-        training: None,
+        ..Policy::new(
+            vec![0; 32],
+            Digest::default(),
+            "unit",
+            vec![
+                col("unit", "token", vec![], None),
+                col("g1", "dict", vec![ColumnRole::GroupBy], Some(vec!["a", "b", "c"])),
+                col("g2", "dict", vec![ColumnRole::GroupBy], Some(vec!["x", "y"])),
+                col("y", "i64", vec![ColumnRole::Label], None),
+                col("v", "f64", vec![ColumnRole::Value], None),
+            ],
+        )
     }
 }
 
