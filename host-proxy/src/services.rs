@@ -1,9 +1,10 @@
 //! The enclave services (blobs and audit, for the enclave) and the blob API's requests.
 //! The front door is in `frontdoor`, the blob API's connections in `blobapi`.
 //!
-//! The enclave services keep a thread per connection: their only client is the enclave
-//! (over a Unix socket in the store's run directory, or the guest's vsock port), which
-//! holds one connection at a time.
+//! The enclave services keep a thread per connection: their one intended client is the
+//! enclave, which holds one connection at a time (`enclave_app::host::HostClient`), over a
+//! Unix socket in the store's run directory or the guest's vsock port; nothing outside the
+//! host reaches them.
 
 use crate::blobstore::{BlobStore, StoreError};
 use protocol::wire::{BlobRequest, HostRequest, HostResponse};
