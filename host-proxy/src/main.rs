@@ -246,11 +246,9 @@ fn limits(a: &RunArgs) -> Result<(FrontDoorLimits, BlobApiLimits), String> {
 /// the enclave services, the launcher's pipes).
 const FD_RESERVE: u64 = 128;
 
-/// Raise the soft open-file limit to the hard one, and refuse to start if the caps could
-/// run out of descriptors anyway: then `accept` would fail for everyone, including the
-/// owner, instead of the cap refusing the flood.
+/// Raise the soft open-file limit to the hard one; the limit now in force.
 #[allow(unsafe_code)]
-fn ensure_fd_limit(needed: u64) -> Result<(), String> {
+fn raise_fd_limit() -> Result<u64, String> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read/write the struct we pass by pointer.
     unsafe {
@@ -264,12 +262,33 @@ fn ensure_fd_limit(needed: u64) -> Result<(), String> {
             }
         }
     }
-    if lim.rlim_cur < needed {
+    Ok(lim.rlim_cur)
+}
+
+/// The fewest front-door connections worth running with.
+const MIN_FRONT_CONNECTIONS: u64 = 64;
+
+/// Make the caps fit the open-file limit: if the descriptors could run out first,
+/// `accept` would fail for everyone, the owner included, instead of the cap refusing the
+/// flood. The front door's cap is lowered to fit (with a warning); below
+/// `MIN_FRONT_CONNECTIONS` the proxy does not start.
+fn fit_fd_limit(front: &mut FrontDoorLimits, blob: &BlobApiLimits) -> Result<(), String> {
+    let limit = raise_fd_limit()?;
+    let others = (front.max_upstream + blob.max_connections) as u64 + FD_RESERVE;
+    let fits = limit.saturating_sub(others);
+    if front.max_connections as u64 <= fits {
+        return Ok(());
+    }
+    if fits < MIN_FRONT_CONNECTIONS {
         return Err(format!(
-            "the open-file limit ({}) is below what the connection caps need ({needed}); raise it (ulimit -n) or lower --max-connections, --max-blob-connections or --max-upstream",
-            lim.rlim_cur
+            "the open-file limit ({limit}) leaves room for {fits} front-door connections: raise it (ulimit -n) or lower --max-blob-connections or --max-upstream"
         ));
     }
+    eprintln!(
+        "host-proxy: warning: the open-file limit ({limit}) fits {fits} front-door connections, not --max-connections {}; using {fits} (raise ulimit -n for more)",
+        front.max_connections
+    );
+    front.max_connections = fits as usize;
     Ok(())
 }
 
@@ -300,10 +319,8 @@ fn run(a: RunArgs) -> Result<(), String> {
     if a.launch != "process" && a.launch != "qemu" {
         return Err(format!("launcher {:?} is not available in this build; use --launch process or qemu", a.launch));
     }
-    let (front_limits, blob_limits) = limits(&a)?;
-    ensure_fd_limit(
-        (front_limits.max_connections + front_limits.max_upstream + blob_limits.max_connections) as u64 + FD_RESERVE,
-    )?;
+    let (mut front_limits, blob_limits) = limits(&a)?;
+    fit_fd_limit(&mut front_limits, &blob_limits)?;
     // A few workers whatever the load: connections are tasks, not threads. The blocking
     // pool (store I/O, connects to the enclave) is bounded too.
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
