@@ -22,6 +22,10 @@ cargo bench -q -p cleanroom-sandbox --bench training 2>/dev/null | json
 # Every core: the enclave's scoring with one worker and with every vCPU (issue 18).
 CLEANROOM_CREDIT_LR_WASM="$ROOT/target/wasm32-unknown-unknown/release/credit_lr.wasm" \
     cargo bench -q -p enclave-app --bench workers 2>/dev/null | json
+# Load held at the front door (issue 18): p50/p99 of a real key release through the real
+# host-proxy and enclave-app with no other traffic, and with 10,000 connections from 1,000
+# loopback addresses held open (ratio idle / loaded latency; about 2 minutes).
+cargo bench -q -p cleanroom-e2e --bench front_door 2>/dev/null | json
 # ... and what it is worth: test AUC pretrained, DP at ε = 1 and 4, and non-private on the
 # demo's 200,000-row table (ratio DP / non-private AUC; about 12 s). `make build` built it
 # with the workspace's features; `cargo run -p` alone would rebuild half the workspace.

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod audit_log;
 pub mod boundary;
+pub mod channels;
 pub mod host;
 pub mod init;
 pub mod platform;

@@ -4,11 +4,13 @@
 //! platform.
 
 use clap::Parser;
+use enclave_app::channels::{self, ChannelLimits};
 use enclave_app::host::HostClient;
 use enclave_app::init;
 use enclave_app::service::Enclave;
 use protocol::policy::Policy;
 use std::process::ExitCode;
+use std::time::Duration;
 use transport::{Endpoint, Listener};
 
 #[derive(Parser)]
@@ -30,6 +32,16 @@ struct Args {
     /// PCR16 and attested, so the host cannot substitute one unnoticed).
     #[arg(long)]
     policy_from_host: bool,
+    /// Channels served at once; one more gets `too_many_channels` and is closed.
+    #[arg(long, default_value_t = ChannelLimits::default().max_channels)]
+    max_channels: usize,
+    /// Seconds from accept to the end of a channel's TLS handshake.
+    #[arg(long, default_value_t = ChannelLimits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Seconds for each request to arrive, counted from the previous reply. A running
+    /// job is not idle time: its reply is written at its deadline.
+    #[arg(long, default_value_t = ChannelLimits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +66,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.max_channels == 0 || args.handshake_timeout == 0 || args.idle_timeout == 0 {
+        return Err("--max-channels, --handshake-timeout and --idle-timeout must be at least 1".into());
+    }
+    let limits = ChannelLimits {
+        max_channels: args.max_channels,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
     let host = HostClient::new(args.host);
     let text = match &args.policy {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("policy {}: {e}", path.display()))?,
@@ -75,19 +95,8 @@ fn run(args: Args) -> Result<(), String> {
         enclave.policy_digest(),
         hex_short(&enclave.public_key()),
     );
-    loop {
-        match listener.accept() {
-            Ok(stream) => {
-                let e = enclave.clone();
-                std::thread::spawn(move || {
-                    if let Err(err) = e.serve(stream) {
-                        eprintln!("enclave-app: connection ended: {err}");
-                    }
-                });
-            }
-            Err(e) => eprintln!("enclave-app: accept: {e}"),
-        }
-    }
+    channels::serve_listener(enclave, listener, limits);
+    Ok(())
 }
 
 fn hex_short(b: &[u8]) -> String {

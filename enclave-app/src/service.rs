@@ -1,6 +1,7 @@
 //! The enclave's service: attested channel, key release, job execution, release.
 
 use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
+use crate::channels::{ChannelLimits, Deadlined, REFUSAL_DRAIN, REFUSAL_TIMEOUT};
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
 use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
@@ -16,7 +17,7 @@ use protocol::{Bytes, Digest};
 use release::{Accumulator, DpRelease, UnitAssembler};
 use sandbox::{AdmittedModule, Sandbox, SandboxConfig};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use transport::{Stream, TransportError};
@@ -193,16 +194,28 @@ impl Enclave {
         self.key.sign(context, value)
     }
 
-    /// Serve one client connection until it closes. Errors end the connection only.
+    /// Serve one client connection with the default [`ChannelLimits`].
     pub fn serve(self: &Arc<Self>, stream: Stream) -> Result<(), TransportError> {
-        stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+        self.serve_with(stream, &ChannelLimits::default())
+    }
+
+    /// Serve one client connection until it closes. Errors end the connection only.
+    /// The handshake must finish within `handshake_timeout`, and each request arrive
+    /// within `idle_timeout` of the previous reply. A job is not idle time: the enclave
+    /// does not read while it runs, and its reply is written at its deadline.
+    pub fn serve_with(self: &Arc<Self>, stream: Stream, limits: &ChannelLimits) -> Result<(), TransportError> {
+        stream.set_write_timeout(Some(limits.idle_timeout))?;
         let conn = rustls::ServerConnection::new(self.tls.clone())
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
-        let mut tls = rustls::StreamOwned::new(conn, stream);
+        let mut tls = rustls::StreamOwned::new(conn, Deadlined::new(stream, Instant::now() + limits.handshake_timeout));
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
         // Per-connection protocol state: evidence first, then at most one key release.
         let mut attested = false;
         let mut key_released = false;
         loop {
+            tls.sock.set_deadline(Instant::now() + limits.idle_timeout);
             let msg: ClientMessage = match transport::recv(&mut tls) {
                 Ok(m) => m,
                 Err(TransportError::Closed) => return Ok(()),
@@ -250,6 +263,32 @@ impl Enclave {
                 }
             }
         }
+    }
+
+    /// Answer a connection over the channel cap: finish its TLS handshake so the client
+    /// can read why, send `too_many_channels`, close. Nothing the client sends is read
+    /// as a request. All of it within [`REFUSAL_TIMEOUT`].
+    pub fn refuse_channel(&self, stream: Stream, max_channels: usize) {
+        let _ = stream.set_write_timeout(Some(REFUSAL_TIMEOUT));
+        let Ok(conn) = rustls::ServerConnection::new(self.tls.clone()) else { return };
+        let mut tls = rustls::StreamOwned::new(conn, Deadlined::new(stream, Instant::now() + REFUSAL_TIMEOUT));
+        let reply = EnclaveMessage::Error {
+            code: Code::TooManyChannels,
+            message: format!("this enclave serves at most {max_channels} channels at once; try again later"),
+        };
+        if transport::send(&mut tls, &reply).is_err() {
+            return;
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        // Drain briefly (a client sends its first request right after the handshake):
+        // closing with that request unread would reset the connection, and a reset can
+        // discard the error frame before the client reads it. Briefly, because this one
+        // thread answers every refused connection.
+        let _ = tls.sock.get_ref().shutdown_write();
+        tls.sock.set_deadline(Instant::now() + REFUSAL_DRAIN);
+        let mut sink = [0u8; 4096];
+        while matches!(tls.sock.read(&mut sink), Ok(n) if n > 0) {}
     }
 
     fn attest(&self, conn: &rustls::ServerConnection, nonce: &[u8]) -> Result<EnclaveMessage, Refusal> {

@@ -13,6 +13,8 @@ pub struct ProcessLaunch {
     pub policy: PathBuf,
     pub listen: Endpoint,
     pub host: Endpoint,
+    /// More arguments, after the ones above (development and tests).
+    pub extra_args: Vec<String>,
 }
 
 pub struct Launched {
@@ -59,6 +61,7 @@ pub fn launch_process(l: &ProcessLaunch) -> std::io::Result<Launched> {
         .arg(l.host.to_string())
         .arg("--policy")
         .arg(&l.policy)
+        .args(&l.extra_args)
         .stdin(Stdio::null())
         .spawn()?;
     Ok(Launched { child })

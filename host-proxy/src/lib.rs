@@ -4,8 +4,12 @@
 //! results and signed audit records; what it could do wrong (drop, reorder, replay,
 //! substitute) is detected inside the enclave or by the owner's verification.
 
+pub mod aio;
+pub mod blobapi;
 pub mod blobstore;
+pub mod frontdoor;
 pub mod launcher;
+pub mod limits;
 pub mod qemu;
 pub mod ratelimit;
 pub mod services;

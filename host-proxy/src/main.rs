@@ -1,14 +1,18 @@
 //! host-proxy: launch the enclave and run the untrusted host services.
 
 use clap::{Parser, Subcommand};
+use host_proxy::aio::AsyncListener;
+use host_proxy::blobapi::BlobApi;
 use host_proxy::blobstore::BlobStore;
+use host_proxy::frontdoor::FrontDoor;
 use host_proxy::launcher::{launch_process, Launched, ProcessLaunch};
+use host_proxy::limits::{BlobApiLimits, Counters, FrontDoorLimits};
 use host_proxy::qemu::{self, QemuLaunch, QemuVm};
 use host_proxy::ratelimit::RateLimiter;
 use host_proxy::services;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use transport::{vhost_uds, Endpoint, Listener, Stream};
 
@@ -55,6 +59,35 @@ struct RunArgs {
     /// New front-door connections per second per peer (burst 4x).
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
+    /// Peers the rate limiter remembers at most (full or least recently seen buckets are
+    /// forgotten first).
+    #[arg(long, default_value_t = host_proxy::ratelimit::DEFAULT_MAX_PEERS)]
+    max_peers: usize,
+    /// Front-door connections open at once; more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = FrontDoorLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a new front-door connection has to send its TLS hello (blob API: its
+    /// first byte) before it is closed.
+    #[arg(long, default_value_t = FrontDoorLimits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Seconds without a byte from a client, on its turn, before its connection is closed
+    /// (front door and blob API). The wait for a job's reply is not idle time.
+    #[arg(long, default_value_t = FrontDoorLimits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Connections to the enclave open at once (at most the enclave's --max-channels).
+    #[arg(long, default_value_t = FrontDoorLimits::default().max_upstream)]
+    max_upstream: usize,
+    /// Seconds a client waits for a connection to the enclave before it is closed.
+    #[arg(long, default_value_t = FrontDoorLimits::default().upstream_wait.as_secs())]
+    upstream_wait: u64,
+    /// Blob API connections open at once; more get a `too_many_connections` error.
+    #[arg(long, default_value_t = BlobApiLimits::default().max_connections)]
+    max_blob_connections: usize,
+    /// process launcher only: one more argument for enclave-app, e.g.
+    /// `--enclave-arg=--idle-timeout=5` (repeatable). An enclave image takes its arguments
+    /// from its measured kernel command line instead.
+    #[arg(long, allow_hyphen_values = true)]
+    enclave_arg: Vec<String>,
     /// Write {"front_door","blob_api","enclave_pid",...} here once the enclave answers.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -176,10 +209,129 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The bounds from the command line, checked.
+fn limits(a: &RunArgs) -> Result<(FrontDoorLimits, BlobApiLimits), String> {
+    for (flag, v) in [
+        ("--max-connections", a.max_connections),
+        ("--max-upstream", a.max_upstream),
+        ("--max-blob-connections", a.max_blob_connections),
+        ("--max-peers", a.max_peers),
+        ("--handshake-timeout", a.handshake_timeout as usize),
+        ("--idle-timeout", a.idle_timeout as usize),
+        ("--upstream-wait", a.upstream_wait as usize),
+    ] {
+        if v == 0 {
+            return Err(format!("{flag} must be at least 1"));
+        }
+    }
+    if !(a.rate.is_finite() && a.rate > 0.0) {
+        return Err("--rate must be a positive number".into());
+    }
+    let front = FrontDoorLimits {
+        max_connections: a.max_connections,
+        handshake_timeout: Duration::from_secs(a.handshake_timeout),
+        idle_timeout: Duration::from_secs(a.idle_timeout),
+        max_upstream: a.max_upstream,
+        upstream_wait: Duration::from_secs(a.upstream_wait),
+    };
+    let blob = BlobApiLimits {
+        max_connections: a.max_blob_connections,
+        first_byte_timeout: Duration::from_secs(a.handshake_timeout),
+        idle_timeout: Duration::from_secs(a.idle_timeout),
+    };
+    Ok((front, blob))
+}
+
+/// Descriptors needed besides the capped connections (listeners, the store, the log,
+/// the enclave services, the launcher's pipes).
+const FD_RESERVE: u64 = 128;
+
+/// Raise the soft open-file limit to the hard one; the limit now in force.
+#[allow(unsafe_code)]
+fn raise_fd_limit() -> Result<u64, String> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// The fewest front-door connections worth running with.
+const MIN_FRONT_CONNECTIONS: u64 = 64;
+
+/// Make the caps fit the open-file limit: if the descriptors could run out first,
+/// `accept` would fail for everyone, the owner included, instead of the cap refusing the
+/// flood. The front door's cap is lowered to fit (with a warning); below
+/// `MIN_FRONT_CONNECTIONS` the proxy does not start.
+fn fit_fd_limit(front: &mut FrontDoorLimits, blob: &BlobApiLimits) -> Result<(), String> {
+    let limit = raise_fd_limit()?;
+    let others = (front.max_upstream + blob.max_connections) as u64 + FD_RESERVE;
+    let fits = limit.saturating_sub(others);
+    if front.max_connections as u64 <= fits {
+        return Ok(());
+    }
+    if fits < MIN_FRONT_CONNECTIONS {
+        return Err(format!(
+            "the open-file limit ({limit}) leaves room for {fits} front-door connections: raise it (ulimit -n) or lower --max-blob-connections or --max-upstream"
+        ));
+    }
+    eprintln!(
+        "host-proxy: warning: the open-file limit ({limit}) fits {fits} front-door connections, not --max-connections {}; using {fits} (raise ulimit -n for more)",
+        front.max_connections
+    );
+    front.max_connections = fits as usize;
+    Ok(())
+}
+
+/// Every 10 s, one line of what each listener turned away (if anything changed).
+async fn log_counters(front: Arc<FrontDoor>, blob: Arc<BlobApi>) {
+    let mut last = String::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let now =
+            format!("front door: {}; blob API: {}", counters_line(&front.counters), counters_line(&blob.counters));
+        if now != last {
+            eprintln!("host-proxy: {now}");
+            last = now;
+        }
+    }
+}
+
+fn counters_line(c: &Counters) -> String {
+    let s = c.summary();
+    if s.is_empty() {
+        "nothing".into()
+    } else {
+        s
+    }
+}
+
 fn run(a: RunArgs) -> Result<(), String> {
     if a.launch != "process" && a.launch != "qemu" {
         return Err(format!("launcher {:?} is not available in this build; use --launch process or qemu", a.launch));
     }
+    let (mut front_limits, blob_limits) = limits(&a)?;
+    fit_fd_limit(&mut front_limits, &blob_limits)?;
+    // A few workers whatever the load: connections are tasks, not threads. The blocking
+    // pool (store I/O, connects to the enclave) is bounded too.
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(8)
+        .thread_name("host-proxy-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let _in_runtime = runtime.enter();
     let policy_bytes = Arc::new(std::fs::read(&a.policy).map_err(|e| format!("policy {}: {e}", a.policy.display()))?);
     let store = Arc::new(BlobStore::open(&a.store, a.max_blob).map_err(|e| e.to_string())?);
     let run_dir = a.store.join("run");
@@ -199,17 +351,20 @@ fn run(a: RunArgs) -> Result<(), String> {
     };
 
     let services_listener = Listener::bind(&host_ep).map_err(|e| format!("bind {host_ep}: {e}"))?;
-    let front = Listener::bind(&a.front_door).map_err(|e| format!("bind {}: {e}", a.front_door))?;
-    let blobs = Listener::bind(&a.blob_api).map_err(|e| format!("bind {}: {e}", a.blob_api))?;
+    let front = AsyncListener::bind(&a.front_door).map_err(|e| format!("bind {}: {e}", a.front_door))?;
+    let blobs = AsyncListener::bind(&a.blob_api).map_err(|e| format!("bind {}: {e}", a.blob_api))?;
     let front_ep = front.local_endpoint().map_err(|e| e.to_string())?;
     let blob_ep = blobs.local_endpoint().map_err(|e| e.to_string())?;
 
     let s = store.clone();
     let p = policy_bytes.clone();
     std::thread::spawn(move || services::serve_enclave(services_listener, s, p));
-    let s = store.clone();
-    std::thread::spawn(move || services::serve_blob_api(blobs, s));
+    let blob_api = BlobApi::new(blob_limits, store.clone());
+    runtime.spawn(blob_api.clone().serve(blobs));
 
+    if a.launch != "process" && !a.enclave_arg.is_empty() {
+        return Err("--enclave-arg applies to --launch process only (an image's arguments are measured)".into());
+    }
     let mut qemu_launch = (a.launch == "qemu").then(|| {
         let q = &a.qemu;
         QemuLaunch {
@@ -237,6 +392,7 @@ fn run(a: RunArgs) -> Result<(), String> {
                     policy: a.policy.clone(),
                     listen: enclave_ep.clone(),
                     host: host_ep,
+                    extra_args: a.enclave_arg.clone(),
                 })
                 .map_err(|e| format!("launch enclave-app: {e}"))?,
             )
@@ -275,9 +431,10 @@ fn run(a: RunArgs) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(if a.launch == "qemu" { 200 } else { 50 }));
     }
     let ready_at = SystemTime::now();
-    let limiter = Arc::new(Mutex::new(RateLimiter::new(a.rate, a.rate * 4.0)));
-    let enclave_for_relay = enclave_ep.clone();
-    std::thread::spawn(move || services::serve_front_door(front, enclave_for_relay, limiter));
+    let limiter = RateLimiter::new(a.rate, a.rate * 4.0, a.max_peers);
+    let front_door = FrontDoor::new(front_limits, enclave_ep.clone(), limiter);
+    runtime.spawn(front_door.clone().serve(front));
+    runtime.spawn(log_counters(front_door.clone(), blob_api.clone()));
 
     if let Some(path) = &a.ready_file {
         let mut state = serde_json::json!({
@@ -312,7 +469,11 @@ fn run(a: RunArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     loop {
         if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
-            eprintln!("host-proxy: stopping");
+            eprintln!(
+                "host-proxy: stopping; front door: {}; blob API: {}",
+                counters_line(&front_door.counters),
+                counters_line(&blob_api.counters)
+            );
             return Ok(());
         }
         if let Some(why) = enclave.exited() {

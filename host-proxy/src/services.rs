@@ -1,13 +1,16 @@
-//! The three listeners: the front door (relay to the enclave), the blob API (for
-//! owners and providers) and the enclave services (blobs and audit, for the enclave).
+//! The enclave services (blobs and audit, for the enclave) and the blob API's requests.
+//! The front door is in `frontdoor`, the blob API's connections in `blobapi`.
+//!
+//! The enclave services keep a thread per connection: their one intended client is the
+//! enclave, which holds one connection at a time (`enclave_app::host::HostClient`), over a
+//! Unix socket in the store's run directory or the guest's vsock port; nothing outside the
+//! host reaches them.
 
 use crate::blobstore::{BlobStore, StoreError};
-use crate::ratelimit::RateLimiter;
 use protocol::wire::{BlobRequest, HostRequest, HostResponse};
 use protocol::Bytes;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use transport::{Endpoint, Listener, Stream, TransportError};
+use std::sync::Arc;
+use transport::{Listener, TransportError};
 
 fn store_error(e: StoreError) -> HostResponse {
     let code = match &e {
@@ -17,42 +20,6 @@ fn store_error(e: StoreError) -> HostResponse {
         _ => "store_error",
     };
     HostResponse::Error { code: code.into(), message: e.to_string() }
-}
-
-fn peer_name(s: &Stream) -> String {
-    match s {
-        Stream::Tcp(t) => t.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
-        _ => "local".into(),
-    }
-}
-
-/// Relay each front-door connection to the enclave. The bytes are TLS records the
-/// host cannot read; it only counts and rate-limits them.
-pub fn serve_front_door(listener: Listener, enclave: Endpoint, limiter: Arc<Mutex<RateLimiter>>) {
-    loop {
-        let client = match listener.accept() {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("host-proxy: front door accept: {e}");
-                continue;
-            }
-        };
-        let peer = peer_name(&client);
-        if !limiter.lock().expect("limiter").allow(&peer, Instant::now()) {
-            eprintln!("host-proxy: rate limit: dropping connection from {peer}");
-            let _ = client.shutdown();
-            continue;
-        }
-        let enclave = enclave.clone();
-        std::thread::spawn(move || match Stream::connect(&enclave) {
-            Ok(upstream) => {
-                if let Ok((up, down)) = transport::relay(client, upstream) {
-                    eprintln!("host-proxy: relayed {up} bytes in, {down} bytes out for {peer}");
-                }
-            }
-            Err(e) => eprintln!("host-proxy: enclave unreachable: {e}"),
-        });
-    }
 }
 
 fn serve_loop<Req, F>(listener: Listener, store: Arc<BlobStore>, handle: F)
@@ -91,9 +58,9 @@ where
     }
 }
 
-/// Blob API for owners and providers: upload ciphertext and modules, read the log.
-pub fn serve_blob_api(listener: Listener, store: Arc<BlobStore>) {
-    serve_loop(listener, store, |store, req: BlobRequest| match req {
+/// Answer one blob API request (on the blocking pool: the store does file I/O).
+pub fn handle_blob_request(store: &BlobStore, req: BlobRequest) -> HostResponse {
+    match req {
         BlobRequest::Put { data } => match store.put(data.as_slice()) {
             Ok(digest) => HostResponse::Stored { digest },
             Err(e) => store_error(e),
@@ -106,7 +73,7 @@ pub fn serve_blob_api(listener: Listener, store: Arc<BlobStore>) {
             Ok((lines, more)) => HostResponse::AuditLog { lines, more },
             Err(e) => store_error(e),
         },
-    })
+    }
 }
 
 /// Services for the enclave: blob fetch, audit append and the policy (TOML bytes) for

@@ -81,6 +81,7 @@ refusal_codes! {
     HostFailed = "host_failed": "The host did not serve a blob the request needs.",
     ReleaseFailed = "release_failed": "The query's DP parameters do not check.",
     PlatformFailed = "platform_failed": "The platform could not attest.",
+    TooManyChannels = "too_many_channels": "The enclave already serves its maximum number of channels; this one was closed before reading a request. Try again later.",
 }
 
 impl std::fmt::Display for RefusalCode {

@@ -4,6 +4,7 @@
 //! The binaries and the example module are built by `make test` before the tests run
 //! (`cargo build --release --workspace --bins` and the wasm32 build of credit-lr).
 
+pub mod flood;
 pub mod neighbours;
 
 use protocol::wire::{ClientMessage, EnclaveMessage};
@@ -123,6 +124,8 @@ pub struct World {
     /// What `cleanroom prepare` printed (its summary: k-anonymity, PII scan, roles).
     pub prepare_output: String,
     proxy: Child,
+    /// Extra `host-proxy run` arguments (kept for restarts).
+    proxy_args: Vec<String>,
 }
 
 pub struct WorldOptions {
@@ -135,6 +138,8 @@ pub struct WorldOptions {
     pub fuel_per_unit: u64,
     /// Extra `policy init` arguments.
     pub policy_args: Vec<String>,
+    /// Extra `host-proxy run` arguments (its limits; `--enclave-arg=...` for enclave-app's).
+    pub proxy_args: Vec<String>,
 }
 
 /// An outside table for [`World::start_table`].
@@ -170,6 +175,7 @@ impl Default for WorldOptions {
             extra_modules: vec![],
             fuel_per_unit: 40_000,
             policy_args: vec![],
+            proxy_args: vec![],
         }
     }
 }
@@ -200,17 +206,17 @@ impl World {
             budget: opts.budget.to_string(),
             policy_args,
         };
-        World::start_table_in(dir, &table)
+        World::start_table_in(dir, &table, opts.proxy_args)
     }
 
     /// A world over an outside table sealed by the owner's rules file (`cleanroom prepare
     /// TABLE --rules RULES`), with a policy allowing `modules`: the same owner, host and
     /// provider steps as [`World::start`]. `prepare_output` holds what prepare printed.
     pub fn start_table(t: &TableOptions) -> World {
-        World::start_table_in(tempfile::tempdir().expect("tempdir"), t)
+        World::start_table_in(tempfile::tempdir().expect("tempdir"), t, vec![])
     }
 
-    fn start_table_in(dir: tempfile::TempDir, t: &TableOptions) -> World {
+    fn start_table_in(dir: tempfile::TempDir, t: &TableOptions, proxy_args: Vec<String>) -> World {
         let d = dir.path();
         let keys = d.join("owner.keys");
         let sealed = d.join("sealed");
@@ -252,7 +258,7 @@ impl World {
             args.extend(t.policy_args.iter().cloned());
             args
         };
-        World::launch(dir, prepare_output, policy_argv, &t.budget)
+        World::launch(dir, prepare_output, policy_argv, &t.budget, proxy_args)
     }
 
     /// Everything after `prepare` wrote `dir/sealed` with the key file `dir/owner.keys`:
@@ -264,6 +270,7 @@ impl World {
         prepare_output: String,
         policy_argv: impl FnOnce(&Path, &Path, &Path, &str) -> Vec<String>,
         budget: &str,
+        proxy_args: Vec<String>,
     ) -> World {
         let d = dir.path();
         let keys = d.join("owner.keys");
@@ -299,7 +306,7 @@ impl World {
             "--delta",
             "0.01",
         ]);
-        let (proxy, front, blobs) = start_proxy(d, &policy, &store);
+        let (proxy, front, blobs) = start_proxy(d, &policy, &store, &proxy_args);
         let index = run(&["upload", "--blob-api", &blobs, "--sealed", sealed.to_str().unwrap()]);
         let pcr0 = run(&["measure", bin("enclave-app").to_str().unwrap()]);
         World {
@@ -321,6 +328,7 @@ impl World {
             population,
             prepare_output,
             proxy,
+            proxy_args,
         }
     }
 
@@ -551,8 +559,8 @@ impl World {
 }
 
 /// Start host-proxy (which launches enclave-app) and wait until it is ready.
-fn start_proxy(d: &Path, policy: &Path, store: &Path) -> (Child, String, String) {
-    try_start_proxy(d, policy, store, &bin("enclave-app"), Duration::from_secs(60))
+fn start_proxy(d: &Path, policy: &Path, store: &Path, extra: &[String]) -> (Child, String, String) {
+    try_start_proxy(d, policy, store, &bin("enclave-app"), Duration::from_secs(60), extra)
         .expect("host-proxy did not become ready")
 }
 
@@ -563,6 +571,7 @@ fn try_start_proxy(
     store: &Path,
     enclave_bin: &Path,
     wait: Duration,
+    extra: &[String],
 ) -> Result<(Child, String, String), String> {
     let ready = d.join("ready.json");
     let _ = std::fs::remove_file(&ready);
@@ -578,6 +587,7 @@ fn try_start_proxy(
         .args(["--front-door", "tcp:127.0.0.1:0", "--blob-api", "tcp:127.0.0.1:0"])
         .arg("--ready-file")
         .arg(&ready)
+        .args(extra)
         .stdin(Stdio::null())
         .stderr(log)
         .spawn()
@@ -603,7 +613,7 @@ impl World {
     pub fn restart(&mut self) {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
-        let (proxy, front, blobs) = start_proxy(self.dir.path(), &self.policy, &self.store);
+        let (proxy, front, blobs) = start_proxy(self.dir.path(), &self.policy, &self.store, &self.proxy_args);
         self.proxy = proxy;
         self.front = front;
         self.blobs = blobs;
@@ -615,8 +625,14 @@ impl World {
     pub fn restart_with_enclave(&mut self, enclave_bin: &Path) -> Result<(), String> {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
-        let (proxy, front, blobs) =
-            try_start_proxy(self.dir.path(), &self.policy, &self.store, enclave_bin, Duration::from_secs(20))?;
+        let (proxy, front, blobs) = try_start_proxy(
+            self.dir.path(),
+            &self.policy,
+            &self.store,
+            enclave_bin,
+            Duration::from_secs(20),
+            &self.proxy_args,
+        )?;
         self.proxy = proxy;
         self.front = front;
         self.blobs = blobs;
@@ -627,6 +643,17 @@ impl World {
     pub fn stop(&mut self) {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
+    }
+
+    /// Process id of the running host-proxy.
+    pub fn proxy_pid(&self) -> u32 {
+        self.proxy.id()
+    }
+
+    /// The enclave's own listener (process launcher): what a hostile host could connect
+    /// to directly, bypassing the front door's limits.
+    pub fn enclave_socket(&self) -> PathBuf {
+        self.store.join("run/enclave.sock")
     }
 
     /// Process id of the running enclave-app.

@@ -274,12 +274,7 @@ impl Side {
         let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().expect("endpoint")).expect("front listener");
         let front = listener.local_endpoint().expect("front endpoint");
         std::thread::spawn(move || {
-            while let Ok(s) = listener.accept() {
-                let e = enclave.clone();
-                std::thread::spawn(move || {
-                    let _ = e.serve(s);
-                });
-            }
+            enclave_app::channels::serve_listener(enclave, listener, enclave_app::channels::ChannelLimits::default())
         });
         let ledger = Ledger::open(&d.join("ledger.sqlite")).expect("ledger");
         ledger.record_manifest(&r.manifest, 1).expect("manifest");

@@ -177,6 +177,14 @@ impl Stream {
         }
     }
 
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Vsock(s) => s.set_write_timeout(t),
+        }
+    }
+
     /// Close the write half so the peer sees end of stream.
     pub fn shutdown_write(&self) -> io::Result<()> {
         match self {
