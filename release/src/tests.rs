@@ -336,8 +336,7 @@ fn query_epsilon_and_delta_compose_outputs() {
 fn bad_parameters_fail_before_any_data_or_noise() {
     // ε is parsed when the query is read: these never reach the aggregators.
     for bad in ["-1", "NaN", "inf", "", "1e-40"] {
-        let e = protocol::policy::Decimal::new(bad).expect_err(bad).to_string();
-        assert!(e.contains("invalid number"), "{bad:?}: {e}");
+        assert!(protocol::policy::Decimal::new(bad).is_err(), "{bad:?}");
     }
     let p = policy(1);
     let with = |o: OutputSpec| QuerySpec { outputs: vec![o], ..spec("1") };

@@ -170,6 +170,53 @@ fn channel_rules_grant_checks_and_restart() {
     expect_error_and_close(&mut c, &release(good), "grant_wrong_enclave");
 }
 
+/// The refusals of the channel itself, each named by its code on a real attested TLS
+/// channel: a frame that is not a message, a frame declared too large, a nonce of the
+/// wrong size, and a log proof from a tree larger than the enclave's (a host that rolled
+/// the log back, as the owner sees it).
+#[test]
+fn channel_level_refusals_are_named() {
+    let w = World::start(WorldOptions::default());
+    use std::io::Write;
+
+    let mut c = raw_enclave_client(&w.front);
+    transport::write_frame(&mut c, b"\xff\x00 not cbor").unwrap();
+    match transport::recv::<_, EnclaveMessage>(&mut c) {
+        Ok(EnclaveMessage::Error { code, .. }) => assert_eq!(code.as_str(), "malformed_message"),
+        other => panic!("{other:?}"),
+    }
+
+    let mut c = raw_enclave_client(&w.front);
+    c.write_all(&[0xff; 4]).unwrap();
+    c.flush().unwrap();
+    match transport::recv::<_, EnclaveMessage>(&mut c) {
+        Ok(EnclaveMessage::Error { code, .. }) => assert_eq!(code.as_str(), "oversized_message"),
+        other => panic!("{other:?}"),
+    }
+
+    for nonce in [vec![], vec![1; 7], vec![1; 4096]] {
+        let mut c = raw_enclave_client(&w.front);
+        transport::send(&mut c, &ClientMessage::Attest { nonce: Bytes(nonce.clone()) }).unwrap();
+        match transport::recv::<_, EnclaveMessage>(&mut c) {
+            Ok(EnclaveMessage::Error { code, .. }) => assert_eq!(code.as_str(), "bad_nonce", "{} bytes", nonce.len()),
+            other => panic!("{} bytes: {other:?}", nonce.len()),
+        }
+    }
+
+    let mut c = raw_enclave_client(&w.front);
+    attest(&mut c);
+    transport::send(&mut c, &ClientMessage::ProveLog { old_size: 1 << 40 }).unwrap();
+    match transport::recv::<_, EnclaveMessage>(&mut c) {
+        Ok(EnclaveMessage::Error { code, .. }) => assert_eq!(code.as_str(), "log_rolled_back"),
+        other => panic!("{other:?}"),
+    }
+    // and a proof from a size it has is given
+    let mut c = raw_enclave_client(&w.front);
+    attest(&mut c);
+    transport::send(&mut c, &ClientMessage::ProveLog { old_size: 0 }).unwrap();
+    assert!(matches!(transport::recv(&mut c).unwrap(), EnclaveMessage::LogProof { .. }));
+}
+
 /// The demo query of `job` with every output's ε scaled so that the query costs 0.1
 /// (0.04 + 0.03 + 0.03) or, with `half`, 0.5 (0.2 + 0.15 + 0.15).
 fn small_query(w: &World, job: &str, half: bool) -> std::path::PathBuf {

@@ -143,7 +143,13 @@ fn a_good_grant_passes_and_each_wrong_field_is_named() {
     check_grant(&me, &book, &owner().sign(GRANT_CONTEXT, &grant_for(&p)), &p.dataset_digest, NOW).unwrap();
     assert_eq!(code(grant_with(|g| g.epsilon = Decimal::literal("1.5"), &book)), Code::GrantExceedsPolicy);
     assert_eq!(code(grant_with(|g| g.delta = Decimal::literal("0.001"), &book)), Code::GrantExceedsPolicy);
-    assert_eq!(code(grant_with(|g| g.epsilon = Decimal::literal("lots"), &book)), Code::ReleaseFailed);
+    // A grant whose ε is not a number does not even decode: it is malformed.
+    let mut raw = ciborium::Value::serialized(&grant_for(&p)).unwrap();
+    let ciborium::Value::Map(fields) = &mut raw else { panic!("a grant is a map") };
+    let eps = fields.iter_mut().find(|(k, _)| k.as_text() == Some("epsilon")).expect("epsilon field");
+    eps.1 = ciborium::Value::Text("lots".into());
+    let lots = check_grant(&me, &book, &owner().sign(GRANT_CONTEXT, &raw), &p.dataset_digest, NOW);
+    assert_eq!(code(lots), Code::GrantMalformed);
 }
 
 #[test]
