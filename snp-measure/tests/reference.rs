@@ -35,7 +35,8 @@ fn require_reference() {
     match out {
         Err(e) => panic!("python3 not runnable ({e}); {INSTALL_HINT}"),
         Ok(o) if !o.status.success() => {
-            panic!("python3 cannot import sevsnpmeasure: {}; {INSTALL_HINT}", String::from_utf8_lossy(&o.stderr).trim())
+            let err = String::from_utf8_lossy(&o.stderr);
+            panic!("python3 cannot import sevsnpmeasure ({}); {INSTALL_HINT}", err.lines().last().unwrap_or("").trim())
         }
         Ok(_) => {}
     }
