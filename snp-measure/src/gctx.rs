@@ -58,7 +58,7 @@ impl Gctx {
     /// Pages whose contents are measured. `data.len()` must be a multiple of the page size
     /// (callers check it and return a typed error before calling).
     pub fn normal_pages(&mut self, start_gpa: u64, data: &[u8]) {
-        debug_assert!(data.len() as u64 % PAGE_SIZE == 0);
+        debug_assert!((data.len() as u64).is_multiple_of(PAGE_SIZE));
         for (i, page) in data.chunks(PAGE_SIZE as usize).enumerate() {
             self.update(PageType::Normal, start_gpa + i as u64 * PAGE_SIZE, &sha384(page));
         }
@@ -86,7 +86,7 @@ impl Gctx {
 
     /// A run of pages whose contents are not measured (their hash field is zero).
     fn run(&mut self, page_type: PageType, gpa: u64, len: u64) {
-        debug_assert!(len % PAGE_SIZE == 0);
+        debug_assert!(len.is_multiple_of(PAGE_SIZE));
         let mut offset = 0;
         while offset < len {
             self.update(page_type, gpa + offset, &[0u8; LD_LEN]);

@@ -9,7 +9,8 @@ use crate::ovmf::Guid;
 const TABLE_HEADER_GUID: Guid = Guid::new(0x9438d606, 0x4f22, 0x4cc9, [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21]);
 const KERNEL_ENTRY_GUID: Guid = Guid::new(0x4de79437, 0xabd2, 0x427f, [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b]);
 const INITRD_ENTRY_GUID: Guid = Guid::new(0x44baf731, 0x3a2f, 0x4bd7, [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d]);
-const CMDLINE_ENTRY_GUID: Guid = Guid::new(0x97d02dd8, 0xbd20, 0x4c94, [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a]);
+const CMDLINE_ENTRY_GUID: Guid =
+    Guid::new(0x97d02dd8, 0xbd20, 0x4c94, [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a]);
 
 const ENTRY_LEN: usize = 16 + 2 + 32;
 const TABLE_LEN: usize = 16 + 2 + 3 * ENTRY_LEN;
@@ -45,7 +46,8 @@ impl KernelHashes {
         let mut t = [0u8; PADDED_TABLE_LEN];
         t[0..16].copy_from_slice(&TABLE_HEADER_GUID.0);
         t[16..18].copy_from_slice(&(TABLE_LEN as u16).to_le_bytes());
-        let entries = [(CMDLINE_ENTRY_GUID, &self.cmdline), (INITRD_ENTRY_GUID, &self.initrd), (KERNEL_ENTRY_GUID, &self.kernel)];
+        let entries =
+            [(CMDLINE_ENTRY_GUID, &self.cmdline), (INITRD_ENTRY_GUID, &self.initrd), (KERNEL_ENTRY_GUID, &self.kernel)];
         for (i, (guid, hash)) in entries.iter().enumerate() {
             let at = 18 + i * ENTRY_LEN;
             t[at..at + 16].copy_from_slice(&guid.0);

@@ -66,7 +66,7 @@ pub fn launch_digest(config: &LaunchConfig<'_>) -> Result<[u8; MEASUREMENT_LEN],
     for s in ovmf.sections() {
         let run = matches!(s.kind, SectionKind::SnpSecMem | SectionKind::SvsmCaa)
             || (s.kind == SectionKind::SnpKernelHashes && hashes_page.is_none());
-        if run && u64::from(s.size) % PAGE_SIZE != 0 {
+        if run && !u64::from(s.size).is_multiple_of(PAGE_SIZE) {
             return Err(Error::SectionNotPageMultiple { gpa: s.gpa, size: s.size });
         }
     }
@@ -106,11 +106,8 @@ pub fn launch_digest(config: &LaunchConfig<'_>) -> Result<[u8; MEASUREMENT_LEN],
 /// The page QEMU adds for the SNP_KERNEL_HASHES section: zeros with the hashes table at the
 /// table's offset in the page.
 fn kernel_hashes_page(ovmf: &Ovmf<'_>, hashes: &KernelHashes) -> Result<Vec<u8>, Error> {
-    let section = ovmf
-        .sections()
-        .iter()
-        .find(|s| s.kind == SectionKind::SnpKernelHashes)
-        .ok_or(Error::NoKernelHashesSection)?;
+    let section =
+        ovmf.sections().iter().find(|s| s.kind == SectionKind::SnpKernelHashes).ok_or(Error::NoKernelHashesSection)?;
     if u64::from(section.size) != PAGE_SIZE {
         return Err(Error::KernelHashesSectionSize { size: section.size });
     }

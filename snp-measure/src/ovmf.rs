@@ -41,12 +41,14 @@ impl fmt::Debug for Guid {
     }
 }
 
-pub const FOOTER_TABLE_GUID: Guid = Guid::new(0x96b582de, 0x1fb2, 0x45f7, [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d]);
+pub const FOOTER_TABLE_GUID: Guid =
+    Guid::new(0x96b582de, 0x1fb2, 0x45f7, [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d]);
 pub const SEV_HASH_TABLE_RV_GUID: Guid =
     Guid::new(0x7255371f, 0x3a3b, 0x4b04, [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54]);
 pub const SEV_ES_RESET_BLOCK_GUID: Guid =
     Guid::new(0x00f771de, 0x1a7e, 0x4fcb, [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e]);
-pub const SEV_METADATA_GUID: Guid = Guid::new(0xdc886566, 0x984a, 0x4798, [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc]);
+pub const SEV_METADATA_GUID: Guid =
+    Guid::new(0xdc886566, 0x984a, 0x4798, [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc]);
 
 /// Each table entry ends with a 2-byte size (covering the whole entry) and its GUID.
 pub const ENTRY_HEADER_LEN: usize = 18;
@@ -117,7 +119,7 @@ impl<'a> Ovmf<'a> {
         if len < FOOTER_GAP + ENTRY_HEADER_LEN {
             return Err(Error::FirmwareTooSmall { len });
         }
-        if len as u64 % crate::gctx::PAGE_SIZE != 0 {
+        if !(len as u64).is_multiple_of(crate::gctx::PAGE_SIZE) {
             return Err(Error::FirmwareNotPageMultiple { len });
         }
         if len as u64 > FOUR_GIB {
@@ -201,7 +203,8 @@ impl<'a> Ovmf<'a> {
             .enumerate()
             .map(|(index, item)| {
                 let section_type = le_u32(&item[8..12]);
-                let kind = SectionKind::from_u32(section_type).ok_or(Error::UnknownSectionType { index, section_type })?;
+                let kind =
+                    SectionKind::from_u32(section_type).ok_or(Error::UnknownSectionType { index, section_type })?;
                 Ok(Section { gpa: le_u32(&item[0..4]), size: le_u32(&item[4..8]), kind })
             })
             .collect()

@@ -33,7 +33,11 @@ impl VcpuSignature {
     pub fn from_family_model_stepping(family: u32, model: u32, stepping: u32) -> VcpuSignature {
         let (family_low, family_high) = if family > 0xf { (0xf, (family - 0xf) & 0xff) } else { (family, 0) };
         VcpuSignature(
-            (family_high << 20) | (((model >> 4) & 0xf) << 16) | (family_low << 8) | ((model & 0xf) << 4) | (stepping & 0xf),
+            (family_high << 20)
+                | (((model >> 4) & 0xf) << 16)
+                | (family_low << 8)
+                | ((model & 0xf) << 4)
+                | (stepping & 0xf),
         )
     }
 

@@ -59,7 +59,10 @@ fn malformed_sev_metadata() {
     );
     let mut bytes = fw.build();
     bytes[start + 8] = 2;
-    assert_eq!(launch_digest(&config(&bytes, false, 1)), Err(Error::SevMetadataMalformed { reason: "version is not 1" }));
+    assert_eq!(
+        launch_digest(&config(&bytes, false, 1)),
+        Err(Error::SevMetadataMalformed { reason: "version is not 1" })
+    );
 }
 
 #[test]
@@ -121,7 +124,9 @@ fn zero_reset_eip_with_application_processors() {
 
 #[test]
 fn unknown_vcpu_and_vmm_type() {
-    assert!(matches!(VcpuSignature::from_type("EPYC-Nope"), Err(Error::UnknownVcpuType { name, .. }) if name == "EPYC-Nope"));
+    assert!(
+        matches!(VcpuSignature::from_type("EPYC-Nope"), Err(Error::UnknownVcpuType { name, .. }) if name == "EPYC-Nope")
+    );
     assert_eq!("kvm".parse::<VmmType>(), Err(Error::UnknownVmmType { name: "kvm".into() }));
     assert_eq!("QEMU".parse::<VmmType>(), Ok(VmmType::Qemu));
 }
@@ -171,7 +176,8 @@ fn damaged_images_never_panic() {
         let mut b = bytes.clone();
         for _ in 0..1 + rng.next() % 4 {
             // Hit the footer table (last 256 bytes) or the metadata block.
-            let at = if i % 2 == 0 { b.len() - 1 - (rng.next() % 256) as usize } else { meta + (rng.next() % 96) as usize };
+            let at =
+                if i % 2 == 0 { b.len() - 1 - (rng.next() % 256) as usize } else { meta + (rng.next() % 96) as usize };
             b[at] = rng.next() as u8;
         }
         let _ = Ovmf::parse(&b);

@@ -104,7 +104,13 @@ fn assert_all_equal(cases: &[Case]) -> Vec<String> {
             _ => failures.push(format!("{}: reference {theirs:?}, ours {mine:?}", c.label)),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ from sev-snp-measure:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from sev-snp-measure:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     digests
 }
 
@@ -194,13 +200,13 @@ fn synthetic_firmware_equals_reference() {
                     std::fs::write(&kernel, rng.bytes(n)).expect("write");
                     c.kernel = Some(kernel);
                     // Vary which of initrd / command line are given.
-                    if seed % 3 != 0 {
+                    if !seed.is_multiple_of(3) {
                         let initrd = dir.path().join(format!("initrd-{seed}"));
                         let n = 20_000 + (rng.next() % 50_000) as usize;
                         std::fs::write(&initrd, rng.bytes(n)).expect("write");
                         c.initrd = Some(initrd);
                     }
-                    if seed % 5 != 0 {
+                    if !seed.is_multiple_of(5) {
                         c.append = Some(format!("console=ttyS0 {}", rng.text(40)));
                     }
                 }
