@@ -44,6 +44,7 @@ test-deps:
 	@command -v softhsm2-util >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends softhsm2; }
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
 	@python3 -c 'import dp_accounting' 2>/dev/null || python3 -m pip install -q dp-accounting
+	@python3 -c 'import sevsnpmeasure' 2>/dev/null || python3 -m pip install -q sev-snp-measure
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
 test: test-deps build lint
