@@ -259,3 +259,36 @@ fn ovmf_without_sev_metadata_is_refused() {
     let c = case("debian 4M", &real_ovmf("/usr/share/OVMF/OVMF_CODE_4M.fd"), 1, "EPYC-v4");
     assert_eq!(ours(&c), Err(Error::NoSevMetadata));
 }
+
+/// The `snp-measure` binary prints what the reference prints, and refuses with one line.
+#[test]
+fn cli_equals_reference() {
+    require_reference();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ovmf = dir.path().join("ovmf.fd");
+    std::fs::write(&ovmf, Synthetic::snp(77, true).build()).expect("write");
+    let kernel = dir.path().join("vmlinuz");
+    std::fs::write(&kernel, Rng(78).bytes(12_345)).expect("write");
+    let mut c = case("cli", &ovmf, 4, "EPYC-Genoa");
+    c.kernel = Some(kernel.clone());
+    c.append = Some("quiet".into());
+    let theirs = reference(&c).expect("reference digest");
+    let out = Command::new(env!("CARGO_BIN_EXE_snp-measure"))
+        .args(["--vcpus", "4", "--vcpu-type", "EPYC-Genoa", "--append", "quiet"])
+        .arg("--ovmf")
+        .arg(&ovmf)
+        .arg("--kernel")
+        .arg(&kernel)
+        .output()
+        .expect("run snp-measure");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), theirs);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_snp-measure"))
+        .args(["--vcpus", "0", "--vcpu-type", "EPYC-v4", "--ovmf"])
+        .arg(&ovmf)
+        .output()
+        .expect("run snp-measure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.lines().count() == 1 && err.contains("at least 1"), "{err}");
+}

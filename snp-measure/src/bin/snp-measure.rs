@@ -1,0 +1,100 @@
+//! `snp-measure`: print the expected SEV-SNP launch measurement (hex), with the same
+//! arguments as `sev-snp-measure --mode snp`. Reads the files; the library does the rest.
+
+use std::process::ExitCode;
+
+use snp_measure::{launch_digest, to_hex, KernelHashes, LaunchConfig, VcpuSignature, VmmType, DEFAULT_GUEST_FEATURES};
+
+const USAGE: &str = "usage: snp-measure --ovmf FILE --vcpus N --vcpu-type TYPE [--vmm-type QEMU|ec2|gce] \
+[--guest-features 0xN] [--kernel FILE [--initrd FILE] [--append CMDLINE]]";
+
+#[derive(Default)]
+struct Args {
+    ovmf: Option<String>,
+    vcpus: Option<String>,
+    vcpu_type: Option<String>,
+    vmm_type: Option<String>,
+    guest_features: Option<String>,
+    kernel: Option<String>,
+    initrd: Option<String>,
+    append: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.clone(), None),
+        };
+        let slot = match name.as_str() {
+            "--ovmf" => &mut a.ovmf,
+            "--vcpus" => &mut a.vcpus,
+            "--vcpu-type" => &mut a.vcpu_type,
+            "--vmm-type" => &mut a.vmm_type,
+            "--guest-features" => &mut a.guest_features,
+            "--kernel" => &mut a.kernel,
+            "--initrd" => &mut a.initrd,
+            "--append" => &mut a.append,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            _ => return Err(format!("unknown argument {flag:?}; {USAGE}")),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it.next().ok_or_else(|| format!("{name} needs a value"))?,
+        };
+        *slot = Some(value);
+    }
+    Ok(a)
+}
+
+fn read(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+fn run() -> Result<String, String> {
+    let a = parse_args()?;
+    let ovmf = a.ovmf.ok_or(format!("--ovmf is required; {USAGE}"))?;
+    let vcpus = a.vcpus.ok_or(format!("--vcpus is required; {USAGE}"))?;
+    let vcpus: u32 = vcpus.parse().map_err(|_| format!("--vcpus {vcpus:?} is not a number"))?;
+    let vcpu_type = a.vcpu_type.ok_or(format!("--vcpu-type is required; {USAGE}"))?;
+    let guest_features = match a.guest_features {
+        None => DEFAULT_GUEST_FEATURES,
+        Some(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
+            .map_err(|_| format!("--guest-features {s:?} is not a hex number"))?,
+    };
+    if a.kernel.is_none() && (a.initrd.is_some() || a.append.is_some()) {
+        return Err("--initrd and --append need --kernel".to_string());
+    }
+    let kernel_hashes = match &a.kernel {
+        Some(k) => {
+            let initrd = a.initrd.as_deref().map(read).transpose()?;
+            Some(KernelHashes::new(&read(k)?, initrd.as_deref(), a.append.as_deref()))
+        }
+        None => None,
+    };
+    let firmware = read(&ovmf)?;
+    let config = LaunchConfig {
+        firmware: &firmware,
+        kernel_hashes,
+        vcpus,
+        vcpu_sig: VcpuSignature::from_type(&vcpu_type).map_err(|e| e.to_string())?,
+        guest_features,
+        vmm: a.vmm_type.as_deref().unwrap_or("QEMU").parse::<VmmType>().map_err(|e| e.to_string())?,
+    };
+    launch_digest(&config).map(|d| to_hex(&d)).map_err(|e| format!("{ovmf}: {e}"))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(hex) => {
+            println!("{hex}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("snp-measure: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
