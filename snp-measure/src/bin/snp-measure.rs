@@ -61,8 +61,12 @@ fn run() -> Result<String, String> {
     let vcpu_type = a.vcpu_type.ok_or(format!("--vcpu-type is required; {USAGE}"))?;
     let guest_features = match a.guest_features {
         None => DEFAULT_GUEST_FEATURES,
-        Some(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-            .map_err(|_| format!("--guest-features {s:?} is not a hex number"))?,
+        // Like the reference: `0x` means hex, otherwise decimal.
+        Some(s) => match s.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16),
+            None => s.parse(),
+        }
+        .map_err(|_| format!("--guest-features {s:?} is not a number"))?,
     };
     if a.kernel.is_none() && (a.initrd.is_some() || a.append.is_some()) {
         return Err("--initrd and --append need --kernel".to_string());
