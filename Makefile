@@ -38,13 +38,16 @@ lint: setup
 # Headless Chromium renders the audit report page (tests/tests/audit_report_page.rs).
 # Headless Chromium renders the audit report; Python's `cryptography` backs the
 # independent RFC 6962 / C2SP and EIF checkers (tlog/tests, eif-build/tests); Google's
-# `dp-accounting` is the reference for the DP-SGD accountant (cleanroom/tests/dpsgd_accountant.rs).
+# `dp-accounting` is the reference for the DP-SGD accountant (cleanroom/tests/dpsgd_accountant.rs);
+# `sev-snp-measure` and Debian's OVMF are the reference tool and a real firmware for the SNP
+# launch measurement (snp-measure/tests/reference.rs).
 test-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends chromium; }
 	@command -v softhsm2-util >/dev/null || { apt-get update -qq && apt-get install -y -q --no-install-recommends softhsm2; }
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
 	@python3 -c 'import dp_accounting' 2>/dev/null || python3 -m pip install -q dp-accounting
 	@python3 -c 'import sevsnpmeasure' 2>/dev/null || python3 -m pip install -q sev-snp-measure
+	@test -e /usr/share/OVMF/OVMF_CODE.fd || { apt-get update -qq && apt-get install -y -q --no-install-recommends ovmf; }
 
 # One release build serves unit tests, e2e tests and the demo: no second cold build.
 test: test-deps build lint
