@@ -65,6 +65,42 @@ impl SignatureCache {
     }
 }
 
+/// Each link's signature check (entry `i`: certificate `i` signed by certificate `i - 1`;
+/// `None` for the root and for links the cache holds), computed before the walk so that on
+/// two or more cores the links are verified in parallel: four P-384 verifications are most
+/// of a cold Nitro check. Every link is checked whatever the others give, and the walk
+/// reports the first failure in chain order, so the verdict and the error are those of a
+/// sequential check.
+fn link_signatures(
+    chain: &[Certificate<'_>],
+    cache: Option<&SignatureCache>,
+) -> Vec<Option<Result<(), SignatureCheck>>> {
+    let pending: Vec<usize> = (1..chain.len())
+        .filter(|&i| !cache.is_some_and(|c| c.contains(&SignatureCache::key(&chain[i - 1], &chain[i]))))
+        .collect();
+    let check = |i: usize| chain[i].verify_signed_by(&chain[i - 1]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut results: Vec<Option<Result<(), SignatureCheck>>> = vec![None; chain.len()];
+    if pending.len() < 2 || cores < 2 {
+        for &i in &pending {
+            results[i] = Some(check(i));
+        }
+        return results;
+    }
+    // Two halves: this thread takes the first, one scoped thread the second.
+    let (mine, theirs) = pending.split_at(pending.len() / 2);
+    let (here, there) = std::thread::scope(|s| {
+        let other = s.spawn(|| theirs.iter().map(|&i| (i, check(i))).collect::<Vec<_>>());
+        let here: Vec<_> = mine.iter().map(|&i| (i, check(i))).collect();
+        // A panic in the other thread (none is possible in `verify_signed_by`) is re-raised here.
+        (here, other.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    for (i, r) in here.into_iter().chain(there) {
+        results[i] = Some(r);
+    }
+    results
+}
+
 /// [`verify_chain`] that consults and fills `cache` for the certificate signatures.
 pub fn verify_chain_cached(
     chain: &[Certificate<'_>],
@@ -74,7 +110,9 @@ pub fn verify_chain_cached(
 ) -> Result<(), Error> {
     let n = chain.len();
     let at_s = at.as_secs();
+    let mut signatures = link_signatures(chain, cache).into_iter();
     for (i, cert) in chain.iter().enumerate() {
+        let signature = signatures.next().flatten();
         let r = &roles[i];
         for ext in &cert.extensions {
             if ext.critical && ext.oid != der::oid::BASIC_CONSTRAINTS && ext.oid != der::oid::KEY_USAGE {
@@ -86,15 +124,14 @@ pub fn verify_chain_cached(
             if cert.issuer != parent.subject {
                 return Err(Error::ChainNameMismatch { role: r.clone() });
             }
-            let key = cache.map(|_| SignatureCache::key(parent, cert));
-            let cached = matches!((cache, &key), (Some(c), Some(k)) if c.contains(k));
-            if !cached {
-                cert.verify_signed_by(parent).map_err(|e| match e {
+            // `None`: the cache already held this link.
+            if let Some(result) = signature {
+                result.map_err(|e| match e {
                     SignatureCheck::UnsupportedAlgorithm => Error::CertificateAlgorithm { role: r.clone() },
                     SignatureCheck::Invalid => Error::ChainSignatureInvalid { role: r.clone() },
                 })?;
-                if let (Some(c), Some(k)) = (cache, key) {
-                    c.insert(k);
+                if let Some(c) = cache {
+                    c.insert(SignatureCache::key(parent, cert));
                 }
             }
         }
