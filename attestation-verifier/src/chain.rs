@@ -248,6 +248,47 @@ mod tests {
         ));
     }
 
+    /// The links are checked in parallel, yet the first bad link in chain order is the one
+    /// named, whichever thread checked it; and a cached link is not checked again.
+    #[test]
+    fn the_first_bad_link_is_named_whatever_the_threads_and_the_cache() {
+        let keys: Vec<Key> = (0..5).map(|_| Key::new()).collect();
+        let names = ["c0", "c1", "c2", "c3", "c4"];
+        let link = |i: usize, signer: &Key| {
+            let s = if i == 4 {
+                Spec { ca: None, key_usage: KU_LEAF, ..spec(names[i], names[i - 1]) }
+            } else {
+                spec(names[i], names[i.saturating_sub(1)])
+            };
+            cert(&s, &keys[i], signer)
+        };
+        let good: Vec<Vec<u8>> = (0..5).map(|i| link(i, &keys[i.saturating_sub(1)])).collect();
+        assert_eq!(check(&good), Ok(()));
+        let stranger = Key::new();
+        for bad in [vec![1, 3], vec![2, 4], vec![3], vec![1, 2, 3, 4]] {
+            let mut chain = good.clone();
+            for &i in &bad {
+                chain[i] = link(i, &stranger);
+            }
+            let first = format!("c{}", bad[0]);
+            assert_eq!(check(&chain), Err(Error::ChainSignatureInvalid { role: first }), "bad links {bad:?}");
+        }
+        // A cache that holds the good chain's links does not vouch for other bytes.
+        let cache = SignatureCache::new();
+        let roles: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let at = UnixTime::from_secs(1_700_000_000);
+        let good_certs: Vec<Certificate<'_>> = good.iter().map(|d| Certificate::parse(d).unwrap()).collect();
+        verify_chain_cached(&good_certs, &roles, at, Some(&cache)).unwrap();
+        assert_eq!(cache.len(), 4);
+        let mut chain = good.clone();
+        chain[2] = link(2, &stranger);
+        let certs: Vec<Certificate<'_>> = chain.iter().map(|d| Certificate::parse(d).unwrap()).collect();
+        assert_eq!(
+            verify_chain_cached(&certs, &roles, at, Some(&cache)),
+            Err(Error::ChainSignatureInvalid { role: "c2".into() })
+        );
+    }
+
     #[test]
     fn unsupported_signature_algorithm() {
         let (k0, k1) = (Key::new(), Key::new());
