@@ -197,18 +197,8 @@ pub struct AttestArgs {
     /// The host proxy's front door.
     #[arg(long)]
     pub front_door: Endpoint,
-    /// Expected PCR0 (hex), recomputed from source (process mode: `cleanroom measure`).
-    /// Nitro and simulated evidence only.
-    #[arg(long, required_unless_present_any = ["expect_pcrs", "expect_snp"], conflicts_with_all = ["expect_pcrs", "expect_snp"])]
-    pub expect_pcr0: Option<String>,
-    /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
-    /// Nitro and simulated evidence only.
-    #[arg(long, conflicts_with = "expect_snp")]
-    pub expect_pcrs: Option<PathBuf>,
-    /// SEV-SNP: the launch reference (JSON: measurement, min_tcb, max_vmpl, optional
-    /// policy) that replaces the PCRs; SNP evidence is refused without it.
-    #[arg(long, value_name = "MEASUREMENT.json")]
-    pub expect_snp: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageFlags,
     /// Accept simulated evidence (development only; not hardware-backed).
     #[arg(long)]
     pub allow_simulated: bool,
@@ -407,10 +397,12 @@ impl From<ExportFormat> for cleanroom::commands::audit::ExportFormat {
     }
 }
 
-/// What a verifier expects of every enclave that signed: never taken from the evidence.
+/// The image an enclave must run, exactly one of three ways, recomputed from source and
+/// never taken from the evidence.
 #[derive(Args)]
-pub struct ImageArgs {
-    /// Expected PCR0 (hex) recomputed from source. Nitro and simulated evidence only.
+pub struct ImageFlags {
+    /// Expected PCR0 (hex), recomputed from source (process mode: `cleanroom measure`).
+    /// Nitro and simulated evidence only.
     #[arg(long, required_unless_present_any = ["expect_pcrs", "expect_snp"], conflicts_with_all = ["expect_pcrs", "expect_snp"])]
     pub expect_pcr0: Option<String>,
     /// Expected boot PCRs from the pcrs.json that `make eif` / `eif-build build` wrote.
@@ -418,9 +410,27 @@ pub struct ImageArgs {
     #[arg(long, conflicts_with = "expect_snp")]
     pub expect_pcrs: Option<PathBuf>,
     /// SEV-SNP: the launch reference (JSON: measurement, min_tcb, max_vmpl, optional
-    /// policy) every signer's report must meet; SNP evidence is refused without it.
+    /// policy; `snp-measure` recomputes the measurement) that replaces the PCRs; SNP
+    /// evidence is refused without it.
     #[arg(long, value_name = "MEASUREMENT.json")]
     pub expect_snp: Option<PathBuf>,
+}
+
+impl ImageFlags {
+    pub fn reference(&self) -> Result<ImageReference, Error> {
+        cleanroom::client::image_reference(
+            self.expect_pcr0.as_deref(),
+            self.expect_pcrs.as_deref(),
+            self.expect_snp.as_deref(),
+        )
+    }
+}
+
+/// What a verifier expects of every enclave that signed: never taken from the evidence.
+#[derive(Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub image: ImageFlags,
     /// A policy digest the signers may run (`cleanroom policy digest`); repeatable.
     #[arg(long = "policy-digest", required = true)]
     pub policy_digests: Vec<Digest>,
@@ -512,20 +522,16 @@ pub enum DpCmd {
     Plan(PlanArgs),
 }
 
-fn image(pcr0: &Option<String>, pcrs: &Option<PathBuf>, snp: &Option<PathBuf>) -> Result<ImageReference, Error> {
-    cleanroom::client::image_reference(pcr0.as_deref(), pcrs.as_deref(), snp.as_deref())
-}
-
 impl AttestArgs {
     pub fn image(&self) -> Result<ImageReference, Error> {
-        image(&self.expect_pcr0, &self.expect_pcrs, &self.expect_snp)
+        self.image.reference()
     }
 }
 
 impl ImageArgs {
     pub fn expected(&self) -> Result<ExpectedImage, Error> {
         Ok(ExpectedImage {
-            image: image(&self.expect_pcr0, &self.expect_pcrs, &self.expect_snp)?,
+            image: self.image.reference()?,
             policies: self.policy_digests.clone(),
             allow_simulated: self.allow_simulated,
         })
