@@ -36,8 +36,8 @@ use release::training::{train, TrainedParams, TrainingPlan};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The default policy's memory limit per unit (`PolicyParams::default()`).
-const MEMORY_LIMIT: u64 = 2 << 20;
+/// The default policy's memory limit per unit (`protocol::policy::defaults`).
+const MEMORY_LIMIT: u64 = protocol::policy::defaults::MEMORY_LIMIT_BYTES;
 /// Ample fuel: the amount given does not change the speed.
 const FUEL: u64 = 1 << 40;
 

@@ -37,15 +37,16 @@ use std::time::{Duration, Instant};
 
 /// Rows per batch of the baseline: `cleanroom prepare`'s chunk size.
 const BATCH_ROWS: usize = 16_384;
-/// `cleanroom/src/owner_policy.rs` defaults: `PolicyParams::default().fuel_per_unit` and
-/// `default_timing`'s `ns_per_fuel` and `unit_overhead_ns`.
-const POLICY_FUEL_PER_UNIT: u64 = 20_000;
-const POLICY_NS_PER_FUEL: u64 = 2;
-const POLICY_UNIT_OVERHEAD_NS: u64 = 30_000;
-/// `PolicyParams::default().memory_limit_bytes`: the per-unit runs use it
+/// The defaults `cleanroom policy init` writes (`protocol::policy::defaults` and
+/// `Timing::measured`), read from there so the bench follows them.
+const POLICY_FUEL_PER_UNIT: u64 = protocol::policy::defaults::FUEL_PER_UNIT;
+fn policy_timing() -> protocol::policy::Timing {
+    protocol::policy::Timing::measured(protocol::policy::defaults::MAX_DEADLINE_MS)
+}
+/// The default memory limit per unit: the per-unit runs use it
 /// (`CLEANROOM_BENCH_MEMORY_LIMIT` overrides); the per-batch baseline keeps the
 /// `SandboxConfig` default, since a 16,384-row batch needs more.
-const POLICY_MEMORY_LIMIT: u64 = 2 << 20;
+const POLICY_MEMORY_LIMIT: u64 = protocol::policy::defaults::MEMORY_LIMIT_BYTES;
 /// Ample fuel for the timing runs (the amount given does not change the speed).
 const AMPLE_FUEL: u64 = 1 << 40;
 
@@ -441,7 +442,8 @@ fn time_per_fuel(o: &Opts) {
     let sb = sandbox(o);
     let x = vec!["x".to_string()];
     let pages = (o.memory_limit / 65_536) as u32;
-    let budget_us = (POLICY_FUEL_PER_UNIT * POLICY_NS_PER_FUEL + POLICY_UNIT_OVERHEAD_NS) as f64 / 1e3;
+    let t = policy_timing();
+    let budget_us = (POLICY_FUEL_PER_UNIT * t.ns_per_fuel + t.unit_overhead_ns) as f64 / 1e3;
     out(o, "policy_unit_budget_us", budget_us, "us", None);
     for (name, body, pages, extra, long) in patterns(pages) {
         let wasm = spin_module(&body, pages, extra);
@@ -498,7 +500,8 @@ fn memory_page_cost(o: &Opts) {
 /// A module whose instantiation is the work: a table of the largest admitted size, filled
 /// by an element segment (no fuel is spent on it).
 fn heavy_instantiation(o: &Opts) {
-    let budget_us = (POLICY_FUEL_PER_UNIT * POLICY_NS_PER_FUEL + POLICY_UNIT_OVERHEAD_NS) as f64 / 1e3;
+    let t = policy_timing();
+    let budget_us = (POLICY_FUEL_PER_UNIT * t.ns_per_fuel + t.unit_overhead_ns) as f64 / 1e3;
     let n = cleanroom_sandbox::MAX_TABLE_ELEMENTS;
     let src = format!(
         r#"(module
