@@ -65,33 +65,42 @@ impl SignatureCache {
     }
 }
 
+/// One link's signature check, with its cache key when there is a cache.
+#[derive(Clone, Copy)]
+struct LinkCheck {
+    result: Result<(), SignatureCheck>,
+    key: Option<[u8; 32]>,
+}
+
 /// Each link's signature check (entry `i`: certificate `i` signed by certificate `i - 1`;
 /// `None` for the root and for links the cache holds), computed before the walk so that on
 /// two or more cores the links are verified in parallel: four P-384 verifications are most
 /// of a cold Nitro check. Every link is checked whatever the others give, and the walk
 /// reports the first failure in chain order, so the verdict and the error are those of a
 /// sequential check.
-fn link_signatures(
-    chain: &[Certificate<'_>],
-    cache: Option<&SignatureCache>,
-) -> Vec<Option<Result<(), SignatureCheck>>> {
-    let pending: Vec<usize> = (1..chain.len())
-        .filter(|&i| !cache.is_some_and(|c| c.contains(&SignatureCache::key(&chain[i - 1], &chain[i]))))
+fn link_signatures(chain: &[Certificate<'_>], cache: Option<&SignatureCache>) -> Vec<Option<LinkCheck>> {
+    // Each link's cache key is hashed once: looked up here, inserted by the walk.
+    let key = |i: usize| cache.map(|_| SignatureCache::key(&chain[i - 1], &chain[i]));
+    let pending: Vec<(usize, Option<[u8; 32]>)> = (1..chain.len())
+        .map(|i| (i, key(i)))
+        .filter(|(_, k)| !matches!((cache, k), (Some(c), Some(k)) if c.contains(k)))
         .collect();
-    let check = |i: usize| chain[i].verify_signed_by(&chain[i - 1]);
+    let check = |&(i, key): &(usize, Option<[u8; 32]>)| {
+        (i, LinkCheck { result: chain[i].verify_signed_by(&chain[i - 1]), key })
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut results: Vec<Option<Result<(), SignatureCheck>>> = vec![None; chain.len()];
+    let mut results: Vec<Option<LinkCheck>> = vec![None; chain.len()];
     if pending.len() < 2 || cores < 2 {
-        for &i in &pending {
-            results[i] = Some(check(i));
+        for (i, c) in pending.iter().map(check) {
+            results[i] = Some(c);
         }
         return results;
     }
     // Two halves: this thread takes the first, one scoped thread the second.
     let (mine, theirs) = pending.split_at(pending.len() / 2);
     let (here, there) = std::thread::scope(|s| {
-        let other = s.spawn(|| theirs.iter().map(|&i| (i, check(i))).collect::<Vec<_>>());
-        let here: Vec<_> = mine.iter().map(|&i| (i, check(i))).collect();
+        let other = s.spawn(|| theirs.iter().map(check).collect::<Vec<_>>());
+        let here: Vec<_> = mine.iter().map(check).collect();
         // A panic in the other thread (none is possible in `verify_signed_by`) is re-raised here.
         (here, other.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     });
@@ -125,13 +134,13 @@ pub fn verify_chain_cached(
                 return Err(Error::ChainNameMismatch { role: r.clone() });
             }
             // `None`: the cache already held this link.
-            if let Some(result) = signature {
+            if let Some(LinkCheck { result, key }) = signature {
                 result.map_err(|e| match e {
                     SignatureCheck::UnsupportedAlgorithm => Error::CertificateAlgorithm { role: r.clone() },
                     SignatureCheck::Invalid => Error::ChainSignatureInvalid { role: r.clone() },
                 })?;
-                if let Some(c) = cache {
-                    c.insert(SignatureCache::key(parent, cert));
+                if let (Some(c), Some(k)) = (cache, key) {
+                    c.insert(k);
                 }
             }
         }

@@ -347,8 +347,12 @@ macro_rules! each_output {
     };
 }
 
+/// The constructors below take ε as a number written in code (tests, `query-init`'s
+/// skeletons) and panic on anything else; a query's text is decoded, and checked, by
+/// [`QuerySpec::from_toml`].
 impl OutputSpec {
     /// Mean of the module's only output per group of one column, with Laplace noise.
+    #[track_caller]
     pub fn mean(name: &str, group_by: &str, lower: f64, upper: f64, epsilon: &str) -> Self {
         OutputSpec::Mean {
             name: name.into(),
@@ -363,6 +367,7 @@ impl OutputSpec {
     }
 
     /// Rows per bin of the module's only output, with Laplace noise.
+    #[track_caller]
     pub fn histogram(name: &str, edges: Vec<f64>, epsilon: &str) -> Self {
         OutputSpec::Histogram {
             name: name.into(),
@@ -374,6 +379,7 @@ impl OutputSpec {
     }
 
     /// AUC of the module's only output against a 0/1 label, with Laplace noise.
+    #[track_caller]
     pub fn auc(name: &str, label: &str, bins: u32, epsilon: &str) -> Self {
         OutputSpec::Auc {
             name: name.into(),
