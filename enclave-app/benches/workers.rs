@@ -1,17 +1,20 @@
-//! Every core: the enclave's scoring throughput with one worker and with every vCPU
-//! (`enclave_app::workers::map_ordered`, a fresh instance per unit as in a job), side by
-//! side in one run, and the check that both give the same scores in the same order.
+//! Every core: the enclave's scoring throughput with one worker (the supervisor's own
+//! thread) and with one worker process per vCPU (`enclave_app::workers`, a fresh instance
+//! per unit as in a job, units sent in 1,000-unit batches one batch ahead), side by side
+//! in one run, and the check that both give the same scores in the same order.
 //!
 //! `{"bench": NAME, "value": X, "unit": U, "baseline": NAME_OR_NULL, "ratio": R_OR_NULL}`;
 //! `ratio` = units/s with every worker over units/s with one (> 1: the cores help).
 
-use enclave_app::workers::{available, map_ordered};
+use enclave_app::workers::{available, JobSpec, JobWorkers, Workers};
 use protocol::table::{Column, ColumnData, RecordBatch};
 use sandbox::{Sandbox, SandboxConfig};
 use std::time::{Duration, Instant};
 
 const UNITS: usize = 20_000;
 const FUEL: u64 = 40_000;
+/// Units per task, about a sealed chunk's worth.
+const BATCH: usize = 1_000;
 
 fn wasm() -> Vec<u8> {
     let path = std::env::var_os("CLEANROOM_CREDIT_LR_WASM").map(std::path::PathBuf::from).unwrap_or_else(|| {
@@ -56,24 +59,33 @@ fn main() {
         ["income", "utilization", "late_payments", "tenure_months", "birth_decade"].map(String::from).to_vec();
     let units = units();
     let deadline = Instant::now() + Duration::from_secs(600);
-    let run = |workers: usize| {
+    let wasm = wasm();
+    let job = JobSpec { sandbox: &sb, module: &module, wasm: &wasm, inputs: &inputs, label: None, fuel_per_unit: FUEL };
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_enclave-app"));
+    let run = |plan: &Workers| {
         let started = Instant::now();
-        let scores = map_ordered(
-            workers,
-            &units,
-            || sb.unit_runner(&module, &inputs, FUEL, deadline).expect("runner"),
-            |r, u| r.score(u).expect("scored"),
-        );
+        let mut w = JobWorkers::try_start(plan, &job).expect("workers");
+        let mut scores = Vec::with_capacity(UNITS);
+        let batches: Vec<Vec<&RecordBatch>> = units.chunks(BATCH).map(|b| b.iter().collect()).collect();
+        for (i, batch) in batches.iter().enumerate() {
+            w.submit_scores(batch, None, deadline).expect("submitted");
+            if i > 0 {
+                scores.extend(w.collect().expect("collected"));
+            }
+        }
+        scores.extend(w.collect().expect("collected"));
         (UNITS as f64 / started.elapsed().as_secs_f64(), scores)
     };
     let all = available();
-    // Warm the pool, then alternate, best of three each.
-    let _ = run(all);
+    let (one_plan, all_plan) = (Workers::InProcess, Workers::processes(exe, all));
+    // Warm up, then alternate, best of three each (worker start-up included in each run).
+    let _ = run(&all_plan);
     let (mut one, mut many) = (0.0f64, 0.0f64);
     for _ in 0..3 {
-        let (a, s1) = run(1);
-        let (b, sn) = run(all);
+        let (a, s1) = run(&one_plan);
+        let (b, sn) = run(&all_plan);
         assert_eq!(s1, sn, "scores differ between 1 and {all} workers");
+        assert!(s1.iter().all(|s| s.is_ok()), "every unit scored");
         one = one.max(a);
         many = many.max(b);
     }

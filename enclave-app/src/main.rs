@@ -8,6 +8,7 @@ use enclave_app::channels::{self, ChannelLimits};
 use enclave_app::host::HostClient;
 use enclave_app::init;
 use enclave_app::service::Enclave;
+use enclave_app::workers::{self, Workers};
 use protocol::policy::Policy;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,9 +43,24 @@ struct Args {
     /// job is not idle time: its reply is written at its deadline.
     #[arg(long, default_value_t = ChannelLimits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
+    /// Worker processes a job scores (and trains) on; 0 = one per vCPU. The release is the
+    /// same for any count.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
 }
 
 fn main() -> ExitCode {
+    // A worker process of a job (enclave_app::workers): the supervisor's pipes, nothing else.
+    if std::env::args_os().nth(1).is_some_and(|a| a == workers::WORKER_ARG) {
+        let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+        return match workers::child::serve(&mut input, &mut output) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("enclave-app worker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if init::is_pid1() {
         // PID 1 must never exit: every failure ends in init::halt.
         let cmdline = init::early_init().unwrap_or_else(|e| init::halt(&e.to_string()));
@@ -85,15 +101,24 @@ fn run(args: Args) -> Result<(), String> {
     let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
     let platform = enclave_app::platform::open(args.platform).map_err(|e| e.to_string())?;
     let simulated = platform.simulated();
-    let enclave = Enclave::boot(platform, policy, host).map_err(|e| e.to_string())?;
+    let count = if args.workers == 0 { workers::available() } else { args.workers };
+    let plan = match std::env::current_exe() {
+        Ok(exe) => Workers::processes(exe, count),
+        Err(e) => {
+            eprintln!("enclave-app: cannot find its own binary ({e}): jobs run on one worker");
+            Workers::InProcess
+        }
+    };
+    let enclave = Enclave::boot(platform, policy, host, plan.clone()).map_err(|e| e.to_string())?;
     let listener = Listener::bind(&args.listen).map_err(|e| e.to_string())?;
     let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
     eprintln!(
-        "enclave-app: platform={}{} policy={} key={} listening on {bound}",
+        "enclave-app: platform={}{} policy={} key={} workers={} listening on {bound}",
         args.platform,
         if simulated { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
         enclave.policy_digest(),
         hex_short(&enclave.public_key()),
+        plan.count(),
     );
     channels::serve_listener(enclave, listener, limits);
     Ok(())

@@ -4,6 +4,7 @@ use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use crate::channels::{ChannelLimits, Deadlined, REFUSAL_DRAIN, REFUSAL_TIMEOUT};
 use crate::host::{HostClient, HostError};
 use crate::platform::{Platform, PlatformError, POLICY_PCR};
+use crate::workers::{JobWorkers, UnitOutcome, WorkerError, Workers};
 use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
 use protocol::deadline::Schedule;
 use protocol::diagnostics::Diagnostics;
@@ -91,6 +92,8 @@ pub struct Enclave {
     /// The log's tree. Lock order: `state` before `audit`.
     audit: Mutex<tlog::LogState>,
     job_lock: Mutex<()>,
+    /// How jobs run their units (threads of this process never: see [`crate::workers`]).
+    workers: Workers,
 }
 
 fn now_millis() -> u64 {
@@ -114,6 +117,8 @@ struct Admitted {
     acc: Accumulator,
     cost: crate::admission::Cost,
     training: Option<Training>,
+    /// The processes (or the thread) that will run the module on the units.
+    workers: JobWorkers,
 }
 
 /// A training query's public plan, fixed at admission.
@@ -129,7 +134,12 @@ struct Training {
 
 impl Enclave {
     /// Boot: ephemeral key from platform randomness, policy measured and locked.
-    pub fn boot(platform: Box<dyn Platform>, policy: Policy, host: HostClient) -> Result<Arc<Enclave>, BootError> {
+    pub fn boot(
+        platform: Box<dyn Platform>,
+        policy: Policy,
+        host: HostClient,
+        workers: Workers,
+    ) -> Result<Arc<Enclave>, BootError> {
         let mut seed = [0u8; 32];
         platform.random(&mut seed)?;
         let key = SigningKey::from_seed(seed);
@@ -167,6 +177,7 @@ impl Enclave {
             state: Mutex::new(State::default()),
             audit: Mutex::new(log),
             job_lock: Mutex::new(()),
+            workers,
         }))
     }
 
@@ -495,7 +506,20 @@ impl Enclave {
         };
         let schedule =
             crate::admission::check_deadline(p, spec, training.as_ref().map(|t| (&t.plan, t.initial.len())))?;
-        Ok(Admitted { grant, key, module, index, schedule, acc, cost, training })
+        // Started before the spend: they compile the module, a function of public inputs.
+        let label = spec.training.as_ref().map(|t| t.label.as_str());
+        let workers = JobWorkers::start(
+            &self.workers,
+            &crate::workers::JobSpec {
+                sandbox: &self.sandbox,
+                module: &module,
+                wasm: &wasm,
+                inputs: &spec.inputs,
+                label: label.filter(|_| training.is_some()),
+                fuel_per_unit: p.sandbox.fuel_per_unit,
+            },
+        );
+        Ok(Admitted { grant, key, module, index, schedule, acc, cost, training, workers })
     }
 
     /// Owner-only diagnostics, sealed to the policy's key (fixed length), or nothing when
@@ -522,7 +546,7 @@ impl Enclave {
             diag.borrow_mut().failure = Some(format!("{why}: {e}"));
             JobFailed
         };
-        let Admitted { key, module, index, schedule, mut acc, training, .. } = a;
+        let Admitted { key, module, index, schedule, mut acc, training, mut workers, .. } = a;
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut units = UnitAssembler::new(
@@ -534,27 +558,7 @@ impl Enclave {
         let fuel = self.policy.sandbox.fuel_per_unit;
         // Checked once here, so a runner every worker builds below cannot fail.
         self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
-        let workers = crate::workers::JOB_WORKERS;
-        // Score `batch` on every core and absorb the scores in unit order.
-        let score_all =
-            |batch: &[protocol::table::RecordBatch], params: Option<&std::sync::Arc<[f64]>>, acc: &mut Accumulator| {
-                let scores = crate::workers::map_ordered(
-                    workers,
-                    batch,
-                    || {
-                        let mut r = self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline)?;
-                        r.set_params(params.cloned())?;
-                        Ok(r)
-                    },
-                    |r: &mut Result<sandbox::UnitRunner, sandbox::RunError>, unit| match r {
-                        Ok(r) => r.score(unit),
-                        Err(e) => Err(e.clone()),
-                    },
-                );
-                for (unit, result) in batch.iter().zip(scores) {
-                    absorb(acc, unit, result, diag);
-                }
-            };
+        let mut scoring = Pipeline { workers: &mut workers, in_flight: None };
         // A training job keeps its units: every step samples from all of them.
         let mut kept: Vec<protocol::table::RecordBatch> = Vec::new();
         let keep = training.is_some();
@@ -603,8 +607,9 @@ impl Enclave {
                 if keep {
                     kept.append(&mut pending);
                 } else {
-                    score_all(&pending, None, &mut acc);
-                    pending.clear();
+                    scoring
+                        .push(std::mem::take(&mut pending), None, deadline, &mut acc, diag)
+                        .map_err(|e| failed("workers", &e))?;
                 }
             }
             Ok(())
@@ -617,8 +622,9 @@ impl Enclave {
                 diag.borrow_mut().units += kept.len() as u64;
             }
         } else {
-            score_all(&pending, None, &mut acc);
+            scoring.push(pending, None, deadline, &mut acc, diag).map_err(|e| failed("workers", &e))?;
         }
+        scoring.finish(&mut acc, diag).map_err(|e| failed("workers", &e))?;
         if opener.finish().map_err(|e| failed("ingest", &e))? != spec.dataset_digest {
             return Err(failed("ingest", &"decrypted content does not match the dataset digest"));
         }
@@ -633,31 +639,36 @@ impl Enclave {
         };
         let label = &spec.training.as_ref().expect("a training plan comes from a training query").label;
         self.sandbox.train_runner(&module, &spec.inputs, label, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
-        // One step's gradients on every core, in the order of the sampled units.
+        // One step's gradients on every worker, in the order of the sampled units. A lost
+        // worker stops training (the job then fails: nothing is released).
+        let mut lost: Option<WorkerError> = None;
         let mut gradients = |picked: &[usize], at: &std::sync::Arc<[f64]>| {
-            let results = crate::workers::map_ordered(
-                workers,
-                picked,
-                || self.sandbox.train_runner(&module, &spec.inputs, label, fuel, deadline),
-                |r: &mut Result<sandbox::UnitRunner, sandbox::RunError>, &u| match r {
-                    Ok(r) => r.gradient(&kept[u], at),
-                    Err(e) => Err(e.clone()),
-                },
-            );
+            let units: Vec<&protocol::table::RecordBatch> = picked.iter().map(|&u| &kept[u]).collect();
+            let results = match scoring.workers.gradients(&units, at, deadline) {
+                Ok(r) => r,
+                Err(e) => {
+                    lost.get_or_insert(e);
+                    vec![Err("worker_lost".to_string()); units.len()]
+                }
+            };
             let mut d = diag.borrow_mut();
             results
                 .into_iter()
-                .map(|g| g.map_err(|e| *d.faults.entry(format!("gradient_{}", fault_kind(&e))).or_default() += 1).ok())
+                .map(|g| g.map_err(|kind| *d.faults.entry(format!("gradient_{kind}")).or_default() += 1).ok())
                 .collect()
         };
         let trained =
             release::training::train_batched(&t.plan, t.initial, kept.len(), t.max_sampled, &mut gradients, &mut rng)
                 .map_err(|e| failed("training", &e))?;
+        if let Some(e) = lost {
+            return Err(failed("workers", &e));
+        }
         // Evaluation outputs: every unit scored with the trained parameters.
         let evaluation = if spec.outputs.is_empty() {
             None
         } else {
-            score_all(&kept, Some(&trained.params().into()), &mut acc);
+            scoring.push(kept, Some(trained.params()), deadline, &mut acc, diag).map_err(|e| failed("workers", &e))?;
+            scoring.finish(&mut acc, diag).map_err(|e| failed("workers", &e))?;
             Some(acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))?)
         };
         if Instant::now() > deadline {
@@ -667,31 +678,64 @@ impl Enclave {
     }
 }
 
+/// Scoring one batch behind the supervisor: a batch's outcomes are absorbed once the next
+/// batch is with the workers (or at [`Pipeline::finish`]), so the supervisor decrypts and
+/// assembles while the workers score. Absorbed in unit order whatever the workers.
+struct Pipeline<'w> {
+    workers: &'w mut JobWorkers,
+    in_flight: Option<Vec<protocol::table::RecordBatch>>,
+}
+
+impl Pipeline<'_> {
+    fn push(
+        &mut self,
+        batch: Vec<protocol::table::RecordBatch>,
+        params: Option<&[f64]>,
+        deadline: Instant,
+        acc: &mut Accumulator,
+        diag: &std::cell::RefCell<Diagnostics>,
+    ) -> Result<(), WorkerError> {
+        self.workers.submit_scores(&batch.iter().collect::<Vec<_>>(), params, deadline)?;
+        let previous = self.in_flight.replace(batch);
+        Self::absorb_all(self.workers, previous, acc, diag)
+    }
+
+    fn finish(&mut self, acc: &mut Accumulator, diag: &std::cell::RefCell<Diagnostics>) -> Result<(), WorkerError> {
+        Self::absorb_all(self.workers, self.in_flight.take(), acc, diag)
+    }
+
+    fn absorb_all(
+        workers: &mut JobWorkers,
+        batch: Option<Vec<protocol::table::RecordBatch>>,
+        acc: &mut Accumulator,
+        diag: &std::cell::RefCell<Diagnostics>,
+    ) -> Result<(), WorkerError> {
+        let Some(batch) = batch else { return Ok(()) };
+        for (unit, outcome) in batch.iter().zip(workers.collect()?) {
+            absorb(acc, unit, outcome, diag);
+        }
+        Ok(())
+    }
+}
+
 /// Absorb one unit's scores into the accumulator. A fault makes that unit absent, nothing
 /// else changes; m outputs per row, row-major, in the order of the module's output names.
 fn absorb(
     acc: &mut Accumulator,
     unit: &protocol::table::RecordBatch,
-    result: Result<Vec<f64>, sandbox::RunError>,
+    result: UnitOutcome,
     diag: &std::cell::RefCell<Diagnostics>,
 ) {
     let fault = match result {
         Ok(scores) if acc.add_unit(unit, &scores) => None,
         Ok(_) => Some("rejected_scores".to_string()),
-        Err(e) => Some(fault_kind(&e)),
+        Err(kind) => Some(kind),
     };
     let mut d = diag.borrow_mut();
     d.units += 1;
     if let Some(kind) = fault {
         *d.faults.entry(kind).or_default() += 1;
     }
-}
-
-/// How many outputs of `spec` are group-bys (each may release up to one group per row).
-/// A stable name for the kind of fault that made a unit absent (owner diagnostics).
-fn fault_kind(e: &sandbox::RunError) -> String {
-    let debug = format!("{e:?}");
-    debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("unknown").to_string()
 }
 
 fn exporter(conn: &rustls::ServerConnection) -> Result<[u8; 32], Refusal> {

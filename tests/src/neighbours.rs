@@ -42,6 +42,37 @@ pub const OWNER_DIAGNOSTICS_SECRET: [u8; 32] = [5; 32];
 /// The simulated image the in-process enclave claims to run.
 const IMAGE: &[u8] = b"cleanroom neighbouring-dataset audit: in-process enclave";
 
+/// The simulated platform with its randomness from a fixed seed: tests only, to compare
+/// two runs' noise. Simulated in every respect (its evidence says so), and predictable.
+struct SeededSimulatedPlatform {
+    inner: enclave_app::platform::SimulatedPlatform,
+    rng: Mutex<dp::DpRng>,
+}
+
+impl enclave_app::platform::Platform for SeededSimulatedPlatform {
+    fn kind(&self) -> protocol::platform::Platform {
+        self.inner.kind()
+    }
+    fn simulated(&self) -> bool {
+        true
+    }
+    fn attest(
+        &self,
+        nonce: Option<&[u8]>,
+        user_data: &[u8],
+        public_key: &[u8],
+    ) -> Result<Vec<u8>, enclave_app::platform::PlatformError> {
+        self.inner.attest(nonce, user_data, public_key)
+    }
+    fn extend_and_lock(&self, index: u16, data: &[u8]) -> Result<(), enclave_app::platform::PlatformError> {
+        self.inner.extend_and_lock(index, data)
+    }
+    fn random(&self, buf: &mut [u8]) -> Result<(), enclave_app::platform::PlatformError> {
+        dp::rng::RngCore::fill_bytes(&mut *self.rng.lock().expect("rng"), buf);
+        Ok(())
+    }
+}
+
 /// One thing the host saw the enclave do.
 #[derive(Debug, Clone)]
 pub struct HostEvent {
@@ -185,6 +216,19 @@ impl Side {
     /// Build D (`plus_one = false`) or D′ from the same generated rows and the same token
     /// key, so every other person has the same token in both.
     pub fn new(plus_one: bool, modules: &[(&str, Vec<u8>)], token_key_store: &Path) -> Side {
+        Side::with(plus_one, modules, token_key_store, enclave_app::workers::Workers::InProcess, None)
+    }
+
+    /// [`Side::new`] with the enclave's jobs on `workers`, and, with `seed`, the simulated
+    /// platform's randomness (the enclave's key, unit sampling, every noise draw) from that
+    /// fixed seed, so that two sides' releases can be compared bit for bit.
+    pub fn with(
+        plus_one: bool,
+        modules: &[(&str, Vec<u8>)],
+        token_key_store: &Path,
+        workers: enclave_app::workers::Workers,
+        seed: Option<u64>,
+    ) -> Side {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let (csv, pq) = (d.join("bank.csv"), d.join("bank.parquet"));
@@ -267,10 +311,20 @@ impl Side {
         let host =
             Arc::new(RecordingHost { blobs, policy: policy.to_toml().into_bytes(), names, events: Mutex::new(vec![]) });
         let host_ep = serve_host(host.clone());
-        let platform = Box::new(enclave_app::platform::SimulatedPlatform::with_measurement(IMAGE));
-        let enclave =
-            enclave_app::service::Enclave::boot(platform, policy.clone(), enclave_app::host::HostClient::new(host_ep))
-                .expect("enclave boots");
+        let simulated = enclave_app::platform::SimulatedPlatform::with_measurement(IMAGE);
+        let platform: Box<dyn enclave_app::platform::Platform> = match seed {
+            None => Box::new(simulated),
+            Some(seed) => {
+                Box::new(SeededSimulatedPlatform { inner: simulated, rng: Mutex::new(dp::seeded_rng_from_u64(seed)) })
+            }
+        };
+        let enclave = enclave_app::service::Enclave::boot(
+            platform,
+            policy.clone(),
+            enclave_app::host::HostClient::new(host_ep),
+            workers,
+        )
+        .expect("enclave boots");
         let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().expect("endpoint")).expect("front listener");
         let front = listener.local_endpoint().expect("front endpoint");
         std::thread::spawn(move || {
