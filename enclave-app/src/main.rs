@@ -53,12 +53,11 @@ fn main() -> ExitCode {
     // A worker process of a job (enclave_app::workers): the supervisor's pipes, nothing else.
     if std::env::args_os().nth(1).is_some_and(|a| a == workers::WORKER_ARG) {
         let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+        // Its stderr is closed by the supervisor (it may hold unit data): a failure is
+        // the exit status and the closed pipe, nothing printed.
         return match workers::child::serve(&mut input, &mut output) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("enclave-app worker: {e}");
-                ExitCode::FAILURE
-            }
+            Err(_) => ExitCode::FAILURE,
         };
     }
     if init::is_pid1() {

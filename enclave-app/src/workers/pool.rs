@@ -51,7 +51,10 @@ impl ProcessPool {
                 .env_clear()
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                // A worker holds unit data after the spend: nothing it could print (a panic
+                // message, an error with a length in it) may reach the console, which the
+                // host can read. Its failures reach the supervisor as a lost pipe.
+                .stderr(Stdio::null())
                 .spawn()
                 .map_err(spawn_err)?;
             let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
