@@ -45,10 +45,8 @@ impl FromStr for MinTcb {
         for part in text.split(',') {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not KEY=N")))?;
             let key = key.trim();
-            let slot = slots
-                .iter_mut()
-                .find(|(k, _)| *k == key)
-                .ok_or_else(|| bad(format!("unknown component {key:?}")))?;
+            let slot =
+                slots.iter_mut().find(|(k, _)| *k == key).ok_or_else(|| bad(format!("unknown component {key:?}")))?;
             if slot.1.is_some() {
                 return Err(bad(format!("{key} given twice")));
             }

@@ -101,10 +101,7 @@ mod tests {
         assert_eq!(GuestPolicy::parse("0x10000"), Err(Error::PolicyReservedBitClear { policy: 0x10000 }));
         assert_eq!(GuestPolicy::parse("0xb0000"), Err(Error::PolicyDebug { policy: 0xb0000 }));
         assert_eq!(GuestPolicy::parse("0x70000"), Err(Error::PolicyMigrationAgent { policy: 0x70000 }));
-        assert_eq!(
-            GuestPolicy::parse("0x4000030000"),
-            Err(Error::PolicyReservedBitsSet { policy: 0x40_0003_0000 })
-        );
+        assert_eq!(GuestPolicy::parse("0x4000030000"), Err(Error::PolicyReservedBitsSet { policy: 0x40_0003_0000 }));
         assert!(matches!(GuestPolicy::parse("0xzz"), Err(Error::PolicyNotANumber { .. })));
         assert!(matches!(GuestPolicy::parse(""), Err(Error::PolicyNotANumber { .. })));
     }

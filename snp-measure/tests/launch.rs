@@ -164,11 +164,12 @@ fn written_expectations_are_what_the_owner_parser_reads() {
     let f = Files::new();
     let g = f.guest();
     let out = f.path("MEASUREMENT.json");
-    let printed = run(snp_measure()
-        .args(g.measure_args())
-        .arg("--write-expectations")
-        .arg(&out)
-        .args(["--min-tcb", "bootloader=4,tee=0,snp=22,microcode=213", "--max-vmpl", "0"]))
+    let printed = run(snp_measure().args(g.measure_args()).arg("--write-expectations").arg(&out).args([
+        "--min-tcb",
+        "bootloader=4,tee=0,snp=22,microcode=213",
+        "--max-vmpl",
+        "0",
+    ]))
     .expect("cli");
     let text = std::fs::read_to_string(&out).expect("written");
     let r = SnpReference::from_json(&text).expect("the owner's parser accepts it");
@@ -206,7 +207,11 @@ fn expectations_need_the_owner_choices_and_a_kernel_and_write_nothing_otherwise(
         (tcb.iter().map(|s| s.to_string()).collect(), "needs --max-vmpl"),
         ([&tcb[..], &["--max-vmpl", "4"]].concat().iter().map(|s| s.to_string()).collect(), "0-3"),
         (
-            [&tcb[..], &["--max-vmpl", "0", "--guest-policy", "0xb0000"]].concat().iter().map(|s| s.to_string()).collect(),
+            [&tcb[..], &["--max-vmpl", "0", "--guest-policy", "0xb0000"]]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             "allows debugging",
         ),
         (vec!["--min-tcb".into(), "snp=1".into(), "--max-vmpl".into(), "0".into()], "bootloader is missing"),

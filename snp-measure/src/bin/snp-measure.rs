@@ -95,7 +95,12 @@ fn expectations_request(a: &Args) -> Result<Option<ExpectationsRequest>, String>
     };
     // Range check now, before measuring.
     Expectations::new([0; 48], MinTcb::default(), max_vmpl, policy).map_err(|e| e.to_string())?;
-    Ok(Some(ExpectationsRequest { path, min_tcb: min_tcb.parse().map_err(|e: snp_measure::Error| e.to_string())?, max_vmpl, policy }))
+    Ok(Some(ExpectationsRequest {
+        path,
+        min_tcb: min_tcb.parse().map_err(|e: snp_measure::Error| e.to_string())?,
+        max_vmpl,
+        policy,
+    }))
 }
 
 fn run() -> Result<String, String> {
