@@ -47,14 +47,16 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 pub const DEBUG_WARNING: &str = "DEBUG MODE: Nitro reports all-zero PCRs for a debug-mode enclave, so the owner's \
 verification refuses it and no data key will be released to it; the host can read its console. Development only.";
 
-/// Where the front door relays to: the enclave's TLS channel over vsock.
-pub fn relay_endpoint(cid: EnclaveCid) -> Endpoint {
-    Endpoint::Vsock { cid: cid.get(), port: ENCLAVE_PORT }
+/// Where the front door relays to: the enclave's TLS channel, vsock `CID:port`
+/// ([`ENCLAVE_PORT`] unless the image says otherwise).
+pub fn relay_endpoint(cid: EnclaveCid, port: u32) -> Endpoint {
+    Endpoint::Vsock { cid: cid.get(), port }
 }
 
-/// Where the proxy serves the enclave's host services (blobs, audit, policy).
-pub fn services_endpoint() -> Endpoint {
-    Endpoint::Vsock { cid: CID_ANY, port: HOST_PORT }
+/// Where the proxy serves the enclave's host services (blobs, audit, policy): vsock
+/// `port` ([`HOST_PORT`] unless the image says otherwise) on any CID.
+pub fn services_endpoint(port: u32) -> Endpoint {
+    Endpoint::Vsock { cid: CID_ANY, port }
 }
 
 /// Everything needed to start (and restart) the enclave.
@@ -98,6 +100,50 @@ impl Starter {
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Consecutive `describe-enclaves` failures tolerated before the enclave's state counts as
+/// unknown (and so as stopped: the proxy does not relay to what it cannot see).
+pub const MAX_FAILED_POLLS: u32 = 3;
+
+/// A running enclave, watched: [`Watched::stopped`] asks the tool at most every
+/// [`POLL_EVERY`].
+pub struct Watched {
+    pub enclave: NitroEnclave,
+    last_poll: Instant,
+    failed_polls: u32,
+}
+
+impl Watched {
+    pub fn new(enclave: NitroEnclave) -> Watched {
+        Watched { enclave, last_poll: Instant::now(), failed_polls: 0 }
+    }
+
+    /// Some(why) once the enclave no longer runs as asked (or its state cannot be learnt
+    /// [`MAX_FAILED_POLLS`] times in a row).
+    pub fn stopped(&mut self) -> Option<String> {
+        if self.last_poll.elapsed() < POLL_EVERY {
+            return None;
+        }
+        self.last_poll = Instant::now();
+        match self.enclave.describe() {
+            Ok(_) => {
+                self.failed_polls = 0;
+                None
+            }
+            Err(e @ NitroError::Mismatch { .. }) => Some(format!("nitro: {e}")),
+            Err(e) => {
+                self.failed_polls += 1;
+                eprintln!(
+                    "host-proxy: nitro: cannot learn the state of enclave {} ({}/{MAX_FAILED_POLLS}): {e}",
+                    self.enclave.id(),
+                    self.failed_polls
+                );
+                (self.failed_polls >= MAX_FAILED_POLLS)
+                    .then(|| format!("nitro: the state of enclave {} cannot be learnt: {e}", self.enclave.id()))
+            }
         }
     }
 }
