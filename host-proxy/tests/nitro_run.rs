@@ -190,8 +190,12 @@ fn standin_debug_mode_is_said_everywhere() {
     assert_eq!(ready["debug_mode"], true);
     let warning = ready["warning"].as_str().expect("a warning in the ready file");
     assert!(warning.contains("DEBUG MODE") && warning.contains("all-zero PCRs"), "{warning}");
-    let commands = s.commands();
-    assert!(commands.contains(&"console".to_string()), "{commands:?}");
+    // The console reader is a child of its own; it records its call when it starts.
+    let t = Instant::now();
+    while !s.commands().contains(&"console".to_string()) {
+        assert!(t.elapsed() < Duration::from_secs(10), "no console call: {:?}", s.commands());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(s.calls_text().contains("--enclave-name\ncleanroom\n--debug-mode\n"));
     sigterm(&proxy);
     assert!(wait_exit(&mut proxy).success());
