@@ -70,7 +70,8 @@ impl Setup {
             .arg(self.path("ready.json"))
             .arg(format!("--test-relay-to=unix:{}", self.path("enclave.sock").display()))
             .arg(format!("--test-services-on=unix:{}", self.path("host.sock").display()))
-            .args(["--memory-mib", "512", "--boot-timeout", "20"])
+            .args(["--memory-mib", "512"])
+            .args(if extra.contains(&"--boot-timeout") { &[][..] } else { &["--boot-timeout", "20"][..] })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -267,4 +268,31 @@ fn standin_nitro_only_flags_are_refused_elsewhere_and_bad_cids_before_any_call()
     assert!(!status.success());
     assert!(err.contains("enclave CID 3 is reserved"), "{err}");
     assert!(s.commands().is_empty(), "nitro-cli must not be called for a refused request");
+}
+
+#[test]
+fn standin_sigterm_while_booting_or_a_boot_timeout_terminates_the_enclave() {
+    // No fake enclave: the relay target never answers, so the proxy stays in its boot wait.
+    let s = Setup::new();
+    let mut proxy = s.proxy(&[]);
+    let t = Instant::now();
+    while !s.enclave_left() {
+        assert!(t.elapsed() < Duration::from_secs(20), "run-enclave never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigterm(&proxy);
+    let status = wait_exit(&mut proxy);
+    let err = stderr(&mut proxy);
+    assert!(!status.success());
+    assert!(err.contains("stopped while enclave i-0standin00000000-enc0000000000000001 was booting"), "{err}");
+    assert!(!s.enclave_left(), "SIGTERM during boot must terminate the enclave");
+
+    let s = Setup::new();
+    let mut proxy = s.proxy(&["--boot-timeout", "1"]);
+    let status = wait_exit(&mut proxy);
+    let err = stderr(&mut proxy);
+    assert!(!status.success());
+    assert!(err.contains("did not accept connections"), "{err}");
+    assert!(!s.enclave_left(), "a boot timeout must terminate the enclave");
+    assert!(!s.path("ready.json").exists());
 }
