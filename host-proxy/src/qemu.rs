@@ -297,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn launch_values_are_appended_to_the_image_cmdline_exactly() {
+        // On SNP this text is measured, so the owner recomputes with exactly it.
+        assert_eq!(
+            launch_cmdline("console=ttyS0 quiet", "snp", 5000, 5001),
+            "console=ttyS0 quiet cleanroom.platform=snp cleanroom.listen=vsock:4294967295:5000 \
+             cleanroom.host=vsock-host:5001 cleanroom.policy=host"
+        );
+    }
+
+    #[test]
     fn bad_accel_is_refused_before_anything_starts() {
         let dir = tempfile::tempdir().unwrap();
         let l = QemuLaunch {

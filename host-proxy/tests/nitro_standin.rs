@@ -240,7 +240,7 @@ fn standin_terminate_failure_on_shutdown_is_an_error_not_silence() {
     let s = StandIn::new();
     let mut enclave = launch(&s.cli(), &s.config(false), None).expect("launch");
     s.mode("terminate-fails");
-    let e = enclave.terminate().err().expect("refused");
+    let e = enclave.terminate().expect_err("refused");
     assert!(matches!(e, NitroError::Failed { command: "terminate-enclave", .. }), "{e}");
     s.mode("");
     enclave.terminate().expect("second try");

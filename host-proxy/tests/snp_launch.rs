@@ -8,7 +8,6 @@
 //! AmdSev OVMF, booting nothing.
 
 #[path = "../../snp-measure/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod synthetic;
 
 use host_proxy::snp::{launch_snp, qemu_args, SnpError, SnpLaunch};
