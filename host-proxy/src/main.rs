@@ -474,6 +474,9 @@ fn snp_launch(a: &RunArgs, run_dir: &std::path::Path) -> Result<SnpLaunch, Strin
         policy,
         guest_features,
     };
+    // Measured now, before any listener or process: firmware that cannot be measured is
+    // refused here. (launch_snp measures again, so it is safe on its own too.)
+    guest.measure().map_err(|e| snp::SnpError::from(e).to_string())?;
     Ok(SnpLaunch {
         guest,
         qemu: a.qemu.qemu_bin.clone(),

@@ -26,6 +26,8 @@ pub enum NitroError {
     Spawn { bin: PathBuf, source: std::io::Error },
     #[error("nitro-cli {command} did not finish within {secs} s (killed)")]
     TimedOut { command: &'static str, secs: u64 },
+    #[error("waiting for nitro-cli {command}: {source}")]
+    Wait { command: &'static str, source: std::io::Error },
     #[error("nitro-cli {command} failed ({status}): {stderr}")]
     Failed { command: &'static str, status: String, stderr: String },
     #[error("nitro-cli {command} printed something unexpected: {source}")]
@@ -73,10 +75,15 @@ impl NitroCli {
             match child.try_wait() {
                 Ok(Some(s)) => break s,
                 Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
-                Ok(None) | Err(_) => {
+                Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(NitroError::TimedOut { command, secs: timeout.as_secs() });
+                }
+                Err(source) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(NitroError::Wait { command, source });
                 }
             }
         };
