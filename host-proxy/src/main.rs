@@ -477,7 +477,7 @@ fn snp_launch(a: &RunArgs, run_dir: &std::path::Path) -> Result<SnpLaunch, Strin
     // Measured now, before any listener or process: firmware that cannot be measured is
     // refused here. (launch_snp measures again, so it is safe on its own too.)
     guest.measure().map_err(|e| snp::SnpError::from(e).to_string())?;
-    Ok(SnpLaunch {
+    let launch = SnpLaunch {
         guest,
         qemu: a.qemu.qemu_bin.clone(),
         memory_mib: a.qemu.memory_mib,
@@ -485,7 +485,9 @@ fn snp_launch(a: &RunArgs, run_dir: &std::path::Path) -> Result<SnpLaunch, Strin
         console_log: run_dir.join("console.log"),
         cbitpos: s.snp_cbitpos,
         reduced_phys_bits: s.snp_reduced_phys_bits,
-    })
+    };
+    launch.check().map_err(|e| e.to_string())?;
+    Ok(launch)
 }
 
 /// Write the ready file atomically (a reader never sees half of it).

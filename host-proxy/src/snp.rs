@@ -69,7 +69,9 @@ pub const GUEST_PORT: u32 = 5000;
 pub const HOST_PORT: u32 = 5001;
 
 impl SnpLaunch {
-    fn check(&self) -> Result<(), SnpError> {
+    /// The request's own bounds (memory, CID, a console path QEMU can take), checked
+    /// before anything else.
+    pub fn check(&self) -> Result<(), SnpError> {
         if self.memory_mib == 0 {
             return Err(SnpError::NoMemory);
         }

@@ -57,7 +57,8 @@ impl Setup {
             .arg("--ready-file")
             .arg(self.path("ready.json"))
             // Should a regression get as far as binding, stay off the usual vsock ports.
-            .args(["--host-port", "47001", "--guest-port", "47000", "--guest-cid", "4000000"])
+            .args(["--host-port", "47001", "--guest-port", "47000"])
+            .args(if extra.contains(&"--guest-cid") { &[][..] } else { &["--guest-cid", "4000000"][..] })
             .args(extra)
             .output()
             .expect("run host-proxy");
@@ -91,6 +92,7 @@ fn construction_only_snp_run_refuses_bad_requests_before_anything() {
         (vec!["--ovmf", &ovmf, "--vcpu-type", "Skylake"], "unknown vCPU type"),
         (vec!["--ovmf", &ovmf, "--cpu-count", "0"], "vCPU count must be at least 1"),
         (vec!["--ovmf", &ovmf, "--debug-mode"], "--debug-mode applies to --launch nitro only"),
+        (vec!["--ovmf", &ovmf, "--guest-cid", "2"], "guest CID 2 is reserved"),
     ] {
         let (ok, err) = s.run(&extra);
         assert!(!ok, "{extra:?}");
