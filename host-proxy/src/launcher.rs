@@ -1,6 +1,6 @@
 //! Launching the enclave. `process` runs enclave-app as a local child process (with the
-//! simulated platform); `qemu` and `nitro` boot the real image and are added by the
-//! image work. The child is killed when the launcher is dropped.
+//! simulated platform); `qemu` ([`crate::qemu`]), `nitro` ([`crate::nitro`]) and `snp`
+//! ([`crate::snp`]) boot the real image. The child is killed when the launcher is dropped.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

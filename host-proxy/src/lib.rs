@@ -10,6 +10,8 @@ pub mod blobstore;
 pub mod frontdoor;
 pub mod launcher;
 pub mod limits;
+pub mod nitro;
 pub mod qemu;
 pub mod ratelimit;
 pub mod services;
+pub mod snp;

@@ -7,11 +7,14 @@ use host_proxy::blobstore::BlobStore;
 use host_proxy::frontdoor::FrontDoor;
 use host_proxy::launcher::{launch_process, Launched, ProcessLaunch};
 use host_proxy::limits::{BlobApiLimits, Counters, FrontDoorLimits};
+use host_proxy::nitro::{self, Decision, EnclaveCid, NitroCli, NitroConfig, RestartPolicy, Restarts};
 use host_proxy::qemu::{self, QemuLaunch, QemuVm};
 use host_proxy::ratelimit::RateLimiter;
 use host_proxy::services;
+use host_proxy::snp::{self, SnpLaunch, SnpVm};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use transport::{vhost_uds, Endpoint, Listener, Stream};
@@ -31,13 +34,17 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// process (local enclave-app) or qemu (boot the EIF's kernel + initramfs in QEMU with
-    /// a real virtio-vsock device). nitro comes with the Nitro work.
+    /// process (local enclave-app), qemu (boot the EIF's kernel + initramfs in QEMU with
+    /// a real virtio-vsock device), nitro (the EIF on AWS Nitro Enclaves, through
+    /// nitro-cli) or snp (the EIF's kernel + initramfs as an SEV-SNP guest with kernel
+    /// hashes; needs an SNP host).
     #[arg(long, default_value = "process")]
     launch: String,
     /// enclave-app binary (process launcher).
     #[arg(long, required_if_eq("launch", "process"))]
     enclave_bin: Option<PathBuf>,
+    /// Platform of a process or qemu enclave. nitro: the image's measured command line
+    /// decides (nitro); snp: always snp.
     #[arg(long, default_value = "simulated")]
     platform: String,
     /// The owner's policy (TOML). Passed as a file to a process enclave; served to an
@@ -91,11 +98,77 @@ struct RunArgs {
     /// Write {"front_door","blob_api","enclave_pid",...} here once the enclave answers.
     #[arg(long)]
     ready_file: Option<PathBuf>,
-    /// Seconds to wait for the enclave to accept connections (default: 60, qemu: 600).
+    /// Seconds to wait for the enclave to accept connections (default: 60, qemu and snp:
+    /// 600, nitro: 300).
     #[arg(long)]
     boot_timeout: Option<u64>,
     #[command(flatten)]
     qemu: QemuArgs,
+    #[command(flatten)]
+    nitro: NitroArgs,
+    #[command(flatten)]
+    snp: SnpArgs,
+}
+
+#[derive(clap::Args)]
+struct NitroArgs {
+    /// nitro: the nitro-cli binary.
+    #[arg(long, default_value = "nitro-cli")]
+    nitro_cli: PathBuf,
+    /// nitro, snp: vCPUs of the enclave (snp: measured, the owner recomputes with it).
+    #[arg(long, default_value_t = 2)]
+    cpu_count: u32,
+    /// nitro: the enclave's name, so one left behind by a killed proxy is found.
+    #[arg(long, default_value = "cleanroom")]
+    enclave_name: String,
+    /// nitro: start the enclave in debug mode and copy its console to STORE/run/console.log.
+    /// Nitro then reports all-zero PCRs, so the owner's verification refuses the enclave and
+    /// releases nothing to it: development only.
+    #[arg(long)]
+    debug_mode: bool,
+    /// nitro: never (an enclave that stops ends the proxy) or on-failure (start it again,
+    /// at most --max-restarts times; each restart is a new attestation: owners must attest
+    /// and release the data key again).
+    #[arg(long, default_value = "never")]
+    restart: String,
+    /// nitro: restarts allowed over the proxy's life with --restart on-failure.
+    #[arg(long, default_value_t = 3)]
+    max_restarts: u32,
+    /// nitro: seconds before the first restart, doubled for each next one (at most 300).
+    #[arg(long, default_value_t = 5)]
+    restart_backoff: u64,
+    /// TESTS ONLY (nitro): relay to this endpoint instead of the enclave's vsock CID, for
+    /// the stand-in nitro-cli, which starts no enclave. Harmless to the owner, who trusts
+    /// only the attestation, but never useful in production.
+    #[arg(long, hide = true)]
+    test_relay_to: Option<Endpoint>,
+    /// TESTS ONLY (nitro): serve the enclave's host services here instead of vsock.
+    #[arg(long, hide = true)]
+    test_services_on: Option<Endpoint>,
+}
+
+#[derive(clap::Args)]
+struct SnpArgs {
+    /// snp: an OVMF built for SEV-SNP with kernel hashes (edk2 AmdSevX64); measured.
+    #[arg(long)]
+    ovmf: Option<PathBuf>,
+    /// snp: QEMU vCPU type (EPYC-v4, EPYC-Milan, EPYC-Genoa, …); measured.
+    #[arg(long, default_value = "EPYC-v4")]
+    vcpu_type: String,
+    /// snp: guest policy (sev-snp-guest,policy=); in every report. DEBUG and MIGRATE_MA
+    /// are refused.
+    #[arg(long, default_value = "0x30000")]
+    snp_policy: String,
+    /// snp: the SEV_FEATURES this host's KVM sets in each VMSA (measured; 0x1 = SNPActive
+    /// only, as current kernels do).
+    #[arg(long, default_value = "0x1")]
+    snp_guest_features: String,
+    /// snp: C-bit position (CPUID 0x8000001F EBX[5:0]; 51 on EPYC 7003/9004).
+    #[arg(long, default_value_t = 51)]
+    snp_cbitpos: u32,
+    /// snp: physical address bits lost to encryption (CPUID 0x8000001F EBX[11:6]).
+    #[arg(long, default_value_t = 1)]
+    snp_reduced_phys_bits: u32,
 }
 
 #[derive(clap::Args)]
@@ -114,14 +187,17 @@ struct QemuArgs {
     /// qemu: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
     #[arg(long, default_value = "auto")]
     accel: String,
+    /// qemu, snp, nitro: the enclave's vsock CID (nitro: asked for, then checked).
     #[arg(long, default_value_t = 16)]
     guest_cid: u32,
+    /// qemu, snp, nitro: the enclave's memory in MiB.
     #[arg(long, default_value_t = 512)]
     memory_mib: u32,
-    /// qemu: guest vsock port of the enclave's TLS channel.
+    /// qemu, snp, nitro: guest vsock port of the enclave's TLS channel.
     #[arg(long, default_value_t = 5000)]
     guest_port: u32,
-    /// qemu: host vsock port of the enclave services (the guest dials CID 2 on it).
+    /// qemu, snp, nitro: host vsock port of the enclave services (the guest dials CID 2 on
+    /// it; on Nitro, the parent's CID 3).
     #[arg(long, default_value_t = 5001)]
     host_port: u32,
 }
@@ -141,13 +217,18 @@ fn main() -> ExitCode {
 enum Enclave {
     Process(Launched),
     Qemu(QemuVm),
+    Nitro(nitro::Watched),
+    Snp(SnpVm),
 }
 
 impl Enclave {
+    /// The local process that holds the enclave (nitro: the tool's enclave process).
     fn pid(&self) -> u32 {
         match self {
             Enclave::Process(p) => p.pid(),
             Enclave::Qemu(q) => q.pid(),
+            Enclave::Nitro(n) => n.enclave.run.process_id,
+            Enclave::Snp(v) => v.pid(),
         }
     }
 
@@ -164,6 +245,11 @@ impl Enclave {
                     qemu::tail(&q.qemu_log, 1),
                     q.console_tail(20)
                 )),
+                _ => None,
+            },
+            Enclave::Nitro(n) => n.stopped(),
+            Enclave::Snp(v) => match v.try_wait() {
+                Ok(Some(s)) => Some(format!("qemu (snp) exited: {s}")),
                 _ => None,
             },
         }
@@ -315,12 +401,154 @@ fn counters_line(c: &Counters) -> String {
     }
 }
 
-fn run(a: RunArgs) -> Result<(), String> {
-    if a.launch != "process" && a.launch != "qemu" {
-        return Err(format!("launcher {:?} is not available in this build; use --launch process or qemu", a.launch));
+/// What only one launcher accepts, refused elsewhere rather than silently ignored.
+fn check_launcher_flags(a: &RunArgs) -> Result<(), String> {
+    if !["process", "qemu", "nitro", "snp"].contains(&a.launch.as_str()) {
+        return Err(format!("unknown launcher {:?}: use --launch process, qemu, nitro or snp", a.launch));
     }
+    if a.launch != "process" && !a.enclave_arg.is_empty() {
+        return Err("--enclave-arg applies to --launch process only (an image's arguments are measured)".into());
+    }
+    let n = &a.nitro;
+    if a.launch != "nitro" {
+        for (flag, given) in [
+            ("--debug-mode", n.debug_mode),
+            ("--restart", n.restart != "never"),
+            ("--test-relay-to", n.test_relay_to.is_some()),
+            ("--test-services-on", n.test_services_on.is_some()),
+        ] {
+            if given {
+                return Err(format!("{flag} applies to --launch nitro only"));
+            }
+        }
+    }
+    if a.launch != "snp" && a.snp.ovmf.is_some() {
+        return Err("--ovmf applies to --launch snp only".into());
+    }
+    Ok(())
+}
+
+/// The Nitro launch the flags describe.
+fn nitro_starter(a: &RunArgs, run_dir: &std::path::Path, relay: Endpoint) -> Result<nitro::Starter, String> {
+    let n = &a.nitro;
+    let config = NitroConfig {
+        eif: a.qemu.eif.clone(),
+        cpu_count: n.cpu_count,
+        memory_mib: u64::from(a.qemu.memory_mib),
+        cid: EnclaveCid::new(u64::from(a.qemu.guest_cid)).map_err(|e| e.to_string())?,
+        name: n.enclave_name.clone(),
+        debug_mode: n.debug_mode,
+    };
+    config.check().map_err(|e| e.to_string())?;
+    Ok(nitro::Starter {
+        cli: NitroCli::new(n.nitro_cli.clone()),
+        config,
+        console_log: n.debug_mode.then(|| run_dir.join("console.log")),
+        relay,
+        boot_timeout: Duration::from_secs(a.boot_timeout.unwrap_or(300)),
+    })
+}
+
+/// The SNP launch the flags describe: the image's parts, extracted, and the one
+/// description that is both measured and booted.
+fn snp_launch(a: &RunArgs, run_dir: &std::path::Path) -> Result<SnpLaunch, String> {
+    let s = &a.snp;
+    let ovmf = s.ovmf.clone().ok_or("--launch snp needs --ovmf (an AmdSev OVMF build; see docs/operations.md)")?;
+    let features = s.snp_guest_features.trim();
+    let guest_features = match features.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => features.parse(),
+    }
+    .map_err(|_| format!("--snp-guest-features {features:?} is not a number"))?;
+    let vcpu_type = snp_measure::VcpuType::new(&s.vcpu_type).map_err(|e| format!("--vcpu-type: {e}"))?;
+    let policy = snp_measure::GuestPolicy::parse(&s.snp_policy).map_err(|e| format!("--snp-policy: {e}"))?;
+    let eif_build = a.qemu.eif_build.clone().unwrap_or_else(|| sibling_or_path("eif-build"));
+    let image = qemu::extract_eif(&eif_build, &a.qemu.eif, &run_dir.join("image")).map_err(|e| format!("snp: {e}"))?;
+    let guest = snp_measure::SnpGuest {
+        ovmf,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        append: qemu::launch_cmdline(&image.cmdline, "snp", a.qemu.guest_port, a.qemu.host_port),
+        vcpus: a.nitro.cpu_count,
+        vcpu_type,
+        policy,
+        guest_features,
+    };
+    // Measured now, before any listener or process: firmware that cannot be measured is
+    // refused here. (launch_snp measures again, so it is safe on its own too.)
+    guest.measure().map_err(|e| snp::SnpError::from(e).to_string())?;
+    let launch = SnpLaunch {
+        guest,
+        qemu: a.qemu.qemu_bin.clone(),
+        memory_mib: a.qemu.memory_mib,
+        guest_cid: a.qemu.guest_cid,
+        console_log: run_dir.join("console.log"),
+        cbitpos: s.snp_cbitpos,
+        reduced_phys_bits: s.snp_reduced_phys_bits,
+    };
+    launch.check().map_err(|e| e.to_string())?;
+    Ok(launch)
+}
+
+/// Write the ready file atomically (a reader never sees half of it).
+fn write_state(path: &std::path::Path, state: &serde_json::Value) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, state.to_string()).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+/// What the ready file says about a Nitro enclave (rewritten after each restart).
+fn nitro_state(state: &mut serde_json::Value, w: &nitro::Watched, restarts: u32) {
+    let e = &w.enclave;
+    state["enclave_id"] = e.id().as_str().into();
+    state["enclave_cid"] = e.run.cid.into();
+    state["enclave_state"] = "RUNNING".into();
+    state["enclave_pid"] = e.run.process_id.into();
+    state["cpu_count"] = e.run.cpu_count.into();
+    state["memory_mib"] = e.run.memory_mib.into();
+    state["restarts"] = restarts.into();
+    state["debug_mode"] = e.config().debug_mode.into();
+    if e.config().debug_mode {
+        state["warning"] = nitro::DEBUG_WARNING.into();
+    }
+}
+
+fn nitro_ready_line(w: &nitro::Watched) -> String {
+    let e = &w.enclave;
+    let debug = if e.config().debug_mode { format!("; {}", nitro::DEBUG_WARNING) } else { String::new() };
+    format!(
+        "nitro enclave {} RUNNING, CID {}, {} CPUs, {} MiB{debug}",
+        e.id(),
+        e.run.cid,
+        e.run.cpu_count,
+        e.run.memory_mib
+    )
+}
+
+/// Sleep `d`, or less if asked to stop. True if asked to stop.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.load(Ordering::SeqCst)
+}
+
+fn run(a: RunArgs) -> Result<(), String> {
+    check_launcher_flags(&a)?;
+    let restart_policy =
+        RestartPolicy::parse(&a.nitro.restart, a.nitro.max_restarts, Duration::from_secs(a.nitro.restart_backoff))
+            .map_err(|e| e.to_string())?;
     let (mut front_limits, blob_limits) = limits(&a)?;
     fit_fd_limit(&mut front_limits, &blob_limits)?;
+    // Stop cleanly on SIGINT/SIGTERM from the start: an enclave being launched is stopped
+    // too (nitro: terminated), never left behind.
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    ctrlc::set_handler(move || on_signal.store(true, Ordering::SeqCst)).map_err(|e| e.to_string())?;
     // A few workers whatever the load: connections are tasks, not threads. The blocking
     // pool (store I/O, connects to the enclave) is bounded too.
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
@@ -339,15 +567,41 @@ fn run(a: RunArgs) -> Result<(), String> {
     let run_dir = run_dir.canonicalize().map_err(|e| e.to_string())?;
 
     // Where the enclave reaches our services, and where we reach the enclave.
-    let (host_ep, enclave_ep) = if a.launch == "qemu" {
-        let uds = qemu::uds_path(&run_dir);
-        (
-            Endpoint::Unix(vhost_uds::guest_port_path(&uds, a.qemu.host_port)),
-            Endpoint::VsockUds { path: uds, port: a.qemu.guest_port },
-        )
-    } else {
-        let _ = std::fs::remove_file(run_dir.join("enclave.sock"));
-        (Endpoint::Unix(run_dir.join("host.sock")), Endpoint::Unix(run_dir.join("enclave.sock")))
+    let (host_ep, enclave_ep) = match a.launch.as_str() {
+        "qemu" => {
+            let uds = qemu::uds_path(&run_dir);
+            (
+                Endpoint::Unix(vhost_uds::guest_port_path(&uds, a.qemu.host_port)),
+                Endpoint::VsockUds { path: uds, port: a.qemu.guest_port },
+            )
+        }
+        "nitro" => {
+            let cid = EnclaveCid::new(u64::from(a.qemu.guest_cid)).map_err(|e| e.to_string())?;
+            (
+                a.nitro.test_services_on.clone().unwrap_or_else(|| nitro::services_endpoint(a.qemu.host_port)),
+                a.nitro.test_relay_to.clone().unwrap_or_else(|| nitro::relay_endpoint(cid, a.qemu.guest_port)),
+            )
+        }
+        "snp" => (
+            Endpoint::Vsock { cid: nitro::CID_ANY, port: a.qemu.host_port },
+            Endpoint::Vsock { cid: a.qemu.guest_cid, port: a.qemu.guest_port },
+        ),
+        _ => {
+            let _ = std::fs::remove_file(run_dir.join("enclave.sock"));
+            (Endpoint::Unix(run_dir.join("host.sock")), Endpoint::Unix(run_dir.join("enclave.sock")))
+        }
+    };
+    if a.nitro.test_relay_to.is_some() || a.nitro.test_services_on.is_some() {
+        eprintln!("host-proxy: TEST MODE: relaying to {enclave_ep} and serving the enclave on {host_ep}, not vsock");
+    }
+    // Everything that can be refused is refused before the first listener or process.
+    let nitro_starter = match a.launch.as_str() {
+        "nitro" => Some(nitro_starter(&a, &run_dir, enclave_ep.clone())?),
+        _ => None,
+    };
+    let snp_launch = match a.launch.as_str() {
+        "snp" => Some(snp_launch(&a, &run_dir)?),
+        _ => None,
     };
 
     let services_listener = Listener::bind(&host_ep).map_err(|e| format!("bind {host_ep}: {e}"))?;
@@ -362,9 +616,6 @@ fn run(a: RunArgs) -> Result<(), String> {
     let blob_api = BlobApi::new(blob_limits, store.clone());
     runtime.spawn(blob_api.clone().serve(blobs));
 
-    if a.launch != "process" && !a.enclave_arg.is_empty() {
-        return Err("--enclave-arg applies to --launch process only (an image's arguments are measured)".into());
-    }
     let mut qemu_launch = (a.launch == "qemu").then(|| {
         let q = &a.qemu;
         QemuLaunch {
@@ -381,29 +632,52 @@ fn run(a: RunArgs) -> Result<(), String> {
             host_port: q.host_port,
         }
     });
-    let mut enclave = match &qemu_launch {
-        Some(l) => Enclave::Qemu(start_vm(l)?),
-        None => {
-            let enclave_bin = a.enclave_bin.clone().ok_or("--enclave-bin is required with --launch process")?;
-            Enclave::Process(
-                launch_process(&ProcessLaunch {
-                    enclave_bin,
-                    platform: a.platform.clone(),
-                    policy: a.policy.clone(),
-                    listen: enclave_ep.clone(),
-                    host: host_ep,
-                    extra_args: a.enclave_arg.clone(),
-                })
-                .map_err(|e| format!("launch enclave-app: {e}"))?,
-            )
-        }
-    };
+    let mut restarts = Restarts::new(restart_policy);
     let launched_at = SystemTime::now();
+    let mut enclave = if let Some(l) = &qemu_launch {
+        Enclave::Qemu(start_vm(l)?)
+    } else if let Some(starter) = &nitro_starter {
+        if starter.config.debug_mode {
+            eprintln!("host-proxy: {}", nitro::DEBUG_WARNING);
+        }
+        // Launched and waited for here: it must accept connections before the front door
+        // opens, and it is terminated on every way out.
+        Enclave::Nitro(nitro::Watched::new(starter.start(&|| stop.load(Ordering::SeqCst))?))
+    } else if let Some(l) = &snp_launch {
+        let vm = snp::launch_snp(l, &run_dir.join("qemu.log")).map_err(|e| e.to_string())?;
+        let args: Vec<String> = l.guest.measure_args().iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        eprintln!(
+            "host-proxy: snp: qemu pid {} booting {}; launch measurement {} (the owner recomputes it: snp-measure {})",
+            vm.pid(),
+            a.qemu.eif.display(),
+            snp_measure::to_hex(&vm.measurement),
+            args.join(" ")
+        );
+        Enclave::Snp(vm)
+    } else {
+        let enclave_bin = a.enclave_bin.clone().ok_or("--enclave-bin is required with --launch process")?;
+        Enclave::Process(
+            launch_process(&ProcessLaunch {
+                enclave_bin,
+                platform: a.platform.clone(),
+                policy: a.policy.clone(),
+                listen: enclave_ep.clone(),
+                host: host_ep,
+                extra_args: a.enclave_arg.clone(),
+            })
+            .map_err(|e| format!("launch enclave-app: {e}"))?,
+        )
+    };
 
-    // Ready once the enclave accepts connections (or fail if it died).
-    let timeout = Duration::from_secs(a.boot_timeout.unwrap_or(if a.launch == "qemu" { 600 } else { 60 }));
+    // Ready once the enclave accepts connections (or fail if it died). The nitro launcher
+    // has waited already.
+    let vm_boot = a.launch == "qemu" || a.launch == "snp";
+    let timeout = Duration::from_secs(a.boot_timeout.unwrap_or(if vm_boot { 600 } else { 60 }));
     let mut start = std::time::Instant::now();
-    loop {
+    while !matches!(enclave, Enclave::Nitro(_)) {
+        if stop.load(Ordering::SeqCst) {
+            return Err("stopped while the enclave was booting".into());
+        }
         // /dev/kvm can accept VMs and still fail to run this guest (nested or partial
         // KVM). With --accel auto, a KVM boot that dies or is silent for KVM_GRACE
         // seconds is retried once under TCG.
@@ -428,7 +702,7 @@ fn run(a: RunArgs) -> Result<(), String> {
         if start.elapsed() > timeout {
             return Err(format!("the enclave did not start listening within {} s", timeout.as_secs()));
         }
-        std::thread::sleep(Duration::from_millis(if a.launch == "qemu" { 200 } else { 50 }));
+        std::thread::sleep(Duration::from_millis(if vm_boot { 200 } else { 50 }));
     }
     let ready_at = SystemTime::now();
     let limiter = RateLimiter::new(a.rate, a.rate * 4.0, a.max_peers);
@@ -436,48 +710,87 @@ fn run(a: RunArgs) -> Result<(), String> {
     runtime.spawn(front_door.clone().serve(front));
     runtime.spawn(log_counters(front_door.clone(), blob_api.clone()));
 
-    if let Some(path) = &a.ready_file {
-        let mut state = serde_json::json!({
-            "front_door": front_ep.to_string(),
-            "blob_api": blob_ep.to_string(),
-            "enclave_pid": enclave.pid(),
-            "launcher": a.launch,
-            "launched_at_unix_ms": unix_ms(launched_at),
-            "ready_at_unix_ms": unix_ms(ready_at),
-        });
-        if let Enclave::Qemu(vm) = &enclave {
+    let mut state = serde_json::json!({
+        "front_door": front_ep.to_string(),
+        "blob_api": blob_ep.to_string(),
+        "enclave_pid": enclave.pid(),
+        "launcher": a.launch,
+        "launched_at_unix_ms": unix_ms(launched_at),
+        "ready_at_unix_ms": unix_ms(ready_at),
+    });
+    match &enclave {
+        Enclave::Qemu(vm) => {
             state["qemu_pid"] = vm.pid().into();
             state["accel"] = vm.accel.into();
             state["console_log"] = vm.console_log.display().to_string().into();
             state["launched_at_unix_ms"] = unix_ms(vm.started_at).into();
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, state.to_string()).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+        Enclave::Nitro(w) => nitro_state(&mut state, w, 0),
+        Enclave::Snp(vm) => {
+            state["qemu_pid"] = vm.pid().into();
+            state["snp_measurement"] = snp_measure::to_hex(&vm.measurement).into();
+            state["console_log"] = run_dir.join("console.log").display().to_string().into();
+        }
+        Enclave::Process(_) => {}
+    }
+    if let Some(path) = &a.ready_file {
+        write_state(path, &state)?;
     }
     let boot = match &enclave {
         Enclave::Qemu(vm) => format!(" (qemu boot to vsock: {:.1} s)", vm.started.elapsed().as_secs_f64()),
+        Enclave::Snp(vm) => format!(" (snp boot to vsock: {:.1} s)", vm.started.elapsed().as_secs_f64()),
+        Enclave::Nitro(w) => format!("; {}", nitro_ready_line(w)),
         Enclave::Process(_) => String::new(),
     };
     eprintln!("host-proxy: ready: front door {front_ep}, blob API {blob_ep}, enclave pid {}{boot}", enclave.pid());
 
-    // Stop the enclave with us on SIGINT/SIGTERM; exit if the enclave dies.
-    let (tx, rx) = std::sync::mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    })
-    .map_err(|e| e.to_string())?;
+    // Stop the enclave with us on SIGINT/SIGTERM; exit if the enclave dies (nitro: or
+    // restart it, if the policy says so).
     loop {
-        if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+        if sleep_unless_stopped(Duration::from_millis(200), &stop) {
             eprintln!(
                 "host-proxy: stopping; front door: {}; blob API: {}",
                 counters_line(&front_door.counters),
                 counters_line(&blob_api.counters)
             );
+            // Dropping the enclave stops it (nitro: terminate-enclave).
+            drop(enclave);
             return Ok(());
         }
-        if let Some(why) = enclave.exited() {
+        let Some(why) = enclave.exited() else { continue };
+        let (Enclave::Nitro(_), Some(starter)) = (&enclave, &nitro_starter) else {
             return Err(why);
+        };
+        match restarts.after_failure() {
+            Decision::GiveUp { restarts_done } => {
+                return Err(format!("{why} (restart policy {}: {restarts_done} restarts done)", a.nitro.restart));
+            }
+            Decision::Restart { after, n } => {
+                eprintln!(
+                    "host-proxy: {why}; restart {n} of {} in {} s. The new enclave is a new attestation: \
+                     grants issued to the old one cannot be spent, jobs in flight failed, owners must attest \
+                     and release the data key again (the privacy budget is unaffected: the owner's ledger holds it)",
+                    a.nitro.max_restarts,
+                    after.as_secs()
+                );
+                state["enclave_state"] = "RESTARTING".into();
+                if let Some(path) = &a.ready_file {
+                    write_state(path, &state)?;
+                }
+                // The old one is terminated first, whatever state it is in.
+                drop(enclave);
+                if sleep_unless_stopped(after, &stop) {
+                    return Ok(());
+                }
+                let w = nitro::Watched::new(starter.start(&|| stop.load(Ordering::SeqCst))?);
+                nitro_state(&mut state, &w, n);
+                state["ready_at_unix_ms"] = unix_ms(SystemTime::now()).into();
+                if let Some(path) = &a.ready_file {
+                    write_state(path, &state)?;
+                }
+                eprintln!("host-proxy: ready again: {}", nitro_ready_line(&w));
+                enclave = Enclave::Nitro(w);
+            }
         }
     }
 }

@@ -148,7 +148,7 @@ pub fn kvm_usable() -> bool {
 
 /// Children die with the proxy even if it is killed with SIGKILL.
 #[allow(unsafe_code)] // a pre-exec hook: prctl in the child
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -156,6 +156,46 @@ fn die_with_parent(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// The kernel, first ramdisk and command line of an enclave image, as files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractedImage {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// The image's own command line (trailing NULs and newlines removed).
+    pub cmdline: String,
+}
+
+/// `eif-build extract EIF --out DIR`: the image's boot parts, unchanged.
+pub fn extract_eif(eif_build: &Path, eif: &Path, out_dir: &Path) -> Result<ExtractedImage, QemuError> {
+    let _ = std::fs::remove_dir_all(out_dir);
+    let out = Command::new(eif_build)
+        .arg("extract")
+        .arg(eif)
+        .arg("--out")
+        .arg(out_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io(format!("run {}", eif_build.display())))?;
+    if !out.status.success() {
+        return Err(QemuError::Extract {
+            eif: eif.to_path_buf(),
+            why: String::from_utf8_lossy(&out.stderr).trim().into(),
+        });
+    }
+    let cmdline = std::fs::read(out_dir.join("cmdline.txt")).map_err(io("read extracted cmdline"))?;
+    let cmdline = String::from_utf8_lossy(&cmdline).trim_end_matches(['\0', '\n']).to_string();
+    Ok(ExtractedImage { kernel: out_dir.join("kernel.bin"), initrd: out_dir.join("rd0.bin"), cmdline })
+}
+
+/// The image's command line plus the launch values a VM launcher appends (on SEV-SNP with
+/// kernel hashes these are measured too, so the owner recomputes with exactly this text).
+pub fn launch_cmdline(image_cmdline: &str, platform: &str, listen_port: u32, host_port: u32) -> String {
+    format!(
+        "{image_cmdline} cleanroom.platform={platform} cleanroom.listen=vsock:{VSOCK_CID_ANY}:{listen_port} \
+         cleanroom.host=vsock-host:{host_port} cleanroom.policy=host"
+    )
 }
 
 /// Extract the image, start the backend, then QEMU.
@@ -170,26 +210,8 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
     std::fs::create_dir_all(&l.work_dir).map_err(io(format!("create {}", l.work_dir.display())))?;
 
     // 1. kernel, cmdline and initramfs exactly as in the image.
-    let image = l.work_dir.join("image");
-    let _ = std::fs::remove_dir_all(&image);
-    let out = Command::new(&l.eif_build)
-        .arg("extract")
-        .arg(&l.eif)
-        .arg("--out")
-        .arg(&image)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io(format!("run {}", l.eif_build.display())))?;
-    if !out.status.success() {
-        return Err(QemuError::Extract { eif: l.eif.clone(), why: String::from_utf8_lossy(&out.stderr).trim().into() });
-    }
-    let cmdline = std::fs::read(image.join("cmdline.txt")).map_err(io("read extracted cmdline"))?;
-    let cmdline = String::from_utf8_lossy(&cmdline).trim_end_matches(['\0', '\n']).to_string();
-    let cmdline = format!(
-        "{cmdline} cleanroom.platform={} cleanroom.listen=vsock:{VSOCK_CID_ANY}:{} cleanroom.host=vsock-host:{} \
-         cleanroom.policy=host",
-        l.platform, l.listen_port, l.host_port
-    );
+    let image = extract_eif(&l.eif_build, &l.eif, &l.work_dir.join("image"))?;
+    let cmdline = launch_cmdline(&image.cmdline, &l.platform, l.listen_port, l.host_port);
 
     // 2. the vsock backend.
     let vhost_socket = l.work_dir.join("vhost-user.sock");
@@ -233,9 +255,9 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
         .arg(format!("memory-backend-memfd,id=mem0,size={mem},share=on"))
         .args(["-machine", "q35,memory-backend=mem0"])
         .arg("-kernel")
-        .arg(image.join("kernel.bin"))
+        .arg(&image.kernel)
         .arg("-initrd")
-        .arg(image.join("rd0.bin"))
+        .arg(&image.initrd)
         .arg("-append")
         .arg(&cmdline)
         .arg("-serial")
@@ -272,6 +294,16 @@ mod tests {
         assert_eq!(tail(&p, 2), "b\nc");
         assert_eq!(tail(&p, 10), "a\nb\nc");
         assert_eq!(tail(&dir.path().join("missing"), 3), "");
+    }
+
+    #[test]
+    fn launch_values_are_appended_to_the_image_cmdline_exactly() {
+        // On SNP this text is measured, so the owner recomputes with exactly it.
+        assert_eq!(
+            launch_cmdline("console=ttyS0 quiet", "snp", 5000, 5001),
+            "console=ttyS0 quiet cleanroom.platform=snp cleanroom.listen=vsock:4294967295:5000 \
+             cleanroom.host=vsock-host:5001 cleanroom.policy=host"
+        );
     }
 
     #[test]

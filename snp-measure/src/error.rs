@@ -70,4 +70,25 @@ pub enum Error {
     /// A VMM type name other than QEMU, ec2 or gce.
     #[error("unknown VMM type {name:?} (known: QEMU, ec2, gce)")]
     UnknownVmmType { name: String },
+    /// A guest policy that is not a number.
+    #[error("guest policy {text:?} is not a number (write 0x30000 or 196608)")]
+    PolicyNotANumber { text: String },
+    /// Guest policy bit 17 is reserved and must be one; the secure processor refuses the launch otherwise.
+    #[error("guest policy {policy:#x} has reserved bit 17 clear; it must be set (e.g. 0x30000)")]
+    PolicyReservedBitClear { policy: u64 },
+    /// Guest policy bits 26-63 are reserved and must be zero.
+    #[error("guest policy {policy:#x} sets reserved bits (26-63 must be zero)")]
+    PolicyReservedBitsSet { policy: u64 },
+    /// DEBUG (bit 19) lets the host decrypt the guest's memory; the owner's verifier refuses such a report.
+    #[error("guest policy {policy:#x} allows debugging (bit 19): the host could read the guest's memory, and the owner's verification refuses it")]
+    PolicyDebug { policy: u64 },
+    /// MIGRATE_MA (bit 18) lets a migration agent export the guest; the owner's verifier refuses such a report.
+    #[error("guest policy {policy:#x} allows a migration agent (bit 18), which the owner's verification refuses")]
+    PolicyMigrationAgent { policy: u64 },
+    /// `min_tcb` for the owner's reference could not be read.
+    #[error("--min-tcb {text:?}: {reason} (write bootloader=N,tee=N,snp=N,microcode=N[,fmc=N])")]
+    MinTcbSyntax { text: String, reason: String },
+    /// `max_vmpl` must be a VMPL, 0-3.
+    #[error("max VMPL {0} is not a VMPL (0-3)")]
+    VmplOutOfRange(u32),
 }

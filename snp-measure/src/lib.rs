@@ -8,19 +8,28 @@
 //!    the kernel-hashes page or zero pages when no kernel is given);
 //! 3. one VMSA page per vCPU (the BSP at the reset vector, the APs at the SEV-ES reset block).
 //!
-//! Pure logic: bytes in, 48 bytes out. Reading files is the caller's job.
+//! Pure logic: bytes in, 48 bytes out. Reading files is the caller's job, except in
+//! [`guest`]: the typed launch description that a launcher and this measurement share,
+//! which reads the three files it names. [`expectations`] writes the owner's
+//! `MEASUREMENT.json` from a measurement.
 
 mod error;
+pub mod expectations;
 mod gctx;
+pub mod guest;
 mod hashes;
 mod ovmf;
+mod policy;
 mod vcpu;
 mod vmsa;
 
 pub use error::Error;
+pub use expectations::{Expectations, MinTcb};
+pub use guest::{LaunchError, SnpGuest};
 pub use hashes::KernelHashes;
 pub use ovmf::{Guid, Ovmf, Section, SectionKind};
-pub use vcpu::VcpuSignature;
+pub use policy::GuestPolicy;
+pub use vcpu::{VcpuSignature, VcpuType};
 pub use vmsa::VmmType;
 
 use gctx::{Gctx, PAGE_SIZE};

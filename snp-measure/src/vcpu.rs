@@ -27,6 +27,18 @@ const TYPES: &[(&str, u32, u32, u32)] = &[
     ("EPYC-Turin", 26, 0, 0),
 ];
 
+/// The table's entry for `name`: its `'static` name and its signature.
+fn lookup(name: &str) -> Result<(&'static str, VcpuSignature), Error> {
+    TYPES
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|&(n, f, m, s)| (n, VcpuSignature::from_family_model_stepping(f, m, s)))
+        .ok_or_else(|| Error::UnknownVcpuType {
+            name: name.to_string(),
+            known: TYPES.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", "),
+        })
+}
+
 impl VcpuSignature {
     /// Encodes family, model and stepping as CPUID does (AMD pub. 25481): families above
     /// 0xf put the excess in the extended-family field.
@@ -43,18 +55,35 @@ impl VcpuSignature {
 
     /// The signature of a QEMU vCPU type name such as `EPYC-v4` or `EPYC-Milan`.
     pub fn from_type(name: &str) -> Result<VcpuSignature, Error> {
-        TYPES
-            .iter()
-            .find(|(n, ..)| *n == name)
-            .map(|&(_, f, m, s)| VcpuSignature::from_family_model_stepping(f, m, s))
-            .ok_or_else(|| Error::UnknownVcpuType {
-                name: name.to_string(),
-                known: TYPES.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", "),
-            })
+        lookup(name).map(|(_, sig)| sig)
     }
 
     /// Every vCPU type name `from_type` accepts.
     pub fn type_names() -> impl Iterator<Item = &'static str> {
         TYPES.iter().map(|(n, ..)| *n)
+    }
+}
+
+/// A QEMU vCPU type name this crate knows (`-cpu` on the launch, `--vcpu-type` on the
+/// measurement), with its signature: one value, so the two cannot name different CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcpuType {
+    name: &'static str,
+    signature: VcpuSignature,
+}
+
+impl VcpuType {
+    pub fn new(name: &str) -> Result<VcpuType, Error> {
+        let (name, signature) = lookup(name)?;
+        Ok(VcpuType { name, signature })
+    }
+
+    /// The name as QEMU's `-cpu` takes it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn signature(&self) -> VcpuSignature {
+        self.signature
     }
 }
