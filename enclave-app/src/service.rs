@@ -487,6 +487,21 @@ impl Enclave {
         let wasm = self.host.get_blob(&module_blob)?;
         let module = self.sandbox.admit(&wasm).map_err(|e| refuse(Code::ModuleRejected, e.to_string()))?;
         crate::admission::check_module(p, spec, &module_blob, &module.digest(), module.inputs())?;
+        // Started before the spend, and before the sealed index is fetched (the host's last
+        // sight of the job before the spend): they compile the module, a function of
+        // public inputs, in a time that is nobody's business but the supervisor's.
+        let label = spec.training.as_ref().map(|t| t.label.as_str());
+        let workers = JobWorkers::start(
+            &self.workers,
+            &crate::workers::JobSpec {
+                sandbox: &self.sandbox,
+                module: &module,
+                wasm: &wasm,
+                inputs: &spec.inputs,
+                label,
+                fuel_per_unit: p.sandbox.fuel_per_unit,
+            },
+        );
         // Value sources against the module's declared outputs, and every noise scale.
         let acc = Accumulator::new(spec, p, module.output_names())?;
         let index = crate::admission::check_index(p, spec, &self.host.get_blob(&index_blob)?)?;
@@ -506,19 +521,6 @@ impl Enclave {
         };
         let schedule =
             crate::admission::check_deadline(p, spec, training.as_ref().map(|t| (&t.plan, t.initial.len())))?;
-        // Started before the spend: they compile the module, a function of public inputs.
-        let label = spec.training.as_ref().map(|t| t.label.as_str());
-        let workers = JobWorkers::start(
-            &self.workers,
-            &crate::workers::JobSpec {
-                sandbox: &self.sandbox,
-                module: &module,
-                wasm: &wasm,
-                inputs: &spec.inputs,
-                label: label.filter(|_| training.is_some()),
-                fuel_per_unit: p.sandbox.fuel_per_unit,
-            },
-        );
         Ok(Admitted { grant, key, module, index, schedule, acc, cost, training, workers })
     }
 

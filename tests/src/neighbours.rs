@@ -3,7 +3,8 @@
 //! observe recorded side by side.
 //!
 //! The enclave runs in this process (`enclave_app::service::Enclave` on the simulated
-//! platform, over real TLS on loopback TCP), and so does the host: a recording host that
+//! platform, over real TLS on loopback TCP, its jobs on worker processes of the real
+//! enclave-app binary), and so does the host: a recording host that
 //! serves blobs and stores audit records exactly as host-proxy does, and notes the instant
 //! and content of every request. The owner and the provider use the same client library as
 //! the CLI. What the provider sees is every reply frame and its instant; what the host sees
@@ -215,8 +216,11 @@ pub fn provider_key() -> SigningKey {
 impl Side {
     /// Build D (`plus_one = false`) or D′ from the same generated rows and the same token
     /// key, so every other person has the same token in both.
+    /// Jobs run as the production default does: on worker processes (two, the real
+    /// enclave-app binary).
     pub fn new(plus_one: bool, modules: &[(&str, Vec<u8>)], token_key_store: &Path) -> Side {
-        Side::with(plus_one, modules, token_key_store, enclave_app::workers::Workers::InProcess, None)
+        let workers = enclave_app::workers::Workers::processes(crate::bin("enclave-app"), 2);
+        Side::with(plus_one, modules, token_key_store, workers, None)
     }
 
     /// [`Side::new`] with the enclave's jobs on `workers`, and, with `seed`, the simulated
