@@ -15,6 +15,11 @@
 //!   ([`Job::process_batch`]; any error ends it): the provider's local runs and the
 //!   baseline of the isolation benchmark.
 //!
+//! Cranelift does not canonicalize NaNs: a module may see the processor's NaN bits, which
+//! carry nothing it did not have and never leave (`emit` canonicalizes, a non-finite
+//! output makes the unit absent). Scores are the same bits on every run on one machine;
+//! docs/wasm-abi.md ("NaN bits") has the argument.
+//!
 //! The thread calling into the guest runs it on its own stack: it needs at least
 //! `max_wasm_stack` plus about 256 KiB of stack.
 
@@ -275,7 +280,16 @@ fn engine_config(cfg: &SandboxConfig) -> Config {
         // not depend on the machine's speed or load.
         .consume_fuel(true)
         .max_wasm_stack(cfg.max_wasm_stack)
-        .cranelift_nan_canonicalization(true)
+        // Off: NaN bits are the one thing Wasm leaves to the processor, and canonicalizing
+        // every float result costs about half of credit-lr's throughput. They carry nothing
+        // new into the module (the unit's own values, the module's constants, or the
+        // architecture's public default NaN) and nothing out: `emit` canonicalizes every
+        // NaN and a non-finite output makes the unit absent. A module that branches on
+        // them computes a deterministic function of the unit's rows on one machine, which
+        // DP covers; between x86-64 (negative default NaN) and AArch64 (positive) its
+        // scores may differ, a matter of reproducibility only. The argument in full:
+        // docs/wasm-abi.md, "NaN bits"; what stays guaranteed: tests/nan_bits.rs.
+        .cranelift_nan_canonicalization(false)
         // Deterministic and single-threaded: no threads, no relaxed SIMD.
         .wasm_shared_everything_threads(false)
         .wasm_relaxed_simd(false)
