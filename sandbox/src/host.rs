@@ -70,13 +70,17 @@ impl ResourceLimiter for Limiter {
 pub(crate) struct Staged {
     pub kind: ColumnKind,
     pub bytes: Vec<u8>,
-    /// One byte per row: 1 for a value, 0 for a null (what `read_validity` copies).
+    /// One byte per row: 1 for a value, 0 for a null (what `read_validity` copies). Staged
+    /// only for a module that imports `read_validity` (no other can read it); empty
+    /// otherwise.
     pub validity: Vec<u8>,
+    with_validity: bool,
 }
 
 impl Staged {
-    pub fn new(kind: ColumnKind) -> Self {
-        Staged { kind, bytes: Vec::new(), validity: Vec::new() }
+    /// `with_validity`: whether the module imports `read_validity`.
+    pub fn new(kind: ColumnKind, with_validity: bool) -> Self {
+        Staged { kind, bytes: Vec::new(), validity: Vec::new(), with_validity }
     }
 
     /// Drop the staged plaintext (not only its length).
@@ -93,13 +97,17 @@ impl Staged {
             return false;
         }
         self.validity.clear();
-        match validity {
-            Some(v) => self.validity.extend(v.as_slice().iter().map(|&ok| u8::from(ok))),
-            None => self.validity.resize(data.len(), 1),
+        if self.with_validity {
+            match validity {
+                Some(v) => self.validity.extend(v.as_slice().iter().map(|&ok| u8::from(ok))),
+                None => self.validity.resize(data.len(), 1),
+            }
         }
         let width = self.kind.width();
         let b = &mut self.bytes;
-        b.clear();
+        // Every byte is overwritten below: only a longer buffer is zero-filled first, at
+        // its new tail, never the whole of it.
+        b.truncate(data.len() * width);
         b.resize(data.len() * width, 0);
         // Fixed-width chunk writes compile to a plain copy on little-endian hosts.
         let chunks = b.chunks_exact_mut(width);
@@ -212,7 +220,10 @@ fn copy_out(mut caller: Caller<'_, HostState>, part: Part, col: i32, dst: i32, m
         Part::Values(_) => &staged.bytes,
         Part::Validity => &staged.validity,
     };
-    mem[range].copy_from_slice(&src[..len]);
+    // Staged with `rows` rows (validity for every module that imports its reader); never
+    // a panic on what a module asks, whatever it asks.
+    let src = src.get(..len).ok_or_else(|| RunError::AbiMisuse(format!("{call}: input column {col} not staged")))?;
+    mem[range].copy_from_slice(src);
     // n <= rows <= MAX_BATCH_ROWS < i32::MAX
     Ok(n as i32)
 }
