@@ -103,21 +103,26 @@ impl Staged {
                 None => self.validity.resize(data.len(), 1),
             }
         }
-        let width = self.kind.width();
         let b = &mut self.bytes;
-        // Every byte is overwritten below: only a longer buffer is zero-filled first, at
-        // its new tail, never the whole of it.
-        b.truncate(data.len() * width);
-        b.resize(data.len() * width, 0);
-        // Fixed-width chunk writes compile to a plain copy on little-endian hosts.
-        let chunks = b.chunks_exact_mut(width);
         match data {
-            ColumnData::F64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::I64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::Dict { codes, .. } => chunks.zip(codes).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::Token(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(x)),
+            ColumnData::F64(v) => put(b, v, |x| x.to_le_bytes()),
+            ColumnData::I64(v) => put(b, v, |x| x.to_le_bytes()),
+            ColumnData::Dict { codes, .. } => put(b, codes, |x| x.to_le_bytes()),
+            ColumnData::Token(v) => put(b, v, |x| *x),
         }
         true
+    }
+}
+
+/// Write `values` into `b` as `W` bytes each. Every byte is overwritten, so only a longer
+/// buffer is zero-filled first, at its new tail. The width is a constant, so each value is
+/// one store (a plain copy on little-endian hosts), not a call to `memcpy`.
+fn put<const W: usize, T>(b: &mut Vec<u8>, values: &[T], bytes: impl Fn(&T) -> [u8; W]) {
+    b.truncate(values.len() * W);
+    b.resize(values.len() * W, 0);
+    let (chunks, _) = b.as_chunks_mut::<W>();
+    for (c, x) in chunks.iter_mut().zip(values) {
+        *c = bytes(x);
     }
 }
 
