@@ -247,9 +247,12 @@ fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunEr
     let memory = memory_of(&caller, "emit")?;
     let (mem, s) = memory.data_and_store_mut(&mut caller);
     let range = guest_range("emit", mem.len(), ptr, n * 8)?;
-    s.out.extend(mem[range].chunks_exact(8).map(|c| {
-        let x = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // One NaN only: a payload must not carry information out.
+    // `range` is `8n` bytes long: exactly `n` values, no remainder.
+    let (values, _) = mem[range].as_chunks::<8>();
+    s.out.extend(values.iter().map(|c| {
+        let x = f64::from_le_bytes(*c);
+        // One NaN only: a NaN's sign and payload must not carry information out (nor its
+        // bits, which Cranelift leaves to the processor: docs/wasm-abi.md, "NaN bits").
         if x.is_nan() {
             f64::NAN
         } else {
