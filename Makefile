@@ -6,7 +6,7 @@ WASM_DIR := target/wasm32-unknown-unknown/release
 WASM := $(WASM_DIR)/credit_lr.wasm
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test test-deps bench setup build wasm lint unit e2e clean
+.PHONY: demo test test-deps bench bench-large setup build wasm lint unit e2e clean
 
 setup:
 	@command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)"; exit 1; }
@@ -63,6 +63,16 @@ test: test-deps build lint
 
 bench: build
 	./scripts/bench.sh
+
+# Opt-in, not part of `make test` or `make bench`: a whole job (open, units, a fresh
+# sandbox per unit, DP release) over 1 GB and 8 GB of sealed data generated and streamed
+# through a pipe, never stored; peak RSS of the enclave's side and rows/s per core
+# (sandbox/benches/large_tables.rs). BENCH_LARGE_GB="1 8" by default.
+BENCH_LARGE_GB ?= 1 8
+bench-large: setup wasm
+	BENCH_LARGE_GB="$(BENCH_LARGE_GB)" \
+	CLEANROOM_CREDIT_LR_WASM=$(TARGET_DIR_ABS)/wasm32-unknown-unknown/release/credit_lr.wasm \
+	$(CARGO) bench -q -p cleanroom-sandbox --bench large_tables
 
 clean:
 	$(CARGO) clean

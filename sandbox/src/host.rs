@@ -70,13 +70,17 @@ impl ResourceLimiter for Limiter {
 pub(crate) struct Staged {
     pub kind: ColumnKind,
     pub bytes: Vec<u8>,
-    /// One byte per row: 1 for a value, 0 for a null (what `read_validity` copies).
+    /// One byte per row: 1 for a value, 0 for a null (what `read_validity` copies). Staged
+    /// only for a module that imports `read_validity` (no other can read it); empty
+    /// otherwise.
     pub validity: Vec<u8>,
+    with_validity: bool,
 }
 
 impl Staged {
-    pub fn new(kind: ColumnKind) -> Self {
-        Staged { kind, bytes: Vec::new(), validity: Vec::new() }
+    /// `with_validity`: whether the module imports `read_validity`.
+    pub fn new(kind: ColumnKind, with_validity: bool) -> Self {
+        Staged { kind, bytes: Vec::new(), validity: Vec::new(), with_validity }
     }
 
     /// Drop the staged plaintext (not only its length).
@@ -93,23 +97,32 @@ impl Staged {
             return false;
         }
         self.validity.clear();
-        match validity {
-            Some(v) => self.validity.extend(v.as_slice().iter().map(|&ok| u8::from(ok))),
-            None => self.validity.resize(data.len(), 1),
+        if self.with_validity {
+            match validity {
+                Some(v) => self.validity.extend(v.as_slice().iter().map(|&ok| u8::from(ok))),
+                None => self.validity.resize(data.len(), 1),
+            }
         }
-        let width = self.kind.width();
         let b = &mut self.bytes;
-        b.clear();
-        b.resize(data.len() * width, 0);
-        // Fixed-width chunk writes compile to a plain copy on little-endian hosts.
-        let chunks = b.chunks_exact_mut(width);
         match data {
-            ColumnData::F64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::I64(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::Dict { codes, .. } => chunks.zip(codes).for_each(|(c, x)| c.copy_from_slice(&x.to_le_bytes())),
-            ColumnData::Token(v) => chunks.zip(v).for_each(|(c, x)| c.copy_from_slice(x)),
+            ColumnData::F64(v) => put(b, v, |x| x.to_le_bytes()),
+            ColumnData::I64(v) => put(b, v, |x| x.to_le_bytes()),
+            ColumnData::Dict { codes, .. } => put(b, codes, |x| x.to_le_bytes()),
+            ColumnData::Token(v) => put(b, v, |x| *x),
         }
         true
+    }
+}
+
+/// Write `values` into `b` as `W` bytes each. Every byte is overwritten, so only a longer
+/// buffer is zero-filled first, at its new tail. The width is a constant, so each value is
+/// one store (a plain copy on little-endian hosts), not a call to `memcpy`.
+fn put<const W: usize, T>(b: &mut Vec<u8>, values: &[T], bytes: impl Fn(&T) -> [u8; W]) {
+    b.truncate(values.len() * W);
+    b.resize(values.len() * W, 0);
+    let (chunks, _) = b.as_chunks_mut::<W>();
+    for (c, x) in chunks.iter_mut().zip(values) {
+        *c = bytes(x);
     }
 }
 
@@ -212,7 +225,10 @@ fn copy_out(mut caller: Caller<'_, HostState>, part: Part, col: i32, dst: i32, m
         Part::Values(_) => &staged.bytes,
         Part::Validity => &staged.validity,
     };
-    mem[range].copy_from_slice(&src[..len]);
+    // Staged with `rows` rows (validity for every module that imports its reader); never
+    // a panic on what a module asks, whatever it asks.
+    let src = src.get(..len).ok_or_else(|| RunError::AbiMisuse(format!("{call}: input column {col} not staged")))?;
+    mem[range].copy_from_slice(src);
     // n <= rows <= MAX_BATCH_ROWS < i32::MAX
     Ok(n as i32)
 }
@@ -231,9 +247,12 @@ fn emit(mut caller: Caller<'_, HostState>, ptr: i32, n: i32) -> Result<(), RunEr
     let memory = memory_of(&caller, "emit")?;
     let (mem, s) = memory.data_and_store_mut(&mut caller);
     let range = guest_range("emit", mem.len(), ptr, n * 8)?;
-    s.out.extend(mem[range].chunks_exact(8).map(|c| {
-        let x = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // One NaN only: a payload must not carry information out.
+    // `range` is `8n` bytes long: exactly `n` values, no remainder.
+    let (values, _) = mem[range].as_chunks::<8>();
+    s.out.extend(values.iter().map(|c| {
+        let x = f64::from_le_bytes(*c);
+        // One NaN only: a NaN's sign and payload must not carry information out (nor its
+        // bits, which Cranelift leaves to the processor: docs/wasm-abi.md, "NaN bits").
         if x.is_nan() {
             f64::NAN
         } else {

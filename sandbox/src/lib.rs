@@ -15,6 +15,11 @@
 //!   ([`Job::process_batch`]; any error ends it): the provider's local runs and the
 //!   baseline of the isolation benchmark.
 //!
+//! Cranelift does not canonicalize NaNs: a module may see the processor's NaN bits, which
+//! carry nothing it did not have and never leave (`emit` canonicalizes, a non-finite
+//! output makes the unit absent). Scores are the same bits on every run on one machine;
+//! docs/wasm-abi.md ("NaN bits") has the argument.
+//!
 //! The thread calling into the guest runs it on its own stack: it needs at least
 //! `max_wasm_stack` plus about 256 KiB of stack.
 
@@ -118,6 +123,8 @@ pub struct AdmittedModule {
     hash: [u8; 32],
     manifest: AbiManifest,
     training: Option<TrainManifest>,
+    /// Whether the module imports `read_validity` (only then is validity staged).
+    reads_validity: bool,
     size: usize,
     compile_time: Duration,
     pre: InstancePre<HostState>,
@@ -275,7 +282,16 @@ fn engine_config(cfg: &SandboxConfig) -> Config {
         // not depend on the machine's speed or load.
         .consume_fuel(true)
         .max_wasm_stack(cfg.max_wasm_stack)
-        .cranelift_nan_canonicalization(true)
+        // Off: NaN bits are the one thing Wasm leaves to the processor, and canonicalizing
+        // every float result costs about half of credit-lr's throughput. They carry nothing
+        // new into the module (the unit's own values, the module's constants, or the
+        // architecture's public default NaN) and nothing out: `emit` canonicalizes every
+        // NaN and a non-finite output makes the unit absent. A module that branches on
+        // them computes a deterministic function of the unit's rows on one machine, which
+        // DP covers; between x86-64 (negative default NaN) and AArch64 (positive) its
+        // scores may differ, a matter of reproducibility only. The argument in full:
+        // docs/wasm-abi.md, "NaN bits"; what stays guaranteed: tests/nan_bits.rs.
+        .cranelift_nan_canonicalization(false)
         // Deterministic and single-threaded: no threads, no relaxed SIMD.
         .wasm_shared_everything_threads(false)
         .wasm_relaxed_simd(false)
@@ -334,8 +350,16 @@ impl Sandbox {
             }
         }
         let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| AdmissionError::Invalid(format!("{e:#}")))?;
-        let admitted =
-            AdmittedModule { hash, manifest, training, size: wasm.len(), compile_time: started.elapsed(), pre };
+        let reads_validity = module.imports().any(|i| i.name() == abi::READ_VALIDITY);
+        let admitted = AdmittedModule {
+            hash,
+            manifest,
+            training,
+            reads_validity,
+            size: wasm.len(),
+            compile_time: started.elapsed(),
+            pre,
+        };
         let mut cache = self.cache();
         if !cache.modules.contains_key(&hash) {
             if cache.order.len() >= MODULE_CACHE_CAPACITY {
@@ -374,7 +398,7 @@ impl Sandbox {
         let deadline = started + cfg.time_limit;
         let state = HostState {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
-            columns: module.manifest.inputs.iter().map(|&kind| Staged::new(kind)).collect(),
+            columns: module.manifest.inputs.iter().map(|&kind| Staged::new(kind, module.reads_validity)).collect(),
             rows: 0,
             emission: Emission::PerRow(module.manifest.outputs_per_row as usize),
             params: None,
@@ -437,6 +461,7 @@ impl Sandbox {
             kinds: module.manifest.inputs.clone(),
             outputs_per_row: module.manifest.outputs_per_row as usize,
             input_names: input_names.to_vec(),
+            reads_validity: module.reads_validity,
             fuel_per_unit,
             deadline,
             spare: None,
@@ -500,6 +525,7 @@ pub struct UnitRunner {
     kinds: Vec<ColumnKind>,
     outputs_per_row: usize,
     input_names: Vec<String>,
+    reads_validity: bool,
     fuel_per_unit: u64,
     deadline: Instant,
     /// Staging buffers of the previous unit's store, reused so a unit costs no allocation.
@@ -563,10 +589,11 @@ impl UnitRunner {
             return Err(RunError::BatchTooLarge { rows, limit: MAX_BATCH_ROWS });
         }
         let cfg = &self.sandbox.config;
-        let (mut columns, out) = self
+        let with_validity = self.reads_validity;
+        let (mut columns, mut out) = self
             .spare
             .take()
-            .unwrap_or_else(|| (self.kinds.iter().map(|&kind| Staged::new(kind)).collect(), Vec::new()));
+            .unwrap_or_else(|| (self.kinds.iter().map(|&kind| Staged::new(kind, with_validity)).collect(), Vec::new()));
         for (name, staged) in self.input_names.iter().zip(columns.iter_mut()) {
             let Some(data) = unit.column(name) else {
                 self.spare = Some((columns, out));
@@ -584,6 +611,8 @@ impl UnitRunner {
                 return Err(RunError::ColumnType { name: name.clone(), expected, found });
             }
         }
+        // Room for every value the call may emit (`emit` refuses more), allocated once.
+        out.reserve_exact(emission.expected(rows));
         let state = HostState {
             limiter: Limiter::new(cfg.memory_limit_bytes, MAX_TABLE_ELEMENTS),
             columns,
@@ -744,6 +773,9 @@ impl Job {
         }
         state.rows = rows;
         state.out.clear();
+        // Room for every value the batch may emit (`emit` refuses more), allocated once.
+        let expected = state.emission.expected(rows);
+        state.out.reserve_exact(expected);
         state.in_batch = true;
         let status = self.process.call(&mut self.store, rows as i32);
         self.store.data_mut().in_batch = false;

@@ -106,7 +106,7 @@ fn config(k: &Knobs) -> Config {
         .epoch_interruption(k.epoch)
         .consume_fuel(k.fuel)
         .max_wasm_stack(512 << 10)
-        .cranelift_nan_canonicalization(true)
+        .cranelift_nan_canonicalization(false)
         .wasm_relaxed_simd(false)
         .relaxed_simd_deterministic(true)
         .wasm_multi_memory(false)
