@@ -19,7 +19,7 @@
 //! small size.
 //!
 //! Figures, one JSON object per line: the sealed bytes streamed, the consumer's peak
-//! resident set (`VmHWM`) at each size (`ratio` = smallest size's peak / this one's, so
+//! resident set (`VmHWM`) at each size (`ratio` = the first size's peak / this one's, so
 //! ≥ 0.83 is "within 20%"), and the whole job's rows per second per core (rows / the
 //! consumer's user + system CPU time) and per second of wall-clock time.
 
