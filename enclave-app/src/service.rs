@@ -558,6 +558,11 @@ impl Enclave {
             seed,
         );
         let fuel = self.policy.sandbox.fuel_per_unit;
+        // The workers were started at admission; a job whose workers did not come up runs
+        // on this thread instead (the same release), and only the owner learns why.
+        if workers.ready().is_some() {
+            *diag.borrow_mut().faults.entry("workers_unavailable".into()).or_default() += 1;
+        }
         // Checked once here, so a runner every worker builds below cannot fail.
         self.sandbox.unit_runner(&module, &spec.inputs, fuel, deadline).map_err(|e| failed("sandbox", &e))?;
         let mut scoring = Pipeline { workers: &mut workers, in_flight: None };

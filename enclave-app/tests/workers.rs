@@ -80,6 +80,10 @@ impl Fixture {
     }
 }
 
+fn job_spec<'a>(f: &'a Fixture, module: &'a sandbox::AdmittedModule, wasm: &'a [u8]) -> JobSpec<'a> {
+    JobSpec { sandbox: &f.sandbox, module, wasm, inputs: &f.inputs, label: None, fuel_per_unit: FUEL }
+}
+
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
@@ -156,14 +160,7 @@ fn workers_that_cannot_start_or_refuse_the_module_are_named() {
     // Not a worker at all: it exits at once.
     let f = Fixture::new(wasm("CLEANROOM_CREDIT_LR_WASM", "credit_lr.wasm"));
     let module = f.sandbox.admit(&f.wasm).expect("module");
-    let job = |wasm: &'static [u8]| JobSpec {
-        sandbox: &f.sandbox,
-        module: &module,
-        wasm,
-        inputs: &f.inputs,
-        label: None,
-        fuel_per_unit: FUEL,
-    };
+    let job = |wasm| job_spec(&f, &module, wasm);
     let not_a_worker = Workers::processes(PathBuf::from("/bin/true"), 2);
     let err = JobWorkers::try_start(&not_a_worker, &job(b"")).err().expect("refused");
     assert!(matches!(err, enclave_app::workers::WorkerError::Lost { .. }), "{err}");
@@ -175,6 +172,19 @@ fn workers_that_cannot_start_or_refuse_the_module_are_named() {
         .err()
         .expect("refused");
     assert!(matches!(err, enclave_app::workers::WorkerError::Spawn { .. }), "{err}");
-    // `start` runs such a job on the supervisor's own thread instead.
-    assert_eq!(JobWorkers::start(&not_a_worker, &job(b"")).count(), 1);
+    // `start` does not wait for them; at first use it gives them up for the supervisor's
+    // own thread, which scores the same.
+    let units = units(20);
+    let refs: Vec<&RecordBatch> = units.iter().collect();
+    let score = |w: &mut JobWorkers| {
+        w.submit_scores(&refs, None, deadline()).expect("submit");
+        w.collect().expect("collect")
+    };
+    let mut fell_back = JobWorkers::start(&not_a_worker, &job(&f.wasm));
+    assert!(matches!(fell_back.ready(), Some(enclave_app::workers::WorkerError::Lost { .. })));
+    assert_eq!(fell_back.count(), 1);
+    let mut real = JobWorkers::start(&Workers::processes(exe(), 2), &job(&f.wasm));
+    assert!(real.ready().is_none(), "the real workers come up");
+    assert_eq!(real.count(), 2);
+    assert_eq!(score(&mut fell_back), score(&mut real));
 }

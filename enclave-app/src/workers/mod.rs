@@ -81,66 +81,103 @@ pub struct JobSpec<'a> {
 /// One job's workers: tasks submitted in order, outcomes collected in the same order.
 pub struct JobWorkers {
     engine: Engine,
+    /// Why the job's worker processes were given up for the supervisor's own thread.
+    unavailable: Option<WorkerError>,
+}
+
+/// The supervisor's own thread as the one worker.
+struct Local {
+    sandbox: Sandbox,
+    // Boxed: the module's pre-instantiated form is large beside the rest.
+    module: Box<AdmittedModule>,
+    inputs: Vec<String>,
+    label: Option<String>,
+    fuel: u64,
+    done: VecDeque<Vec<UnitOutcome>>,
 }
 
 enum Engine {
-    Local {
-        sandbox: Sandbox,
-        // Boxed: the module's pre-instantiated form is large beside a pool.
-        module: Box<AdmittedModule>,
-        inputs: Vec<String>,
-        label: Option<String>,
-        fuel: u64,
-        done: VecDeque<Vec<UnitOutcome>>,
+    Local(Local),
+    /// Worker processes; `ready` once they have all compiled the module. Until then the
+    /// supervisor's own thread is kept to fall back on.
+    Pool {
+        pool: ProcessPool,
+        ready: bool,
+        fallback: Option<Local>,
     },
-    Pool(ProcessPool),
 }
 
 impl JobWorkers {
-    /// Workers as `plan` says, or, if the processes cannot be started, the supervisor's
-    /// own thread (the release is the same either way; this is logged without data).
+    /// Workers as `plan` says, started without waiting for them to compile the module (so
+    /// admission does not wait either); they are waited for at first use, and if they fail
+    /// by then the job runs on the supervisor's own thread ([`JobWorkers::unavailable`]
+    /// says why). The release is the same either way; the choice depends on the machine,
+    /// never on the data.
     pub fn start(plan: &Workers, job: &JobSpec<'_>) -> JobWorkers {
-        Self::try_start(plan, job).unwrap_or_else(|e| {
-            eprintln!("enclave-app: {e}; this job runs on one worker");
-            Self::local(job)
-        })
-    }
-
-    /// Workers as `plan` says, or why they could not be started.
-    pub fn try_start(plan: &Workers, job: &JobSpec<'_>) -> Result<JobWorkers, WorkerError> {
-        match plan {
-            Workers::InProcess => Ok(Self::local(job)),
-            Workers::Processes { exe, count } => {
-                let init = codec::Init {
-                    config: job.sandbox.config().clone(),
-                    wasm: job.wasm.to_vec(),
-                    inputs: job.inputs.to_vec(),
-                    label: job.label.map(str::to_string),
-                    fuel_per_unit: job.fuel_per_unit,
-                };
-                Ok(JobWorkers { engine: Engine::Pool(ProcessPool::start(exe, *count, &init)?) })
+        let fallback = Local::new(job);
+        let spawned = match plan {
+            Workers::InProcess => return JobWorkers { engine: Engine::Local(fallback), unavailable: None },
+            Workers::Processes { exe, count } => ProcessPool::spawn(exe, *count, &init(job)),
+        };
+        match spawned {
+            Ok(pool) => {
+                JobWorkers { engine: Engine::Pool { pool, ready: false, fallback: Some(fallback) }, unavailable: None }
+            }
+            Err(e) => {
+                // At admission, before the spend: a fact about the machine, safe to log.
+                eprintln!("enclave-app: {e}; this job runs on one worker");
+                JobWorkers { engine: Engine::Local(fallback), unavailable: Some(e) }
             }
         }
     }
 
-    fn local(job: &JobSpec<'_>) -> JobWorkers {
-        JobWorkers {
-            engine: Engine::Local {
-                sandbox: job.sandbox.clone(),
-                module: Box::new(job.module.clone()),
-                inputs: job.inputs.to_vec(),
-                label: job.label.map(str::to_string),
-                fuel: job.fuel_per_unit,
-                done: VecDeque::new(),
+    /// Workers as `plan` says, ready, or why they could not be started.
+    pub fn try_start(plan: &Workers, job: &JobSpec<'_>) -> Result<JobWorkers, WorkerError> {
+        let engine = match plan {
+            Workers::InProcess => Engine::Local(Local::new(job)),
+            Workers::Processes { exe, count } => Engine::Pool {
+                pool: ProcessPool::start(exe, *count, &init(job))?,
+                ready: true,
+                fallback: Some(Local::new(job)),
             },
+        };
+        Ok(JobWorkers { engine, unavailable: None })
+    }
+
+    /// Wait for the workers to be ready (or fall back); why they were given up, if they
+    /// were. A job calls it at the spend: nothing may be logged from then on, so the reason
+    /// goes to the owner's sealed diagnostics.
+    pub fn ready(&mut self) -> Option<&WorkerError> {
+        self.engine();
+        self.unavailable.as_ref()
+    }
+
+    /// The engine to use now: the pool once it is ready, or the fallback if it failed to
+    /// become ready (checked before the first task, so no task is in flight).
+    fn engine(&mut self) -> &mut Engine {
+        let failed = match &mut self.engine {
+            Engine::Pool { pool, ready, fallback } if !*ready => match pool.wait_ready() {
+                Ok(()) => {
+                    *ready = true;
+                    None
+                }
+                Err(e) => Some((e, fallback.take())),
+            },
+            _ => None,
+        };
+        if let Some((e, Some(local))) = failed {
+            self.unavailable = Some(e);
+            // Dropping the pool kills and reaps its processes.
+            self.engine = Engine::Local(local);
         }
+        &mut self.engine
     }
 
     /// How many workers run the units.
     pub fn count(&self) -> usize {
         match &self.engine {
-            Engine::Local { .. } => 1,
-            Engine::Pool(p) => p.workers(),
+            Engine::Local(_) => 1,
+            Engine::Pool { pool, .. } => pool.workers(),
         }
     }
 
@@ -153,24 +190,26 @@ impl JobWorkers {
         params: Option<&[f64]>,
         deadline: Instant,
     ) -> Result<(), WorkerError> {
-        match &mut self.engine {
-            Engine::Local { sandbox, module, inputs, fuel, done, .. } => {
-                let runner = sandbox.unit_runner(module, inputs, *fuel, deadline).and_then(|mut r| {
+        match self.engine() {
+            Engine::Local(l) => {
+                let runner = l.sandbox.unit_runner(&l.module, &l.inputs, l.fuel, deadline).and_then(|mut r| {
                     r.set_params(params.map(Arc::from))?;
                     Ok(r)
                 });
-                done.push_back(each(runner, units, |r, u| r.score(u)));
+                l.done.push_back(each(runner, units, |r, u| r.score(u)));
                 Ok(())
             }
-            Engine::Pool(p) => p.submit(false, deadline.saturating_duration_since(Instant::now()), params, units),
+            Engine::Pool { pool, .. } => {
+                pool.submit(false, deadline.saturating_duration_since(Instant::now()), params, units)
+            }
         }
     }
 
     /// The outcomes of the oldest submitted task, in its units' order.
     pub fn collect(&mut self) -> Result<Vec<UnitOutcome>, WorkerError> {
-        match &mut self.engine {
-            Engine::Local { done, .. } => Ok(done.pop_front().unwrap_or_default()),
-            Engine::Pool(p) => p.collect(),
+        match self.engine() {
+            Engine::Local(l) => Ok(l.done.pop_front().unwrap_or_default()),
+            Engine::Pool { pool, .. } => pool.collect(),
         }
     }
 
@@ -181,19 +220,42 @@ impl JobWorkers {
         at: &[f64],
         deadline: Instant,
     ) -> Result<Vec<UnitOutcome>, WorkerError> {
-        match &mut self.engine {
-            Engine::Local { sandbox, module, inputs, label, fuel, .. } => {
-                let runner = match label {
-                    Some(label) => sandbox.train_runner(module, inputs, label, *fuel, deadline),
+        match self.engine() {
+            Engine::Local(l) => {
+                let runner = match &l.label {
+                    Some(label) => l.sandbox.train_runner(&l.module, &l.inputs, label, l.fuel, deadline),
                     None => Err(RunError::NotTrainable),
                 };
                 let at: Arc<[f64]> = at.into();
                 Ok(each(runner, units, |r, u| r.gradient(u, &at)))
             }
-            Engine::Pool(p) => {
-                p.submit(true, deadline.saturating_duration_since(Instant::now()), Some(at), units)?;
-                p.collect()
+            Engine::Pool { pool, .. } => {
+                pool.submit(true, deadline.saturating_duration_since(Instant::now()), Some(at), units)?;
+                pool.collect()
             }
+        }
+    }
+}
+
+fn init(job: &JobSpec<'_>) -> codec::Init {
+    codec::Init {
+        config: job.sandbox.config().clone(),
+        wasm: job.wasm.to_vec(),
+        inputs: job.inputs.to_vec(),
+        label: job.label.map(str::to_string),
+        fuel_per_unit: job.fuel_per_unit,
+    }
+}
+
+impl Local {
+    fn new(job: &JobSpec<'_>) -> Local {
+        Local {
+            sandbox: job.sandbox.clone(),
+            module: Box::new(job.module.clone()),
+            inputs: job.inputs.to_vec(),
+            label: job.label.map(str::to_string),
+            fuel: job.fuel_per_unit,
+            done: VecDeque::new(),
         }
     }
 }

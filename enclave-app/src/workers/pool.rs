@@ -43,6 +43,14 @@ impl ProcessPool {
     /// Start `count` workers from `exe` and give each the job; returns once every one has
     /// compiled the module.
     pub fn start(exe: &Path, count: usize, init: &Init) -> Result<ProcessPool, WorkerError> {
+        let mut pool = Self::spawn(exe, count, init)?;
+        pool.wait_ready()?;
+        Ok(pool)
+    }
+
+    /// Start `count` workers from `exe` and send each the job, without waiting for them to
+    /// compile it: [`ProcessPool::wait_ready`] does that.
+    pub fn spawn(exe: &Path, count: usize, init: &Init) -> Result<ProcessPool, WorkerError> {
         let mut pool = ProcessPool { workers: Vec::with_capacity(count), in_flight: VecDeque::new() };
         for worker in 0..count {
             let spawn_err = |e: std::io::Error| WorkerError::Spawn { worker, why: e.to_string() };
@@ -77,8 +85,13 @@ impl ProcessPool {
         for worker in 0..count {
             pool.write(worker, &frame)?;
         }
-        for worker in 0..count {
-            match pool.reply(worker, Some(READY_TIMEOUT))? {
+        Ok(pool)
+    }
+
+    /// Wait until every worker has compiled the module.
+    pub fn wait_ready(&mut self) -> Result<(), WorkerError> {
+        for worker in 0..self.workers.len() {
+            match self.reply(worker, Some(READY_TIMEOUT))? {
                 Reply::Ready => {}
                 Reply::InitFailed(why) => return Err(WorkerError::InitFailed { worker, why }),
                 Reply::Outcomes(_) => {
@@ -86,7 +99,7 @@ impl ProcessPool {
                 }
             }
         }
-        Ok(pool)
+        Ok(())
     }
 
     pub fn workers(&self) -> usize {
