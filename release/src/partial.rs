@@ -89,8 +89,8 @@ pub enum MergeError {
     EmptyGroup { output: String },
     #[error("output {output:?}: the partial has a group twice")]
     DuplicateGroup { output: String },
-    #[error("output {output:?}: more rows than {units} units of at most {k} rows each could give")]
-    TooManyRows { output: String, units: u64, k: u32 },
+    #[error("output {output:?}: more rows than its unit count allows at {k} rows per unit")]
+    TooManyRows { output: String, k: u32 },
     #[error("output {output:?}: a {what} beyond what its rows could sum to")]
     OutOfBounds { output: String, what: &'static str },
     #[error("output {output:?}: adding the partial overflows")]

@@ -265,7 +265,7 @@ mod tests {
     fn honest(job: &JobBinding, shard: u16) -> Partial {
         let plan = Plan::new(job.shards).unwrap();
         let mut units: Vec<_> = (0..300).map(unit).filter(|(t, _, _)| plan.shard_of(t) == shard).collect();
-        units.sort_by(|a, b| a.0.cmp(&b.0));
+        units.sort_by_key(|u| u.0);
         let mut a = acc();
         for (_, b, s) in &units {
             assert!(a.add_unit(b, s));
@@ -307,7 +307,7 @@ mod tests {
         let j = job();
         let mut single = acc();
         let mut all: Vec<_> = (0..300).map(unit).collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|u| u.0);
         for (_, b, s) in &all {
             single.add_unit(b, s);
         }

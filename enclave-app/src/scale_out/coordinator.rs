@@ -8,8 +8,8 @@
 //!   with a precise reason: no data was read, nothing is spent;
 //! - the work is sent to every shard (the spend: from here the shards read data);
 //! - reports are due `reply_after_ms` later; the coordinator waits `REPORT_GRACE` more;
-//! - at that instant it answers the owner: the signed release, or a failure with no
-//!   partial release. A shard that lies, replays, dies or is late fails the whole job.
+//! - `RELEASE_TIME` after that it answers the owner: the signed release, or a failure
+//!   with no partial release. A shard that lies, replays, dies or is late fails the job.
 
 use super::peer::{client_config, exporter, message_name, server_name, Identity, PeerError};
 use crate::host::HostClient;
@@ -25,6 +25,9 @@ use zeroize::Zeroize;
 
 /// After the shards' reply instant, how long their reports may take to arrive.
 pub const REPORT_GRACE: Duration = Duration::from_secs(2);
+/// After the last instant a report may arrive, the time reserved for the checks, the
+/// merge and the noise: the reply leaves at the end of it, whatever they took.
+pub const RELEASE_TIME: Duration = Duration::from_secs(2);
 /// Reaching and attesting one shard, before any work is sent.
 const ATTEST_TIMEOUT: Duration = Duration::from_secs(20);
 const OWNER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,7 +158,8 @@ impl CoordinatorService {
         // The spend: the shards read data from here on. Nothing after this depends on
         // data except the release itself, and every reply leaves at `reply_at`.
         let start = Instant::now();
-        let reply_at = start + Duration::from_millis(job.reply_after_ms) + REPORT_GRACE;
+        let reports_by = start + Duration::from_millis(job.reply_after_ms) + REPORT_GRACE;
+        let reply_at = reports_by + RELEASE_TIME;
         let reports: Vec<Result<Vec<u8>, String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = channels
                 .into_iter()
@@ -168,7 +172,7 @@ impl CoordinatorService {
                         index_blob: run.index_blob,
                         data_key: run.data_key.clone(),
                     };
-                    scope.spawn(move || exchange(tls, work, reply_at))
+                    scope.spawn(move || exchange(tls, work, reports_by))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("report thread panicked".into()))).collect()
@@ -186,6 +190,11 @@ impl CoordinatorService {
             Ok(acc) => self.release(&run, &job, acc),
             Err(e) => Outcome::Failed { code: e.code().into(), message: e.to_string() },
         };
+        if Instant::now() > reply_at {
+            // The release took longer than its reserved time: leaving now would say so,
+            // and so would the release; fail instead, as the single enclave does.
+            return Outcome::Failed { code: "schedule".into(), message: "the release overran its time".into() };
+        }
         crate::boundary::sleep_until(reply_at);
         outcome
     }
@@ -271,10 +280,10 @@ impl CoordinatorService {
     }
 }
 
-/// Send the work, then wait for the one report until `reply_at`.
-fn exchange(mut tls: PeerTls, work: Work, reply_at: Instant) -> Result<Vec<u8>, String> {
+/// Send the work, then wait for the one report until `reports_by`.
+fn exchange(mut tls: PeerTls, work: Work, reports_by: Instant) -> Result<Vec<u8>, String> {
     transport::send(&mut tls, &PeerMessage::Work(Box::new(work))).map_err(|e| e.to_string())?;
-    let left = reply_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = reports_by.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     tls.sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
     match transport::recv(&mut tls) {
         Ok(PeerMessage::Report(b)) => Ok(b.0),

@@ -309,7 +309,7 @@ impl Bins {
         }
         let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
         if total > row_bound(units, k) {
-            return Err(MergeError::TooManyRows { output: name, units, k });
+            return Err(MergeError::TooManyRows { output: name, k });
         }
         if let Shape::Calibration { bins, .. } = &self.shape {
             // A score is at most half a bin (rounded up) from its bin's middle, plus rounding.

@@ -193,7 +193,7 @@ impl Covariance {
             return Err(MergeError::Length { output: name, what: "sums or moments" });
         }
         if u128::from(*rows) > row_bound(units, k) {
-            return Err(MergeError::TooManyRows { output: name, units, k });
+            return Err(MergeError::TooManyRows { output: name, k });
         }
         let (lo, hi) = self.fp.encode_bounds(self.lower, self.upper).unwrap_or((0, 0));
         let h = (i128::from(lo) - i128::from(self.centre))

@@ -415,7 +415,7 @@ impl Groups {
             total += u128::from(c.rows);
         }
         if total > row_bound(units, k) {
-            return Err(MergeError::TooManyRows { output: name, units, k });
+            return Err(MergeError::TooManyRows { output: name, k });
         }
         for c in cells {
             let cell = self.cells.entry(c.key.clone()).or_default();

@@ -178,7 +178,7 @@ impl Quantiles {
             return Err(MergeError::Length { output: name, what: "grid cells" });
         }
         if cells.iter().map(|&c| u128::from(c)).sum::<u128>() > row_bound(units, k) {
-            return Err(MergeError::TooManyRows { output: name, units, k });
+            return Err(MergeError::TooManyRows { output: name, k });
         }
         add_all(&mut self.cells, cells, &name, add_u64)
     }
