@@ -12,6 +12,7 @@ pub mod channels;
 pub mod host;
 pub mod init;
 pub mod platform;
+pub mod scale_out;
 pub mod service;
 pub mod tls;
 pub mod workers;

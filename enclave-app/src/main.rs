@@ -15,17 +15,24 @@ use std::time::Duration;
 use transport::{Endpoint, Listener};
 
 #[derive(Parser)]
-#[command(about = "cleanroom enclave supervisor")]
+#[command(
+    about = "cleanroom enclave supervisor",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    /// Run as one enclave of a sharded job instead (docs/scale-out.md).
+    #[command(subcommand)]
+    role: Option<ScaleOut>,
     /// nitro | snp | simulated. No silent fallback: a missing device is an error.
     #[arg(long)]
-    platform: protocol::platform::Platform,
+    platform: Option<protocol::platform::Platform>,
     /// Where clients reach the attested TLS channel (through the host proxy).
-    #[arg(long)]
-    listen: Endpoint,
+    #[arg(long, required = true)]
+    listen: Option<Endpoint>,
     /// The host proxy's service endpoint (blobs, audit log).
-    #[arg(long)]
-    host: Endpoint,
+    #[arg(long, required = true)]
+    host: Option<Endpoint>,
     /// The owner's policy (TOML). Its digest is measured into PCR16 at boot.
     #[arg(long, required_unless_present = "policy_from_host", conflicts_with = "policy_from_host")]
     policy: Option<std::path::PathBuf>,
@@ -47,6 +54,39 @@ struct Args {
     /// same for any count.
     #[arg(long, default_value_t = 0)]
     workers: usize,
+}
+
+/// The enclaves of a sharded job (docs/scale-out.md): one coordinator, several shards.
+#[derive(clap::Subcommand)]
+enum ScaleOut {
+    /// Hold one range of privacy units: attest, read only those units, report to the
+    /// coordinator over the attested channel at the job's reply instant.
+    Shard(RoleArgs),
+    /// Take a job from the owner, attest and drive its shards, merge their reports with
+    /// every check, add the noise once and sign the release.
+    Coordinator {
+        #[command(flatten)]
+        common: RoleArgs,
+        /// Simulated platform only: draw the noise from this seed (64 hex digits), so a
+        /// test can compare a sharded release with a single enclave's. Refused elsewhere.
+        #[arg(long)]
+        insecure_noise_seed: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RoleArgs {
+    #[arg(long)]
+    platform: protocol::platform::Platform,
+    /// Where the coordinator (for a shard) or the owner (for the coordinator) connects.
+    #[arg(long)]
+    listen: Endpoint,
+    /// The host proxy's service endpoint (blobs).
+    #[arg(long)]
+    host: Endpoint,
+    /// The owner's policy (TOML), measured into PCR16 at boot.
+    #[arg(long)]
+    policy: std::path::PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +121,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if let Some(role) = args.role {
+        return run_scale_out(role);
+    }
+    let (Some(kind), Some(listen), Some(host)) = (args.platform, args.listen, args.host) else {
+        return Err("--platform, --listen and --host are required".into());
+    };
     if args.max_channels == 0 || args.handshake_timeout == 0 || args.idle_timeout == 0 {
         return Err("--max-channels, --handshake-timeout and --idle-timeout must be at least 1".into());
     }
@@ -89,7 +135,7 @@ fn run(args: Args) -> Result<(), String> {
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
-    let host = HostClient::new(args.host);
+    let host = HostClient::new(host);
     let text = match &args.policy {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("policy {}: {e}", path.display()))?,
         None => {
@@ -98,7 +144,7 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
-    let platform = enclave_app::platform::open(args.platform).map_err(|e| e.to_string())?;
+    let platform = enclave_app::platform::open(kind).map_err(|e| e.to_string())?;
     let simulated = platform.simulated();
     let count = if args.workers == 0 { workers::available() } else { args.workers };
     let plan = match std::env::current_exe() {
@@ -109,11 +155,11 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     let enclave = Enclave::boot(platform, policy, host, plan.clone()).map_err(|e| e.to_string())?;
-    let listener = Listener::bind(&args.listen).map_err(|e| e.to_string())?;
+    let listener = Listener::bind(&listen).map_err(|e| e.to_string())?;
     let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
     eprintln!(
         "enclave-app: platform={}{} policy={} key={} workers={} listening on {bound}",
-        args.platform,
+        kind,
         if simulated { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
         enclave.policy_digest(),
         hex_short(&enclave.public_key()),
@@ -121,6 +167,54 @@ fn run(args: Args) -> Result<(), String> {
     );
     channels::serve_listener(enclave, listener, limits);
     Ok(())
+}
+
+fn run_scale_out(role: ScaleOut) -> Result<(), String> {
+    use enclave_app::scale_out::{coordinator::CoordinatorService, peer::Identity, shard::ShardService};
+    // None: a shard; Some(seed): a coordinator, with or without a fixed noise seed.
+    let (common, coordinator) = match role {
+        ScaleOut::Shard(common) => (common, None),
+        ScaleOut::Coordinator { common, insecure_noise_seed } => {
+            (common, Some(insecure_noise_seed.map(|h| parse_seed(&h)).transpose()?))
+        }
+    };
+    let text =
+        std::fs::read_to_string(&common.policy).map_err(|e| format!("policy {}: {e}", common.policy.display()))?;
+    let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
+    let platform = enclave_app::platform::open(common.platform).map_err(|e| e.to_string())?;
+    let id = Identity::boot(platform, policy).map_err(|e| e.to_string())?;
+    let host = HostClient::new(common.host);
+    let listener = Listener::bind(&common.listen).map_err(|e| e.to_string())?;
+    let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
+    let announce = |role: &str, id: &Identity| {
+        eprintln!(
+            "enclave-app {role}: platform={}{} policy={} key={} listening on {bound}",
+            common.platform,
+            if id.simulated() { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
+            id.policy_digest(),
+            hex::encode(id.public_key()),
+        )
+    };
+    match coordinator {
+        None => {
+            let s = ShardService::new(id, host)?;
+            announce("shard", s.identity());
+            s.serve(listener);
+        }
+        Some(seed) => {
+            let c = CoordinatorService::new(id, host, seed)?;
+            announce("coordinator", c.identity());
+            c.serve(listener);
+        }
+    }
+    Ok(())
+}
+
+fn parse_seed(h: &str) -> Result<[u8; 32], String> {
+    hex::decode(h)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| "--insecure-noise-seed: 64 hex digits".into())
 }
 
 fn hex_short(b: &[u8]) -> String {

@@ -30,12 +30,14 @@ mod check;
 pub mod classes;
 mod cost;
 pub mod noise;
+pub mod partial;
 pub mod training;
 
 pub use assembler::UnitAssembler;
 pub use check::{keys_are_public, selected_group_outputs};
 pub use cost::{query_cost, Cost};
 pub use noise::Rng;
+pub use partial::{ExactAggregates, MergeError};
 
 use check::Source;
 use noise::Mode;
@@ -281,6 +283,11 @@ impl Accumulator {
         absorbed
     }
 
+    /// A unit whose scoring faulted (a trap, fuel exhaustion): absent, nothing added.
+    pub fn add_absent(&mut self) {
+        self.units_absent += 1;
+    }
+
     fn fits(&self, unit: &RecordBatch, outputs: &[f64]) -> bool {
         let rows = unit.rows;
         if Some(outputs.len()) != rows.checked_mul(self.m)
@@ -302,6 +309,34 @@ impl Accumulator {
                 _ => false,
             }
         })
+    }
+
+    /// The exact integer aggregates absorbed so far: what a shard sends its coordinator,
+    /// over an attested channel only (see [`partial`]). Never part of a release.
+    pub fn exact_aggregates(&self) -> ExactAggregates {
+        ExactAggregates {
+            units_absorbed: self.units_absorbed,
+            units_absent: self.units_absent,
+            outputs: self.aggs.iter().map(classes::Aggregator::exact).collect(),
+        }
+    }
+
+    /// Add the exact aggregates of a disjoint set of units, after checking them against
+    /// this accumulator's query (shape) and against what their unit count allows (each
+    /// absorbed unit gives at most `max_rows_per_unit` rows per output, each value within
+    /// the declared bounds). Consumes `self`: on an error nothing is left to finish, so a
+    /// half-merged accumulator can never be noised and released.
+    pub fn merge(mut self, p: &ExactAggregates) -> Result<Accumulator, MergeError> {
+        if p.outputs.len() != self.aggs.len() {
+            return Err(MergeError::OutputCount { expected: self.aggs.len(), found: p.outputs.len() });
+        }
+        p.units().ok_or(MergeError::UnitCount)?;
+        for (a, o) in self.aggs.iter_mut().zip(&p.outputs) {
+            a.merge(o, p.units_absorbed, self.max_rows_per_unit)?;
+        }
+        self.units_absorbed = self.units_absorbed.checked_add(p.units_absorbed).ok_or(MergeError::UnitCount)?;
+        self.units_absent = self.units_absent.checked_add(p.units_absent).ok_or(MergeError::UnitCount)?;
+        Ok(self)
     }
 
     /// Noise every output. Parameters (and the policy's partition δ and minimum group

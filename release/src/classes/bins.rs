@@ -6,6 +6,7 @@
 use super::{count_value, value, Ctx, Head};
 use crate::check::Source;
 use crate::noise::{bootstrap_ci, Mode, Term};
+use crate::partial::{add_all, add_i128, add_u64, row_bound, within, MergeError, OutputAggregate};
 use crate::{ReleaseError, UnitView};
 use dp::{FixedPoint, Rational};
 use protocol::job::OutputSpec;
@@ -286,4 +287,41 @@ fn calibration(x: &[f64], bins: usize, fp: &FixedPoint) -> Vec<[Option<f64>; 3]>
             [Some(rows.max(0.0)), mean, rate]
         })
         .collect()
+}
+
+impl Bins {
+    pub(crate) fn exact(&self) -> OutputAggregate {
+        OutputAggregate::Bins { counts: self.counts.clone(), sums: self.sums.clone() }
+    }
+
+    /// Check a partial against this output's shape and the rows `units` units of at most
+    /// `k` rows could give (each row lands in one cell); then add it.
+    pub(crate) fn merge(&mut self, p: &OutputAggregate, units: u64, k: u32) -> Result<(), MergeError> {
+        let name = self.head.name.clone();
+        let OutputAggregate::Bins { counts, sums } = p else {
+            return Err(MergeError::Class { output: name, expected: "bins", found: p.class() });
+        };
+        if counts.len() != self.counts.len() {
+            return Err(MergeError::Length { output: name, what: "cell counts" });
+        }
+        if sums.len() != self.sums.len() {
+            return Err(MergeError::Length { output: name, what: "bin sums" });
+        }
+        let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+        if total > row_bound(units, k) {
+            return Err(MergeError::TooManyRows { output: name, k });
+        }
+        if let Shape::Calibration { bins, .. } = &self.shape {
+            // A score is at most half a bin (rounded up) from its bin's middle, plus rounding.
+            let per_row = u128::from((self.fp.scale as u64).div_ceil(2 * *bins as u64)) + 1;
+            for (b, &s) in sums.iter().enumerate() {
+                let rows = counts[b].saturating_add(counts[bins + b]);
+                if !within(s, rows, per_row) {
+                    return Err(MergeError::OutOfBounds { output: name, what: "bin score sum" });
+                }
+            }
+        }
+        add_all(&mut self.counts, counts, &name, add_u64)?;
+        add_all(&mut self.sums, sums, &name, add_i128)
+    }
 }

@@ -7,6 +7,7 @@
 use super::{value, Ctx, Head};
 use crate::check::Source;
 use crate::noise::{bootstrap_ci, gaussian_rho, Mode, Term};
+use crate::partial::{add_all, add_i128, add_u64, row_bound, within, MergeError, OutputAggregate};
 use crate::{centre_and_half_range, ReleaseError, UnitView};
 use dp::{FixedPoint, Rho};
 use protocol::job::OutputSpec;
@@ -173,5 +174,40 @@ impl Covariance {
 
     pub(crate) fn ci95_at(&self, _n: u64) -> Option<f64> {
         None
+    }
+}
+
+impl Covariance {
+    pub(crate) fn exact(&self) -> OutputAggregate {
+        OutputAggregate::Covariance { rows: self.rows, sums: self.sums.clone(), moments: self.moments.clone() }
+    }
+
+    /// Check a partial against this output's dimension and the rows `units` units of at
+    /// most `k` rows could give, each centred value at most the half range; then add it.
+    pub(crate) fn merge(&mut self, p: &OutputAggregate, units: u64, k: u32) -> Result<(), MergeError> {
+        let name = self.head.name.clone();
+        let OutputAggregate::Covariance { rows, sums, moments } = p else {
+            return Err(MergeError::Class { output: name, expected: "covariance", found: p.class() });
+        };
+        if sums.len() != self.sums.len() || moments.len() != self.moments.len() {
+            return Err(MergeError::Length { output: name, what: "sums or moments" });
+        }
+        if u128::from(*rows) > row_bound(units, k) {
+            return Err(MergeError::TooManyRows { output: name, k });
+        }
+        let (lo, hi) = self.fp.encode_bounds(self.lower, self.upper).unwrap_or((0, 0));
+        let h = (i128::from(lo) - i128::from(self.centre))
+            .unsigned_abs()
+            .max((i128::from(hi) - i128::from(self.centre)).unsigned_abs());
+        let r = (self.fp.scale.unsigned_abs() as u128).max(1);
+        if sums.iter().any(|&s| !within(s, *rows, h)) {
+            return Err(MergeError::OutOfBounds { output: name, what: "centred sum" });
+        }
+        if moments.iter().any(|&m| !within(m, *rows, h.saturating_mul(h) / r + 1)) {
+            return Err(MergeError::OutOfBounds { output: name, what: "second moment" });
+        }
+        add_u64(&mut self.rows, *rows, &name)?;
+        add_all(&mut self.sums, sums, &name, add_i128)?;
+        add_all(&mut self.moments, moments, &name, add_i128)
     }
 }

@@ -8,6 +8,7 @@
 use super::{count_value, value, Ctx, Head};
 use crate::check::{Keys, Source};
 use crate::noise::{linear_half_width, Mode, Term};
+use crate::partial::{add_i128, add_u64, row_bound, within, GroupCell, MergeError, OutputAggregate};
 use crate::{centre_and_half_range, ReleaseError, UnitView};
 use dp::mechanism::PartitionSelectionPlan;
 use dp::{FixedPoint, Rational};
@@ -356,5 +357,72 @@ impl Groups {
             }
             Stat::Variance => None,
         }
+    }
+}
+
+impl Groups {
+    /// The exact cells, in key order.
+    pub(crate) fn exact(&self) -> OutputAggregate {
+        let cells = self
+            .cells
+            .iter()
+            .map(|(key, c)| GroupCell { key: key.clone(), rows: c.rows, sum: c.sum, sq: c.sq })
+            .collect();
+        OutputAggregate::Groups { cells }
+    }
+
+    /// Largest |per-row term| of the sum and of the squares (fixed-point units).
+    fn per_row_bounds(&self) -> (u128, u128) {
+        let (lo, hi) = self.fp.encode_bounds(self.lower, self.upper).unwrap_or((0, 0));
+        let c = (i128::from(lo) - i128::from(self.centre))
+            .unsigned_abs()
+            .max((i128::from(hi) - i128::from(self.centre)).unsigned_abs());
+        let r = self.fp.scale.unsigned_abs() as u128;
+        // round(c² / R) − sq_centre, in either direction (rounding adds at most one).
+        let sq =
+            (c.saturating_mul(c) / r.max(1)).saturating_add(1).saturating_add(self.sq_centre.unsigned_abs().into());
+        (c, sq)
+    }
+
+    /// Check a partial against this output's public shape and the rows `units` units of at
+    /// most `k` rows could give; then add it.
+    pub(crate) fn merge(&mut self, p: &OutputAggregate, units: u64, k: u32) -> Result<(), MergeError> {
+        let name = self.head.name.clone();
+        let OutputAggregate::Groups { cells } = p else {
+            return Err(MergeError::Class { output: name, expected: "groups", found: p.class() });
+        };
+        let (sum_row, sq_row) = self.per_row_bounds();
+        let mut total: u128 = 0;
+        let mut prev: Option<&str> = None;
+        for c in cells {
+            // Strictly increasing keys: no group twice (and one canonical encoding).
+            if prev.is_some_and(|p| p >= c.key.as_str()) {
+                return Err(MergeError::DuplicateGroup { output: name });
+            }
+            prev = Some(c.key.as_str());
+            let known = self.cells.contains_key(&c.key);
+            match self.keys {
+                Keys::Public(_) | Keys::Total if !known => return Err(MergeError::UnknownGroup { output: name }),
+                Keys::Selected if c.rows == 0 => return Err(MergeError::EmptyGroup { output: name }),
+                _ => {}
+            }
+            if !within(c.sum, c.rows, sum_row) {
+                return Err(MergeError::OutOfBounds { output: name, what: "group sum" });
+            }
+            if !within(c.sq, c.rows, sq_row) {
+                return Err(MergeError::OutOfBounds { output: name, what: "group sum of squares" });
+            }
+            total += u128::from(c.rows);
+        }
+        if total > row_bound(units, k) {
+            return Err(MergeError::TooManyRows { output: name, k });
+        }
+        for c in cells {
+            let cell = self.cells.entry(c.key.clone()).or_default();
+            add_u64(&mut cell.rows, c.rows, &name)?;
+            add_i128(&mut cell.sum, c.sum, &name)?;
+            add_i128(&mut cell.sq, c.sq, &name)?;
+        }
+        Ok(())
     }
 }

@@ -99,6 +99,30 @@ impl Aggregator {
         }
     }
 
+    pub(crate) fn exact(&self) -> crate::partial::OutputAggregate {
+        match self {
+            Aggregator::Groups(a) => a.exact(),
+            Aggregator::Bins(a) => a.exact(),
+            Aggregator::Quantiles(a) => a.exact(),
+            Aggregator::Covariance(a) => a.exact(),
+        }
+    }
+
+    /// Check `p` against this output and add it (see [`crate::partial`]).
+    pub(crate) fn merge(
+        &mut self,
+        p: &crate::partial::OutputAggregate,
+        units: u64,
+        k: u32,
+    ) -> Result<(), crate::partial::MergeError> {
+        match self {
+            Aggregator::Groups(a) => a.merge(p, units, k),
+            Aggregator::Bins(a) => a.merge(p, units, k),
+            Aggregator::Quantiles(a) => a.merge(p, units, k),
+            Aggregator::Covariance(a) => a.merge(p, units, k),
+        }
+    }
+
     pub(crate) fn finish(self, mode: &mut Mode<'_>) -> Result<OutputRelease, ReleaseError> {
         match self {
             Aggregator::Groups(a) => a.finish(mode),

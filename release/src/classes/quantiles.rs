@@ -4,6 +4,7 @@
 use super::{value, Ctx, Head};
 use crate::check::Source;
 use crate::noise::Mode;
+use crate::partial::{add_all, add_u64, row_bound, MergeError, OutputAggregate};
 use crate::{ReleaseError, UnitView};
 use dp::{Epsilon, FixedPoint, Rational};
 use protocol::job::OutputSpec;
@@ -158,5 +159,27 @@ impl Quantiles {
     /// The rank error bound (rows) of the first quantile; it does not depend on group size.
     pub(crate) fn ci95_at(&self, _n: u64) -> Option<f64> {
         self.qs.first().map(|(_, q)| self.rank_error_95(q))
+    }
+}
+
+impl Quantiles {
+    pub(crate) fn exact(&self) -> OutputAggregate {
+        OutputAggregate::Quantiles { cells: self.cells.clone() }
+    }
+
+    /// Check a partial against this output's grid and the rows `units` units of at most
+    /// `k` rows could give; then add it.
+    pub(crate) fn merge(&mut self, p: &OutputAggregate, units: u64, k: u32) -> Result<(), MergeError> {
+        let name = self.head.name.clone();
+        let OutputAggregate::Quantiles { cells } = p else {
+            return Err(MergeError::Class { output: name, expected: "quantiles", found: p.class() });
+        };
+        if cells.len() != self.cells.len() {
+            return Err(MergeError::Length { output: name, what: "grid cells" });
+        }
+        if cells.iter().map(|&c| u128::from(c)).sum::<u128>() > row_bound(units, k) {
+            return Err(MergeError::TooManyRows { output: name, k });
+        }
+        add_all(&mut self.cells, cells, &name, add_u64)
     }
 }

@@ -509,3 +509,115 @@ fn an_outputs_noise_terms_spend_exactly_its_budget() {
     assert_eq!(sum.noise.len(), 1, "{:?}", sum.noise);
     assert_eq!(sum.noise[0].budget, "ε = 0.2");
 }
+
+// ---------------------------------------------------------------------------------
+// Exact partial aggregates (crate::partial): the shards' sums.
+
+/// Units 0..N dealt into `parts` contiguous slices, each absorbed by an accumulator of its
+/// own, carried through CBOR (as a shard sends them) and merged into a fresh one.
+fn sharded(q: &QuerySpec, p: &Policy, parts: usize) -> Accumulator {
+    let mut merged = Accumulator::new(q, p, &names()).unwrap();
+    let per = N.div_ceil(parts);
+    for slice in (0..N).collect::<Vec<_>>().chunks(per) {
+        let mut a = Accumulator::new(q, p, &names()).unwrap();
+        for &i in slice {
+            assert!(a.add_unit(&unit(i), &outputs(i)));
+        }
+        let wire = protocol::to_cbor(&a.exact_aggregates());
+        let partial: crate::ExactAggregates = protocol::from_cbor(&wire).unwrap();
+        merged = merged.merge(&partial).unwrap();
+    }
+    merged
+}
+
+#[test]
+fn merged_partials_release_exactly_what_one_accumulator_releases() {
+    for public in [false, true] {
+        let p = policy(public);
+        let q = query(every_class());
+        let one = dp_run(&q, &p, 5);
+        for parts in [1, 2, 3, 7] {
+            let mut rng = dp::seeded_rng_from_u64(5);
+            let got = sharded(&q, &p, parts).finish_dp(&mut rng).unwrap().into_outputs();
+            assert_eq!(got, one, "{parts} parts, public domains {public}");
+            assert_eq!(sharded(&q, &p, parts).finish_exact().unwrap().outputs, exact(&q, &p));
+        }
+    }
+}
+
+/// The exact aggregates of the first `n` units, with `edit` applied to them.
+fn tampered(q: &QuerySpec, p: &Policy, n: usize, edit: impl FnOnce(&mut crate::ExactAggregates)) -> crate::MergeError {
+    let mut a = Accumulator::new(q, p, &names()).unwrap();
+    for i in 0..n {
+        a.add_unit(&unit(i), &outputs(i));
+    }
+    let mut e = a.exact_aggregates();
+    edit(&mut e);
+    Accumulator::new(q, p, &names()).unwrap().merge(&e).err().expect("the tampered partial is refused")
+}
+
+#[test]
+fn a_partial_whose_unit_count_does_not_match_its_rows_is_refused() {
+    use crate::partial::MergeError;
+    for public in [false, true] {
+        let p = policy(public);
+        let q = query(every_class());
+        // Fewer units than rows: every class notices (the first output is named).
+        let e = tampered(&q, &p, 100, |e| e.units_absorbed = 10);
+        assert!(matches!(e, MergeError::TooManyRows { ref output, k: 1 } if output == "count"), "{e}");
+    }
+}
+
+#[test]
+fn a_partial_of_another_shape_or_with_impossible_values_is_refused() {
+    use crate::partial::{GroupCell, MergeError, OutputAggregate};
+    let p = policy(false);
+    let q = query(every_class());
+    let e = tampered(&q, &p, 10, |e| {
+        e.outputs.pop();
+    });
+    assert!(matches!(e, MergeError::OutputCount { .. }), "{e}");
+    let e = tampered(&q, &p, 10, |e| e.outputs.swap(0, 5));
+    assert!(matches!(e, MergeError::Class { .. }), "{e}");
+    // Groups: one twice, one with no rows, a sum beyond what its rows allow.
+    let groups = |e: &mut crate::ExactAggregates| match &mut e.outputs[0] {
+        OutputAggregate::Groups { cells } => cells.clone(),
+        _ => panic!("the first output is a count"),
+    };
+    let set = |e: &mut crate::ExactAggregates, cells: Vec<GroupCell>| e.outputs[0] = OutputAggregate::Groups { cells };
+    let e = tampered(&q, &p, 10, |e| {
+        let mut c = groups(e);
+        c.push(c[0].clone());
+        set(e, c);
+    });
+    assert!(matches!(e, MergeError::DuplicateGroup { .. }), "{e}");
+    let e = tampered(&q, &p, 10, |e| {
+        let mut c = groups(e);
+        c.push(GroupCell { key: "zz".into(), rows: 0, sum: 0, sq: 0 });
+        set(e, c);
+    });
+    assert!(matches!(e, MergeError::EmptyGroup { .. }), "{e}");
+    let e = tampered(&q, &p, 10, |e| {
+        let mut c = groups(e);
+        c[0].sum = i128::MAX;
+        set(e, c);
+    });
+    assert!(matches!(e, MergeError::OutOfBounds { .. }), "{e}");
+    // A group outside a public domain.
+    let pp = policy(true);
+    let e = tampered(&q, &pp, 10, |e| {
+        let mut c = groups(e);
+        c.push(GroupCell { key: "zz".into(), rows: 1, sum: 0, sq: 0 });
+        c.sort_by(|a, b| a.key.cmp(&b.key));
+        set(e, c);
+    });
+    assert!(matches!(e, MergeError::UnknownGroup { .. }), "{e}");
+}
+
+#[test]
+fn exact_aggregates_never_print_a_number() {
+    let p = policy(false);
+    let q = query(every_class());
+    let shown = format!("{:?}", fed(&q, &p).exact_aggregates());
+    assert!(!shown.chars().any(|c| c.is_ascii_digit()), "{shown}");
+}
