@@ -52,7 +52,16 @@ fn preparing_links_no_wasm_runtime_and_auditing_no_table_reader() {
     }
     // The CLI links everything, so the walk itself is not blind.
     let cli = linked(&meta, "cleanroom");
-    for needed in ["wasmtime", "parquet", "rustls"] {
+    for needed in ["wasmtime", "parquet", "rustls", "aws-lc-rs"] {
         assert!(cli.contains(needed), "cleanroom should link {needed}");
+    }
+    // aws-lc-rs (the verifier's fast backend) is AWS-LC built from source: it brings
+    // neither the AWS SDK nor OpenSSL, into the tools or the enclave.
+    let enclave = linked(&meta, "enclave-app");
+    for (who, set) in [("cleanroom", &cli), ("enclave-app", &enclave)] {
+        for name in set {
+            let sdk = name.starts_with("aws-sdk-") || name.starts_with("aws-smithy-") || name == "aws-config";
+            assert!(!sdk && !name.starts_with("openssl"), "{who} links {name}");
+        }
     }
 }
