@@ -239,6 +239,71 @@ mod tests {
         assert!(AwsLc.verify(Alg::RsaPssSha384, &spki, msg, sig));
     }
 
+    /// Every scheme, on a valid signature and on each single-byte corruption of the
+    /// signature and of the message: all backends give the same answer (and accept only the
+    /// valid one).
+    #[test]
+    fn every_scheme_gets_the_same_answer_from_every_backend() {
+        use ring::signature::{self as rs, Ed25519KeyPair};
+        let rng = SystemRandom::new();
+        let msg = b"a message long enough to flip a few bytes of".to_vec();
+        let mut cases: Vec<(Alg, Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        for (alg, signing) in [
+            (Alg::EcdsaP384Sha384Der, &rs::ECDSA_P384_SHA384_ASN1_SIGNING),
+            (Alg::EcdsaP384Sha384Fixed, &rs::ECDSA_P384_SHA384_FIXED_SIGNING),
+        ] {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+            let kp = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng).unwrap();
+            let sig = kp.sign(&rng, &msg).unwrap().as_ref().to_vec();
+            cases.push((alg, kp.public_key().as_ref().to_vec(), msg.clone(), sig));
+        }
+        // ring cannot sign P-384 with SHA-256: a signature of `msg` made once with Python
+        // `cryptography` (ec.ECDSA(hashes.SHA256()) on a SECP384R1 key).
+        cases.push((
+            Alg::EcdsaP384Sha256Der,
+            hex::decode(concat!(
+                "041fd07c028f4cfab6e29122431900dd68b2b8009d96106d0cd4ff4ea9b7d0b7cd312d772e231929a5cb6a1a0803300e",
+                "325fb406949e9c5318438bede196f4a74a01398f23cc8216323207f8d885f78fe36dad9f652f3879bd7e71c26ed0ea0a0e",
+            ))
+            .unwrap(),
+            msg.clone(),
+            hex::decode(concat!(
+                "3065023100c2f09f094c54e5d320bfaf88d489100377e5668ad5b764b597a3119376fedd6cb899011910d65c23e12041",
+                "0b19634b200230508f9ad0656168bc5c03409ab1aeee91b265e42551533483633ff9d260a04a49b4debd82f59c5cba10",
+                "22b06ec49f9263",
+            ))
+            .unwrap(),
+        ));
+        let ed = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+        cases.push((Alg::Ed25519, ed.public_key().as_ref().to_vec(), msg.clone(), ed.sign(&msg).as_ref().to_vec()));
+        let ark = der::Certificate::parse(include_bytes!("../roots/ark_milan.der")).unwrap();
+        cases.push((Alg::RsaPssSha384, ark.public_key.to_vec(), ark.tbs.to_vec(), ark.signature.to_vec()));
+
+        let answers = |alg, key: &[u8], m: &[u8], sig: &[u8]| -> Vec<Result<(), BadSignature>> {
+            backends().into_iter().map(|b| with_backend(b, || verify(alg, key, m, sig))).collect()
+        };
+        for (alg, key, m, sig) in &cases {
+            assert!(answers(*alg, key, m, sig).iter().all(|r| r.is_ok()), "{alg:?}");
+            let mut variants: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for i in (0..sig.len()).step_by(7).chain([sig.len() - 1]) {
+                let mut s2 = sig.clone();
+                s2[i] ^= 0x01;
+                variants.push((m.clone(), s2));
+            }
+            for i in (0..m.len()).step_by(m.len() / 5 + 1) {
+                let mut m2 = m.clone();
+                m2[i] ^= 0x80;
+                variants.push((m2, sig.clone()));
+            }
+            variants.push((m.clone(), sig[..sig.len() - 1].to_vec()));
+            variants.push((m.clone(), [sig.as_slice(), &[0]].concat()));
+            for (m2, s2) in &variants {
+                let a = answers(*alg, key, m2, s2);
+                assert!(a.iter().all(|r| *r == Err(BadSignature)), "{alg:?}: {a:?}");
+            }
+        }
+    }
+
     #[test]
     fn digests_agree() {
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
