@@ -247,7 +247,9 @@ mod tests {
         use ring::signature::{self as rs, Ed25519KeyPair};
         let rng = SystemRandom::new();
         let msg = b"a message long enough to flip a few bytes of".to_vec();
-        let mut cases: Vec<(Alg, Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        /// Scheme, public key, message, signature.
+        type Case = (Alg, Vec<u8>, Vec<u8>, Vec<u8>);
+        let mut cases: Vec<Case> = Vec::new();
         for (alg, signing) in [
             (Alg::EcdsaP384Sha384Der, &rs::ECDSA_P384_SHA384_ASN1_SIGNING),
             (Alg::EcdsaP384Sha384Fixed, &rs::ECDSA_P384_SHA384_FIXED_SIGNING),
