@@ -23,7 +23,9 @@ wasm: setup
 # All targets in one build: tests' dev-dependencies unify features (wasmparser's, via
 # `wat`), so building only the binaries here would make `cargo test` rebuild wasmtime.
 # The same features everywhere (the auditor's `attest` CLI included), so build, lint and
-# test share one set of artifacts.
+# test share one set of artifacts. `cleanroom` turns on attestation-verifier/aws-lc, so
+# in these workspace builds every crate verifies with aws-lc-rs; the enclave image
+# (`make enclave-static`, enclave-app alone) keeps ring.
 FEATURES := --features attestation-verifier/cli
 build: setup wasm
 	$(CARGO) build --release --workspace --all-targets $(FEATURES)

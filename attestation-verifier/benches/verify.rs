@@ -3,7 +3,8 @@
 //! Prints one JSON object per line:
 //! `{"bench": NAME, "value": X, "unit": U, "baseline": NAME_OR_NULL, "ratio": R_OR_NULL}`.
 //!
-//! `cargo bench -p attestation-verifier` (ATTEST_BENCH_ITERS sets iterations, default 300).
+//! `cargo bench -p attestation-verifier` (ATTEST_BENCH_ITERS sets iterations, default 300);
+//! add `--features aws-lc` for the aws-lc-rs backend (the backend is named on stderr).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // On stderr, so the JSON lines keep their shape: which library did the checks.
+    eprintln!("attestation-verifier crypto backend: {}", attestation_verifier::crypto_backend());
     let iters: usize = std::env::var("ATTEST_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let td = crate_dir.join("../../shared/testdata/attestation");

@@ -32,13 +32,7 @@ impl SignatureCache {
     }
 
     fn key(parent: &Certificate<'_>, child: &Certificate<'_>) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&(parent.raw.len() as u64).to_be_bytes());
-        ctx.update(parent.raw);
-        ctx.update(child.raw);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
+        crate::crypto::sha256(&[&(parent.raw.len() as u64).to_be_bytes(), parent.raw, child.raw])
     }
 
     fn contains(&self, k: &[u8; 32]) -> bool {
@@ -96,10 +90,12 @@ fn link_signatures(chain: &[Certificate<'_>], cache: Option<&SignatureCache>) ->
         }
         return results;
     }
-    // Two halves: this thread takes the first, one scoped thread the second.
+    // Two halves: this thread takes the first, one scoped thread the second, with this
+    // thread's crypto backend.
     let (mine, theirs) = pending.split_at(pending.len() / 2);
+    let backend = crate::crypto::current();
     let (here, there) = std::thread::scope(|s| {
-        let other = s.spawn(|| theirs.iter().map(check).collect::<Vec<_>>());
+        let other = s.spawn(|| crate::crypto::with_backend(backend, || theirs.iter().map(check).collect::<Vec<_>>()));
         let here: Vec<_> = mine.iter().map(check).collect();
         // A panic in the other thread (none is possible in `verify_signed_by`) is re-raised here.
         (here, other.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))

@@ -14,8 +14,9 @@
 //! zero padding bits. Basic constraints and key usage are decoded while
 //! parsing, so a malformed one makes the whole certificate malformed.
 
-use ring::signature;
 use thiserror::Error;
+
+use crate::crypto::{self, Alg};
 
 /// Why a certificate is not acceptable DER X.509.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -563,10 +564,7 @@ impl<'a> Certificate<'a> {
 
     /// SHA-256 of the whole DER certificate.
     pub fn sha256(&self) -> [u8; 32] {
-        let d = ring::digest::digest(&ring::digest::SHA256, self.raw);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
+        crypto::sha256(&[self.raw])
     }
 
     /// Whether the public key is an EC P-384 key.
@@ -580,23 +578,20 @@ impl<'a> Certificate<'a> {
     /// Accepted: ECDSA P-384 with SHA-384 (or SHA-256) by a P-384 issuer key,
     /// and RSASSA-PSS SHA-384/MGF1-SHA-384/salt 48 by an RSA issuer key.
     pub fn verify_signed_by(&self, issuer: &Certificate<'_>) -> Result<(), SignatureCheck> {
-        let alg: &dyn signature::VerificationAlgorithm =
-            if self.sig_alg.oid == oid::ECDSA_SHA384 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
-                &signature::ECDSA_P384_SHA384_ASN1
-            } else if self.sig_alg.oid == oid::ECDSA_SHA256 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
-                &signature::ECDSA_P384_SHA256_ASN1
-            } else if self.sig_alg.oid == oid::RSASSA_PSS
-                && (self.sig_alg.params == Some(PSS_SHA384_PARAMS)
-                    || self.sig_alg.params == Some(PSS_SHA384_PARAMS_NO_TRAILER))
-                && issuer.key_alg.oid == oid::RSA_ENCRYPTION
-            {
-                &signature::RSA_PSS_2048_8192_SHA384
-            } else {
-                return Err(SignatureCheck::UnsupportedAlgorithm);
-            };
-        signature::UnparsedPublicKey::new(alg, issuer.public_key)
-            .verify(self.tbs, self.signature)
-            .map_err(|_| SignatureCheck::Invalid)
+        let alg = if self.sig_alg.oid == oid::ECDSA_SHA384 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
+            Alg::EcdsaP384Sha384Der
+        } else if self.sig_alg.oid == oid::ECDSA_SHA256 && self.sig_alg.params.is_none() && issuer.is_p384_key() {
+            Alg::EcdsaP384Sha256Der
+        } else if self.sig_alg.oid == oid::RSASSA_PSS
+            && (self.sig_alg.params == Some(PSS_SHA384_PARAMS)
+                || self.sig_alg.params == Some(PSS_SHA384_PARAMS_NO_TRAILER))
+            && issuer.key_alg.oid == oid::RSA_ENCRYPTION
+        {
+            Alg::RsaPssSha384
+        } else {
+            return Err(SignatureCheck::UnsupportedAlgorithm);
+        };
+        crypto::verify(alg, issuer.public_key, self.tbs, self.signature).map_err(|_| SignatureCheck::Invalid)
     }
 }
 

@@ -81,6 +81,7 @@ mod chain;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod cose;
+mod crypto;
 mod der;
 mod error;
 mod fields;
@@ -413,4 +414,20 @@ pub fn certificate_ed25519_key(cert_der: &[u8]) -> Option<[u8; 32]> {
         return None;
     }
     cert.public_key.try_into().ok()
+}
+
+/// The library doing this build's signature checks and digests: `"ring"` by default,
+/// `"aws-lc-rs"` with the `aws-lc` feature. Verdicts and errors are the same with either.
+pub fn crypto_backend() -> &'static str {
+    crypto::BUILT_IN.name()
+}
+
+/// Runs `f` with ring doing the calling thread's verification (and that of the threads the
+/// verifier starts for it), whatever this build's backend. For the test that the two
+/// backends agree (`tests/backends_agree.rs`); ring is a valid backend, so nothing a caller
+/// does with this weakens a verdict.
+#[cfg(feature = "aws-lc")]
+#[doc(hidden)]
+pub fn with_ring_backend<R>(f: impl FnOnce() -> R) -> R {
+    crypto::with_backend(&crypto::Ring, f)
 }

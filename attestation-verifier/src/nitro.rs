@@ -21,10 +21,9 @@
 //!    debug mode refused unless allowed, PCRs, nonce, user_data, public_key,
 //!    module_id prefix, maximum age.
 
-use ring::signature::{self, UnparsedPublicKey};
-
 use crate::chain::SignatureCache;
 use crate::cose::{self, ALG_ES384};
+use crate::crypto::{self, Alg};
 use crate::der::Certificate;
 use crate::{fields, policy, Claims, Error, NitroExpectations, Options, Platform, UnixTime, Verdict};
 use cbor::Value;
@@ -160,9 +159,13 @@ fn extract_claims_inner(
     if !leaf.is_p384_key() {
         return Err(Error::CertificateAlgorithm { role: "leaf".into() });
     }
-    UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, leaf.public_key)
-        .verify(&cose::sig_structure(&d.protected, &d.payload), &d.signature)
-        .map_err(|_| Error::SignatureInvalid)?;
+    crypto::verify(
+        Alg::EcdsaP384Sha384Fixed,
+        leaf.public_key,
+        &cose::sig_structure(&d.protected, &d.payload),
+        &d.signature,
+    )
+    .map_err(|_| Error::SignatureInvalid)?;
     Ok(d.claims)
 }
 

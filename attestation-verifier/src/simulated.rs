@@ -39,11 +39,11 @@
 use cbor::Value;
 #[cfg(feature = "simulated-issuer")]
 use cbor::Writer;
-use ring::signature::{self, UnparsedPublicKey};
 #[cfg(feature = "simulated-issuer")]
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::cose::{self, ALG_EDDSA, HDR_CONTENT_TYPE};
+use crate::crypto::{self, Alg};
 use crate::{fields, policy, Claims, Error, NitroExpectations, Options, Platform, UnixTime, Verdict};
 
 /// The PUBLISHED seed of the development signing key. Not a secret: anyone can
@@ -175,8 +175,7 @@ pub fn parse_document(doc: &[u8]) -> Result<SimulatedDocument, Error> {
 /// without applying any expectation or the `allow_simulated` switch.
 pub fn extract_claims(doc: &[u8]) -> Result<Claims, Error> {
     let d = parse_document(doc)?;
-    UnparsedPublicKey::new(&signature::ED25519, DEV_PUBLIC_KEY)
-        .verify(&cose::sig_structure(&d.protected, &d.payload), &d.signature)
+    crypto::verify(Alg::Ed25519, &DEV_PUBLIC_KEY, &cose::sig_structure(&d.protected, &d.payload), &d.signature)
         .map_err(|_| Error::SignatureInvalid)?;
     Ok(d.claims)
 }

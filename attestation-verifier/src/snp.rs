@@ -29,9 +29,9 @@
 //! [`Error::VlekWithoutAsvk`]), so supplying both intermediates is harmless.
 //! There is no network access.
 
-use ring::signature::{self, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::{self, Alg};
 use crate::der::{self, Certificate};
 use crate::{Error, Options, Platform, SnpSummary, UnixTime, Verdict};
 use cbor::{Value, Writer};
@@ -545,8 +545,7 @@ pub(crate) fn extract_report_with<'a>(
     if !vek.is_p384_key() {
         return Err(Error::CertificateAlgorithm { role: "VEK".into() });
     }
-    UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, vek.public_key)
-        .verify(&report[..SIGNED_LEN], &r.signature)
+    crypto::verify(Alg::EcdsaP384Sha384Fixed, vek.public_key, &report[..SIGNED_LEN], &r.signature)
         .map_err(|_| Error::SignatureInvalid)?;
     checks.push("signature".into());
 

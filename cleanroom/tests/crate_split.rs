@@ -52,7 +52,53 @@ fn preparing_links_no_wasm_runtime_and_auditing_no_table_reader() {
     }
     // The CLI links everything, so the walk itself is not blind.
     let cli = linked(&meta, "cleanroom");
-    for needed in ["wasmtime", "parquet", "rustls"] {
+    for needed in ["wasmtime", "parquet", "rustls", "aws-lc-rs"] {
         assert!(cli.contains(needed), "cleanroom should link {needed}");
+    }
+    // aws-lc-rs (the verifier's fast backend) is AWS-LC built from source: it brings
+    // neither the AWS SDK nor OpenSSL, into the tools or the enclave.
+    let enclave = linked(&meta, "enclave-app");
+    for (who, set) in [("cleanroom", &cli), ("enclave-app", &enclave)] {
+        for name in set {
+            let sdk = name.starts_with("aws-sdk-") || name.starts_with("aws-smithy-") || name == "aws-config";
+            assert!(!sdk && !name.starts_with("openssl"), "{who} links {name}");
+        }
+    }
+}
+
+/// The enclave image is built from `enclave-app` alone (`make enclave-static`), so only its
+/// own features count: it must not link aws-lc-rs, which `cleanroom` turns on for the
+/// verifier (a workspace build unifies it everywhere, and so does `cargo metadata` above).
+#[test]
+fn the_enclave_image_links_ring_not_aws_lc() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "enclave-app",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .output()
+        .expect("cargo tree");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(
+        crates.contains("attestation-verifier") && crates.contains("ring"),
+        "the tree must be the enclave's: {crates:?}"
+    );
+    for c in &crates {
+        assert!(
+            !c.starts_with("aws-lc") && !c.starts_with("openssl") && !c.starts_with("aws-sdk-"),
+            "enclave-app links {c}"
+        );
     }
 }
