@@ -8,21 +8,37 @@
 # Slow: two full kernel builds. On success the two source trees and build directories
 # are removed (set KERNEL_REPRO_KEEP=1 to keep them); bzImage, config and build-info.json
 # of both runs stay in target/kernel/repro-{a,b}/.
+#
+#   scripts/kernel-repro.sh --compare-only   compare what the last run left there again,
+#                                            without building
 set -euo pipefail
 export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 die() { echo "kernel-repro: $*" >&2; exit 1; }
 
+BUILD=1
+case ${1:-} in
+    "") ;;
+    --compare-only) BUILD=0 ;;
+    *) die "usage: $0 [--compare-only]" ;;
+esac
+
 declare -A image_sha config_sha
 for run in a b; do
     W=$ROOT/target/kernel/repro-$run
-    rm -rf "$W"
-    t0=$(date +%s)
-    ./scripts/build-kernel.sh "$W" || die "build $run failed"
+    if [ "$BUILD" = 1 ]; then
+        rm -rf "$W"
+        t0=$(date +%s)
+        ./scripts/build-kernel.sh "$W" || die "build $run failed"
+        took=", $(($(date +%s) - t0)) s"
+    else
+        [ -f "$W/bzImage" ] && [ -f "$W/config" ] || die "$W holds no finished build; run without --compare-only"
+        took=""
+    fi
     image_sha[$run]=$(sha256sum "$W/bzImage" | cut -d' ' -f1)
     config_sha[$run]=$(sha256sum "$W/config" | cut -d' ' -f1)
-    echo "build $run: bzImage sha256 ${image_sha[$run]} ($(stat -c %s "$W/bzImage") bytes, $(($(date +%s) - t0)) s)"
+    echo "build $run: bzImage sha256 ${image_sha[$run]} ($(stat -c %s "$W/bzImage") bytes$took)"
 done
 
 A=$ROOT/target/kernel/repro-a B=$ROOT/target/kernel/repro-b

@@ -114,6 +114,10 @@ struct QemuArgs {
     /// qemu: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
     #[arg(long, default_value = "auto")]
     accel: String,
+    /// qemu: microvm (vsock on virtio-mmio declared on the kernel command line, as on
+    /// Nitro) or q35 (vsock on virtio-pci).
+    #[arg(long, default_value = "microvm")]
+    qemu_machine: String,
     #[arg(long, default_value_t = 16)]
     guest_cid: u32,
     #[arg(long, default_value_t = 512)]
@@ -196,8 +200,9 @@ const KVM_GRACE: Duration = Duration::from_secs(60);
 fn start_vm(l: &QemuLaunch) -> Result<QemuVm, String> {
     let vm = qemu::launch_qemu(l).map_err(|e| format!("launch qemu: {e}"))?;
     eprintln!(
-        "host-proxy: qemu pid {} ({}) booting {}; guest console: {}",
+        "host-proxy: qemu pid {} ({}, {}) booting {}; guest console: {}",
         vm.pid(),
+        vm.machine.name(),
         vm.accel,
         l.eif.display(),
         vm.console_log.display()
@@ -365,6 +370,7 @@ fn run(a: RunArgs) -> Result<(), String> {
     if a.launch != "process" && !a.enclave_arg.is_empty() {
         return Err("--enclave-arg applies to --launch process only (an image's arguments are measured)".into());
     }
+    let machine: qemu::QemuMachine = a.qemu.qemu_machine.parse().map_err(|e: qemu::QemuError| e.to_string())?;
     let mut qemu_launch = (a.launch == "qemu").then(|| {
         let q = &a.qemu;
         QemuLaunch {
@@ -376,6 +382,7 @@ fn run(a: RunArgs) -> Result<(), String> {
             guest_cid: q.guest_cid,
             memory_mib: q.memory_mib,
             accel: q.accel.clone(),
+            machine,
             platform: a.platform.clone(),
             listen_port: q.guest_port,
             host_port: q.host_port,
@@ -448,6 +455,7 @@ fn run(a: RunArgs) -> Result<(), String> {
         if let Enclave::Qemu(vm) = &enclave {
             state["qemu_pid"] = vm.pid().into();
             state["accel"] = vm.accel.into();
+            state["machine"] = vm.machine.name().into();
             state["console_log"] = vm.console_log.display().to_string().into();
             state["launched_at_unix_ms"] = unix_ms(vm.started_at).into();
         }
