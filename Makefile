@@ -85,11 +85,11 @@ clean:
 # virtio-vsock and ask the supervisor for evidence (scripts/qemu-smoke.sh).
 .PHONY: enclave-static eif qemu-smoke
 MUSL_TARGET := x86_64-unknown-linux-musl
-ENCLAVE_STATIC := target/$(MUSL_TARGET)/release/enclave-app
 CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
 # Build scripts' generated code is included from OUT_DIR under the target directory, so
 # that path is remapped too (last, so it wins over the checkout prefix it lies under).
 TARGET_DIR_ABS := $(abspath $(or $(CARGO_TARGET_DIR),target))
+ENCLAVE_STATIC := $(TARGET_DIR_ABS)/$(MUSL_TARGET)/release/enclave-app
 
 # Paths are remapped and symbols stripped, so the binary (and with it PCR0) does not
 # depend on where the checkout or the cargo home live.
@@ -102,7 +102,7 @@ enclave-static:
 	CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
 	$(CARGO) build --release --target $(MUSL_TARGET) -p enclave-app
 
-eif: enclave-static
+eif: enclave-static kernel
 	./scripts/build-eif.sh $(ENCLAVE_STATIC)
 
 qemu-smoke:
@@ -115,3 +115,14 @@ eif-repro:
 	./scripts/eif-repro.sh
 fuzz:
 	ATTEST_FUZZ_CASES=1000000 $(CARGO) test -p attestation-verifier --release --test fuzz -- --nocapture
+
+# --- enclave kernel (issue 16) -----------------------------------------------------------
+# `make kernel`: target/kernel/bzImage from Debian's linux-source-6.12, pinned by digest
+# in kernel/linux-source.lock, configured by kernel/enclave.config (scripts/build-kernel.sh;
+# a second run with nothing changed does nothing). `make kernel-repro`: two clean builds
+# at different paths must give the same bytes (slow: two full kernel builds).
+.PHONY: kernel kernel-repro
+kernel:
+	./scripts/build-kernel.sh
+kernel-repro:
+	./scripts/kernel-repro.sh

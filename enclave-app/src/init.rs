@@ -1,7 +1,8 @@
 //! PID-1 duties. In an enclave image `enclave-app` is `/init`: the kernel starts it with
 //! nothing mounted, no modules loaded and no arguments, and it must never exit (PID 1
 //! exiting panics the kernel). [`early_init`] mounts `/proc`, `/sys` and `/dev`, loads
-//! the kernel modules from `/lib/modules` and starts a zombie reaper; the supervisor's
+//! the kernel modules from `/lib/modules` if the image has any (the project's own kernel
+//! has its drivers built in, so it has none) and starts a zombie reaper; the supervisor's
 //! arguments then come from the kernel command line ([`supervisor_args`]); a fatal error
 //! is printed on the console and the VM powered off ([`halt`]), never returned from.
 //!
@@ -68,9 +69,16 @@ pub fn early_init() -> Result<String, InitError> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(InitError::Cmdline)?;
     eprintln!("{LOG} cmdline: {}", cmdline.trim_end());
     start_reaper();
+    // The image's own kernel (`make kernel`) has every driver built in and the initramfs
+    // carries no modules: nothing to load. Only an image built on Debian's cloud kernel
+    // (EIF_KERNEL=debian-cloud) has a /lib/modules.
     let results = load_modules(Path::new(MODULE_DIR), &cmdline);
-    let loaded = results.iter().filter(|(_, o)| *o == ModuleOutcome::Loaded).count();
-    eprintln!("{LOG} {loaded} of {} modules loaded", results.len());
+    if results.is_empty() {
+        eprintln!("{LOG} no modules in {MODULE_DIR}: drivers are built into the kernel");
+    } else {
+        let loaded = results.iter().filter(|(_, o)| *o == ModuleOutcome::Loaded).count();
+        eprintln!("{LOG} {loaded} of {} modules loaded", results.len());
+    }
     Ok(cmdline)
 }
 

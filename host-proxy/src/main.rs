@@ -187,6 +187,10 @@ struct QemuArgs {
     /// qemu: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
     #[arg(long, default_value = "auto")]
     accel: String,
+    /// qemu: microvm (vsock on virtio-mmio declared on the kernel command line, as on
+    /// Nitro) or q35 (vsock on virtio-pci).
+    #[arg(long, default_value = "microvm")]
+    qemu_machine: String,
     /// qemu, snp, nitro: the enclave's vsock CID (nitro: asked for, then checked).
     #[arg(long, default_value_t = 16)]
     guest_cid: u32,
@@ -282,8 +286,9 @@ const KVM_GRACE: Duration = Duration::from_secs(60);
 fn start_vm(l: &QemuLaunch) -> Result<QemuVm, String> {
     let vm = qemu::launch_qemu(l).map_err(|e| format!("launch qemu: {e}"))?;
     eprintln!(
-        "host-proxy: qemu pid {} ({}) booting {}; guest console: {}",
+        "host-proxy: qemu pid {} ({}, {}) booting {}; guest console: {}",
         vm.pid(),
+        vm.machine.name(),
         vm.accel,
         l.eif.display(),
         vm.console_log.display()
@@ -616,6 +621,7 @@ fn run(a: RunArgs) -> Result<(), String> {
     let blob_api = BlobApi::new(blob_limits, store.clone());
     runtime.spawn(blob_api.clone().serve(blobs));
 
+    let machine: qemu::QemuMachine = a.qemu.qemu_machine.parse().map_err(|e: qemu::QemuError| e.to_string())?;
     let mut qemu_launch = (a.launch == "qemu").then(|| {
         let q = &a.qemu;
         QemuLaunch {
@@ -627,6 +633,7 @@ fn run(a: RunArgs) -> Result<(), String> {
             guest_cid: q.guest_cid,
             memory_mib: q.memory_mib,
             accel: q.accel.clone(),
+            machine,
             platform: a.platform.clone(),
             listen_port: q.guest_port,
             host_port: q.host_port,
@@ -722,6 +729,7 @@ fn run(a: RunArgs) -> Result<(), String> {
         Enclave::Qemu(vm) => {
             state["qemu_pid"] = vm.pid().into();
             state["accel"] = vm.accel.into();
+            state["machine"] = vm.machine.name().into();
             state["console_log"] = vm.console_log.display().to_string().into();
             state["launched_at_unix_ms"] = unix_ms(vm.started_at).into();
         }

@@ -1,9 +1,20 @@
 //! `--launch qemu`: boot the kernel, cmdline and initramfs of an enclave image (EIF) in a
 //! QEMU VM with a real virtio-vsock device.
 //!
-//! The vsock device is `vhost-user-vsock-pci`, served by `vhost-device-vsock` (crates.io)
-//! with a Unix-socket backend, so no host kernel vsock support (and nothing on the host's
-//! own vsock CID 2) is involved:
+//! Two machine types ([`QemuMachine`]):
+//!
+//! - `microvm` (the default) boots the way a Nitro enclave does: no PCI, no ACPI, and the
+//!   vsock device (`vhost-user-vsock-device`) on a virtio-mmio transport that the guest
+//!   learns about only from a `virtio_mmio.device=SIZE@BASE:IRQ` parameter on its kernel
+//!   command line. QEMU appends that parameter itself (`auto-kernel-cmdline=on`), after
+//!   the EIF's cmdline; the guest kernel needs `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`.
+//!   ACPI is switched off on purpose: with it, the guest could also find the transport
+//!   in the DSDT, and the test would no longer show that command-line discovery works.
+//! - `q35` puts the same device on PCI (`vhost-user-vsock-pci`), as before issue 16.
+//!
+//! The vsock device is served by `vhost-device-vsock` (crates.io) with a Unix-socket
+//! backend, so no host kernel vsock support (and nothing on the host's own vsock CID 2)
+//! is involved:
 //!
 //! - host → guest: the front door connects to `<uds>` and says `CONNECT <listen_port>`
 //!   (transport endpoint `vsock-uds:<uds>:<port>`);
@@ -15,6 +26,7 @@
 //! are used unchanged. QEMU and the backend die with the proxy (killed on drop, and
 //! `PR_SET_PDEATHSIG` if the proxy itself is killed).
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -37,6 +49,37 @@ pub enum QemuError {
     NoKvm,
     #[error("unknown --accel {0:?}: use auto, kvm or tcg")]
     BadAccel(String),
+    #[error("unknown --qemu-machine {0:?}: use microvm or q35")]
+    BadMachine(String),
+}
+
+/// The QEMU machine type, and with it how the guest finds its vsock device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuMachine {
+    /// `microvm`: virtio-mmio transport declared on the kernel command line (the Nitro way).
+    Microvm,
+    /// `q35`: virtio-pci.
+    Q35,
+}
+
+impl QemuMachine {
+    pub fn name(self) -> &'static str {
+        match self {
+            QemuMachine::Microvm => "microvm",
+            QemuMachine::Q35 => "q35",
+        }
+    }
+}
+
+impl std::str::FromStr for QemuMachine {
+    type Err = QemuError;
+    fn from_str(s: &str) -> Result<Self, QemuError> {
+        match s {
+            "microvm" => Ok(QemuMachine::Microvm),
+            "q35" => Ok(QemuMachine::Q35),
+            other => Err(QemuError::BadMachine(other.into())),
+        }
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> QemuError {
@@ -56,6 +99,7 @@ pub struct QemuLaunch {
     pub memory_mib: u32,
     /// auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
     pub accel: String,
+    pub machine: QemuMachine,
     /// Supervisor platform, passed as `cleanroom.platform=`.
     pub platform: String,
     /// Guest vsock port of the attested TLS channel.
@@ -74,6 +118,7 @@ pub struct QemuVm {
     qemu: Child,
     backend: Child,
     pub accel: &'static str,
+    pub machine: QemuMachine,
     pub console_log: PathBuf,
     pub qemu_log: PathBuf,
     /// When QEMU was started (wall clock and monotonic).
@@ -242,32 +287,25 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // 3. QEMU. Memory is a shared memfd so the vhost-user backend can map the rings.
+    // 3. QEMU.
     let console_log = l.work_dir.join("console.log");
     let qemu_log = l.work_dir.join("qemu.log");
     let _ = std::fs::remove_file(&console_log);
-    let mem = format!("{}M", l.memory_mib);
     let log = File::create(&qemu_log).map_err(io("create qemu log"))?;
     let mut cmd = Command::new(&l.qemu);
-    cmd.args(["-name", "cleanroom-enclave", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-accel", accel, "-cpu", if accel == "kvm" { "host" } else { "max" }, "-smp", "1", "-m", &mem])
-        .arg("-object")
-        .arg(format!("memory-backend-memfd,id=mem0,size={mem},share=on"))
-        .args(["-machine", "q35,memory-backend=mem0"])
-        .arg("-kernel")
-        .arg(&image.kernel)
-        .arg("-initrd")
-        .arg(&image.initrd)
-        .arg("-append")
-        .arg(&cmdline)
-        .arg("-serial")
-        .arg(format!("file:{}", console_log.display()))
-        .arg("-chardev")
-        .arg(format!("socket,id=vsock0,path={}", vhost_socket.display()))
-        .args(["-device", "vhost-user-vsock-pci,chardev=vsock0"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io("qemu log"))?)
-        .stderr(log);
+    cmd.args(qemu_args(&QemuArgs {
+        machine: l.machine,
+        accel,
+        memory_mib: l.memory_mib,
+        kernel: &image.kernel,
+        initrd: &image.initrd,
+        cmdline: &cmdline,
+        console_log: &console_log,
+        vhost_socket: &vhost_socket,
+    }))
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().map_err(io("qemu log"))?)
+    .stderr(log);
     die_with_parent(&mut cmd);
     let started_at = SystemTime::now();
     let started = Instant::now();
@@ -279,7 +317,67 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
             return Err(io(format!("start {}", l.qemu.display()))(e));
         }
     };
-    Ok(QemuVm { qemu, backend, accel, console_log, qemu_log, started_at, started })
+    Ok(QemuVm { qemu, backend, accel, machine: l.machine, console_log, qemu_log, started_at, started })
+}
+
+/// What the QEMU command line is built from.
+pub struct QemuArgs<'a> {
+    pub machine: QemuMachine,
+    /// `kvm` or `tcg` (already resolved).
+    pub accel: &'a str,
+    pub memory_mib: u32,
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub cmdline: &'a str,
+    pub console_log: &'a Path,
+    pub vhost_socket: &'a Path,
+}
+
+/// The QEMU arguments for one boot. Guest memory is a shared memfd in both machine types:
+/// the vhost-user backend maps the virtqueues from it, which only works with `share=on`.
+pub fn qemu_args(a: &QemuArgs) -> Vec<OsString> {
+    let mem = format!("{}M", a.memory_mib);
+    let cpu = if a.accel == "kvm" { "host" } else { "max" };
+    let (machine, device) = match a.machine {
+        // No PCI bus and no ACPI tables: the only way the guest can find a virtio device is
+        // the virtio_mmio.device= parameter that auto-kernel-cmdline appends to -append.
+        // The ISA serial port stays: it is the console.
+        QemuMachine::Microvm => (
+            "microvm,memory-backend=mem0,acpi=off,pcie=off,isa-serial=on,auto-kernel-cmdline=on",
+            "vhost-user-vsock-device,chardev=vsock0",
+        ),
+        QemuMachine::Q35 => ("q35,memory-backend=mem0", "vhost-user-vsock-pci,chardev=vsock0"),
+    };
+    let mut v: Vec<OsString> = [
+        "-name",
+        "cleanroom-enclave",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-accel",
+        a.accel,
+        "-cpu",
+        cpu,
+        "-smp",
+        "1",
+        "-m",
+        &mem,
+        "-object",
+        &format!("memory-backend-memfd,id=mem0,size={mem},share=on"),
+        "-machine",
+        machine,
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    v.extend(["-kernel".into(), a.kernel.as_os_str().to_owned(), "-initrd".into(), a.initrd.as_os_str().to_owned()]);
+    v.extend(["-append".into(), a.cmdline.into()]);
+    v.extend(["-serial".into(), format!("file:{}", a.console_log.display()).into()]);
+    v.extend(["-chardev".into(), format!("socket,id=vsock0,path={}", a.vhost_socket.display()).into()]);
+    v.extend(["-device".into(), device.into()]);
+    v
 }
 
 #[cfg(test)]
@@ -318,11 +416,68 @@ mod tests {
             guest_cid: 16,
             memory_mib: 256,
             accel: "hvf".into(),
+            machine: QemuMachine::Microvm,
             platform: "simulated".into(),
             listen_port: 5000,
             host_port: 5001,
         };
         assert!(matches!(launch_qemu(&l), Err(QemuError::BadAccel(_))));
         assert!(!l.work_dir.exists());
+    }
+
+    fn args_for(machine: QemuMachine) -> Vec<String> {
+        let a = QemuArgs {
+            machine,
+            accel: "tcg",
+            memory_mib: 512,
+            kernel: Path::new("/w/image/kernel.bin"),
+            initrd: Path::new("/w/image/rd0.bin"),
+            cmdline: "console=ttyS0 cleanroom.platform=simulated",
+            console_log: Path::new("/w/console.log"),
+            vhost_socket: Path::new("/w/vhost-user.sock"),
+        };
+        qemu_args(&a).into_iter().map(|s| s.into_string().unwrap()).collect()
+    }
+
+    fn value_after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    }
+
+    #[test]
+    fn microvm_puts_vsock_on_cmdline_declared_mmio_only() {
+        let args = args_for(QemuMachine::Microvm);
+        let machine = value_after(&args, "-machine");
+        assert_eq!(machine.len(), 1);
+        let opts: Vec<&str> = machine[0].split(',').collect();
+        assert_eq!(opts[0], "microvm");
+        // No other discovery path than the command line: no ACPI tables, no PCI bus.
+        for want in ["acpi=off", "pcie=off", "auto-kernel-cmdline=on", "memory-backend=mem0"] {
+            assert!(opts.contains(&want), "{want} missing from {machine:?}");
+        }
+        assert_eq!(value_after(&args, "-device"), ["vhost-user-vsock-device,chardev=vsock0"]);
+        assert!(!args.iter().any(|a| a.contains("pci")), "a PCI device in a microvm boot: {args:?}");
+        // vhost-user needs guest memory the backend can map.
+        assert_eq!(value_after(&args, "-object"), ["memory-backend-memfd,id=mem0,size=512M,share=on"]);
+        assert_eq!(value_after(&args, "-append"), ["console=ttyS0 cleanroom.platform=simulated"]);
+        assert_eq!(value_after(&args, "-kernel"), ["/w/image/kernel.bin"]);
+        assert_eq!(value_after(&args, "-initrd"), ["/w/image/rd0.bin"]);
+        assert_eq!(value_after(&args, "-serial"), ["file:/w/console.log"]);
+    }
+
+    #[test]
+    fn q35_puts_vsock_on_pci() {
+        let args = args_for(QemuMachine::Q35);
+        assert_eq!(value_after(&args, "-machine"), ["q35,memory-backend=mem0"]);
+        assert_eq!(value_after(&args, "-device"), ["vhost-user-vsock-pci,chardev=vsock0"]);
+        assert_eq!(value_after(&args, "-object"), ["memory-backend-memfd,id=mem0,size=512M,share=on"]);
+    }
+
+    #[test]
+    fn machine_names_round_trip_and_unknown_ones_are_refused() {
+        for m in [QemuMachine::Microvm, QemuMachine::Q35] {
+            assert_eq!(m.name().parse::<QemuMachine>().unwrap(), m);
+        }
+        let e = "pc".parse::<QemuMachine>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown --qemu-machine \"pc\": use microvm or q35");
     }
 }
