@@ -455,7 +455,7 @@ mod tests {
             assert!(opts.contains(&want), "{want} missing from {machine:?}");
         }
         assert_eq!(value_after(&args, "-device"), ["vhost-user-vsock-device,chardev=vsock0"]);
-        assert!(!args.iter().any(|a| a.contains("pci")), "a PCI device in a microvm boot: {args:?}");
+        assert!(!args.iter().any(|a| a.contains("-pci")), "a PCI device in a microvm boot: {args:?}");
         // vhost-user needs guest memory the backend can map.
         assert_eq!(value_after(&args, "-object"), ["memory-backend-memfd,id=mem0,size=512M,share=on"]);
         assert_eq!(value_after(&args, "-append"), ["console=ttyS0 cleanroom.platform=simulated"]);
