@@ -184,7 +184,9 @@ fn coordinator(w: &World) -> Node {
 }
 
 #[test]
-fn a_sharded_release_equals_the_single_enclave_release_with_the_same_noise() {
+/// The comparison is with one shard running the same code, not with the single-enclave
+/// service (`service.rs` draws its noise from the platform and takes no test seed).
+fn a_three_shard_release_equals_the_one_shard_release_with_the_same_noise() {
     let w = world();
     let c = coordinator(&w);
     let j = job(&w, "sharded");
