@@ -42,6 +42,8 @@ pub struct SpentJob {
     pub deadline: Instant,
     /// The same instant as Unix seconds, signed into the result and the record.
     pub released_at: u64,
+    /// A sharded job: the attested key of each shard the owner named, in order.
+    pub shard_keys: Vec<protocol::Bytes>,
 }
 
 /// The reply to a spent job and, when it is a result, the signed result to cache. Sleeps
@@ -69,6 +71,8 @@ pub fn conclude(
                 delta_spent: job.delta.clone(),
                 released_at: job.released_at,
                 outputs: release.into_outputs(),
+                shard_keys: job.shard_keys.clone(),
+                insecure_fixed_noise: enclave.insecure_fixed_noise(),
             };
             let signed = enclave.sign(RESULT_CONTEXT, &result);
             let mut rec = enclave.record(AuditEvent::JobReleased, &job.collaborator, "released", job.released_at);

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod audit_log;
 pub mod boundary;
 pub mod channels;
+pub mod fetch;
 pub mod host;
 pub mod init;
 pub mod platform;

@@ -54,31 +54,27 @@ struct Args {
     /// same for any count.
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Simulated platform only: draw every job's noise from this seed (64 hex digits), so
+    /// a test can compare two enclaves' releases bit for bit (a sharded job's with a
+    /// single enclave's). Refused on hardware; every result says it.
+    #[arg(long)]
+    insecure_noise_seed: Option<String>,
 }
 
-/// The enclaves of a sharded job (docs/scale-out.md): one coordinator, several shards.
+/// A shard of a sharded job (docs/scale-out.md). Its coordinator is the ordinary
+/// supervisor, to which the owner names the shards of a granted query.
 #[derive(clap::Subcommand)]
 enum ScaleOut {
     /// Hold one range of privacy units: attest, read only those units, report to the
     /// coordinator over the attested channel at the job's reply instant.
     Shard(RoleArgs),
-    /// Take a job from the owner, attest and drive its shards, merge their reports with
-    /// every check, add the noise once and sign the release.
-    Coordinator {
-        #[command(flatten)]
-        common: RoleArgs,
-        /// Simulated platform only: draw the noise from this seed (64 hex digits), so a
-        /// test can compare a sharded release with a single enclave's. Refused elsewhere.
-        #[arg(long)]
-        insecure_noise_seed: Option<String>,
-    },
 }
 
 #[derive(clap::Args)]
 struct RoleArgs {
     #[arg(long)]
     platform: protocol::platform::Platform,
-    /// Where the coordinator (for a shard) or the owner (for the coordinator) connects.
+    /// Where the coordinator (and the owner, to attest it) connects.
     #[arg(long)]
     listen: Endpoint,
     /// The host proxy's service endpoint (blobs).
@@ -154,13 +150,18 @@ fn run(args: Args) -> Result<(), String> {
             Workers::InProcess
         }
     };
-    let enclave = Enclave::boot(platform, policy, host, plan.clone()).map_err(|e| e.to_string())?;
+    let noise_seed = args.insecure_noise_seed.as_deref().map(parse_seed).transpose()?;
+    if noise_seed.is_some() && !simulated {
+        return Err("--insecure-noise-seed is accepted on the simulated platform only".into());
+    }
+    let enclave = Enclave::boot_with(platform, policy, host, plan.clone(), noise_seed).map_err(|e| e.to_string())?;
     let listener = Listener::bind(&listen).map_err(|e| e.to_string())?;
     let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
     eprintln!(
-        "enclave-app: platform={}{} policy={} key={} workers={} listening on {bound}",
+        "enclave-app: platform={}{}{} policy={} key={} workers={} listening on {bound}",
         kind,
         if simulated { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
+        if noise_seed.is_some() { " (INSECURE FIXED NOISE: releases protect no one)" } else { "" },
         enclave.policy_digest(),
         hex_short(&enclave.public_key()),
         plan.count(),
@@ -170,14 +171,8 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn run_scale_out(role: ScaleOut) -> Result<(), String> {
-    use enclave_app::scale_out::{coordinator::CoordinatorService, peer::Identity, shard::ShardService};
-    // None: a shard; Some(seed): a coordinator, with or without a fixed noise seed.
-    let (common, coordinator) = match role {
-        ScaleOut::Shard(common) => (common, None),
-        ScaleOut::Coordinator { common, insecure_noise_seed } => {
-            (common, Some(insecure_noise_seed.map(|h| parse_seed(&h)).transpose()?))
-        }
-    };
+    use enclave_app::scale_out::{peer::Identity, shard::ShardService};
+    let ScaleOut::Shard(common) = role;
     let text =
         std::fs::read_to_string(&common.policy).map_err(|e| format!("policy {}: {e}", common.policy.display()))?;
     let policy = Policy::from_toml(&text).map_err(|e| format!("policy: {e}"))?;
@@ -186,27 +181,15 @@ fn run_scale_out(role: ScaleOut) -> Result<(), String> {
     let host = HostClient::new(common.host);
     let listener = Listener::bind(&common.listen).map_err(|e| e.to_string())?;
     let bound = listener.local_endpoint().map_err(|e| e.to_string())?;
-    let announce = |role: &str, id: &Identity| {
-        eprintln!(
-            "enclave-app {role}: platform={}{} policy={} key={} listening on {bound}",
-            common.platform,
-            if id.simulated() { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
-            id.policy_digest(),
-            hex::encode(id.public_key()),
-        )
-    };
-    match coordinator {
-        None => {
-            let s = ShardService::new(id, host)?;
-            announce("shard", s.identity());
-            s.serve(listener);
-        }
-        Some(seed) => {
-            let c = CoordinatorService::new(id, host, seed)?;
-            announce("coordinator", c.identity());
-            c.serve(listener);
-        }
-    }
+    let s = ShardService::new(id, host)?;
+    eprintln!(
+        "enclave-app shard: platform={}{} policy={} key={} listening on {bound}",
+        common.platform,
+        if s.identity().simulated() { " (SIMULATED: not hardware-backed, insecure)" } else { "" },
+        s.identity().policy_digest(),
+        hex::encode(s.identity().public_key()),
+    );
+    s.serve(listener);
     Ok(())
 }
 

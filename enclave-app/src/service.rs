@@ -3,7 +3,8 @@
 use crate::boundary::{conclude, JobFailed, OwnerSealed, SpentJob};
 use crate::channels::{ChannelLimits, Deadlined, REFUSAL_DRAIN, REFUSAL_TIMEOUT};
 use crate::host::{HostClient, HostError};
-use crate::platform::{Platform, PlatformError, POLICY_PCR};
+use crate::platform::{Platform, PlatformError};
+use crate::scale_out::{coordinator, peer::Identity};
 use crate::workers::{JobWorkers, UnitOutcome, WorkerError, Workers};
 use protocol::audit::{AuditEvent, AuditRecord, LogReceipt};
 use protocol::deadline::Schedule;
@@ -12,8 +13,8 @@ use protocol::grant::BudgetGrant;
 use protocol::job::QuerySpec;
 use protocol::policy::{Decimal, Policy};
 use protocol::sealed::{decode_chunk, DataKey, Opener, SealedIndex};
-use protocol::signing::{Signed, SigningKey};
-use protocol::wire::{channel_binding, ClientMessage, EnclaveMessage, EXPORTER_LABEL};
+use protocol::signing::Signed;
+use protocol::wire::{channel_binding, ClientMessage, EnclaveMessage, ShardPeer, EXPORTER_LABEL};
 use protocol::{Bytes, Digest};
 use release::{Accumulator, DpRelease, UnitAssembler};
 use sandbox::{AdmittedModule, Sandbox, SandboxConfig};
@@ -31,14 +32,13 @@ pub const NONCE_MAX: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BootError {
+    /// Key, policy measurement, boot evidence, own image, TLS.
     #[error(transparent)]
-    Platform(#[from] PlatformError),
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsSetupError),
+    Identity(#[from] crate::scale_out::peer::PeerError),
     #[error("sandbox: {0}")]
     Sandbox(String),
-    #[error("own evidence: {0}")]
-    OwnEvidence(String),
+    #[error("a fixed noise seed is accepted on the simulated platform only")]
+    FixedNoise,
     #[error("storing the boot evidence: {0}")]
     Host(#[from] HostError),
     #[error(transparent)]
@@ -76,24 +76,25 @@ struct State {
     /// answer again without a grant, without spending and without drawing new noise.
     /// Bounded by the number of grants the owner signed (each entry cost one).
     released: HashMap<Digest, Signed>,
+    /// Queries the owner asked to run across shard enclaves (docs/scale-out.md), by query
+    /// digest; taken at the spend.
+    shard_plans: HashMap<Digest, Vec<ShardPeer>>,
 }
 
 pub struct Enclave {
-    platform: Box<dyn Platform>,
-    key: SigningKey,
-    policy: Policy,
-    policy_digest: Digest,
-    boot_evidence: Vec<u8>,
+    /// Platform, ephemeral key, policy, image, boot evidence, TLS configuration.
+    id: Identity,
     evidence_digest: Digest,
     host: HostClient,
     sandbox: Sandbox,
-    tls: Arc<rustls::ServerConfig>,
     state: Mutex<State>,
     /// The log's tree. Lock order: `state` before `audit`.
     audit: Mutex<tlog::LogState>,
     job_lock: Mutex<()>,
     /// How jobs run their units (threads of this process never: see [`crate::workers`]).
     workers: Workers,
+    /// Simulated platform only: the seed every job's noise is drawn from.
+    fixed_noise: Option<[u8; 32]>,
 }
 
 fn now_millis() -> u64 {
@@ -103,9 +104,6 @@ fn now_millis() -> u64 {
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
-
-/// Fetched chunks waiting to be scored; a job further behind its schedule than this fails.
-const FETCH_QUEUE: usize = 4;
 
 /// A job that passed every check before the spend: what it needs to run.
 struct Admitted {
@@ -119,6 +117,17 @@ struct Admitted {
     training: Option<Training>,
     /// The processes (or the thread) that will run the module on the units.
     workers: JobWorkers,
+    /// The owner named shards for this query: they read the data, this enclave merges.
+    sharded: Option<Sharded>,
+}
+
+/// A sharded job at admission: its shards attested, waiting for their work.
+struct Sharded {
+    attested: coordinator::Attested,
+    /// Shard i's attested key, in order: named in the signed result.
+    keys: Vec<Bytes>,
+    module_blob: Digest,
+    index_blob: Digest,
 }
 
 /// A training query's public plan, fixed at admission.
@@ -140,69 +149,80 @@ impl Enclave {
         host: HostClient,
         workers: Workers,
     ) -> Result<Arc<Enclave>, BootError> {
-        let mut seed = [0u8; 32];
-        platform.random(&mut seed)?;
-        let key = SigningKey::from_seed(seed);
-        seed.zeroize();
-        let policy_digest = policy.digest();
-        platform.extend_and_lock(POLICY_PCR, policy_digest.as_bytes())?;
-        let boot_evidence = platform.attest(None, policy_digest.as_bytes(), &key.public_key())?;
-        // The image this enclave runs, read from its own evidence: every earlier signer of
-        // the log must have run the same one.
-        let own_image = tlog::signer::own_image(
-            platform.kind(),
-            &key.public_key(),
-            &policy_digest,
-            &boot_evidence,
-            now_secs(),
-            platform.simulated(),
-        )
-        .map_err(|e| BootError::OwnEvidence(e.to_string()))?;
-        let evidence_digest = host.put_evidence(&boot_evidence)?;
-        let origin = tlog::checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
-        let log = crate::audit_log::resume(&host, origin, &own_image, platform.simulated())?;
+        Self::boot_with(platform, policy, host, workers, None)
+    }
+
+    /// [`Enclave::boot`], with every job's noise drawn from `insecure_noise_seed` when it
+    /// is set: simulated platform only (refused otherwise), for tests that compare two
+    /// enclaves' releases bit for bit; every result it signs says so.
+    pub fn boot_with(
+        platform: Box<dyn Platform>,
+        policy: Policy,
+        host: HostClient,
+        workers: Workers,
+        insecure_noise_seed: Option<[u8; 32]>,
+    ) -> Result<Arc<Enclave>, BootError> {
+        if insecure_noise_seed.is_some() && !platform.simulated() {
+            return Err(BootError::FixedNoise);
+        }
+        let id = Identity::boot(platform, policy)?;
+        let evidence_digest = host.put_evidence(id.boot_evidence())?;
+        let origin = tlog::checkpoint::origin_for_owner(id.policy().owner_public_key.as_slice());
+        // Every earlier signer of the log must have run this enclave's own image.
+        let log = crate::audit_log::resume(&host, origin, id.image(), id.simulated())?;
         let sandbox =
-            Sandbox::new(SandboxConfig::from_policy(&policy)).map_err(|e| BootError::Sandbox(e.to_string()))?;
-        let tls = crate::tls::server_config(&key)?;
+            Sandbox::new(SandboxConfig::from_policy(id.policy())).map_err(|e| BootError::Sandbox(e.to_string()))?;
         Ok(Arc::new(Enclave {
-            platform,
-            key,
-            policy,
-            policy_digest,
-            boot_evidence,
+            id,
             evidence_digest,
             host,
             sandbox,
-            tls,
             state: Mutex::new(State::default()),
             audit: Mutex::new(log),
             job_lock: Mutex::new(()),
             workers,
+            fixed_noise: insecure_noise_seed,
         }))
     }
 
     pub fn public_key(&self) -> Vec<u8> {
-        self.key.public_key()
+        self.id.key().public_key()
     }
 
     pub fn policy_digest(&self) -> Digest {
-        self.policy_digest
+        self.id.policy_digest()
     }
 
     pub(crate) fn platform(&self) -> protocol::platform::Platform {
-        self.platform.kind()
+        self.id.platform().kind()
     }
 
     pub(crate) fn simulated(&self) -> bool {
-        self.platform.simulated()
+        self.id.platform().simulated()
     }
 
     pub(crate) fn boot_evidence(&self) -> &[u8] {
-        &self.boot_evidence
+        self.id.boot_evidence()
+    }
+
+    pub(crate) fn insecure_fixed_noise(&self) -> bool {
+        self.fixed_noise.is_some()
+    }
+
+    /// The generator a job's noise is drawn from: seeded from the platform's randomness
+    /// (or, simulated only, from the fixed seed).
+    fn noise_rng(&self) -> Result<dp::DpRng, PlatformError> {
+        let mut seed = self.fixed_noise.unwrap_or_default();
+        if self.fixed_noise.is_none() {
+            self.id.platform().random(&mut seed)?;
+        }
+        let rng = dp::seeded_rng(seed);
+        seed.zeroize();
+        Ok(rng)
     }
 
     pub(crate) fn sign<T: serde::Serialize>(&self, context: &str, value: &T) -> Signed {
-        self.key.sign(context, value)
+        self.id.key().sign(context, value)
     }
 
     /// Serve one client connection with the default [`ChannelLimits`].
@@ -216,7 +236,7 @@ impl Enclave {
     /// does not read while it runs, and its reply is written at its deadline.
     pub fn serve_with(self: &Arc<Self>, stream: Stream, limits: &ChannelLimits) -> Result<(), TransportError> {
         stream.set_write_timeout(Some(limits.idle_timeout))?;
-        let conn = rustls::ServerConnection::new(self.tls.clone())
+        let conn = rustls::ServerConnection::new(self.id.tls_server())
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
         let mut tls = rustls::StreamOwned::new(conn, Deadlined::new(stream, Instant::now() + limits.handshake_timeout));
         while tls.conn.is_handshaking() {
@@ -225,6 +245,8 @@ impl Enclave {
         // Per-connection protocol state: evidence first, then at most one key release.
         let mut attested = false;
         let mut key_released = false;
+        // The query whose grant this channel released: the only one it may name shards for.
+        let mut granted_here: Option<Digest> = None;
         loop {
             tls.sock.set_deadline(Instant::now() + limits.idle_timeout);
             let msg: ClientMessage = match transport::recv(&mut tls) {
@@ -254,7 +276,13 @@ impl Enclave {
                 }
                 ClientMessage::ReleaseKey { dataset_digest, data_key, grant } => {
                     key_released = true;
-                    self.release_key(dataset_digest, data_key, &grant)
+                    self.release_key(dataset_digest, data_key, &grant).map(|(reply, query)| {
+                        granted_here = Some(query);
+                        reply
+                    })
+                }
+                ClientMessage::NameShards { query_digest, shards } => {
+                    self.name_shards(granted_here.as_ref(), query_digest, shards)
                 }
                 ClientMessage::ProveLog { old_size } => self.prove_log(old_size),
                 ClientMessage::SubmitJob { spec, module_blob, sealed_index_blob, proof } => match exporter(&tls.conn) {
@@ -281,7 +309,7 @@ impl Enclave {
     /// as a request. All of it within [`REFUSAL_TIMEOUT`].
     pub fn refuse_channel(&self, stream: Stream, max_channels: usize) {
         let _ = stream.set_write_timeout(Some(REFUSAL_TIMEOUT));
-        let Ok(conn) = rustls::ServerConnection::new(self.tls.clone()) else { return };
+        let Ok(conn) = rustls::ServerConnection::new(self.id.tls_server()) else { return };
         let mut tls = rustls::StreamOwned::new(conn, Deadlined::new(stream, Instant::now() + REFUSAL_TIMEOUT));
         let reply = EnclaveMessage::Error {
             code: Code::TooManyChannels,
@@ -307,26 +335,32 @@ impl Enclave {
             return Err(refuse(Code::BadNonce, format!("nonce must be {NONCE_MIN}..={NONCE_MAX} bytes")));
         }
         let exporter = exporter(conn)?;
-        let public_key = self.key.public_key();
-        let binding = channel_binding(nonce, &exporter, &public_key, &self.policy_digest);
-        let document = self.platform.attest(Some(nonce), binding.as_bytes(), &public_key)?;
+        let public_key = self.id.key().public_key();
+        let binding = channel_binding(nonce, &exporter, &public_key, self.id.policy_digest_ref());
+        let document = self.id.platform().attest(Some(nonce), binding.as_bytes(), &public_key)?;
         Ok(EnclaveMessage::Evidence {
-            platform: self.platform.kind(),
-            simulated: self.platform.simulated(),
+            platform: self.id.platform().kind(),
+            simulated: self.id.platform().simulated(),
             document: Bytes(document),
             public_key: Bytes(public_key),
-            policy_digest: self.policy_digest,
+            policy_digest: self.id.policy_digest(),
         })
     }
 
     fn me<'a>(&'a self, public_key: &'a [u8]) -> Me<'a> {
-        Me { policy: &self.policy, policy_digest: &self.policy_digest, public_key }
+        Me { policy: self.id.policy(), policy_digest: self.id.policy_digest_ref(), public_key }
     }
 
-    fn release_key(&self, dataset: Digest, key: DataKey, grant: &Signed) -> Result<EnclaveMessage, Refusal> {
+    /// Accept a data key and a grant; returns the reply and the query the grant covers.
+    fn release_key(
+        &self,
+        dataset: Digest,
+        key: DataKey,
+        grant: &Signed,
+    ) -> Result<(EnclaveMessage, Digest), Refusal> {
         let now = now_secs();
         let mut state = self.state.lock().expect("state lock");
-        let public_key = self.key.public_key();
+        let public_key = self.id.key().public_key();
         let g = crate::admission::check_grant(&self.me(&public_key), &state.grants, grant, &dataset, now)?;
         let mut rec = self.record(AuditEvent::KeyRelease, &g.collaborator, "accepted", now);
         rec.job_id = Some(g.job_id.clone());
@@ -341,7 +375,41 @@ impl Enclave {
         state.data_keys.insert(dataset, key);
         state.grants.seen.insert(g.grant_id.clone());
         state.grants.pending.insert(g.query_digest, g.clone());
-        Ok(EnclaveMessage::KeyAccepted { grant_id: g.grant_id, receipt })
+        Ok((EnclaveMessage::KeyAccepted { grant_id: g.grant_id, receipt }, g.query_digest))
+    }
+
+    /// The owner names the shards a granted query runs on. Only on the channel that
+    /// released that query's grant (whoever holds the owner's grant and data key is the
+    /// owner here), and only while the grant is pending. The shards' keys are the ones the
+    /// owner attested; the coordinator accepts no other enclave on those endpoints.
+    fn name_shards(
+        &self,
+        granted_here: Option<&Digest>,
+        query_digest: Digest,
+        shards: Vec<ShardPeer>,
+    ) -> Result<EnclaveMessage, Refusal> {
+        if granted_here != Some(&query_digest) {
+            return Err(refuse(Code::ShardsNotGranted, "name shards on the channel that released the query's grant"));
+        }
+        let n = u16::try_from(shards.len())
+            .ok()
+            .filter(|&n| (1..=crate::scale_out::coordinator::MAX_SHARDS).contains(&n))
+            .ok_or_else(|| {
+                let max = crate::scale_out::coordinator::MAX_SHARDS;
+                refuse(Code::BadShards, format!("{} shards named; 1 to {max} are served", shards.len()))
+            })?;
+        let distinct = |f: fn(&ShardPeer) -> &[u8]| {
+            shards.iter().map(f).collect::<std::collections::HashSet<_>>().len() == shards.len()
+        };
+        if !distinct(|p| p.endpoint.as_bytes()) || !distinct(|p| p.public_key.as_slice()) {
+            return Err(refuse(Code::BadShards, "a shard is named twice"));
+        }
+        let mut state = self.state.lock().expect("state lock");
+        if !state.grants.pending.contains_key(&query_digest) {
+            return Err(refuse(Code::ShardsNotGranted, "the query's grant is no longer pending"));
+        }
+        state.shard_plans.insert(query_digest, shards);
+        Ok(EnclaveMessage::ShardsNamed { query_digest, shards: n })
     }
 
     /// The current checkpoint and a consistency proof from the owner's last checkpoint.
@@ -349,7 +417,7 @@ impl Enclave {
     /// this enclave has been handed an older log (a rollback) and is refused here too.
     fn prove_log(&self, old_size: u64) -> Result<EnclaveMessage, Refusal> {
         let log = self.audit.lock().expect("audit lock");
-        let (checkpoint, consistency) = crate::audit_log::prove(&log, &self.key, old_size).map_err(|e| {
+        let (checkpoint, consistency) = crate::audit_log::prove(&log, self.id.key(), old_size).map_err(|e| {
             refuse(
                 Code::LogRolledBack,
                 format!("this enclave's log has {} records; the checkpoint held has {old_size}: {e}", log.tree.size()),
@@ -367,13 +435,13 @@ impl Enclave {
             job_id: None,
             grant_id: None,
             dataset_digest: None,
-            policy_digest: self.policy_digest,
+            policy_digest: self.id.policy_digest(),
             module_hash: None,
             query_digest: None,
             result_digest: None,
             evidence_digest: self.evidence_digest,
-            platform: self.platform.kind(),
-            simulated: self.platform.simulated(),
+            platform: self.id.platform().kind(),
+            simulated: self.id.platform().simulated(),
             mechanism: None,
             epsilon: None,
             delta: None,
@@ -389,7 +457,7 @@ impl Enclave {
     /// append the host refuses is an error: the caller then changes nothing.
     pub(crate) fn append_audit(&self, rec: AuditRecord) -> Result<LogReceipt, Refusal> {
         let mut log = self.audit.lock().expect("audit lock");
-        Ok(crate::audit_log::append(&mut log, &self.host, &self.key, rec)?)
+        Ok(crate::audit_log::append(&mut log, &self.host, self.id.key(), rec)?)
     }
 
     /// Run one submitted job. Before the spend, a refusal with a precise code (it depends
@@ -405,7 +473,7 @@ impl Enclave {
         let _one_job_at_a_time = self.job_lock.lock().expect("job lock");
         // Names the query everywhere below: the proof, the cache, the grant, the records.
         let query_digest = spec.digest();
-        crate::admission::check_proof(&self.policy, exporter, spec, &query_digest, proof)?;
+        crate::admission::check_proof(self.id.policy(), exporter, spec, &query_digest, proof)?;
         if let Some(cached) = self.cached(spec, &query_digest)? {
             return Ok(cached);
         }
@@ -427,10 +495,15 @@ impl Enclave {
             deadline,
             // The second in which the deadline falls: never after the reply leaves.
             released_at: start_wall_ms.saturating_add(spec.deadline_ms) / 1000,
+            shard_keys: admitted.sharded.as_ref().map(|s| s.keys.clone()).unwrap_or_default(),
         };
         // The spend. From here on the module sees data, so whatever happens the grant is
         // gone, and nothing leaves but what `conclude` builds.
-        self.state.lock().expect("state lock").grants.pending.remove(&job.query_digest);
+        {
+            let mut state = self.state.lock().expect("state lock");
+            state.grants.pending.remove(&job.query_digest);
+            state.shard_plans.remove(&job.query_digest);
+        }
         let diag = std::cell::RefCell::new(Diagnostics::default());
         let outcome = self.run_spent(spec, admitted, start, deadline, &diag);
         let sealed = self.seal_diagnostics(&job, &diag.into_inner());
@@ -474,16 +547,20 @@ impl Enclave {
         index_blob: Digest,
         now: u64,
     ) -> Result<Admitted, Refusal> {
-        let p = &self.policy;
+        let p = self.id.policy();
         let cost = crate::admission::check_query(p, spec)?;
         crate::admission::check_module_blob(spec, &module_blob)?;
-        let (grant, key) = {
+        let (grant, key, shard_plan) = {
             let state = self.state.lock().expect("state lock");
             let key = state.data_keys.get(&spec.dataset_digest).cloned();
             let grant =
                 crate::admission::check_grant_covers(spec, query_digest, &state.grants, key.is_some(), &cost, now)?;
-            (grant, key.expect("checked: the data key is released"))
+            (grant, key.expect("checked: the data key is released"), state.shard_plans.get(query_digest).cloned())
         };
+        if shard_plan.is_some() && spec.training.is_some() {
+            // DP-SGD samples from every unit at every step: a different protocol.
+            return Err(refuse(Code::BadShards, "training queries are not sharded"));
+        }
         let wasm = self.host.get_blob(&module_blob)?;
         let module = self.sandbox.admit(&wasm).map_err(|e| refuse(Code::ModuleRejected, e.to_string()))?;
         crate::admission::check_module(p, spec, &module_blob, &module.digest(), module.inputs())?;
@@ -491,8 +568,9 @@ impl Enclave {
         // sight of the job before the spend): they compile the module, a function of
         // public inputs, in a time that is nobody's business but the supervisor's.
         let label = spec.training.as_ref().map(|t| t.label.as_str());
+        // A coordinator scores nothing itself: its shards do.
         let workers = JobWorkers::start(
-            &self.workers,
+            if shard_plan.is_some() { &Workers::InProcess } else { &self.workers },
             &crate::workers::JobSpec {
                 sandbox: &self.sandbox,
                 module: &module,
@@ -521,13 +599,51 @@ impl Enclave {
         };
         let schedule =
             crate::admission::check_deadline(p, spec, training.as_ref().map(|t| (&t.plan, t.initial.len())))?;
-        Ok(Admitted { grant, key, module, index, schedule, acc, cost, training, workers })
+        let sharded = match shard_plan {
+            None => None,
+            Some(peers) => Some(self.attest_shards(spec, query_digest, &schedule, &peers, module_blob, index_blob)?),
+        };
+        Ok(Admitted { grant, key, module, index, schedule, acc, cost, training, workers, sharded })
+    }
+
+    /// Before the spend: the shards' public job (their reply instant leaves the merge and
+    /// the noise [`coordinator::RELEASE_TIME`] before the deadline, and must cover the
+    /// table's worst case), and every shard attested for it.
+    fn attest_shards(
+        &self,
+        spec: &QuerySpec,
+        query_digest: &Digest,
+        schedule: &Schedule,
+        peers: &[ShardPeer],
+        module_blob: Digest,
+        index_blob: Digest,
+    ) -> Result<Sharded, Refusal> {
+        let reserved = coordinator::REPORT_GRACE + coordinator::RELEASE_TIME;
+        let reply_after = Duration::from_millis(spec.deadline_ms)
+            .checked_sub(reserved)
+            .filter(|d| *d >= schedule.minimum)
+            .ok_or_else(|| {
+                let need = (schedule.minimum + reserved).as_millis() + 1;
+                refuse(Code::DeadlineTooShort, format!("a sharded job needs a deadline of at least {need} ms"))
+            })?;
+        let job = shard::JobBinding {
+            job_id: spec.job_id.clone(),
+            query_digest: *query_digest,
+            dataset_digest: spec.dataset_digest,
+            shards: peers.len() as u16,
+            round: Bytes(self.id.fresh_nonce().map_err(|e| refuse(Code::PlatformFailed, e.to_string()))?),
+            report_size: coordinator::REPORT_SIZE,
+            reply_after_ms: reply_after.as_millis() as u64,
+        };
+        let attested = coordinator::attest_all(&self.id, job, peers).map_err(|e| refuse(Code::ShardUnavailable, e))?;
+        let keys = peers.iter().map(|p| p.public_key.clone()).collect();
+        Ok(Sharded { attested, keys, module_blob, index_blob })
     }
 
     /// Owner-only diagnostics, sealed to the policy's key (fixed length), or nothing when
     /// the policy names no key.
     fn seal_diagnostics(&self, job: &SpentJob, d: &Diagnostics) -> Option<OwnerSealed> {
-        let key = self.policy.diagnostics_key.as_ref()?;
+        let key = self.id.policy().diagnostics_key.as_ref()?;
         let aad = protocol::diagnostics::job_aad(&job.query_digest, &job.grant.grant_id);
         // Sealing fails only if the system's randomness does; the record then carries none.
         protocol::diagnostics::seal(key.as_slice(), &aad, d).ok().map(OwnerSealed)
@@ -548,16 +664,19 @@ impl Enclave {
             diag.borrow_mut().failure = Some(format!("{why}: {e}"));
             JobFailed
         };
-        let Admitted { key, module, index, schedule, mut acc, training, mut workers, .. } = a;
+        let Admitted { key, module, index, schedule, mut acc, training, mut workers, sharded, .. } = a;
+        if let Some(sharded) = sharded {
+            return self.run_sharded(spec, key, acc, sharded, deadline, diag);
+        }
         let mut seed = [0u8; 32];
-        self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
+        self.id.platform().random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
         let mut units = UnitAssembler::new(
-            &self.policy.privacy_unit,
+            &self.id.policy().privacy_unit,
             UnitAssembler::needed_columns(spec),
-            self.policy.max_rows_per_unit,
+            self.id.policy().max_rows_per_unit,
             seed,
         );
-        let fuel = self.policy.sandbox.fuel_per_unit;
+        let fuel = self.id.policy().sandbox.fuel_per_unit;
         // The workers were started at admission; a job whose workers did not come up runs
         // on this thread instead (the same release), and only the owner learns why.
         if workers.ready().is_some() {
@@ -571,55 +690,29 @@ impl Enclave {
         let keep = training.is_some();
         let mut pending: Vec<protocol::table::RecordBatch> = Vec::new();
         let mut opener = Opener::new(key, spec.dataset_digest);
-        // Chunks are fetched on the public schedule by a thread of their own, whatever the
-        // scoring does: every chunk at its instant, never earlier, never later, even after a
-        // failure. Scoring reads them from a short queue; if it falls so far behind that the
-        // queue is full, the chunk is dropped (the fetch still happened on time) and the job
-        // fails at its deadline. So the host's view of the fetches is the schedule itself.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>, String>>(FETCH_QUEUE);
-        let overrun = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let chunks = &index.chunks;
-            let overrun = &overrun;
-            scope.spawn(move || {
-                for (i, digest) in chunks.iter().enumerate() {
-                    crate::boundary::sleep_until(start + schedule.fetch_at(i as u64));
-                    let blob = self.host.get_blob(digest).map_err(|e| e.to_string());
-                    match tx.try_send(blob) {
-                        Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
-                        Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                            overrun.store(true, std::sync::atomic::Ordering::SeqCst)
-                        }
-                    }
-                }
-            });
-            for i in 0..index.chunks.len() {
-                let blob = rx
-                    .recv()
-                    .map_err(|_| failed("schedule", &"the fetcher ended early"))?
-                    .map_err(|e| failed("host", &e))?;
-                if overrun.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Err(failed(
-                        "schedule",
-                        &format!("scoring fell {FETCH_QUEUE} chunks behind before chunk {i}"),
-                    ));
-                }
-                let chunk = decode_chunk(&blob).map_err(|e| failed("chunk", &e))?;
-                let batch = opener.open_next(chunk).map_err(|e| failed("ingest", &e))?;
-                if batch.rows as u64 > self.policy.rows_per_chunk {
-                    return Err(failed("ingest", &format!("chunk {i} holds more rows than the index declares")));
-                }
-                diag.borrow_mut().rows += batch.rows as u64;
-                units.push(&batch, |u| pending.push(u)).map_err(|e| failed("units", &e))?;
-                if keep {
-                    kept.append(&mut pending);
-                } else {
-                    scoring
-                        .push(std::mem::take(&mut pending), None, deadline, &mut acc, diag)
-                        .map_err(|e| failed("workers", &e))?;
-                }
+        // Chunks arrive on the public schedule (`crate::fetch`): the host's view of the
+        // reading is the schedule itself, whatever the scoring does.
+        let read = crate::fetch::on_schedule(&self.host, &index.chunks, start, &schedule, |i, blob| {
+            let chunk = decode_chunk(&blob).map_err(|e| failed("chunk", &e))?;
+            let batch = opener.open_next(chunk).map_err(|e| failed("ingest", &e))?;
+            if batch.rows as u64 > self.id.policy().rows_per_chunk {
+                return Err(failed("ingest", &format!("chunk {i} holds more rows than the index declares")));
+            }
+            diag.borrow_mut().rows += batch.rows as u64;
+            units.push(&batch, |u| pending.push(u)).map_err(|e| failed("units", &e))?;
+            if keep {
+                kept.append(&mut pending);
+            } else {
+                scoring
+                    .push(std::mem::take(&mut pending), None, deadline, &mut acc, diag)
+                    .map_err(|e| failed("workers", &e))?;
             }
             Ok(())
+        });
+        read.map_err(|e| match e {
+            crate::fetch::FetchError::Schedule(m) => failed("schedule", &m),
+            crate::fetch::FetchError::Host(m) => failed("host", &m),
+            crate::fetch::FetchError::Each(failed) => failed,
         })?;
         pending.extend(units.finish());
         if keep {
@@ -638,9 +731,8 @@ impl Enclave {
         if Instant::now() > deadline {
             return Err(failed("schedule", &"scoring ended after the deadline"));
         }
-        self.platform.random(&mut seed).map_err(|e| failed("platform randomness", &e))?;
-        let mut rng = dp::seeded_rng(seed);
         seed.zeroize();
+        let mut rng = self.noise_rng().map_err(|e| failed("platform randomness", &e))?;
         let Some(t) = training else {
             return acc.finish_dp(&mut rng).map_err(|e| failed("release", &e));
         };
@@ -682,6 +774,34 @@ impl Enclave {
             return Err(failed("schedule", &"training ended after the deadline"));
         }
         Ok(DpRelease::with_training(&t.plan, trained, &t.names, evaluation))
+    }
+
+    /// A sharded job after the spend: the shards read the data and report exact partials,
+    /// which are checked and merged here; the noise is added once, as for one enclave.
+    /// Why a shard failed goes only into the owner's sealed diagnostics.
+    fn run_sharded(
+        &self,
+        spec: &QuerySpec,
+        key: DataKey,
+        acc: Accumulator,
+        sharded: Sharded,
+        deadline: Instant,
+        diag: &std::cell::RefCell<Diagnostics>,
+    ) -> Result<DpRelease, JobFailed> {
+        let failed = |why: &str, e: &dyn std::fmt::Display| {
+            diag.borrow_mut().failure = Some(format!("{why}: {e}"));
+            JobFailed
+        };
+        let Sharded { attested, module_blob, index_blob, .. } = sharded;
+        let work = |shard: u16| shard::Work { shard, spec: spec.clone(), module_blob, index_blob, data_key: key.clone() };
+        let reports_by = deadline.checked_sub(coordinator::RELEASE_TIME).unwrap_or(deadline);
+        let acc = coordinator::collect(attested, work, acc, reports_by)
+            .map_err(|e| failed("shards", &format!("{}: {e}", e.code())))?;
+        if Instant::now() > deadline {
+            return Err(failed("schedule", &"the shards' reports were merged after the deadline"));
+        }
+        let mut rng = self.noise_rng().map_err(|e| failed("platform randomness", &e))?;
+        acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))
     }
 }
 

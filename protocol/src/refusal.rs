@@ -81,6 +81,9 @@ refusal_codes! {
     HostFailed = "host_failed": "The host did not serve a blob the request needs.",
     ReleaseFailed = "release_failed": "The query's DP parameters do not check.",
     PlatformFailed = "platform_failed": "The platform could not attest.",
+    ShardsNotGranted = "shards_not_granted": "Shards were named for a query whose grant was not released on this channel.",
+    BadShards = "bad_shards": "The named shards are too few or too many, repeated, or the query cannot be sharded (training).",
+    ShardUnavailable = "shard_unavailable": "A named shard could not be reached or attested, so no shard got work and nothing was spent.",
     TooManyChannels = "too_many_channels": "The enclave already serves its maximum number of channels; this one was closed before reading a request. Try again later.",
 }
 

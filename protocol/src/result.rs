@@ -83,4 +83,13 @@ pub struct JobResult {
     /// any data was read (not the clock when the job finished).
     pub released_at: u64,
     pub outputs: Vec<OutputRelease>,
+    /// A sharded job (docs/scale-out.md): the attested key of each shard enclave that held
+    /// a range of the units, in shard order, as the owner named them. Empty (and absent
+    /// from the encoding) for a job one enclave ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_keys: Vec<crate::Bytes>,
+    /// The noise came from a seed fixed on the command line (simulated platform only, for
+    /// tests that compare releases): this result protects no one. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_fixed_noise: bool,
 }

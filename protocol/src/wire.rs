@@ -25,6 +25,19 @@ pub enum ClientMessage {
     /// Owner, before releasing a key: the enclave's current checkpoint and a consistency
     /// proof from the tree size of the checkpoint the owner holds (0: none held yet).
     ProveLog { old_size: u64 },
+    /// Owner, on the channel that released the key and grant of this query: run it across
+    /// these shard enclaves (docs/scale-out.md), each of which the owner attested itself;
+    /// this enclave then coordinates (attests them, merges their exact partials, adds the
+    /// noise once) instead of reading the data itself.
+    NameShards { query_digest: Digest, shards: Vec<ShardPeer> },
+}
+
+/// A shard enclave as the owner attested it: where it listens, and the key its evidence
+/// named. The coordinator accepts on that endpoint only an enclave with that key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPeer {
+    pub endpoint: String,
+    pub public_key: Bytes,
 }
 
 /// Enclave → client.
@@ -53,6 +66,11 @@ pub enum EnclaveMessage {
     /// refused the append.
     JobFailed {
         receipt: Option<LogReceipt>,
+    },
+    /// The shards named for this query will run it.
+    ShardsNamed {
+        query_digest: Digest,
+        shards: u16,
     },
     /// The current checkpoint and the consistency proof asked for by `ProveLog` (empty
     /// when the old size is 0 or equals the current size).

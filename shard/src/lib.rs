@@ -21,4 +21,4 @@ pub mod wire;
 pub use assign::{Plan, UnitRange};
 pub use collect::{Collect, ShardError};
 pub use report::{Partial, Report};
-pub use wire::{JobBinding, Outcome, PeerMessage, Role, RunRequest, ShardPeer, ShardedResult, Work};
+pub use wire::{JobBinding, PeerMessage, Role, ShardPeer, Work};

@@ -99,65 +99,11 @@ pub enum PeerMessage {
     Refused {
         reason: String,
     },
-    /// Owner to coordinator, on an attested channel: run this job over these shards.
-    Run(Box<RunRequest>),
-    /// Coordinator to owner, at the job's public reply instant.
-    Outcome(Box<Outcome>),
 }
 
-/// A shard as the owner attested it: where the host routes to it, and its attested key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShardPeer {
-    pub endpoint: String,
-    pub public_key: Bytes,
-}
-
-/// The owner's job for a coordinator.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRequest {
-    pub spec: QuerySpec,
-    pub module_blob: Digest,
-    pub index_blob: Digest,
-    pub data_key: DataKey,
-    /// Shard i of the job is `shards[i]`.
-    pub shards: Vec<ShardPeer>,
-    pub report_size: u32,
-    pub reply_after_ms: u64,
-}
-
-/// What a coordinator answers its owner.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The signed [`ShardedResult`].
-    Released { result: protocol::signing::Signed },
-    /// After work was sent to the shards (data may have been read): the job failed and
-    /// nothing was released. `code` is [`crate::ShardError::code`] or a stage name; the
-    /// owner alone receives it (in the full design, sealed to the owner's key).
-    Failed { code: String, message: String },
-    /// Before any work was sent (no data read): refused, with a precise reason.
-    Refused { reason: String },
-}
-
-/// Context of a coordinator's signature over a [`ShardedResult`].
-pub const RESULT_CONTEXT: &str = "cleanroom/sharded-result/v1";
-
-/// A sharded job's release, as the coordinator signs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardedResult {
-    pub job_id: String,
-    pub query_digest: Digest,
-    pub dataset_digest: Digest,
-    pub policy_digest: Digest,
-    /// The attested key of shard i, in order: which enclaves held the units.
-    pub shard_keys: Vec<Bytes>,
-    pub platform: protocol::platform::Platform,
-    pub simulated: bool,
-    /// The noise came from a seed given on the command line (simulated platform only, for
-    /// tests that compare releases): this release protects nothing.
-    pub insecure_fixed_noise: bool,
-    pub outputs: Vec<protocol::result::OutputRelease>,
-}
+/// A shard as the owner attested it (the owner names it to the coordinator with
+/// `ClientMessage::NameShards`).
+pub use protocol::wire::ShardPeer;
 
 /// What a peer's evidence binds (its user data; folded into REPORT_DATA on SEV-SNP).
 pub fn evidence_binding(

@@ -61,6 +61,8 @@ pub struct Identity {
     policy: Policy,
     policy_digest: Digest,
     image: ImageReference,
+    /// The evidence taken at boot, bound to the policy and the key (no nonce).
+    boot: Vec<u8>,
     tls: Arc<rustls::ServerConfig>,
 }
 
@@ -69,8 +71,10 @@ fn now_ms() -> u64 {
 }
 
 impl Identity {
-    /// Boot as the supervisor does: a key from the platform's randomness, the policy
-    /// measured into PCR16 and locked, and this enclave's image read from its own evidence.
+    /// Boot: an ephemeral key from the platform's randomness, the policy measured into
+    /// PCR16 and locked, evidence of both, and this enclave's image read from that evidence
+    /// (what every peer, and every earlier signer of the audit log, must also run). The
+    /// supervisor (`service::Enclave`) and both sharded roles start here.
     pub fn boot(platform: Box<dyn Platform>, policy: Policy) -> Result<Identity, PeerError> {
         let mut seed = [0u8; 32];
         platform.random(&mut seed)?;
@@ -89,7 +93,7 @@ impl Identity {
         )
         .map_err(|e| PeerError::OwnEvidence(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
-        Ok(Identity { platform, key, policy, policy_digest, image, tls })
+        Ok(Identity { platform, key, policy, policy_digest, image, boot, tls })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -97,6 +101,16 @@ impl Identity {
     }
     pub fn policy_digest(&self) -> Digest {
         self.policy_digest
+    }
+    /// For callers that hold references with the identity's lifetime.
+    pub fn policy_digest_ref(&self) -> &Digest {
+        &self.policy_digest
+    }
+    pub fn image(&self) -> &ImageReference {
+        &self.image
+    }
+    pub fn boot_evidence(&self) -> &[u8] {
+        &self.boot
     }
     pub fn public_key(&self) -> Vec<u8> {
         self.key.public_key()
@@ -217,8 +231,6 @@ pub fn message_name(m: &PeerMessage) -> &'static str {
         PeerMessage::Work(_) => "work",
         PeerMessage::Report(_) => "report",
         PeerMessage::Refused { .. } => "refused",
-        PeerMessage::Run(_) => "run",
-        PeerMessage::Outcome(_) => "outcome",
     }
 }
 

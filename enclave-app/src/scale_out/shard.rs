@@ -119,12 +119,13 @@ impl ShardService {
             other => return Err(PeerError::Unexpected(message_name(&other)).into()),
         };
         // The reply instant counts from here: a function of when the work arrived only.
-        let reply_at = Instant::now() + Duration::from_millis(job.reply_after_ms);
+        let arrived = Instant::now();
+        let reply_at = arrived + Duration::from_millis(job.reply_after_ms);
         if let Err(e) = check_work(&job, &work) {
             let _ = transport::send(&mut tls, &PeerMessage::Refused { reason: e.to_string() });
             return Err(e);
         }
-        let report = self.run(&job, work, reply_at);
+        let report = self.run(&job, work, arrived, reply_at);
         let padded = report
             .to_padded(job.report_size)
             .or_else(|_| Report::Failed { job: job_digest, shard: shard_of_report(&report) }.to_padded(job.report_size))
@@ -140,12 +141,12 @@ impl ShardService {
     /// The work on a thread of its own; whatever it has by `reply_at` is the report. The
     /// reply never waits for the work: a late work thread is left to stop (the sandbox
     /// starts no unit after the deadline) and its result is dropped.
-    fn run(self: &Arc<Self>, job: &JobBinding, work: Work, reply_at: Instant) -> Report {
+    fn run(self: &Arc<Self>, job: &JobBinding, work: Work, arrived: Instant, reply_at: Instant) -> Report {
         let failed = Report::Failed { job: job.digest(), shard: work.shard };
         let (tx, rx) = mpsc::channel();
         let (me, job) = (self.clone(), job.clone());
         let spawned = std::thread::Builder::new().name("shard-work".into()).spawn(move || {
-            let _ = tx.send(me.partial(&job, &work, reply_at));
+            let _ = tx.send(me.partial(&job, &work, arrived, reply_at));
         });
         if spawned.is_err() {
             return failed;
@@ -159,7 +160,7 @@ impl ShardService {
 
     /// Read every chunk (authenticated, in order), keep the units of this shard's range,
     /// score each in a fresh sandbox instance, absorb it.
-    fn partial(&self, job: &JobBinding, work: &Work, deadline: Instant) -> Result<Partial, String> {
+    fn partial(&self, job: &JobBinding, work: &Work, started: Instant, deadline: Instant) -> Result<Partial, String> {
         let policy = self.id.policy();
         let spec = &work.spec;
         let plan = Plan::new(job.shards).map_err(|e| e.to_string())?;
@@ -195,16 +196,25 @@ impl ShardService {
                 Err(_) => acc.add_absent(),
             }
         };
+        // The host sees this shard's reads: they follow the policy's public schedule from
+        // the work's arrival, as a single enclave's do, never the scoring.
+        let schedule = release::training::schedule(spec, policy, None).ok_or("the schedule overflows")?;
+        if started + schedule.minimum > deadline {
+            return Err("the reply instant is before the schedule's worst case".into());
+        }
         let mut pending = Vec::new();
-        for digest in &index.chunks {
-            let blob = self.host.get_blob(digest).map_err(|e| e.to_string())?;
+        crate::fetch::on_schedule(&self.host, &index.chunks, started, &schedule, |_, blob| {
             let chunk = decode_chunk(&blob).map_err(|e| e.to_string())?;
             let batch = opener.open_next(chunk).map_err(|e| e.to_string())?;
             units.push(&batch, |u| pending.push(u)).map_err(|e| e.to_string())?;
             for u in pending.drain(..) {
                 mine(u, &mut acc);
             }
-        }
+            Ok::<(), String>(())
+        })
+        .map_err(|e| match e {
+            crate::fetch::FetchError::Schedule(m) | crate::fetch::FetchError::Host(m) | crate::fetch::FetchError::Each(m) => m,
+        })?;
         if let Some(u) = units.finish() {
             mine(u, &mut acc);
         }
