@@ -152,7 +152,12 @@ mod tests {
         let blobs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10]).collect();
         let chunks: Vec<Digest> = blobs.iter().map(|b| Digest::of(b.as_slice())).collect();
         let (host, _seen, _dir) = host(blobs);
-        let s = Schedule { setup: Duration::ZERO, chunk_slot: Duration::from_millis(5), chunks: 8, minimum: Duration::ZERO };
+        let s = Schedule {
+            setup: Duration::ZERO,
+            chunk_slot: Duration::from_millis(5),
+            chunks: 8,
+            minimum: Duration::ZERO,
+        };
         let r = on_schedule::<()>(&host, &chunks, Instant::now(), &s, |_, _| {
             std::thread::sleep(Duration::from_millis(40));
             Ok(())

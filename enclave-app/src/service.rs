@@ -352,12 +352,7 @@ impl Enclave {
     }
 
     /// Accept a data key and a grant; returns the reply and the query the grant covers.
-    fn release_key(
-        &self,
-        dataset: Digest,
-        key: DataKey,
-        grant: &Signed,
-    ) -> Result<(EnclaveMessage, Digest), Refusal> {
+    fn release_key(&self, dataset: Digest, key: DataKey, grant: &Signed) -> Result<(EnclaveMessage, Digest), Refusal> {
         let now = now_secs();
         let mut state = self.state.lock().expect("state lock");
         let public_key = self.id.key().public_key();
@@ -793,7 +788,8 @@ impl Enclave {
             JobFailed
         };
         let Sharded { attested, module_blob, index_blob, .. } = sharded;
-        let work = |shard: u16| shard::Work { shard, spec: spec.clone(), module_blob, index_blob, data_key: key.clone() };
+        let work =
+            |shard: u16| shard::Work { shard, spec: spec.clone(), module_blob, index_blob, data_key: key.clone() };
         let reports_by = deadline.checked_sub(coordinator::RELEASE_TIME).unwrap_or(deadline);
         let acc = coordinator::collect(attested, work, acc, reports_by)
             .map_err(|e| failed("shards", &format!("{}: {e}", e.code())))?;

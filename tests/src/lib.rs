@@ -791,6 +791,10 @@ impl EvilRelay {
                             rec.lock().unwrap().push("submit_job".into());
                             EnclaveMessage::Error { code: protocol::refusal::RefusalCode::Unknown, message: "x".into() }
                         }
+                        (ClientMessage::NameShards { .. }, _) => {
+                            rec.lock().unwrap().push("name_shards".into());
+                            EnclaveMessage::Error { code: protocol::refusal::RefusalCode::Unknown, message: "x".into() }
+                        }
                     };
                     if transport::send(&mut tls, &reply).is_err() {
                         break;

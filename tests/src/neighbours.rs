@@ -567,6 +567,7 @@ fn variant(m: &EnclaveMessage) -> String {
         EnclaveMessage::JobResult { .. } => "job_result".into(),
         EnclaveMessage::JobFailed { receipt } => format!("job_failed receipt={}", receipt.is_some()),
         EnclaveMessage::LogProof { .. } => "log_proof".into(),
+        EnclaveMessage::ShardsNamed { shards, .. } => format!("shards_named {shards}"),
         EnclaveMessage::Error { code, message } => format!("error {code}: {message}"),
     }
 }

@@ -1,9 +1,12 @@
-//! Scale-out across enclaves (issue 18, docs/scale-out.md), with real processes: one
-//! host proxy (the untrusted blob store), one `enclave-app coordinator` and three
-//! `enclave-app shard` processes on the simulated platform, speaking the real attested
-//! TLS channels over TCP. The test plays the owner: it attests every shard and the
-//! coordinator against the PCR0 of the enclave-app binary and the policy, then hands the
-//! coordinator the job, the data key and the shards' attested keys.
+//! Scale-out across enclaves (issue 18, docs/scale-out.md), with real processes: the
+//! host proxy with the ordinary supervisor (`enclave-app`, which coordinates when the
+//! owner names shards for a query) and three `enclave-app shard` processes, on the
+//! simulated platform, over the real attested TLS channels on TCP.
+//!
+//! The owner attests every shard, releases the data key and the query's grant to the
+//! coordinator as to any enclave, and names the shards on that same channel; the provider
+//! submits the job with its proof of possession. The spend, the noise, the signed result,
+//! the audit record and the owner's sealed diagnostics are the single enclave's.
 //!
 //! Misbehaving shards are played by [`SimulatedAdversary`]: a compromised shard that still
 //! holds valid (simulated, hence forgeable) evidence for the right image. It sits between
@@ -11,30 +14,36 @@
 //! replays the real shard's report. It speaks the protocol directly; it is not in any
 //! enclave binary.
 //!
-//! Not integrated here (see docs/scale-out.md): the owner's budget grant and ledger, and
-//! the audit log. The noise seed is fixed with `--insecure-noise-seed` (simulated only) so
-//! releases can be compared.
+//! The coordinator's noise seed is fixed with `--insecure-noise-seed` (simulated only),
+//! so a sharded release can be compared with the single enclave's release of the same
+//! query bit for bit.
 
 use cleanroom_e2e::*;
 use enclave_app::platform::SimulatedPlatform;
 use enclave_app::scale_out::peer::{client_config, exporter, server_name, Identity};
+use protocol::grant::GRANT_CONTEXT;
+use protocol::result::JobResult;
+use protocol::wire::{ClientMessage, EnclaveMessage, ShardPeer};
 use protocol::{Bytes, Digest};
 use shard::report::Report;
-use shard::wire::{evidence_binding, JobBinding, Outcome, PeerMessage, Role, RunRequest, ShardPeer, ShardedResult};
+use shard::wire::{evidence_binding, JobBinding, PeerMessage, Role};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SEED: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
-const REPLY_AFTER_MS: u64 = 10_000;
-const REPORT_SIZE: u32 = 256 * 1024;
+/// The owner's diagnostics secret in these tests (the policy holds its public half).
+const DIAGNOSTICS_SECRET: [u8; 32] = [7; 32];
+/// The least deadline of every job here: the shards report 2 s before it (the
+/// coordinator's grace and release time).
+const DEADLINE_MS: u64 = 8_000;
 
-/// One enclave-app process in a sharded role.
+/// One `enclave-app shard` process.
 struct Node {
     child: Child,
     endpoint: String,
-    key: Vec<u8>,
 }
 
 impl Drop for Node {
@@ -44,28 +53,24 @@ impl Drop for Node {
     }
 }
 
-fn spawn(w: &World, role: &str, extra: &[&str]) -> Node {
+fn spawn_shard(w: &World) -> Node {
     let mut child = Command::new(bin("enclave-app"))
-        .arg(role)
+        .arg("shard")
         .args(["--platform", "simulated", "--listen", "tcp:127.0.0.1:0"])
         .arg("--host")
         .arg(format!("unix:{}", w.store.join("run/host.sock").display()))
         .arg("--policy")
         .arg(&w.policy)
-        .args(extra)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start enclave-app");
+        .expect("start enclave-app shard");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let first = lines.next().expect("a first line").expect("utf-8");
     // Keep draining stderr so the process never blocks on it.
     std::thread::spawn(move || for _ in lines {});
-    let field = |name: &str| {
-        first.split(' ').find_map(|f| f.strip_prefix(name)).unwrap_or_else(|| panic!("{name} in {first:?}")).to_string()
-    };
     let endpoint = first.rsplit(' ').next().expect("endpoint").to_string();
-    Node { child, endpoint, key: hex::decode(field("key=")).expect("hex key") }
+    Node { child, endpoint }
 }
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, transport::Stream>;
@@ -83,19 +88,19 @@ fn connect(endpoint: &str) -> (Tls, [u8; 32], Arc<enclave_app::scale_out::peer::
     (tls, ex, recorder)
 }
 
-/// The owner attests the enclave at `endpoint` in `role`: its evidence must show the
-/// enclave-app image (PCR0), the policy (PCR16), our nonce, this channel and its key.
-/// Returns the channel and the attested key.
-fn owner_attest(w: &World, endpoint: &str, role: Role) -> (Tls, Vec<u8>) {
+/// The owner attests the shard at `endpoint`: its evidence must show the enclave-app
+/// image (PCR0), the policy (PCR16), our nonce, this channel and its key. Returns the
+/// attested key, which the owner then names to the coordinator.
+fn owner_attests_shard(w: &World, endpoint: &str) -> ShardPeer {
     use attestation_verifier::{verify_evidence, Expectations, NitroExpectations, Options, Platform, UnixTime};
     let (mut tls, ex, recorder) = connect(endpoint);
     let nonce = Digest::of(format!("owner nonce for {endpoint}").as_bytes()).0.to_vec();
     transport::send(&mut tls, &PeerMessage::Hello { job: None, nonce: Bytes(nonce.clone()) }).unwrap();
     let reply: PeerMessage = transport::recv(&mut tls).unwrap();
-    let PeerMessage::Evidence { role: r, document, public_key, policy_digest, .. } = reply else {
+    let PeerMessage::Evidence { role, document, public_key, policy_digest, .. } = reply else {
         panic!("no evidence from {endpoint}")
     };
-    assert_eq!(r, role);
+    assert_eq!(role, Role::Shard);
     let policy: Digest = w.policy_digest.parse().unwrap();
     assert_eq!(policy_digest, policy);
     let binding = evidence_binding(role, &nonce, &ex, &public_key.0, &policy, &Digest::default());
@@ -112,96 +117,120 @@ fn owner_attest(w: &World, endpoint: &str, role: Role) -> (Tls, Vec<u8>) {
     let opts = Options { allow_simulated: true, allow_debug: false };
     verify_evidence(Platform::Simulated, &document.0, &expect, &opts, now).expect("the owner verifies the evidence");
     assert!(recorder.certifies(&public_key.0), "TLS terminates in the attested enclave");
-    (tls, public_key.0)
+    ShardPeer { endpoint: endpoint.to_string(), public_key }
 }
 
-struct Job {
-    request: RunRequest,
-}
-
-fn job(w: &World, name: &str) -> Job {
-    let q = w.query(name, &credit_lr_wasm());
-    let spec = w.read_query(&q);
-    let module_blob = w.upload_file(&credit_lr_wasm());
-    let keys = owner_prep::keystore::KeyStore::open(&w.keys).expect("owner key store");
-    let data_key = keys.data_key(&spec.dataset_digest).expect("the dataset's key");
-    Job {
-        request: RunRequest {
-            spec,
-            module_blob,
-            index_blob: w.index.parse().unwrap(),
-            data_key,
-            shards: Vec::new(),
-            report_size: REPORT_SIZE,
-            reply_after_ms: REPLY_AFTER_MS,
-        },
-    }
-}
-
-/// The owner attests every shard endpoint, then the coordinator, and runs the job.
-/// Returns the outcome and how long after the request it arrived.
-fn run(w: &World, coordinator: &Node, shards: &[String], j: &Job) -> (Outcome, Duration) {
-    let mut request = j.request.clone();
-    request.shards = shards
-        .iter()
-        .map(|ep| ShardPeer { endpoint: ep.clone(), public_key: Bytes(owner_attest(w, ep, Role::Shard).1) })
-        .collect();
-    let (mut tls, key) = owner_attest(w, &coordinator.endpoint, Role::Coordinator);
-    assert_eq!(key, coordinator.key);
-    let start = Instant::now();
-    transport::send(&mut tls, &PeerMessage::Run(Box::new(request))).unwrap();
-    let reply: PeerMessage = transport::recv(&mut tls).unwrap();
-    let PeerMessage::Outcome(o) = reply else { panic!("no outcome: {reply:?}") };
-    (*o, start.elapsed())
-}
-
-fn released(o: &Outcome, coordinator: &Node) -> ShardedResult {
-    let Outcome::Released { result } = o else { panic!("expected a release, got {o:?}") };
-    result.verify(shard::wire::RESULT_CONTEXT, &coordinator.key).expect("signed by the attested coordinator");
-    protocol::from_cbor(result.payload.as_slice()).expect("a sharded result")
-}
-
-fn failed_code(o: &Outcome) -> &str {
-    match o {
-        Outcome::Failed { code, message } => {
-            eprintln!("job failed as expected: {code}: {message}");
-            code
-        }
-        other => panic!("expected a failure without release, got {other:?}"),
-    }
-}
-
+/// A world whose enclave draws its noise from [`SEED`] and seals diagnostics to the
+/// test's owner key.
 fn world() -> World {
-    World::start(WorldOptions::default())
+    let diagnostics = hex::encode(protocol::diagnostics::public_key(&DIAGNOSTICS_SECRET));
+    World::start(WorldOptions {
+        budget: "20",
+        policy_args: vec!["--diagnostics-key".into(), diagnostics],
+        proxy_args: vec![format!("--enclave-arg=--insecure-noise-seed={SEED}")],
+        ..Default::default()
+    })
 }
 
 fn shards(w: &World, n: usize) -> Vec<Node> {
-    (0..n).map(|_| spawn(w, "shard", &[])).collect()
+    (0..n).map(|_| spawn_shard(w)).collect()
 }
 
-fn coordinator(w: &World) -> Node {
-    spawn(w, "coordinator", &["--insecure-noise-seed", SEED])
+/// A credit-lr query named `name` with the test's deadline.
+fn query(w: &World, name: &str) -> std::path::PathBuf {
+    w.query_with(name, &credit_lr_wasm(), &format!("{name}.toml"), |q: &mut protocol::job::QuerySpec| {
+        // Room for the coordinator's grace and release time after the shards' worst case.
+        q.deadline_ms = (q.deadline_ms + 2_000).max(DEADLINE_MS);
+    })
 }
 
-#[test]
-/// The comparison is with one shard running the same code, not with the single-enclave
-/// service (`service.rs` draws its noise from the platform and takes no test seed).
-fn a_three_shard_release_equals_the_one_shard_release_with_the_same_noise() {
-    let w = world();
-    let c = coordinator(&w);
-    let j = job(&w, "sharded");
-    let three = shards(&w, 3);
-    let eps: Vec<String> = three.iter().map(|n| n.endpoint.clone()).collect();
-    let (o3, took) = run(&w, &c, &eps, &j);
-    let r3 = released(&o3, &c);
-    assert!(took >= Duration::from_millis(REPLY_AFTER_MS), "the reply leaves at its instant, not before ({took:?})");
-    let one = shards(&w, 1);
-    let (o1, _) = run(&w, &c, &[one[0].endpoint.clone()], &j);
-    let r1 = released(&o1, &c);
-    assert!(!r3.outputs.is_empty());
-    assert_eq!(r3.outputs, r1.outputs, "three shards release exactly what one enclave releases");
-    assert_eq!(r3.shard_keys.len(), 3);
-    assert!(r3.simulated && r3.insecure_fixed_noise);
+/// The owner's side: attest the coordinator, grant the query through the ledger, release
+/// the key and the grant, and (for a sharded job) name the shards on the same channel.
+/// Returns the coordinator's reply to the naming (or `None` for an unsharded job).
+fn owner_releases(w: &World, query: &Path, shards: &[ShardPeer]) -> Option<EnclaveMessage> {
+    let spec = w.read_query(query);
+    let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
+    let mut c = raw_enclave_client(&w.front);
+    transport::send(&mut c, &ClientMessage::Attest { nonce: Bytes(vec![5; 32]) }).unwrap();
+    let enclave_key = match transport::recv(&mut c).unwrap() {
+        EnclaveMessage::Evidence { public_key, .. } => public_key.0,
+        other => panic!("{other:?}"),
+    };
+    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let grant = cleanroom::review::grant_for_query(
+        &mut ledger::Ledger::open(&w.ledger).unwrap(),
+        &policy,
+        &spec,
+        &enclave_key,
+        now,
+        600,
+    )
+    .expect("the ledger issues the grant");
+    let msg = ClientMessage::ReleaseKey {
+        dataset_digest: policy.dataset_digest,
+        data_key: ks.data_key(&policy.dataset_digest).unwrap(),
+        grant: ks.signing_key().sign(GRANT_CONTEXT, &grant),
+    };
+    transport::send(&mut c, &msg).unwrap();
+    let reply: EnclaveMessage = transport::recv(&mut c).unwrap();
+    assert!(matches!(reply, EnclaveMessage::KeyAccepted { .. }), "{reply:?}");
+    if shards.is_empty() {
+        return None;
+    }
+    let msg = ClientMessage::NameShards { query_digest: spec.digest(), shards: shards.to_vec() };
+    transport::send(&mut c, &msg).unwrap();
+    Some(transport::recv(&mut c).unwrap())
+}
+
+/// The provider submits the query; the raw reply, with how long it took.
+fn provider_submits(w: &World, query: &Path) -> RawReply {
+    let spec = w.read_query(query);
+    let blob = w.upload_file(&credit_lr_wasm());
+    w.raw_submit(&spec, blob, &w.index, &w.provider_signing_key())
+}
+
+/// Owner and provider, one sharded (or, with no shards, single-enclave) job.
+fn run(w: &World, name: &str, shards: &[ShardPeer]) -> RawReply {
+    let q = query(w, name);
+    if let Some(named) = owner_releases(w, &q, shards) {
+        assert!(
+            matches!(named, EnclaveMessage::ShardsNamed { shards: n, .. } if n as usize == shards.len()),
+            "{named:?}"
+        );
+    }
+    provider_submits(w, &q)
+}
+
+fn released(w: &World, reply: &RawReply) -> JobResult {
+    match &reply.message {
+        EnclaveMessage::JobResult { result, .. } => result.decode().expect("a signed result"),
+        other => panic!("expected a release, got {other:?}\n{}", w.host_log()),
+    }
+}
+
+/// The reply is `job_failed` (nothing else leaves), at the deadline; returns why, from
+/// the owner's sealed diagnostics in the job's audit record.
+fn failed_why(w: &World, reply: &RawReply) -> String {
+    assert!(matches!(reply.message, EnclaveMessage::JobFailed { .. }), "expected job_failed, got {:?}", reply.message);
+    assert!(
+        reply.elapsed >= Duration::from_millis(DEADLINE_MS),
+        "a failure leaves at the deadline ({:?})",
+        reply.elapsed
+    );
+    let rec = w.audit_records().into_iter().last().expect("the job's record");
+    assert_eq!(rec.outcome, "job_failed");
+    let sealed: protocol::diagnostics::SealedDiagnostics =
+        protocol::from_cbor(rec.diagnostics.as_ref().expect("sealed diagnostics").as_slice()).unwrap();
+    let aad = protocol::diagnostics::job_aad(rec.query_digest.as_ref().unwrap(), rec.grant_id.as_ref().unwrap());
+    let d = protocol::diagnostics::open(&DIAGNOSTICS_SECRET, &aad, &sealed).expect("the owner opens its diagnostics");
+    let why = d.failure.expect("a failure reason");
+    eprintln!("job failed as expected; the owner reads: {why}");
+    why
+}
+
+fn attested(w: &World, nodes: &[Node]) -> Vec<ShardPeer> {
+    nodes.iter().map(|n| owner_attests_shard(w, &n.endpoint)).collect()
 }
 
 /// What the simulated adversary does to the real shard's report.
@@ -305,60 +334,117 @@ fn relay(id: &Identity, s: transport::Stream, real: &str, lie: Lie, remembered: 
 }
 
 #[test]
+/// The single enclave's own release (`service.rs` reading every chunk itself) and the
+/// release of the same query spread over three shards and merged by the same enclave,
+/// with the same fixed noise seed: equal bit for bit, value and noise term alike.
+fn a_three_shard_release_equals_the_single_enclave_release_with_the_same_noise() {
+    let w = world();
+    let three = shards(&w, 3);
+    let single = released(&w, &run(&w, "single", &[]));
+    let reply = run(&w, "sharded", &attested(&w, &three));
+    assert!(
+        reply.elapsed >= Duration::from_millis(DEADLINE_MS),
+        "the reply leaves at the deadline ({:?})",
+        reply.elapsed
+    );
+    let sharded = released(&w, &reply);
+    assert!(!single.outputs.is_empty());
+    assert_eq!(sharded.outputs, single.outputs, "three shards release exactly what one enclave releases");
+    assert!(single.shard_keys.is_empty());
+    assert_eq!(sharded.shard_keys, attested_keys(&three, &w), "the result names the shards the owner attested");
+    assert!(sharded.simulated && sharded.insecure_fixed_noise);
+    // One budget and one audit log: each job spent its grant once, in the coordinator's log.
+    let events = w.audit_events();
+    assert_eq!(events.iter().filter(|e| e.as_str() == "job_released").count(), 2, "{events:?}");
+}
+
+fn attested_keys(nodes: &[Node], w: &World) -> Vec<Bytes> {
+    attested(w, nodes).into_iter().map(|p| p.public_key).collect()
+}
+
+#[test]
 fn a_shard_that_lies_about_its_units_fails_the_job_with_no_release() {
     let w = world();
-    let c = coordinator(&w);
     let real = shards(&w, 3);
     let adversary = SimulatedAdversary::start(&w, &real[1]);
-    let eps = vec![real[0].endpoint.clone(), adversary.endpoint.clone(), real[2].endpoint.clone()];
+    let mut peers = attested(&w, &real);
+    peers[1] = owner_attests_shard(&w, &adversary.endpoint);
     // Through the adversary relaying honestly, the job succeeds: the harness itself is sound.
-    let (o, _) = run(&w, &c, &eps, &job(&w, "relayed"));
-    released(&o, &c);
+    released(&w, &run(&w, "relayed", &peers));
     for (lie, code) in [
         (Lie::WrongRange, "wrong_range"),
         (Lie::UnitCount, "unit_count_mismatch"),
         (Lie::Overlap, "units_outside_range"),
     ] {
         adversary.set(lie);
-        let (o, took) = run(&w, &c, &eps, &job(&w, &format!("lie-{code}")));
-        assert_eq!(failed_code(&o), code, "{lie:?}");
-        assert!(took >= Duration::from_millis(REPLY_AFTER_MS), "a failure leaves at the same instant ({took:?})");
+        let why = failed_why(&w, &run(&w, &format!("lie-{code}"), &peers));
+        assert!(why.starts_with(&format!("shards: {code}")), "{lie:?}: {why}");
     }
 }
 
 #[test]
-fn a_replayed_report_from_an_earlier_job_or_round_is_caught() {
+fn a_replayed_report_from_an_earlier_job_is_caught() {
     let w = world();
-    let c = coordinator(&w);
     let real = shards(&w, 3);
     let adversary = SimulatedAdversary::start(&w, &real[2]);
-    let eps = vec![real[0].endpoint.clone(), real[1].endpoint.clone(), adversary.endpoint.clone()];
-    let first = job(&w, "replay-source");
-    let (o, _) = run(&w, &c, &eps, &first);
-    released(&o, &c);
+    let mut peers = attested(&w, &real);
+    peers[2] = owner_attests_shard(&w, &adversary.endpoint);
+    released(&w, &run(&w, "replay-source", &peers));
     adversary.set(Lie::Replay);
-    // A later job, and the very same job again (a fresh round): both refuse the old report.
-    let (o, _) = run(&w, &c, &eps, &job(&w, "replay-target"));
-    assert_eq!(failed_code(&o), "replayed_report");
-    let (o, _) = run(&w, &c, &eps, &first);
-    assert_eq!(failed_code(&o), "replayed_report");
+    let why = failed_why(&w, &run(&w, "replay-target", &peers));
+    assert!(why.starts_with("shards: replayed_report"), "{why}");
 }
 
 #[test]
 fn a_shard_that_dies_mid_job_fails_the_job_with_no_partial_release() {
     let w = world();
-    let c = coordinator(&w);
     let mut real = shards(&w, 3);
-    let eps: Vec<String> = real.iter().map(|n| n.endpoint.clone()).collect();
-    let j = job(&w, "dies");
+    let peers = attested(&w, &real);
+    let q = query(&w, "dies");
+    owner_releases(&w, &q, &peers);
     let victim = real.remove(1);
     let killer = std::thread::spawn(move || {
         // After the work went out (attestation takes well under this), before the reports.
-        std::thread::sleep(Duration::from_millis(REPLY_AFTER_MS / 2));
+        std::thread::sleep(Duration::from_millis(DEADLINE_MS / 2));
         drop(victim);
     });
-    let (o, took) = run(&w, &c, &eps, &j);
+    let reply = provider_submits(&w, &q);
     killer.join().unwrap();
-    assert_eq!(failed_code(&o), "shard_lost");
-    assert!(took >= Duration::from_millis(REPLY_AFTER_MS), "the failure leaves at the reply instant ({took:?})");
+    let why = failed_why(&w, &reply);
+    assert!(why.starts_with("shards: shard_lost"), "{why}");
+}
+
+#[test]
+fn shards_are_named_only_by_the_owner_of_the_grant_and_a_missing_shard_spends_nothing() {
+    let w = world();
+    let real = shards(&w, 2);
+    let peers = attested(&w, &real);
+    // The owner released the query's grant on its own channel; another channel (the
+    // provider's, say, or the host's) names shards for it: refused.
+    let q = query(&w, "not-granted-here");
+    let spec = w.read_query(&q);
+    assert!(owner_releases(&w, &q, &[]).is_none());
+    let mut c = raw_enclave_client(&w.front);
+    transport::send(&mut c, &ClientMessage::Attest { nonce: Bytes(vec![6; 32]) }).unwrap();
+    let _: EnclaveMessage = transport::recv(&mut c).unwrap();
+    transport::send(&mut c, &ClientMessage::NameShards { query_digest: spec.digest(), shards: peers.clone() }).unwrap();
+    let reply: EnclaveMessage = transport::recv(&mut c).unwrap();
+    assert!(matches!(&reply, EnclaveMessage::Error { code, .. } if code.as_str() == "shards_not_granted"), "{reply:?}");
+    // A shard named twice: refused.
+    let twice = vec![peers[0].clone(), peers[0].clone()];
+    let named = owner_releases(&w, &query(&w, "twice"), &twice).unwrap();
+    assert!(matches!(&named, EnclaveMessage::Error { code, .. } if code.as_str() == "bad_shards"), "{named:?}");
+    // A named shard that is gone by the submission: refused before the spend, with the
+    // reason, and the grant is still pending (nothing spent, nothing logged as spent).
+    let q = query(&w, "gone");
+    owner_releases(&w, &q, &peers);
+    drop(real);
+    let before = w.audit_events();
+    let reply = provider_submits(&w, &q);
+    assert!(
+        matches!(&reply.message, EnclaveMessage::Error { code, .. } if code.as_str() == "shard_unavailable"),
+        "{:?}",
+        reply.message
+    );
+    assert_eq!(w.audit_events(), before, "a refusal before the spend logs nothing");
 }

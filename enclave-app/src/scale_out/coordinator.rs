@@ -65,7 +65,9 @@ pub fn attest_all(id: &Identity, job: JobBinding, peers: &[ShardPeer]) -> Result
     for (i, a) in attested.into_iter().enumerate() {
         match a {
             Ok(tls) => channels.push(tls),
-            Err(e) => return Err(format!("shard {i} ({}) was not attested, so no shard got work: {e}", peers[i].endpoint)),
+            Err(e) => {
+                return Err(format!("shard {i} ({}) was not attested, so no shard got work: {e}", peers[i].endpoint))
+            }
         }
     }
     Ok(Attested { job, channels })
@@ -121,7 +123,8 @@ fn attest_shard(id: &Identity, job: &JobBinding, peer: &ShardPeer) -> Result<Pee
     let job_digest = job.digest();
     let nonce = id.fresh_nonce()?;
     let t = |e: TransportError| PeerError::Handshake(e.to_string());
-    transport::send(&mut tls, &PeerMessage::Hello { job: Some(job.clone()), nonce: Bytes(nonce.clone()) }).map_err(t)?;
+    transport::send(&mut tls, &PeerMessage::Hello { job: Some(job.clone()), nonce: Bytes(nonce.clone()) })
+        .map_err(t)?;
     let reply: PeerMessage = transport::recv(&mut tls).map_err(t)?;
     let (key, theirs) = id.verify_peer(reply, Role::Shard, &nonce, &ex, &job_digest)?;
     if !recorder.certifies(&key) {

@@ -213,7 +213,9 @@ impl ShardService {
             Ok::<(), String>(())
         })
         .map_err(|e| match e {
-            crate::fetch::FetchError::Schedule(m) | crate::fetch::FetchError::Host(m) | crate::fetch::FetchError::Each(m) => m,
+            crate::fetch::FetchError::Schedule(m)
+            | crate::fetch::FetchError::Host(m)
+            | crate::fetch::FetchError::Each(m) => m,
         })?;
         if let Some(u) = units.finish() {
             mine(u, &mut acc);
