@@ -354,6 +354,8 @@ pub enum ResultError {
     Receipt(#[from] ReceiptError),
     #[error("result receipt logs another result (or another event)")]
     WrongRecord,
+    #[error("the result says its noise came from a fixed seed, which only a simulated enclave may do")]
+    FixedNoiseOnHardware,
 }
 
 pub fn verify_result(file: &ResultFile, expected: &ExpectedImage) -> Result<VerifiedResult, ResultError> {
@@ -367,6 +369,11 @@ pub fn verify_result(file: &ResultFile, expected: &ExpectedImage) -> Result<Veri
         result.released_at,
         expected,
     )?;
+    // Only the simulated platform accepts a fixed noise seed; a hardware verdict with one
+    // is a result no genuine enclave signs.
+    if result.insecure_fixed_noise && !verdict.simulated {
+        return Err(ResultError::FixedNoiseOnHardware);
+    }
     let v = tlog::verify_receipt(&file.receipt, file.result.signer.as_slice())?;
     let logs_it = v.record.event.answers_with_result()
         && v.record.result_digest == Some(Digest::of(file.result.payload.as_slice()));

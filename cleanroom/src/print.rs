@@ -195,11 +195,12 @@ pub fn submit_step(step: SubmitStep<'_>) {
 pub fn submitted(s: &Submitted, out: &Path) {
     let r = &s.result;
     println!(
-        "signed result for job {} received ({} outputs, ε spent {}{}); logged as record {} under a checkpoint of {} records; written to {}",
+        "signed result for job {} received ({} outputs, ε spent {}{}{}); logged as record {} under a checkpoint of {} records; written to {}",
         r.job_id,
         r.outputs.len(),
         r.epsilon_spent,
         if r.simulated { ", SIMULATED attestation" } else { "" },
+        if r.insecure_fixed_noise { ", INSECURE FIXED NOISE" } else { "" },
         s.log_index + 1,
         s.checkpoint_size,
         out.display()
@@ -214,6 +215,12 @@ pub fn checked_result(c: &CheckedResult) {
         r.platform,
         if v.simulated { ", SIMULATED: not hardware-backed" } else { "" }
     );
+    if r.insecure_fixed_noise {
+        println!("  INSECURE FIXED NOISE: the noise came from a seed given on the command line; this release protects no one");
+    }
+    if !r.shard_keys.is_empty() {
+        println!("  run across {} shard enclaves the owner attested (keys named in the signed result)", r.shard_keys.len());
+    }
     println!(
         "  logged as record {} under a checkpoint of {} records signed by the same key",
         c.file.receipt.index + 1,
