@@ -9,11 +9,8 @@
 use attestation_verifier::{verify_evidence, Expectations, NitroExpectations, Options, Platform, UnixTime, Verdict};
 use protocol::wire::{channel_binding, BlobRequest, ClientMessage, EnclaveMessage, HostResponse, EXPORTER_LABEL};
 use protocol::{Bytes, Digest};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime as TlsTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use transport::{Endpoint, Stream, TransportError};
 
@@ -96,51 +93,6 @@ pub fn image_reference(
 /// PCR16 after the enclave extends it once with the policy digest.
 pub use protocol::pcr::policy_pcr as expected_policy_pcr;
 
-/// Accepts any certificate during the handshake (there is no PKI here), but still makes
-/// the server prove possession of the certificate's key, and remembers the certificate
-/// so its key can be compared with the attested one afterwards.
-#[derive(Debug)]
-struct RecordingVerifier {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: TlsTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().expect("cert lock") = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not accepted".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 pub struct AttestedSession {
     tls: StreamOwned<ClientConnection, Stream>,
     pub verdict: Verdict,
@@ -158,16 +110,9 @@ fn unix_now() -> u64 {
 
 /// Connect, attest and verify. The returned session is the only thing secrets go over.
 pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<AttestedSession, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(RecordingVerifier { provider: provider.clone(), seen: Mutex::new(None) });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
-    let name = ServerName::try_from("cleanroom-enclave").expect("static name");
-    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let (config, recorder) = attested_tls::client_config().map_err(|e| ClientError::Tls(e.to_string()))?;
+    let conn =
+        ClientConnection::new(config, attested_tls::server_name()).map_err(|e| ClientError::Tls(e.to_string()))?;
     let stream = Stream::connect_retry(front_door, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(600))).map_err(TransportError::Io)?;
     let mut tls = StreamOwned::new(conn, stream);
@@ -197,10 +142,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
     let (expectations, options) = evidence_expectations(kind, expect, &nonce, &binding, &public_key)?;
     let verdict = verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
     // The TLS server must hold the attested key: no relay can substitute its own certificate.
-    let cert = verifier.seen.lock().expect("cert lock").clone().ok_or(ClientError::Binding("no server certificate"))?;
-    let certifies_attested_key =
-        attestation_verifier::certificate_ed25519_key(&cert).is_some_and(|k| k[..] == public_key[..]);
-    if !certifies_attested_key {
+    if !recorder.certifies(&public_key) {
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })

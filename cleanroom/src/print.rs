@@ -219,7 +219,10 @@ pub fn checked_result(c: &CheckedResult) {
         println!("  INSECURE FIXED NOISE: the noise came from a seed given on the command line; this release protects no one");
     }
     if !r.shard_keys.is_empty() {
-        println!("  run across {} shard enclaves the owner attested (keys named in the signed result)", r.shard_keys.len());
+        println!(
+            "  run across {} shard enclaves the owner attested (keys named in the signed result)",
+            r.shard_keys.len()
+        );
     }
     println!(
         "  logged as record {} under a checkpoint of {} records signed by the same key",

@@ -14,11 +14,8 @@ use protocol::policy::Policy;
 use protocol::signing::SigningKey;
 use protocol::wire::EXPORTER_LABEL;
 use protocol::{Bytes, Digest};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime as TlsTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use shard::wire::{evidence_binding, PeerMessage, Role};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tlog::signer::ImageReference;
 use zeroize::Zeroize;
 
@@ -244,71 +241,10 @@ where
     Ok(out)
 }
 
-/// A TLS client config for reaching a peer enclave: no PKI (the attested key is the
-/// trust anchor), but the server must prove possession of its certificate's key, and the
-/// certificate is recorded so it can be compared with the attested key.
+/// A TLS client config for reaching a peer enclave (`attested_tls`: no PKI, the
+/// certificate is kept to be compared with the attested key).
 pub fn client_config() -> Result<(Arc<rustls::ClientConfig>, Arc<CertRecorder>), PeerError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let recorder = Arc::new(CertRecorder { provider: provider.clone(), seen: Mutex::new(None) });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| PeerError::Handshake(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
-    Ok((Arc::new(config), recorder))
+    attested_tls::client_config().map_err(|e| PeerError::Handshake(e.to_string()))
 }
 
-pub fn server_name() -> ServerName<'static> {
-    ServerName::try_from("cleanroom-enclave").expect("a static, valid name")
-}
-
-#[derive(Debug)]
-pub struct CertRecorder {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl CertRecorder {
-    /// Whether the certificate the server presented is for `key`.
-    pub fn certifies(&self, key: &[u8]) -> bool {
-        let seen = self.seen.lock().expect("certificate lock");
-        seen.as_deref().and_then(attestation_verifier::certificate_ed25519_key).is_some_and(|k| k[..] == key[..])
-    }
-}
-
-impl ServerCertVerifier for CertRecorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: TlsTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().expect("certificate lock") = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not accepted".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
+pub use attested_tls::{server_name, CertRecorder};
