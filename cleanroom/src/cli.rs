@@ -136,6 +136,11 @@ pub enum Cmd {
         /// Sign the grant with the Ed25519 key in a PKCS#11 token (label KEY-grants).
         #[command(flatten)]
         pkcs11: Pkcs11Args,
+        /// Run the query across shard enclaves (docs/scale-out.md): each is attested
+        /// against the same image and policy, then named to the enclave at --front-door,
+        /// which coordinates. Once per shard, in order.
+        #[arg(long = "shard")]
+        shards: Vec<Endpoint>,
     },
     /// Provider: attest the enclave, submit a module and query, receive the signed result.
     Submit {

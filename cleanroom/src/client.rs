@@ -120,9 +120,7 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         tls.conn.complete_io(&mut tls.sock).map_err(|e| ClientError::Tls(e.to_string()))?;
     }
 
-    let mut nonce = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-        .map_err(|_| ClientError::Tls("system randomness failed".into()))?;
+    let nonce = fresh_nonce()?;
     transport::send(&mut tls, &ClientMessage::Attest { nonce: Bytes(nonce.to_vec()) })?;
     let (platform, simulated, document, public_key) = match transport::recv(&mut tls)? {
         EnclaveMessage::Evidence { platform, simulated, document, public_key, .. } => {
@@ -146,6 +144,56 @@ pub fn connect_attested(front_door: &Endpoint, expect: &Expected) -> Result<Atte
         return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
     }
     Ok(AttestedSession { tls, verdict, public_key, platform, simulated, evidence: document, exporter })
+}
+
+/// Attest a shard enclave of a sharded job (docs/scale-out.md) against the same image and
+/// policy as the coordinator: its evidence answers our nonce, binds this connection's
+/// exporter and names its key, and its TLS certificate is for that key. Returns what the
+/// owner names to the coordinator (`ClientMessage::NameShards`).
+pub fn attest_shard(endpoint: &Endpoint, expect: &Expected) -> Result<protocol::wire::ShardPeer, ClientError> {
+    use shard::wire::{evidence_binding, PeerMessage, Role};
+    let (config, recorder) = attested_tls::client_config().map_err(|e| ClientError::Tls(e.to_string()))?;
+    let conn =
+        ClientConnection::new(config, attested_tls::server_name()).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let stream = Stream::connect_retry(endpoint, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(TransportError::Io)?;
+    let mut tls = StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+    let nonce = fresh_nonce()?;
+    transport::send(&mut tls, &PeerMessage::Hello { job: None, nonce: Bytes(nonce.to_vec()) })?;
+    let (platform, document, public_key) = match transport::recv(&mut tls)? {
+        PeerMessage::Evidence { role: Role::Shard, platform, document, public_key, .. } => {
+            (platform, document.0, public_key.0)
+        }
+        PeerMessage::Refused { reason } => {
+            return Err(ClientError::Refused { code: protocol::refusal::RefusalCode::Unknown, message: reason })
+        }
+        _ => return Err(ClientError::Binding("the peer did not answer as a shard")),
+    };
+    let mut exporter = [0u8; 32];
+    tls.conn
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    // No job yet: the owner attests the shard itself, before any job exists.
+    let binding =
+        evidence_binding(Role::Shard, &nonce, &exporter, &public_key, &expect.policy_digest, &Digest::default());
+    let kind =
+        tlog::signer::evidence_kind(platform).map_err(|_| ClientError::Binding("unknown platform in evidence"))?;
+    let (expectations, options) = evidence_expectations(kind, expect, &nonce, &binding, &public_key)?;
+    verify_evidence(kind, &document, &expectations, &options, UnixTime::from_secs(unix_now()))?;
+    if !recorder.certifies(&public_key) {
+        return Err(ClientError::Binding("TLS certificate key is not the attested key (a relay terminated TLS)"));
+    }
+    Ok(protocol::wire::ShardPeer { endpoint: endpoint.to_string(), public_key: Bytes(public_key) })
+}
+
+fn fresh_nonce() -> Result<[u8; 32], ClientError> {
+    let mut nonce = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| ClientError::Tls("system randomness failed".into()))?;
+    Ok(nonce)
 }
 
 /// What the evidence of `kind` must show for `expect`, on a channel with this `nonce`,

@@ -127,7 +127,7 @@ fn run(cmd: Cmd) -> Result<(), Error> {
         }
         Cmd::Upload { blob_api, file: Some(f), .. } => println!("{}", provider_cmd::upload_file(&blob_api, &f)?),
         Cmd::Upload { .. } => return Err(Error::Usage("give --sealed DIR or --file FILE".into())),
-        Cmd::Release { attest, keys, ledger, policy, query, ttl, pkcs11 } => {
+        Cmd::Release { attest, keys, ledger, policy, query, ttl, pkcs11, shards } => {
             let request = owner::ReleaseRequest {
                 front_door: &attest.front_door,
                 image: attest.image()?,
@@ -139,6 +139,7 @@ fn run(cmd: Cmd) -> Result<(), Error> {
                 ttl,
                 grant_key: pkcs11.key_home(),
                 now: now(),
+                shards: &shards,
             };
             print::released(&owner::release(&request)?);
         }

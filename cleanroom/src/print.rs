@@ -149,6 +149,12 @@ fn attested(a: &Attested) {
 pub fn released(o: &ReleaseOutcome) {
     print!("{}", o.review);
     attested(&o.attested);
+    for (i, s) in o.shards.iter().enumerate() {
+        println!("shard {i}: {} attested (same image and policy), key {}", s.endpoint, hex::encode(&s.public_key.0));
+    }
+    if !o.shards.is_empty() {
+        println!("named {} shards to the enclave for this query: it coordinates, they read the data", o.shards.len());
+    }
     let r = &o.released;
     match r.checked_from {
         Some(old) => println!(

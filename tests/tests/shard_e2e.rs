@@ -448,3 +448,39 @@ fn shards_are_named_only_by_the_owner_of_the_grant_and_a_missing_shard_spends_no
     );
     assert_eq!(w.audit_events(), before, "a refusal before the spend logs nothing");
 }
+
+#[test]
+/// The owner's and the provider's own tools: `cleanroom release --shard …` attests every
+/// shard and names them; `cleanroom submit` gets the signed result; `verify-result` says
+/// it ran across the shards. A shard that fails its attestation stops the release before
+/// anything is granted.
+fn the_owner_shards_a_query_with_cleanroom_release() {
+    let w = world();
+    let three = shards(&w, 3);
+    let q = query(&w, "cli-sharded");
+    let release = |eps: &[&str]| {
+        let (keys, ledger, policy) = (w.keys.to_str().unwrap(), w.ledger.to_str().unwrap(), w.policy.to_str().unwrap());
+        let mut args = vec!["release", "--front-door", &w.front, "--expect-pcr0", &w.pcr0, "--allow-simulated"];
+        args.extend(["--keys", keys, "--ledger", ledger, "--policy", policy, "--query", q.to_str().unwrap()]);
+        for ep in eps {
+            args.extend(["--shard", ep]);
+        }
+        w.cr(&args)
+    };
+    // A "shard" that is the coordinator's own front door answers as no shard does.
+    let spent = w.spent_epsilon();
+    let o = release(&[&three[0].endpoint, &w.front]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(w.spent_epsilon(), spent, "nothing granted when a shard fails its attestation");
+    let eps: Vec<&str> = three.iter().map(|n| n.endpoint.as_str()).collect();
+    let o = release(&eps);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("named 3 shards"), "{}", text(&o));
+    let (o, result) = w.submit_query(&q, &credit_lr_wasm(), &w.index);
+    assert!(o.status.success(), "{}", text(&o));
+    let v = w.verify_result(&result);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("run across 3 shard enclaves"), "{}", text(&v));
+    assert!(text(&v).contains("INSECURE FIXED NOISE"), "{}", text(&v));
+    assert_eq!(read_result(&result).shard_keys, attested_keys(&three, &w));
+}

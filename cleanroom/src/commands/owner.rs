@@ -224,11 +224,15 @@ pub struct ReleaseRequest<'a> {
     pub ttl: u64,
     pub grant_key: KeyHome,
     pub now: u64,
+    /// Shard enclaves to run the query across (empty: the enclave runs it alone).
+    pub shards: &'a [transport::Endpoint],
 }
 
 pub struct ReleaseOutcome {
     /// What the owner granted: the same review `cleanroom review` prints.
     pub review: String,
+    /// The shards named to the coordinator, each attested (empty for a single enclave).
+    pub shards: Vec<protocol::wire::ShardPeer>,
     pub attested: super::Attested,
     pub released: Released,
 }
@@ -241,6 +245,8 @@ pub fn release(r: &ReleaseRequest<'_>) -> Result<ReleaseOutcome, Error> {
     // The owner grants exactly what it reviewed.
     let review = crate::review::review(&spec, &policy, 100)?;
     let expect = Expected::new(r.image.clone(), policy.digest(), r.allow_simulated);
+    // Every shard is attested before anything is granted: a shard that fails costs nothing.
+    let shards = r.shards.iter().map(|ep| crate::client::attest_shard(ep, &expect)).collect::<Result<Vec<_>, _>>()?;
     let mut session = connect_attested(r.front_door, &expect)?;
     let attested = super::Attested::of(&session);
     let mut ledger = Ledger::open(r.ledger)?;
@@ -259,7 +265,14 @@ pub fn release(r: &ReleaseRequest<'_>) -> Result<ReleaseOutcome, Error> {
             crate::owner::release(&mut session, keys, &mut ledger, &policy, &spec, r.now, r.ttl)?
         }
     };
-    Ok(ReleaseOutcome { review, attested, released })
+    if !shards.is_empty() {
+        let msg = protocol::wire::ClientMessage::NameShards { query_digest: spec.digest(), shards: shards.clone() };
+        match session.call(&msg)? {
+            protocol::wire::EnclaveMessage::ShardsNamed { shards: n, .. } if n as usize == shards.len() => {}
+            _ => return Err(crate::client::ClientError::Unexpected.into()),
+        }
+    }
+    Ok(ReleaseOutcome { review, attested, released, shards })
 }
 
 /// `owner-check`: the job run exactly over the owner's plaintext, on the owner's machine.
