@@ -1,8 +1,8 @@
 //! The frames between the supervisor and its worker processes: length-prefixed, fixed
 //! layout, little-endian. Both ends are the same measured binary inside the enclave, so
 //! this is not a trust boundary; it is still parsed as carefully as one (every length is
-//! checked against the bytes left before anything is allocated, a frame is checked whole
-//! before any of its units is used, and every unit is rebuilt through
+//! checked against the bytes left before anything is allocated, a frame's layout is
+//! checked whole before any of its units is used, and every unit is rebuilt through
 //! [`RecordBatch::with_validity`], which checks it again), because a bug here would
 //! otherwise score the wrong rows. A general codec (the CBOR of `RecordBatch::encode`) costs
 //! about 5 µs to decode a one-row unit, half of what scoring it costs; this costs a few
@@ -360,9 +360,10 @@ impl<'a> TaskFrame<'a> {
             return Err(CodecError::Unit("a gradient task without parameters".into()));
         }
         let mut task = TaskFrame { gradient: tag == GRADIENT, remaining, params, groups: i.rest, units: 0 };
-        // Every unit decoded (and checked) once now, so that a frame with a bad unit, cut
-        // short or with bytes to spare is refused before any of its units is run.
-        task.units = task.walk(|_| {})?;
+        // The layout of every unit checked now (each count, length, kind, text and validity
+        // byte, and no byte to spare), so that a frame cut short or with bytes to spare is
+        // refused before any of its units is used. Building the units waits for their use.
+        task.units = task.walk(false, |_| {})?;
         Ok(task)
     }
 
@@ -375,13 +376,17 @@ impl<'a> TaskFrame<'a> {
         self.units == 0
     }
 
-    /// Each unit in order. The batch lent to `f` is rebuilt for the next unit in the same
-    /// buffers: a unit costs no allocation (but a null's validity or a longer column).
+    /// Each unit in order, rebuilt through [`RecordBatch::with_validity`]; the batch lent
+    /// to `f` is rebuilt for the next unit in the same buffers, so a unit costs no
+    /// allocation (but a null's validity or a longer column). A unit that `with_validity`
+    /// refuses ends the walk with an error: its frame is refused, and nothing of the units
+    /// before it may be sent.
     pub fn for_each_unit(&self, f: impl FnMut(&RecordBatch)) -> Result<(), CodecError> {
-        self.walk(f).map(|_| ())
+        self.walk(true, f).map(|_| ())
     }
 
-    fn walk(&self, mut f: impl FnMut(&RecordBatch)) -> Result<usize, CodecError> {
+    /// Every unit's layout, and with `build` the unit itself for `f`; how many there are.
+    fn walk(&self, build: bool, mut f: impl FnMut(&RecordBatch)) -> Result<usize, CodecError> {
         let mut i = In::new(self.groups);
         let mut total = 0usize;
         // A group is at least its two counts; a unit at least its rows and a flag a column.
@@ -401,7 +406,9 @@ impl<'a> TaskFrame<'a> {
             let units = i.count("units", 4 + n)?;
             let mut batch = RecordBatch { rows: 0, columns, validity: BTreeMap::new() };
             for _ in 0..units {
-                f(i.unit(&mut batch)?);
+                if let Some(unit) = i.unit(&mut batch, build)? {
+                    f(unit);
+                }
             }
             total += units;
         }
@@ -541,9 +548,10 @@ impl<'a> In<'a> {
             rows.checked_mul(size).ok_or(CodecError::Truncated { what, needed: usize::MAX, left: self.rest.len() })?;
         self.take(what, n)
     }
-    /// The next unit, decoded into `batch`'s columns (its group's schema, names and kinds)
-    /// and rebuilt through [`RecordBatch::with_validity`].
-    fn unit<'b>(&mut self, batch: &'b mut RecordBatch) -> Result<&'b RecordBatch, CodecError> {
+    /// The next unit: its layout checked against `batch`'s columns (its group's schema), and
+    /// with `build` its values decoded into them and the unit rebuilt through
+    /// [`RecordBatch::with_validity`].
+    fn unit<'b>(&mut self, batch: &'b mut RecordBatch, build: bool) -> Result<Option<&'b RecordBatch>, CodecError> {
         let rows = self.u32("unit rows")?;
         let mut columns = std::mem::take(&mut batch.columns);
         let mut validity = std::mem::take(&mut batch.validity);
@@ -562,15 +570,20 @@ impl<'a> In<'a> {
                 }
                 ColumnData::I64(v) => {
                     let bytes = self.array("i64 column", rows, 8)?;
-                    v.clear();
-                    v.extend(bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))));
+                    if build {
+                        v.clear();
+                        v.extend(bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))));
+                    }
                 }
                 ColumnData::Dict { codes, values } => {
                     let k = self.count("dictionary", 4)?;
-                    values.truncate(k);
+                    if build {
+                        values.truncate(k);
+                    }
                     for j in 0..k {
                         let s = self.str("dictionary value")?;
                         match values.get_mut(j) {
+                            _ if !build => {}
                             Some(v) => {
                                 v.clear();
                                 v.push_str(s);
@@ -579,13 +592,19 @@ impl<'a> In<'a> {
                         }
                     }
                     let bytes = self.array("dictionary codes", rows, 4)?;
-                    codes.clear();
-                    codes.extend(bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))));
+                    if build {
+                        codes.clear();
+                        codes.extend(bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))));
+                    }
                 }
                 ColumnData::Token(v) => {
                     let bytes = self.array("token column", rows, TOKEN_LEN)?;
-                    v.clear();
-                    v.extend(bytes.chunks_exact(TOKEN_LEN).map(|b| <[u8; TOKEN_LEN]>::try_from(b).expect("TOKEN_LEN")));
+                    if build {
+                        v.clear();
+                        v.extend(
+                            bytes.chunks_exact(TOKEN_LEN).map(|b| <[u8; TOKEN_LEN]>::try_from(b).expect("TOKEN_LEN")),
+                        );
+                    }
                 }
             }
             match self.u8("validity flag")? {
@@ -595,10 +614,18 @@ impl<'a> In<'a> {
                     if bits.iter().any(|&b| b > 1) {
                         return Err(CodecError::Unit(format!("column {}: validity byte is not 0 or 1", c.name)));
                     }
-                    validity.insert(c.name.clone(), Validity::from_bools(bits.iter().map(|&b| b == 1).collect()));
+                    if build {
+                        validity.insert(c.name.clone(), Validity::from_bools(bits.iter().map(|&b| b == 1).collect()));
+                    }
                 }
                 tag => return Err(CodecError::Tag { what: "validity flag", tag }),
             }
+        }
+        if !build {
+            // Only the layout was checked: the buffers go back as they were.
+            batch.columns = columns;
+            batch.validity = validity;
+            return Ok(None);
         }
         *batch = RecordBatch::with_validity(columns, validity).map_err(|e| CodecError::Unit(e.to_string()))?;
         if batch.columns.is_empty() {
@@ -607,7 +634,7 @@ impl<'a> In<'a> {
         } else if batch.rows != rows {
             return Err(CodecError::Unit(format!("{} rows where the frame says {rows}", batch.rows)));
         }
-        Ok(batch)
+        Ok(Some(batch))
     }
     fn end(&self) -> Result<(), CodecError> {
         if self.rest.is_empty() {
@@ -763,9 +790,9 @@ mod tests {
     }
 
     #[test]
-    fn a_unit_that_breaks_the_batch_rules_refuses_its_frame_before_any_unit_is_used() {
-        // A good unit, then a null f64 row holding a value: RecordBatch::with_validity
-        // refuses the second, and with it the whole frame.
+    fn a_unit_that_breaks_the_batch_rules_refuses_its_frame() {
+        // A good unit, then a null f64 row holding a value: its layout is sound, but
+        // RecordBatch::with_validity refuses the unit, and with it the whole frame.
         let mut o = header(1);
         o.u32(1);
         o.str("f");
@@ -778,8 +805,12 @@ mod tests {
         o.u64(1.0f64.to_bits());
         o.u8(1);
         o.u8(0);
-        assert!(matches!(TaskFrame::parse(&o.0), Err(CodecError::Unit(_))), "{:?}", TaskFrame::parse(&o.0));
-        // A validity byte that is neither 0 nor 1.
+        let frame = TaskFrame::parse(&o.0).expect("the layout is sound");
+        let mut seen = 0;
+        assert!(matches!(frame.for_each_unit(|_| seen += 1), Err(CodecError::Unit(_))));
+        assert_eq!(seen, 1);
+        assert!(matches!(Task::decode(&o.0), Err(CodecError::Unit(_))), "{:?}", Task::decode(&o.0));
+        // A validity byte that is neither 0 nor 1: refused with the layout, before any unit.
         let last = o.0.len() - 1;
         o.0[last] = 2;
         assert!(matches!(TaskFrame::parse(&o.0), Err(CodecError::Unit(_))));
@@ -794,7 +825,7 @@ mod tests {
         o.u32(0);
         o.u8(0);
         o.u8(0);
-        assert!(matches!(TaskFrame::parse(&o.0), Err(CodecError::Unit(_))));
+        assert!(matches!(Task::decode(&o.0), Err(CodecError::Unit(_))));
     }
 
     #[test]
