@@ -23,7 +23,8 @@
 //! A group is a run of consecutive units with the same column names and kinds (a task cut
 //! from one chunk is one group): names travel once per group, not once per unit, and a
 //! worker decodes every unit of a group into the same column buffers ([`TaskFrame`]), so a
-//! unit costs no allocation at either end.
+//! unit costs no allocation at either end. The supervisor sends only the columns a worker
+//! reads (the module's inputs, and a training job's label; see [`encode_task`]).
 
 use protocol::table::{Column, ColumnData, RecordBatch, Validity, TOKEN_LEN};
 use sandbox::SandboxConfig;
@@ -174,30 +175,31 @@ impl Out {
         self.0[at..at + 4].copy_from_slice(&v);
     }
     /// `units` as groups of consecutive units with one schema: names and kinds once per
-    /// group, then each unit's values.
-    fn units(&mut self, units: &[&RecordBatch]) {
+    /// group, then each unit's values; with `only`, just the columns it names.
+    fn units(&mut self, units: &[&RecordBatch], only: Option<&[String]>) {
         let count_at = self.0.len();
         self.u32(0);
         let mut groups = 0;
         let mut rest = units;
         while let Some(first) = rest.first() {
             let (group, tail) = rest.split_at(rest.iter().take_while(|u| same_schema(first, u)).count());
-            self.u32(first.columns.len());
-            for c in &first.columns {
-                self.str(&c.name);
-                self.u8(kind(&c.data));
+            let keep = kept(first, only);
+            self.u32(keep.len());
+            for &c in &keep {
+                self.str(&first.columns[c].name);
+                self.u8(kind(&first.columns[c].data));
             }
             self.u32(group.len());
-            group.iter().for_each(|u| self.unit(u));
+            group.iter().for_each(|u| self.unit(u, &keep));
             groups += 1;
             rest = tail;
         }
         self.patch_u32(count_at, groups);
     }
-    /// One unit's values, its columns in its group's schema order.
-    fn unit(&mut self, b: &RecordBatch) {
+    /// One unit's values: its columns at `keep`, in its group's schema order.
+    fn unit(&mut self, b: &RecordBatch, keep: &[usize]) {
         self.u32(b.rows);
-        for c in &b.columns {
+        for c in keep.iter().map(|&c| &b.columns[c]) {
             match &c.data {
                 ColumnData::F64(v) => v.iter().for_each(|x| self.u64(x.to_bits())),
                 ColumnData::I64(v) => v.iter().for_each(|x| self.u64(*x as u64)),
@@ -219,6 +221,12 @@ impl Out {
     }
 }
 
+/// The indices of `unit`'s columns that `only` names (every column without it), in order.
+fn kept(unit: &RecordBatch, only: Option<&[String]>) -> Vec<usize> {
+    let wanted = |c: &Column| only.is_none_or(|names| names.contains(&c.name));
+    unit.columns.iter().enumerate().filter(|(_, c)| wanted(c)).map(|(i, _)| i).collect()
+}
+
 fn kind(data: &ColumnData) -> u8 {
     match data {
         ColumnData::F64(_) => F64,
@@ -234,22 +242,21 @@ fn same_schema(a: &RecordBatch, b: &RecordBatch) -> bool {
         && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && kind(&x.data) == kind(&y.data))
 }
 
-/// Bytes of one unit's values in a task frame, to size the frame's buffer once.
-fn unit_len(b: &RecordBatch) -> usize {
-    let values: usize = b
-        .columns
-        .iter()
-        .map(|c| match &c.data {
+/// Bytes of one unit's values in a task frame (its columns at `keep`), to size the
+/// frame's buffer once.
+fn unit_len(b: &RecordBatch, keep: &[usize]) -> usize {
+    let column = |c: &Column| {
+        let values = match &c.data {
             ColumnData::F64(v) => 8 * v.len(),
             ColumnData::I64(v) => 8 * v.len(),
             ColumnData::Dict { codes, values } => {
                 4 + values.iter().map(|s| 4 + s.len()).sum::<usize>() + 4 * codes.len()
             }
             ColumnData::Token(v) => TOKEN_LEN * v.len(),
-        })
-        .sum();
-    let validity: usize = b.validity.values().map(|v| v.len()).sum();
-    4 + values + b.columns.len() + validity
+        };
+        values + 1 + b.validity.get(&c.name).map_or(0, Validity::len)
+    };
+    4 + keep.iter().map(|&c| column(&b.columns[c])).sum::<usize>()
 }
 
 impl Init {
@@ -287,10 +294,18 @@ impl Init {
     }
 }
 
-/// A task's frame, encoded from borrowed units (the supervisor keeps its own).
-pub fn encode_task(gradient: bool, remaining: Duration, params: Option<&[f64]>, units: &[&RecordBatch]) -> Vec<u8> {
+/// A task's frame, encoded from borrowed units (the supervisor keeps its own). With
+/// `only`, a unit carries just the columns it names: a worker's runner reads no others
+/// (the module's inputs, and a training job's label), so the rest need not cross the pipe.
+pub fn encode_task(
+    gradient: bool,
+    remaining: Duration,
+    params: Option<&[f64]>,
+    units: &[&RecordBatch],
+    only: Option<&[String]>,
+) -> Vec<u8> {
     // Sized once from the first unit (a task's units are mostly alike), not grown unit by unit.
-    let per_unit = units.first().map_or(0, |u| unit_len(u));
+    let per_unit = units.first().map_or(0, |u| unit_len(u, &kept(u, only)));
     let mut o = Out(Vec::with_capacity(64 + params.map_or(0, |p| 8 * p.len()) + per_unit * units.len()));
     o.u8(if gradient { GRADIENT } else { SCORE });
     o.duration(remaining);
@@ -301,7 +316,7 @@ pub fn encode_task(gradient: bool, remaining: Duration, params: Option<&[f64]>, 
             o.f64s(p);
         }
     }
-    o.units(units);
+    o.units(units, only);
     o.0
 }
 
@@ -309,10 +324,10 @@ impl Task {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Task::Score { remaining, params, units } => {
-                encode_task(false, *remaining, params.as_deref(), &units.iter().collect::<Vec<_>>())
+                encode_task(false, *remaining, params.as_deref(), &units.iter().collect::<Vec<_>>(), None)
             }
             Task::Gradient { remaining, at, units } => {
-                encode_task(true, *remaining, Some(at), &units.iter().collect::<Vec<_>>())
+                encode_task(true, *remaining, Some(at), &units.iter().collect::<Vec<_>>(), None)
             }
         }
     }
@@ -869,6 +884,39 @@ mod tests {
         // Groups: [0, 3], [4], [5], [6].
         assert_eq!(In::new(&frame[10..]).u32("groups"), Ok(4));
         assert_eq!(TaskFrame::parse(&frame).expect("parses").len(), units.len());
+    }
+
+    #[test]
+    fn only_the_columns_a_worker_reads_are_sent() {
+        let col = |name: &str, data| Column { name: name.into(), data };
+        let unit = RecordBatch::with_validity(
+            vec![
+                col("t", ColumnData::Token(vec![[1; TOKEN_LEN], [2; TOKEN_LEN]])),
+                col("a", ColumnData::F64(vec![0.0, 1.5])),
+                col("z", ColumnData::I64(vec![3, 4])),
+                col("b", ColumnData::I64(vec![5, 0])),
+            ],
+            BTreeMap::from([("a".to_string(), Validity::from_bools(vec![false, true]))]),
+        )
+        .expect("batch");
+        let only = ["b".to_string(), "a".to_string(), "missing".to_string()];
+        let frame = encode_task(false, Duration::from_secs(1), None, &[&unit], Some(&only));
+        let Task::Score { units: back, .. } = Task::decode(&frame).expect("decodes") else {
+            panic!("not a score task")
+        };
+        // The named columns, in the unit's order, with their validity; the rows kept.
+        let expected = RecordBatch::with_validity(
+            vec![unit.columns[1].clone(), unit.columns[3].clone()],
+            BTreeMap::from([("a".to_string(), Validity::from_bools(vec![false, true]))]),
+        )
+        .expect("batch");
+        assert_eq!(back, [expected]);
+        // A unit with none of them keeps its row count.
+        let frame = encode_task(false, Duration::from_secs(1), None, &[&unit], Some(&["y".to_string()]));
+        let Task::Score { units: back, .. } = Task::decode(&frame).expect("decodes") else {
+            panic!("not a score task")
+        };
+        assert_eq!((back[0].rows, back[0].columns.len()), (2, 0));
     }
 
     #[test]

@@ -41,6 +41,9 @@ struct Worker {
 /// Worker processes serving one job. Dropping the pool kills them.
 pub struct ProcessPool {
     workers: Vec<Worker>,
+    /// The columns a worker reads (the module's inputs, and the label of a training job):
+    /// the only ones sent.
+    columns: Vec<String>,
     /// Per task submitted and not yet collected: how many units each worker got.
     in_flight: VecDeque<Vec<usize>>,
 }
@@ -57,7 +60,8 @@ impl ProcessPool {
     /// Start `count` workers from `exe` and send each the job, without waiting for them to
     /// compile it: [`ProcessPool::wait_ready`] does that.
     pub fn spawn(exe: &Path, count: usize, init: &Init) -> Result<ProcessPool, WorkerError> {
-        let mut pool = ProcessPool { workers: Vec::with_capacity(count), in_flight: VecDeque::new() };
+        let columns = init.inputs.iter().chain(&init.label).cloned().collect();
+        let mut pool = ProcessPool { workers: Vec::with_capacity(count), columns, in_flight: VecDeque::new() };
         for worker in 0..count {
             let spawn_err = |e: std::io::Error| WorkerError::Spawn { worker, why: e.to_string() };
             let mut child = Command::new(exe)
@@ -139,7 +143,7 @@ impl ProcessPool {
         let per = units.len().div_ceil(self.workers.len()).max(1);
         let mut dealt = vec![0; self.workers.len()];
         for (worker, slice) in units.chunks(per).enumerate() {
-            self.write(worker, encode_task(gradient, remaining, params, slice))?;
+            self.write(worker, encode_task(gradient, remaining, params, slice, Some(&self.columns)))?;
             dealt[worker] = slice.len();
         }
         self.in_flight.push_back(dealt);
