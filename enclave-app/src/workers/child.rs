@@ -42,7 +42,7 @@ impl Job {
     }
 
     /// Each unit's outcome, in order. Units are decoded one at a time into the same
-    /// buffers as they are run (the frame was checked whole when it was parsed).
+    /// buffers as they are run (the frame's layout was checked whole when it was parsed).
     fn run(&self, task: &TaskFrame<'_>) -> Result<Vec<UnitOutcome>, CodecError> {
         let deadline = Instant::now() + task.remaining;
         let params: Option<Arc<[f64]>> = task.params.as_deref().map(Arc::from);

@@ -82,8 +82,9 @@ impl ProcessPool {
             pool.workers.push(Worker { child, tasks: Some(tasks), writer: None, replies });
             let mut stdin = stdin.ok_or_else(|| spawn_err(std::io::Error::other("no stdin pipe")))?;
             let mut stdout = stdout.ok_or_else(|| spawn_err(std::io::Error::other("no stdout pipe")))?;
-            // A write that fails ends the thread and drops `frames`: the next frame sent to
-            // this worker fails as a lost worker (and its reader sees the end of stream).
+            // A write that fails ends the thread, which closes the worker's stdin (so the
+            // worker ends, and its reader sees the end of stream: the task waited for is a
+            // lost worker, never a hang) and drops `frames` (a later task fails at once).
             let writer = std::thread::Builder::new()
                 .name("cleanroom-worker-writer".into())
                 .spawn(move || {
