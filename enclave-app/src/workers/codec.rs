@@ -346,9 +346,8 @@ impl Task {
     }
 }
 
-/// A task frame, checked whole: its header decoded, its units decoded one at a time, each
-/// into the buffers the one before it used.
-#[derive(Debug)]
+/// A task frame, its layout checked whole: its header decoded, its units decoded one at a
+/// time, each into the buffers the one before it used.
 pub struct TaskFrame<'a> {
     /// Gradients (`train_unit`) rather than scores (`process_batch`).
     pub gradient: bool,
@@ -359,6 +358,18 @@ pub struct TaskFrame<'a> {
     /// The groups, from their count to the frame's end.
     groups: &'a [u8],
     units: usize,
+}
+
+// By hand: the frame's bytes are units' values, which no debug output should carry.
+impl std::fmt::Debug for TaskFrame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFrame")
+            .field("gradient", &self.gradient)
+            .field("remaining", &self.remaining)
+            .field("params", &self.params.as_ref().map(Vec::len))
+            .field("units", &self.units)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> TaskFrame<'a> {
