@@ -566,7 +566,9 @@ impl<'a> In<'a> {
     }
     fn f64s(&mut self, what: &'static str) -> Result<Vec<f64>, CodecError> {
         let n = self.count(what, 8)?;
-        (0..n).map(|_| self.u64(what).map(f64::from_bits)).collect()
+        // One slice for all of them (its length checked once), not one read per value.
+        let bytes = self.array(what, n, 8)?;
+        Ok(bytes.chunks_exact(8).map(|b| f64::from_bits(u64::from_le_bytes(b.try_into().expect("8 bytes")))).collect())
     }
     /// `rows` fixed-size values.
     fn array(&mut self, what: &'static str, rows: usize, size: usize) -> Result<&'a [u8], CodecError> {
@@ -581,7 +583,10 @@ impl<'a> In<'a> {
         let rows = self.u32("unit rows")?;
         let mut columns = std::mem::take(&mut batch.columns);
         let mut validity = std::mem::take(&mut batch.validity);
-        validity.clear();
+        // The last unit's nulls, if it had any (clearing an empty map still walks it).
+        if !validity.is_empty() {
+            validity.clear();
+        }
         for c in &mut columns {
             // Each array is taken (its length checked against the frame) before it is copied.
             match &mut c.data {
@@ -648,9 +653,9 @@ impl<'a> In<'a> {
             }
         }
         if !build {
-            // Only the layout was checked: the buffers go back as they were.
+            // Only the layout was checked: the columns go back as they were (the validity
+            // taken is empty: only a built unit has one).
             batch.columns = columns;
-            batch.validity = validity;
             return Ok(None);
         }
         *batch = RecordBatch::with_validity(columns, validity).map_err(|e| CodecError::Unit(e.to_string()))?;
