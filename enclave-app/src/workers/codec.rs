@@ -812,9 +812,24 @@ mod tests {
         };
         assert_eq!(truncated(&padded(column(F64))), "f64 column");
         assert_eq!(truncated(&padded(column(TOKEN))), "token column");
+        assert_eq!(truncated(&padded(column(I64))), "i64 column");
         let mut dict = column(DICT);
         dict.u32(u32::MAX as usize);
         assert_eq!(truncated(&dict), "dictionary");
+        let mut codes = column(DICT);
+        codes.u32(0);
+        assert_eq!(truncated(&codes), "dictionary codes");
+        // 2^32 - 1 parameters; 2^32 - 1 outcomes in a reply.
+        let mut o = Out::default();
+        o.u8(SCORE);
+        o.duration(Duration::from_secs(1));
+        o.u8(1);
+        o.u32(u32::MAX as usize);
+        assert_eq!(truncated(&o), "params");
+        let mut o = Out::default();
+        o.u8(OUTCOMES);
+        o.u32(u32::MAX as usize);
+        assert!(matches!(Reply::decode(&o.0), Err(CodecError::Truncated { what: "outcomes", .. })));
         // A frame length over the limit is refused before its body is read.
         let mut stream: &[u8] = &((MAX_FRAME as u32) + 1).to_le_bytes();
         assert_eq!(read_frame(&mut stream), Err(CodecError::TooLarge(MAX_FRAME + 1)));
