@@ -29,7 +29,7 @@
 use protocol::table::{Column, ColumnData, RecordBatch, Validity, TOKEN_LEN};
 use sandbox::SandboxConfig;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::time::Duration;
 
 /// Largest frame either side accepts (a batch of units or their results).
@@ -99,12 +99,22 @@ const I64: u8 = 2;
 const DICT: u8 = 3;
 const TOKEN: u8 = 4;
 
-/// Write `payload` as one frame.
+/// Write `payload` as one frame: length and payload in one gathered write where the writer
+/// takes it whole (a pipe with room does), so the reader wakes once per frame, not twice.
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(payload.len()).ok().filter(|&n| n as usize <= MAX_FRAME);
     let len = len.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(payload)?;
+    let len = len.to_le_bytes();
+    let mut parts = [IoSlice::new(&len), IoSlice::new(payload)];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        match w.write_vectored(parts) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     w.flush()
 }
 
@@ -948,6 +958,29 @@ mod tests {
             panic!("not a score task")
         };
         assert_eq!((back[0].rows, back[0].columns.len()), (2, 0));
+    }
+
+    #[test]
+    fn a_frame_written_a_few_bytes_at_a_time_arrives_whole() {
+        // A writer that takes at most 3 bytes a call (a pipe short of room).
+        struct Trickle(Vec<u8>);
+        impl Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = Trickle(vec![]);
+        write_frame(&mut w, b"abcdefg").expect("write");
+        write_frame(&mut w, b"").expect("write");
+        let mut r: &[u8] = &w.0;
+        assert_eq!(read_frame(&mut r), Ok(Some(b"abcdefg".to_vec())));
+        assert_eq!(read_frame(&mut r), Ok(Some(vec![])));
+        assert_eq!(read_frame(&mut r), Ok(None));
     }
 
     #[test]
