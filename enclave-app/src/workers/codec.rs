@@ -5,8 +5,9 @@
 //! checked whole before any of its units is used, and every unit is rebuilt through
 //! [`RecordBatch::with_validity`], which checks it again), because a bug here would
 //! otherwise score the wrong rows. A general codec (the CBOR of `RecordBatch::encode`) costs
-//! about 5 µs to decode a one-row unit, half of what scoring it costs; this costs a few
-//! hundred instructions.
+//! about 5 µs to decode a one-row unit, half of what scoring it costs; this costs about
+//! 1,500 instructions for a one-row unit of five columns, checks included (BENCHMARKS.md,
+//! "Every core").
 //!
 //! A task frame (counts `u32`, values `u64`/`f64` bits, all little-endian):
 //!
@@ -22,9 +23,9 @@
 //!
 //! A group is a run of consecutive units with the same column names and kinds (a task cut
 //! from one chunk is one group): names travel once per group, not once per unit, and a
-//! worker decodes every unit of a group into the same column buffers ([`TaskFrame`]), so a
-//! unit costs no allocation at either end. The supervisor sends only the columns a worker
-//! reads (the module's inputs, and a training job's label; see [`encode_task`]).
+//! worker decodes every unit of a group into the same column buffers ([`TaskFrame`]), so
+//! decoding a unit allocates nothing. The supervisor sends only the columns a worker reads
+//! (the module's inputs, and a training job's label; see [`encode_task`]).
 
 use protocol::table::{Column, ColumnData, RecordBatch, Validity, TOKEN_LEN};
 use sandbox::SandboxConfig;
