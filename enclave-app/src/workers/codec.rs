@@ -21,6 +21,9 @@
 //!     validity: flag u8 (0 none | 1 then rows bytes of 0 or 1)
 //! ```
 //!
+//! A reply: tag u8, then for outcomes (3) a count u32 and per unit, in the task's order,
+//! flag u8 1 and its values (n u32, n × f64), or flag 0 and the kind of fault (text).
+//!
 //! A group is a run of consecutive units with the same column names and kinds (a task cut
 //! from one chunk is one group): names travel once per group, not once per unit, and a
 //! worker decodes every unit of a group into the same column buffers ([`TaskFrame`]), so
