@@ -88,7 +88,11 @@ struct RoleArgs {
 fn main() -> ExitCode {
     // A worker process of a job (enclave_app::workers): the supervisor's pipes, nothing else.
     if std::env::args_os().nth(1).is_some_and(|a| a == workers::WORKER_ARG) {
-        let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+        use std::os::fd::AsFd;
+        // Replies go out unbuffered, a frame a write: stdout's line buffer would cut each
+        // one at its last newline byte, and wake the supervisor's reader once per piece.
+        let Ok(stdout) = std::io::stdout().as_fd().try_clone_to_owned() else { return ExitCode::FAILURE };
+        let (mut input, mut output) = (std::io::stdin().lock(), std::fs::File::from(stdout));
         // Its stderr is closed by the supervisor (it may hold unit data): a failure is
         // the exit status and the closed pipe, nothing printed.
         return match workers::child::serve(&mut input, &mut output) {

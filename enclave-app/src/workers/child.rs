@@ -3,7 +3,7 @@
 //! until stdin ends. It has no platform, no network and no host: only the units it is
 //! given, a sandbox with the job's limits, and the pipe back to the supervisor.
 
-use super::codec::{read_frame, write_frame, CodecError, Init, Reply, Task, UnitOutcome};
+use super::codec::{read_frame, write_frame, CodecError, Init, Reply, TaskFrame, UnitOutcome};
 use sandbox::{AdmittedModule, RunError, Sandbox};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ pub fn serve(input: &mut impl Read, output: &mut impl Write) -> Result<(), Codec
     };
     write_frame(output, &Reply::Ready.encode()).map_err(io)?;
     while let Some(frame) = read_frame(input)? {
-        let outcomes = job.run(Task::decode(&frame)?);
+        let outcomes = job.run(&TaskFrame::parse(&frame)?)?;
         write_frame(output, &Reply::Outcomes(outcomes).encode()).map_err(io)?;
     }
     Ok(())
@@ -41,26 +41,35 @@ impl Job {
         Ok(Job { sandbox, module, inputs: init.inputs.clone(), label: init.label.clone(), fuel: init.fuel_per_unit })
     }
 
-    fn run(&self, task: Task) -> Vec<UnitOutcome> {
-        match task {
-            Task::Score { remaining, params, units } => {
-                let deadline = Instant::now() + remaining;
-                let runner =
-                    self.sandbox.unit_runner(&self.module, &self.inputs, self.fuel, deadline).and_then(|mut r| {
-                        r.set_params(params.map(Arc::from))?;
-                        Ok(r)
-                    });
-                super::each(runner, &units.iter().collect::<Vec<_>>(), |r, u| r.score(u))
+    /// Each unit's outcome, in order. Units are decoded one at a time into the same
+    /// buffers as they are run (the frame's layout was checked whole when it was parsed).
+    fn run(&self, task: &TaskFrame<'_>) -> Result<Vec<UnitOutcome>, CodecError> {
+        let deadline = Instant::now() + task.remaining;
+        let params: Option<Arc<[f64]>> = task.params.as_deref().map(Arc::from);
+        let runner = if task.gradient {
+            match &self.label {
+                Some(label) => self.sandbox.train_runner(&self.module, &self.inputs, label, self.fuel, deadline),
+                None => Err(RunError::NotTrainable),
             }
-            Task::Gradient { remaining, at, units } => {
-                let deadline = Instant::now() + remaining;
-                let runner = match &self.label {
-                    Some(label) => self.sandbox.train_runner(&self.module, &self.inputs, label, self.fuel, deadline),
-                    None => Err(RunError::NotTrainable),
-                };
-                let at: Arc<[f64]> = at.into();
-                super::each(runner, &units.iter().collect::<Vec<_>>(), |r, u| r.gradient(u, &at))
-            }
-        }
+        } else {
+            self.sandbox.unit_runner(&self.module, &self.inputs, self.fuel, deadline).and_then(|mut r| {
+                r.set_params(params.clone())?;
+                Ok(r)
+            })
+        };
+        let mut runner = match runner {
+            Ok(r) => r,
+            // Without a runner every unit is absent for the same reason.
+            Err(e) => return Ok(vec![Err(super::fault_kind(&e)); task.len()]),
+        };
+        let mut out = Vec::with_capacity(task.len());
+        task.for_each_unit(|u| {
+            let outcome = match &params {
+                Some(at) if task.gradient => runner.gradient(u, at),
+                _ => runner.score(u),
+            };
+            out.push(outcome.map_err(|e| super::fault_kind(&e)));
+        })?;
+        Ok(out)
     }
 }

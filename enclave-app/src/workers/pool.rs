@@ -5,8 +5,9 @@ use super::codec::{encode_task, read_frame, write_frame, CodecError, Init, Reply
 use protocol::table::RecordBatch;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long a worker may take to compile the module and say it is ready.
@@ -26,7 +27,12 @@ pub enum WorkerError {
 
 struct Worker {
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// Frames for the worker, written to its stdin by a thread of their own: a task bigger
+    /// than the pipe's buffer then never holds the supervisor until this worker has
+    /// finished its previous task, while the next worker waits for its own. Dropping the
+    /// sender closes the worker's stdin once the frames before are written.
+    tasks: Option<Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<()>>,
     /// Frames the worker wrote, read by a thread of their own so that a worker never
     /// blocks on a full pipe while the supervisor is writing it the next task.
     replies: Receiver<Result<Vec<u8>, CodecError>>,
@@ -35,6 +41,9 @@ struct Worker {
 /// Worker processes serving one job. Dropping the pool kills them.
 pub struct ProcessPool {
     workers: Vec<Worker>,
+    /// The columns a worker reads (the module's inputs, and the label of a training job):
+    /// the only ones sent.
+    columns: Vec<String>,
     /// Per task submitted and not yet collected: how many units each worker got.
     in_flight: VecDeque<Vec<usize>>,
 }
@@ -51,7 +60,8 @@ impl ProcessPool {
     /// Start `count` workers from `exe` and send each the job, without waiting for them to
     /// compile it: [`ProcessPool::wait_ready`] does that.
     pub fn spawn(exe: &Path, count: usize, init: &Init) -> Result<ProcessPool, WorkerError> {
-        let mut pool = ProcessPool { workers: Vec::with_capacity(count), in_flight: VecDeque::new() };
+        let columns = init.inputs.iter().chain(&init.label).cloned().collect();
+        let mut pool = ProcessPool { workers: Vec::with_capacity(count), columns, in_flight: VecDeque::new() };
         for worker in 0..count {
             let spawn_err = |e: std::io::Error| WorkerError::Spawn { worker, why: e.to_string() };
             let mut child = Command::new(exe)
@@ -67,9 +77,25 @@ impl ProcessPool {
                 .map_err(spawn_err)?;
             let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
             let (tx, replies) = std::sync::mpsc::channel();
+            let (tasks, frames) = std::sync::mpsc::channel::<Vec<u8>>();
             // Pushed before anything can fail, so that dropping the pool reaps this child.
-            pool.workers.push(Worker { child, stdin, replies });
+            pool.workers.push(Worker { child, tasks: Some(tasks), writer: None, replies });
+            let mut stdin = stdin.ok_or_else(|| spawn_err(std::io::Error::other("no stdin pipe")))?;
             let mut stdout = stdout.ok_or_else(|| spawn_err(std::io::Error::other("no stdout pipe")))?;
+            // A write that fails ends the thread, which closes the worker's stdin (so the
+            // worker ends, and its reader sees the end of stream: the task waited for is a
+            // lost worker, never a hang) and drops `frames` (a later task fails at once).
+            let writer = std::thread::Builder::new()
+                .name("cleanroom-worker-writer".into())
+                .spawn(move || {
+                    for frame in frames {
+                        if write_frame(&mut stdin, &frame).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(spawn_err)?;
+            pool.workers[worker].writer = Some(writer);
             std::thread::Builder::new()
                 .name("cleanroom-worker-reader".into())
                 .spawn(move || loop {
@@ -83,7 +109,7 @@ impl ProcessPool {
         }
         let frame = init.encode();
         for worker in 0..count {
-            pool.write(worker, &frame)?;
+            pool.write(worker, frame.clone())?;
         }
         Ok(pool)
     }
@@ -118,7 +144,7 @@ impl ProcessPool {
         let per = units.len().div_ceil(self.workers.len()).max(1);
         let mut dealt = vec![0; self.workers.len()];
         for (worker, slice) in units.chunks(per).enumerate() {
-            self.write(worker, &encode_task(gradient, remaining, params, slice))?;
+            self.write(worker, encode_task(gradient, remaining, params, slice, Some(&self.columns)))?;
             dealt[worker] = slice.len();
         }
         self.in_flight.push_back(dealt);
@@ -142,10 +168,11 @@ impl ProcessPool {
         Ok(out)
     }
 
-    fn write(&mut self, worker: usize, frame: &[u8]) -> Result<(), WorkerError> {
-        let lost = |why: String| WorkerError::Lost { worker, why };
-        let stdin = self.workers[worker].stdin.as_mut().ok_or_else(|| lost("no stdin pipe".into()))?;
-        write_frame(stdin, frame).map_err(|e| lost(e.to_string()))
+    /// Queue `frame` for `worker` (its writer thread writes it).
+    fn write(&mut self, worker: usize, frame: Vec<u8>) -> Result<(), WorkerError> {
+        let lost = |why: &str| WorkerError::Lost { worker, why: why.into() };
+        let tasks = self.workers[worker].tasks.as_ref().ok_or_else(|| lost("no stdin pipe"))?;
+        tasks.send(frame).map_err(|_| lost("its stdin is closed"))
     }
 
     fn reply(&mut self, worker: usize, timeout: Option<Duration>) -> Result<Reply, WorkerError> {
@@ -167,10 +194,14 @@ impl Drop for ProcessPool {
     fn drop(&mut self) {
         for w in &mut self.workers {
             // Closing stdin ends an idle worker; a busy one is killed. Either way it is
-            // reaped here, so no worker outlives its job (the supervisor may be PID 1).
-            w.stdin.take();
+            // reaped here, so no worker outlives its job (the supervisor may be PID 1), and
+            // so is its writer (a write to a dead worker fails at once).
+            w.tasks.take();
             let _ = w.child.kill();
             let _ = w.child.wait();
+            if let Some(writer) = w.writer.take() {
+                let _ = writer.join();
+            }
         }
     }
 }
