@@ -655,10 +655,7 @@ impl Enclave {
         deadline: Instant,
         diag: &std::cell::RefCell<Diagnostics>,
     ) -> Result<DpRelease, JobFailed> {
-        let failed = |why: &str, e: &dyn std::fmt::Display| {
-            diag.borrow_mut().failure = Some(format!("{why}: {e}"));
-            JobFailed
-        };
+        let failed = failure(diag);
         let Admitted { key, module, index, schedule, mut acc, training, mut workers, sharded, .. } = a;
         if let Some(sharded) = sharded {
             return self.run_sharded(spec, key, acc, sharded, deadline, diag);
@@ -783,10 +780,7 @@ impl Enclave {
         deadline: Instant,
         diag: &std::cell::RefCell<Diagnostics>,
     ) -> Result<DpRelease, JobFailed> {
-        let failed = |why: &str, e: &dyn std::fmt::Display| {
-            diag.borrow_mut().failure = Some(format!("{why}: {e}"));
-            JobFailed
-        };
+        let failed = failure(diag);
         let Sharded { attested, module_blob, index_blob, .. } = sharded;
         let work =
             |shard: u16| shard::Work { shard, spec: spec.clone(), module_blob, index_blob, data_key: key.clone() };
@@ -798,6 +792,15 @@ impl Enclave {
         }
         let mut rng = self.noise_rng().map_err(|e| failed("platform randomness", &e))?;
         acc.finish_dp(&mut rng).map_err(|e| failed("release", &e))
+    }
+}
+
+/// How a job fails after the spend: its reason goes into the owner's sealed diagnostics,
+/// and nothing but [`JobFailed`] comes out.
+fn failure(diag: &std::cell::RefCell<Diagnostics>) -> impl Fn(&str, &dyn std::fmt::Display) -> JobFailed + '_ {
+    move |why, e| {
+        diag.borrow_mut().failure = Some(format!("{why}: {e}"));
+        JobFailed
     }
 }
 

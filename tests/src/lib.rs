@@ -709,7 +709,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-type Tls = rustls::StreamOwned<rustls::ClientConnection, transport::Stream>;
+pub type Tls = rustls::StreamOwned<rustls::ClientConnection, transport::Stream>;
 
 /// A TLS client to the real enclave that trusts anything (what an attacker would run).
 pub fn raw_enclave_client(front_door: &str) -> Tls {
@@ -723,6 +723,41 @@ pub fn raw_enclave_client(front_door: &str) -> Tls {
     let conn = rustls::ClientConnection::new(Arc::new(cfg), "cleanroom-enclave".try_into().unwrap()).unwrap();
     let s = transport::Stream::connect(&front_door.parse().unwrap()).unwrap();
     rustls::StreamOwned::new(conn, s)
+}
+
+impl World {
+    /// The owner grants `query` straight from its ledger (no review, as a careless owner
+    /// could) and releases the grant with the data key on a raw channel of its own.
+    /// Returns the channel, still open, and the enclave's reply.
+    pub fn grant_on_raw_channel(&self, query: &Path) -> (Tls, EnclaveMessage) {
+        let spec = self.read_query(query);
+        let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&self.policy).unwrap()).unwrap();
+        let mut c = raw_enclave_client(&self.front);
+        transport::send(&mut c, &ClientMessage::Attest { nonce: protocol::Bytes(vec![5; 32]) }).unwrap();
+        let enclave_key = match transport::recv(&mut c).unwrap() {
+            EnclaveMessage::Evidence { public_key, .. } => public_key.0,
+            other => panic!("{other:?}"),
+        };
+        let ks = owner_prep::keystore::KeyStore::open(&self.keys).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let grant = cleanroom::review::grant_for_query(
+            &mut ledger::Ledger::open(&self.ledger).unwrap(),
+            &policy,
+            &spec,
+            &enclave_key,
+            now,
+            600,
+        )
+        .expect("the ledger issues the grant");
+        let msg = ClientMessage::ReleaseKey {
+            dataset_digest: policy.dataset_digest,
+            data_key: ks.data_key(&policy.dataset_digest).unwrap(),
+            grant: ks.signing_key().sign(protocol::grant::GRANT_CONTEXT, &grant),
+        };
+        transport::send(&mut c, &msg).unwrap();
+        let reply = transport::recv(&mut c).unwrap();
+        (c, reply)
+    }
 }
 
 /// Ask the real enclave for evidence with `nonce` over a connection of our own.

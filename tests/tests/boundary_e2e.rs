@@ -10,13 +10,9 @@
 //!   does not: at the query's deadline.
 
 use cleanroom_e2e::*;
-use ledger::Ledger;
-use protocol::grant::GRANT_CONTEXT;
 use protocol::job::{OutputSpec, QuerySpec};
-use protocol::policy::Policy;
 use protocol::result::JobResult;
-use protocol::wire::{ClientMessage, EnclaveMessage};
-use protocol::Bytes;
+use protocol::wire::EnclaveMessage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -122,34 +118,7 @@ fn assert_refused(o: &std::process::Output, code: &str, result: &Path) {
 /// The owner grants a query directly through its ledger (no review) and releases the
 /// grant with the data key to the enclave, as a careless owner could.
 fn grant_without_review(w: &World, query: &Path) {
-    let spec = w.read_query(query);
-    let policy = Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
-    let mut c = raw_enclave_client(&w.front);
-    transport::send(&mut c, &ClientMessage::Attest { nonce: Bytes(vec![5; 32]) }).unwrap();
-    let enclave_key = match transport::recv(&mut c).unwrap() {
-        EnclaveMessage::Evidence { public_key, .. } => public_key.0,
-        other => panic!("{other:?}"),
-    };
-    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    // The library's grant, without the review that `cleanroom release` runs first.
-    let grant = cleanroom::review::grant_for_query(
-        &mut Ledger::open(&w.ledger).unwrap(),
-        &policy,
-        &spec,
-        &enclave_key,
-        now,
-        600,
-    )
-    .expect("the ledger issues the grant");
-    let key = ks.data_key(&policy.dataset_digest).unwrap();
-    let msg = ClientMessage::ReleaseKey {
-        dataset_digest: policy.dataset_digest,
-        data_key: key,
-        grant: ks.signing_key().sign(GRANT_CONTEXT, &grant),
-    };
-    transport::send(&mut c, &msg).unwrap();
-    let reply: EnclaveMessage = transport::recv(&mut c).unwrap();
+    let (_, reply) = w.grant_on_raw_channel(query);
     assert!(matches!(reply, EnclaveMessage::KeyAccepted { .. }), "{reply:?}");
 }
 

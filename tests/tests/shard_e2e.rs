@@ -21,7 +21,6 @@
 use cleanroom_e2e::*;
 use enclave_app::platform::SimulatedPlatform;
 use enclave_app::scale_out::peer::{client_config, exporter, server_name, Identity};
-use protocol::grant::GRANT_CONTEXT;
 use protocol::result::JobResult;
 use protocol::wire::{ClientMessage, EnclaveMessage, ShardPeer};
 use protocol::{Bytes, Digest};
@@ -148,37 +147,12 @@ fn query(w: &World, name: &str) -> std::path::PathBuf {
 /// the key and the grant, and (for a sharded job) name the shards on the same channel.
 /// Returns the coordinator's reply to the naming (or `None` for an unsharded job).
 fn owner_releases(w: &World, query: &Path, shards: &[ShardPeer]) -> Option<EnclaveMessage> {
-    let spec = w.read_query(query);
-    let policy = protocol::policy::Policy::from_toml(&std::fs::read_to_string(&w.policy).unwrap()).unwrap();
-    let mut c = raw_enclave_client(&w.front);
-    transport::send(&mut c, &ClientMessage::Attest { nonce: Bytes(vec![5; 32]) }).unwrap();
-    let enclave_key = match transport::recv(&mut c).unwrap() {
-        EnclaveMessage::Evidence { public_key, .. } => public_key.0,
-        other => panic!("{other:?}"),
-    };
-    let ks = owner_prep::keystore::KeyStore::open(&w.keys).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let grant = cleanroom::review::grant_for_query(
-        &mut ledger::Ledger::open(&w.ledger).unwrap(),
-        &policy,
-        &spec,
-        &enclave_key,
-        now,
-        600,
-    )
-    .expect("the ledger issues the grant");
-    let msg = ClientMessage::ReleaseKey {
-        dataset_digest: policy.dataset_digest,
-        data_key: ks.data_key(&policy.dataset_digest).unwrap(),
-        grant: ks.signing_key().sign(GRANT_CONTEXT, &grant),
-    };
-    transport::send(&mut c, &msg).unwrap();
-    let reply: EnclaveMessage = transport::recv(&mut c).unwrap();
+    let (mut c, reply) = w.grant_on_raw_channel(query);
     assert!(matches!(reply, EnclaveMessage::KeyAccepted { .. }), "{reply:?}");
     if shards.is_empty() {
         return None;
     }
-    let msg = ClientMessage::NameShards { query_digest: spec.digest(), shards: shards.to_vec() };
+    let msg = ClientMessage::NameShards { query_digest: w.read_query(query).digest(), shards: shards.to_vec() };
     transport::send(&mut c, &msg).unwrap();
     Some(transport::recv(&mut c).unwrap())
 }
