@@ -156,11 +156,12 @@ impl Enclave {
             &boot_evidence,
             now_secs(),
             platform.simulated(),
+            platform.emulated_nsm(),
         )
         .map_err(|e| BootError::OwnEvidence(e.to_string()))?;
         let evidence_digest = host.put_evidence(&boot_evidence)?;
         let origin = tlog::checkpoint::origin_for_owner(policy.owner_public_key.as_slice());
-        let log = crate::audit_log::resume(&host, origin, &own_image, platform.simulated())?;
+        let log = crate::audit_log::resume(&host, origin, &own_image, platform.simulated(), platform.emulated_nsm())?;
         let sandbox =
             Sandbox::new(SandboxConfig::from_policy(&policy)).map_err(|e| BootError::Sandbox(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;

@@ -86,6 +86,7 @@ impl Identity {
             &boot,
             now_ms() / 1000,
             platform.simulated(),
+            platform.emulated_nsm(),
         )
         .map_err(|e| PeerError::OwnEvidence(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
@@ -203,7 +204,12 @@ impl Identity {
                 )),
             ),
         };
-        let options = Options { allow_simulated: self.platform.simulated(), allow_debug: false };
+        // A peer on an emulated NSM is accepted only by a peer whose own NSM is emulated.
+        let options = Options {
+            allow_simulated: self.platform.simulated(),
+            allow_debug: false,
+            allow_emulated_nsm: self.platform.emulated_nsm(),
+        };
         verify_evidence(kind, &document.0, &expectations, &options, UnixTime::from_secs(now_ms() / 1000))
             .map_err(|e| PeerError::Evidence(e.to_string()))?;
         Ok((public_key.0, theirs.0))
