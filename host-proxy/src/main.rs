@@ -188,7 +188,9 @@ struct QemuArgs {
     #[arg(long, default_value = "auto")]
     accel: String,
     /// qemu: microvm (vsock on virtio-mmio declared on the kernel command line, as on
-    /// Nitro) or q35 (vsock on virtio-pci).
+    /// Nitro), q35 (vsock on virtio-pci) or nitro-enclave (QEMU's EMULATED Nitro Enclave:
+    /// the whole EIF, an emulated NSM, unsigned attestation; needs `make nitro-emulator`
+    /// and --qemu-bin target/nitro-emulator/bin/qemu-system-x86_64, --platform nitro).
     #[arg(long, default_value = "microvm")]
     qemu_machine: String,
     /// qemu, snp, nitro: the enclave's vsock CID (nitro: asked for, then checked).
