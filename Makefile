@@ -108,6 +108,18 @@ eif: enclave-static kernel
 qemu-smoke:
 	./scripts/qemu-smoke.sh
 
+# `make nitro-emulator`: QEMU's `nitro-enclave` machine (an EMULATED Nitro Enclave with an
+# emulated, unsigning NSM), built from Debian's qemu source with libcbor and cached in
+# target/nitro-emulator/ (scripts/build-nitro-emulator.sh; pinned by
+# nitro-emulator/qemu-source.lock). `make nitro-smoke`: boot target/eif/cleanroom.eif in
+# it with the supervisor on its real nitro platform and verify the unsigned NSM document
+# with --allow-emulated-nsm against eif-build's PCRs (scripts/nitro-smoke.sh).
+.PHONY: nitro-emulator nitro-smoke
+nitro-emulator:
+	./scripts/build-nitro-emulator.sh
+nitro-smoke:
+	./scripts/nitro-smoke.sh
+
 # `make eif-repro`: two clean builds of the image must be byte-identical (slow: two cold
 # musl builds). `make fuzz`: the long property run of the attestation verifier.
 .PHONY: eif-repro fuzz
