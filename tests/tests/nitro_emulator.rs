@@ -260,6 +260,11 @@ fn emulated_nitro_enclave_attests_through_the_real_nsm_path() {
         eprintln!("nitro-smoke:   PCR{i:<2} {} (emulated NSM) == expected", hex::encode(&verdict.pcrs[&i]));
     }
     eprintln!("nitro-smoke: checks passed: {}", verdict.checks_passed.join(", "));
+    let cmdline = text.lines().find(|l| l.contains("cleanroom-init: cmdline:")).unwrap_or_default();
+    eprintln!(
+        "nitro-smoke: guest {cmdline}\nnitro-smoke:   (the cleanroom.* launch values follow the EIF's measured cmdline; \
+         QEMU appends them and they are NOT measured: real Nitro appends nothing)"
+    );
     eprintln!("nitro-smoke: first evidence {secs:.2} s after QEMU start");
 
     let status = proxy.stop();
