@@ -703,7 +703,11 @@ fn run(a: RunArgs) -> Result<(), String> {
             }
         }
         if let Some(why) = died {
-            return Err(format!("enclave died during boot: {why}"));
+            // Name the image: a VM that dies at once usually could not load it.
+            return Err(match &qemu_launch {
+                Some(l) => format!("enclave died during boot of {}: {why}", l.eif.display()),
+                None => format!("enclave died during boot: {why}"),
+            });
         }
         if Stream::connect(&enclave_ep).is_ok() {
             break;
