@@ -108,6 +108,23 @@ eif: enclave-static kernel
 qemu-smoke:
 	./scripts/qemu-smoke.sh
 
+# `make nitro-emulator`: QEMU's `nitro-enclave` machine (an EMULATED Nitro Enclave with an
+# emulated, unsigning NSM), built from Debian's qemu source with libcbor and cached in
+# target/nitro-emulator/ (scripts/build-nitro-emulator.sh; pinned by
+# nitro-emulator/qemu-source.lock). `make nitro-smoke`: boot target/eif/cleanroom.eif in
+# it with the supervisor on its real nitro platform and verify the unsigned NSM document
+# with --allow-emulated-nsm against eif-build's PCRs (scripts/nitro-smoke.sh).
+.PHONY: nitro-emulator nitro-smoke nitro-job
+nitro-emulator:
+	./scripts/build-nitro-emulator.sh
+nitro-smoke:
+	./scripts/nitro-smoke.sh
+# `make nitro-job`: a whole job (prepare, release, submit, verify, audit) through the
+# emulated Nitro Enclave, the owner and provider passing --allow-emulated-nsm
+# (scripts/nitro-job.sh; needs the release binaries and credit_lr.wasm).
+nitro-job: nitro-emulator
+	./scripts/nitro-job.sh
+
 # `make eif-repro`: two clean builds of the image must be byte-identical (slow: two cold
 # musl builds). `make fuzz`: the long property run of the attestation verifier.
 .PHONY: eif-repro fuzz

@@ -50,7 +50,7 @@ fn main() {
         Err(e) => eprintln!("reference verifier not run: {e}"),
     }
 
-    let opts = Options { allow_debug: true, allow_simulated: false };
+    let opts = Options { allow_debug: true, allow_simulated: false, allow_emulated_nsm: false };
     for e in expected.as_array().expect("array") {
         let ex = NitroExpectations::default();
         let file = e["file"].as_str().expect("file").to_owned();

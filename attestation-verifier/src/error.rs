@@ -205,6 +205,17 @@ pub enum Error {
     /// Simulated evidence, and the caller did not allow simulated evidence.
     #[error("simulated (insecure development) evidence refused (pass allow_simulated to accept)")]
     SimulatedNotAllowed,
+    /// An unsigned document of QEMU's emulated NSM, and the caller did not allow it.
+    #[error(
+        "emulated NSM document refused: it is unsigned (alg -1, zero signature and certificates; QEMU's \
+         nitro-enclave machine), not AWS Nitro evidence (pass allow_emulated_nsm / --allow-emulated-nsm \
+         to accept it as a test root)"
+    )]
+    EmulatedNsmNotAllowed,
+    /// A document says alg -1 (unsigned) but lacks the emulator's exact zero signature,
+    /// certificate or CA bundle: neither real nor emulated evidence.
+    #[error("unsigned document without the emulated NSM's exact shape: {0}")]
+    EmulatedShape(&'static str),
 
     // ---- SEV-SNP ----------------------------------------------------------
     /// The report is not 1184 bytes.
@@ -365,6 +376,8 @@ impl Error {
             Error::FromFuture { .. } => "future",
             Error::DebugNotAllowed => "debug",
             Error::SimulatedNotAllowed => "simulated",
+            Error::EmulatedNsmNotAllowed => "emulated_nsm",
+            Error::EmulatedShape(_) => "emulated_shape",
             Error::ReportSize(_) => "report_size",
             Error::UnsupportedReportVersion(_) => "report_version",
             Error::UnsupportedSignatureAlgorithm(_) => "signature_algorithm",

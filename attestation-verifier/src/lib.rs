@@ -26,6 +26,7 @@
 //! | [`nitro`] | COSE_Sign1 / ES384 document from the Nitro Secure Module |
 //! | [`snp`] | 1184-byte SEV-SNP ATTESTATION_REPORT + VCEK/VLEK certificate |
 //! | [`simulated`] | development evidence signed by a **published** key: anyone can forge it |
+//! | [`emulated`] | **unsigned** Nitro-shaped documents from QEMU's emulated NSM (`nitro-enclave` machine); a test root, refused unless [`Options::allow_emulated_nsm`] |
 //!
 //! The CBOR, COSE and DER parsers are private: callers hand over bytes and get a
 //! [`Verdict`] or an [`Error`]. The one certificate helper a client needs is
@@ -83,6 +84,7 @@ pub mod cli;
 mod cose;
 mod crypto;
 mod der;
+pub mod emulated;
 mod error;
 mod fields;
 pub mod hexser;
@@ -278,13 +280,18 @@ pub struct NitroExpectations {
     pub max_age_ms: Option<u64>,
 }
 
-/// Policy switches. Both default to `false` (the safe choice).
+/// Policy switches. All default to `false` (the safe choice).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     /// Accept simulated (insecure, forgeable) development evidence.
     pub allow_simulated: bool,
     /// Accept debug-mode evidence (Nitro: PCR0/1/2 all zero; SNP: policy DEBUG bit).
     pub allow_debug: bool,
+    /// Accept the UNSIGNED documents of QEMU's emulated NSM (`nitro-enclave` machine) as
+    /// Nitro evidence, without signature or chain checks (there are none to make) but with
+    /// every claim check. A test root: see [`emulated`].
+    #[serde(default)]
+    pub allow_emulated_nsm: bool,
 }
 
 /// Summary of a verified SEV-SNP report, as carried in a [`Verdict`].
@@ -327,7 +334,11 @@ pub struct Verdict {
     pub platform: Platform,
     /// `true` iff the evidence was simulated (insecure, forgeable).
     pub simulated: bool,
-    /// Human-readable warning (always set for simulated evidence).
+    /// `true` iff the evidence was an unsigned document of QEMU's emulated NSM, accepted
+    /// because `allow_emulated_nsm` was set ([`emulated`]): no AWS signature was checked.
+    #[serde(default)]
+    pub emulated_nsm: bool,
+    /// Human-readable warning (always set for simulated and emulated-NSM evidence).
     pub warning: Option<String>,
     /// Debug-mode evidence (accepted only because `allow_debug` was set).
     pub debug: bool,
@@ -360,6 +371,7 @@ impl Verdict {
         Self {
             platform,
             simulated,
+            emulated_nsm: false,
             warning: simulated.then(|| simulated::WARNING.to_owned()),
             debug,
             checks_passed: checks,

@@ -217,7 +217,7 @@ mod tests {
     }
 
     fn allow() -> Options {
-        Options { allow_simulated: true, allow_debug: false }
+        Options { allow_simulated: true, allow_debug: false, allow_emulated_nsm: false }
     }
 
     #[test]
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn never_accepted_as_nitro() {
         let doc = issue_simulated(&sample());
-        let o = Options { allow_simulated: true, allow_debug: true };
+        let o = Options { allow_simulated: true, allow_debug: true, allow_emulated_nsm: false };
         let e = crate::Expectations::Nitro(NitroExpectations::default());
         let r = crate::verify_evidence(Platform::Nitro, &doc, &e, &o, UnixTime::from_millis(T));
         assert!(r.is_err());
@@ -346,7 +346,7 @@ mod tests {
         let doc = issue_simulated(&c);
         let at = UnixTime::from_millis(T);
         assert_eq!(verify_simulated(&doc, &NitroExpectations::default(), &allow(), at), Err(Error::DebugNotAllowed));
-        let o = Options { allow_simulated: true, allow_debug: true };
+        let o = Options { allow_simulated: true, allow_debug: true, allow_emulated_nsm: false };
         assert!(verify_simulated(&doc, &NitroExpectations::default(), &o, at).unwrap().debug);
     }
 

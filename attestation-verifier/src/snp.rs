@@ -670,6 +670,7 @@ pub fn verify_snp(
     Ok(Verdict {
         platform: Platform::Snp,
         simulated: false,
+        emulated_nsm: false,
         warning: None,
         debug,
         checks_passed: checks,

@@ -84,8 +84,8 @@ fn this_build_verifies_with_aws_lc() {
 #[test]
 fn real_vectors_and_their_mutations_get_the_same_verdict_from_both_backends() {
     let all: serde_json::Value = serde_json::from_slice(&td("expected.json")).unwrap();
-    let opts = Options { allow_debug: true, allow_simulated: false };
-    let strict = Options { allow_debug: false, allow_simulated: false };
+    let opts = Options { allow_debug: true, allow_simulated: false, allow_emulated_nsm: false };
+    let strict = Options { allow_debug: false, allow_simulated: false, allow_emulated_nsm: false };
     let mut a = Agreement::default();
     let mut vectors = 0;
     for e in all.as_array().unwrap() {
@@ -140,7 +140,7 @@ fn real_vectors_and_their_mutations_get_the_same_verdict_from_both_backends() {
 
 #[test]
 fn simulated_evidence_gets_the_same_verdict_from_both_backends() {
-    let opts = Options { allow_debug: false, allow_simulated: true };
+    let opts = Options { allow_debug: false, allow_simulated: true, allow_emulated_nsm: false };
     let mut claims = Claims::new("sim-backends", 1_700_000_000_000);
     for i in [0u16, 1, 2] {
         claims.pcrs.insert(i, vec![i as u8 + 1; 48]);

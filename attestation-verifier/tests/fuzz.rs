@@ -171,7 +171,7 @@ fn mutate(base: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 /// Runs every parser and the verifier on `input`; the verdict (as text) if it verifies.
 fn exercise(kind: Platform, input: &[u8], certs: &Option<SnpCerts>, at: UnixTime) -> Option<String> {
-    let o = Options { allow_debug: true, allow_simulated: true };
+    let o = Options { allow_debug: true, allow_simulated: true, allow_emulated_nsm: false };
     let e = NitroExpectations::default();
     let any = |k: Platform| match k {
         Platform::Snp => Expectations::Snp(Default::default()),

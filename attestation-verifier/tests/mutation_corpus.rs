@@ -79,7 +79,7 @@ fn flip(doc: &[u8], off: usize, bit: u8) -> Vec<u8> {
 }
 
 fn nitro_corpus(t: &mut Tally) {
-    let o = Options { allow_debug: true, allow_simulated: false };
+    let o = Options { allow_debug: true, allow_simulated: false, allow_emulated_nsm: false };
     let ex = NitroExpectations::default();
     let entries: Vec<_> = expected().into_iter().filter(|e| e["kind"] == "nitro").collect();
     let docs: Vec<Vec<u8>> = entries.iter().map(|e| td(e["file"].as_str().unwrap())).collect();

@@ -242,7 +242,7 @@ fn replace_certificate(doc: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
 }
 
 fn nitro_corpus(t: &mut Tally) {
-    let o = Options { allow_debug: true, allow_simulated: false };
+    let o = Options { allow_debug: true, allow_simulated: false, allow_emulated_nsm: false };
     for e in expected("nitro") {
         let name = e["file"].as_str().unwrap();
         let doc = td(name);

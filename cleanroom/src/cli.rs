@@ -207,6 +207,10 @@ pub struct AttestArgs {
     /// Accept simulated evidence (development only; not hardware-backed).
     #[arg(long)]
     pub allow_simulated: bool,
+    /// Accept UNSIGNED evidence from QEMU's emulated NSM (the `nitro-enclave` machine,
+    /// `make nitro-smoke`): no AWS signature is checked, every claim still is. Test only.
+    #[arg(long)]
+    pub allow_emulated_nsm: bool,
 }
 
 // Parsed once per process: the size difference between variants does not matter.
@@ -442,6 +446,9 @@ pub struct ImageArgs {
     /// Accept simulated (development, not hardware-backed) evidence.
     #[arg(long)]
     pub allow_simulated: bool,
+    /// Accept UNSIGNED evidence from QEMU's emulated NSM (test only; no AWS signature).
+    #[arg(long)]
+    pub allow_emulated_nsm: bool,
 }
 
 /// What an audit check reads and expects.
@@ -539,6 +546,7 @@ impl ImageArgs {
             image: self.image.reference()?,
             policies: self.policy_digests.clone(),
             allow_simulated: self.allow_simulated,
+            allow_emulated_nsm: self.allow_emulated_nsm,
         })
     }
 }

@@ -51,6 +51,9 @@ pub struct Expected {
     pub policy_digest: Digest,
     /// Accept simulated (insecure, development) evidence. Off unless asked for.
     pub allow_simulated: bool,
+    /// Accept the UNSIGNED documents of QEMU's emulated NSM (`--allow-emulated-nsm`; a
+    /// test root, see `attestation_verifier::emulated`). Off unless asked for.
+    pub allow_emulated_nsm: bool,
     /// Largest accepted age of the evidence.
     pub max_age: Duration,
 }
@@ -58,7 +61,13 @@ pub struct Expected {
 impl Expected {
     /// The image and policy to expect, with evidence at most five minutes old.
     pub fn new(image: ImageReference, policy_digest: Digest, allow_simulated: bool) -> Expected {
-        Expected { image, policy_digest, allow_simulated, max_age: Duration::from_secs(300) }
+        Expected { image, policy_digest, allow_simulated, allow_emulated_nsm: false, max_age: Duration::from_secs(300) }
+    }
+
+    /// Also accept unsigned emulated-NSM evidence (QEMU `nitro-enclave`), as a test root.
+    pub fn with_emulated_nsm(mut self, allow: bool) -> Expected {
+        self.allow_emulated_nsm = allow;
+        self
     }
 }
 
@@ -245,7 +254,11 @@ pub fn evidence_expectations(
             })
         }
     };
-    let options = Options { allow_simulated: expect.allow_simulated, allow_debug: expect.image.allows_debug() };
+    let options = Options {
+        allow_simulated: expect.allow_simulated,
+        allow_debug: expect.image.allows_debug(),
+        allow_emulated_nsm: expect.allow_emulated_nsm,
+    };
     Ok((expectations, options))
 }
 
@@ -478,6 +491,7 @@ mod snp_reference_tests {
             image,
             policy_digest: Digest::of(b"policy"),
             allow_simulated: false,
+            allow_emulated_nsm: false,
             max_age: Duration::from_secs(300),
         }
     }

@@ -143,6 +143,9 @@ fn attested(a: &Attested) {
     if a.simulated {
         println!("attestation: SIMULATED evidence accepted because --allow-simulated was given (development only, not hardware-backed)");
     }
+    if a.emulated_nsm {
+        println!("attestation: EMULATED NSM evidence accepted because --allow-emulated-nsm was given (QEMU nitro-enclave machine: unsigned, no AWS signature, not Nitro hardware; test only)");
+    }
     println!("attestation verified ({}): checks passed: {}", a.platform, a.checks_passed.join(", "));
 }
 
@@ -219,7 +222,13 @@ pub fn checked_result(c: &CheckedResult) {
         "result for job {} is signed by an attested enclave key ({}{}) running the expected image and policy",
         r.job_id,
         r.platform,
-        if v.simulated { ", SIMULATED: not hardware-backed" } else { "" }
+        if v.simulated {
+            ", SIMULATED: not hardware-backed"
+        } else if v.emulated_nsm {
+            ", EMULATED NSM: unsigned, not hardware-backed"
+        } else {
+            ""
+        }
     );
     if r.insecure_fixed_noise {
         println!("  INSECURE FIXED NOISE: the noise came from a seed given on the command line; this release protects no one");

@@ -33,6 +33,7 @@ pub fn resume(
     origin: String,
     own_image: &ImageReference,
     allow_simulated: bool,
+    allow_emulated_nsm: bool,
 ) -> Result<LogState, ResumeError> {
     let mut replay = Replayer::new();
     let mut from = 0u64;
@@ -54,7 +55,12 @@ pub fn resume(
             Err(e) => return Err(e.into()),
         };
         // The same image as this enclave; the policy the signer's own records name.
-        let expected = ExpectedImage { image: own_image.clone(), policies: vec![s.policy_digest], allow_simulated };
+        let expected = ExpectedImage {
+            image: own_image.clone(),
+            policies: vec![s.policy_digest],
+            allow_simulated,
+            allow_emulated_nsm,
+        };
         verify_signer(s, doc.as_deref(), &expected).map_err(fail)?;
     }
     let (tree, _) = replay.into_parts();

@@ -169,7 +169,7 @@ impl Enclave {
         let evidence_digest = host.put_evidence(id.boot_evidence())?;
         let origin = tlog::checkpoint::origin_for_owner(id.policy().owner_public_key.as_slice());
         // Every earlier signer of the log must have run this enclave's own image.
-        let log = crate::audit_log::resume(&host, origin, id.image(), id.simulated())?;
+        let log = crate::audit_log::resume(&host, origin, id.image(), id.simulated(), id.emulated_nsm())?;
         let sandbox =
             Sandbox::new(SandboxConfig::from_policy(id.policy())).map_err(|e| BootError::Sandbox(e.to_string()))?;
         Ok(Arc::new(Enclave {

@@ -188,7 +188,9 @@ struct QemuArgs {
     #[arg(long, default_value = "auto")]
     accel: String,
     /// qemu: microvm (vsock on virtio-mmio declared on the kernel command line, as on
-    /// Nitro) or q35 (vsock on virtio-pci).
+    /// Nitro), q35 (vsock on virtio-pci) or nitro-enclave (QEMU's EMULATED Nitro Enclave:
+    /// the whole EIF, an emulated NSM, unsigned attestation; needs `make nitro-emulator`
+    /// and --qemu-bin target/nitro-emulator/bin/qemu-system-x86_64, --platform nitro).
     #[arg(long, default_value = "microvm")]
     qemu_machine: String,
     /// qemu, snp, nitro: the enclave's vsock CID (nitro: asked for, then checked).
@@ -701,7 +703,11 @@ fn run(a: RunArgs) -> Result<(), String> {
             }
         }
         if let Some(why) = died {
-            return Err(format!("enclave died during boot: {why}"));
+            // Name the image: a VM that dies at once usually could not load it.
+            return Err(match &qemu_launch {
+                Some(l) => format!("enclave died during boot of {}: {why}", l.eif.display()),
+                None => format!("enclave died during boot: {why}"),
+            });
         }
         if Stream::connect(&enclave_ep).is_ok() {
             break;

@@ -11,6 +11,14 @@
 //!   ACPI is switched off on purpose: with it, the guest could also find the transport
 //!   in the DSDT, and the test would no longer show that command-line discovery works.
 //! - `q35` puts the same device on PCI (`vhost-user-vsock-pci`), as before issue 16.
+//! - `nitro-enclave` (QEMU >= 9.2 built with libcbor and gnutls: `make nitro-emulator`)
+//!   is an *emulated* Nitro Enclave: a microvm that takes the whole EIF as `-kernel`,
+//!   computes PCR0/1/2 (and 8) from it itself, and adds an emulated NSM device
+//!   (`virtio-nsm`), so the supervisor runs its real `nitro` platform against
+//!   `/dev/nsm`. The vsock device is the machine's own (`vsock=<chardev>`). The EIF's
+//!   measured cmdline comes first; the launch values below are appended after it by
+//!   QEMU and are NOT measured (real Nitro appends nothing). Its attestation documents
+//!   are unsigned; the owner accepts them only with `--allow-emulated-nsm`.
 //!
 //! The vsock device is served by `vhost-device-vsock` (crates.io) with a Unix-socket
 //! backend, so no host kernel vsock support (and nothing on the host's own vsock CID 2)
@@ -49,8 +57,10 @@ pub enum QemuError {
     NoKvm,
     #[error("unknown --accel {0:?}: use auto, kvm or tcg")]
     BadAccel(String),
-    #[error("unknown --qemu-machine {0:?}: use microvm or q35")]
+    #[error("unknown --qemu-machine {0:?}: use microvm, q35 or nitro-enclave")]
     BadMachine(String),
+    #[error("{eif}: not a readable enclave image: {why}")]
+    BadEif { eif: PathBuf, why: String },
 }
 
 /// The QEMU machine type, and with it how the guest finds its vsock device.
@@ -60,6 +70,8 @@ pub enum QemuMachine {
     Microvm,
     /// `q35`: virtio-pci.
     Q35,
+    /// `nitro-enclave`: QEMU's emulated Nitro Enclave (EIF as -kernel, emulated NSM).
+    NitroEnclave,
 }
 
 impl QemuMachine {
@@ -67,6 +79,7 @@ impl QemuMachine {
         match self {
             QemuMachine::Microvm => "microvm",
             QemuMachine::Q35 => "q35",
+            QemuMachine::NitroEnclave => "nitro-enclave",
         }
     }
 }
@@ -77,6 +90,7 @@ impl std::str::FromStr for QemuMachine {
         match s {
             "microvm" => Ok(QemuMachine::Microvm),
             "q35" => Ok(QemuMachine::Q35),
+            "nitro-enclave" => Ok(QemuMachine::NitroEnclave),
             other => Err(QemuError::BadMachine(other.into())),
         }
     }
@@ -243,7 +257,26 @@ pub fn launch_cmdline(image_cmdline: &str, platform: &str, listen_port: u32, hos
     )
 }
 
-/// Extract the image, start the backend, then QEMU.
+/// The enclave id (NSM `module_id`) the emulated machine reports: says what it is.
+pub const EMULATED_ENCLAVE_ID: &str = "i-emulated-qemu-nitro-enclave";
+
+/// The EIF's header magic (`.eif`), checked before an emulator boot so a wrong file is
+/// named here rather than in QEMU's log.
+const EIF_MAGIC: &[u8; 4] = b".eif";
+
+fn check_eif_magic(eif: &Path) -> Result<(), QemuError> {
+    let bad = |why: String| QemuError::BadEif { eif: eif.to_path_buf(), why };
+    let mut head = [0u8; 4];
+    let mut f = File::open(eif).map_err(|e| bad(e.to_string()))?;
+    std::io::Read::read_exact(&mut f, &mut head).map_err(|e| bad(e.to_string()))?;
+    if &head != EIF_MAGIC {
+        return Err(bad("no EIF magic".into()));
+    }
+    Ok(())
+}
+
+/// Extract the image (not for `nitro-enclave`, which reads the EIF itself), start the
+/// backend, then QEMU.
 pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
     let accel = match l.accel.as_str() {
         "auto" if kvm_usable() => "kvm",
@@ -254,9 +287,16 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
     };
     std::fs::create_dir_all(&l.work_dir).map_err(io(format!("create {}", l.work_dir.display())))?;
 
-    // 1. kernel, cmdline and initramfs exactly as in the image.
-    let image = extract_eif(&l.eif_build, &l.eif, &l.work_dir.join("image"))?;
-    let cmdline = launch_cmdline(&image.cmdline, &l.platform, l.listen_port, l.host_port);
+    // 1. kernel, cmdline and initramfs exactly as in the image. The emulated Nitro
+    //    machine boots the EIF itself and prepends its cmdline to ours.
+    let (kernel, initrd, cmdline) = if l.machine == QemuMachine::NitroEnclave {
+        check_eif_magic(&l.eif)?;
+        (l.eif.clone(), None, launch_cmdline("", &l.platform, l.listen_port, l.host_port).trim_start().to_string())
+    } else {
+        let image = extract_eif(&l.eif_build, &l.eif, &l.work_dir.join("image"))?;
+        let cmdline = launch_cmdline(&image.cmdline, &l.platform, l.listen_port, l.host_port);
+        (image.kernel, Some(image.initrd), cmdline)
+    };
 
     // 2. the vsock backend.
     let vhost_socket = l.work_dir.join("vhost-user.sock");
@@ -297,8 +337,8 @@ pub fn launch_qemu(l: &QemuLaunch) -> Result<QemuVm, QemuError> {
         machine: l.machine,
         accel,
         memory_mib: l.memory_mib,
-        kernel: &image.kernel,
-        initrd: &image.initrd,
+        kernel: &kernel,
+        initrd: initrd.as_deref(),
         cmdline: &cmdline,
         console_log: &console_log,
         vhost_socket: &vhost_socket,
@@ -326,8 +366,10 @@ pub struct QemuArgs<'a> {
     /// `kvm` or `tcg` (already resolved).
     pub accel: &'a str,
     pub memory_mib: u32,
+    /// The kernel (for `nitro-enclave`: the whole EIF).
     pub kernel: &'a Path,
-    pub initrd: &'a Path,
+    /// The initramfs (none for `nitro-enclave`: it is in the EIF).
+    pub initrd: Option<&'a Path>,
     pub cmdline: &'a str,
     pub console_log: &'a Path,
     pub vhost_socket: &'a Path,
@@ -347,7 +389,12 @@ pub fn qemu_args(a: &QemuArgs) -> Vec<OsString> {
             "vhost-user-vsock-device,chardev=vsock0",
         ),
         QemuMachine::Q35 => ("q35,memory-backend=mem0", "vhost-user-vsock-pci,chardev=vsock0"),
+        // The machine adds its own vhost-user-vsock device on the chardev named by
+        // vsock=, and its emulated NSM; PCI and ACPI are off in it already.
+        QemuMachine::NitroEnclave => ("", ""),
     };
+    let nitro_machine = format!("nitro-enclave,vsock=vsock0,id={EMULATED_ENCLAVE_ID},memory-backend=mem0");
+    let machine = if a.machine == QemuMachine::NitroEnclave { nitro_machine.as_str() } else { machine };
     let mut v: Vec<OsString> = [
         "-name",
         "cleanroom-enclave",
@@ -372,11 +419,16 @@ pub fn qemu_args(a: &QemuArgs) -> Vec<OsString> {
     .into_iter()
     .map(OsString::from)
     .collect();
-    v.extend(["-kernel".into(), a.kernel.as_os_str().to_owned(), "-initrd".into(), a.initrd.as_os_str().to_owned()]);
+    v.extend(["-kernel".into(), a.kernel.as_os_str().to_owned()]);
+    if let Some(initrd) = a.initrd {
+        v.extend(["-initrd".into(), initrd.as_os_str().to_owned()]);
+    }
     v.extend(["-append".into(), a.cmdline.into()]);
     v.extend(["-serial".into(), format!("file:{}", a.console_log.display()).into()]);
     v.extend(["-chardev".into(), format!("socket,id=vsock0,path={}", a.vhost_socket.display()).into()]);
-    v.extend(["-device".into(), device.into()]);
+    if !device.is_empty() {
+        v.extend(["-device".into(), device.into()]);
+    }
     v
 }
 
@@ -431,7 +483,7 @@ mod tests {
             accel: "tcg",
             memory_mib: 512,
             kernel: Path::new("/w/image/kernel.bin"),
-            initrd: Path::new("/w/image/rd0.bin"),
+            initrd: (machine != QemuMachine::NitroEnclave).then_some(Path::new("/w/image/rd0.bin")),
             cmdline: "console=ttyS0 cleanroom.platform=simulated",
             console_log: Path::new("/w/console.log"),
             vhost_socket: Path::new("/w/vhost-user.sock"),
@@ -473,11 +525,48 @@ mod tests {
     }
 
     #[test]
+    fn nitro_enclave_boots_the_whole_eif_with_the_machines_own_vsock() {
+        let args = args_for(QemuMachine::NitroEnclave);
+        assert_eq!(
+            value_after(&args, "-machine"),
+            [format!("nitro-enclave,vsock=vsock0,id={EMULATED_ENCLAVE_ID},memory-backend=mem0")]
+        );
+        assert!(value_after(&args, "-device").is_empty(), "the machine makes its own vsock device: {args:?}");
+        assert!(value_after(&args, "-initrd").is_empty());
+        assert_eq!(value_after(&args, "-chardev"), ["socket,id=vsock0,path=/w/vhost-user.sock"]);
+        assert_eq!(value_after(&args, "-object"), ["memory-backend-memfd,id=mem0,size=512M,share=on"]);
+    }
+
+    #[test]
+    fn a_file_without_eif_magic_is_named_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let eif = dir.path().join("truncated.eif");
+        std::fs::write(&eif, b".ei").unwrap();
+        let l = QemuLaunch {
+            eif: eif.clone(),
+            eif_build: "eif-build".into(),
+            qemu: "qemu-system-x86_64".into(),
+            backend: "/nonexistent/vhost-device-vsock".into(),
+            work_dir: dir.path().join("w"),
+            guest_cid: 16,
+            memory_mib: 256,
+            accel: "tcg".into(),
+            machine: QemuMachine::NitroEnclave,
+            platform: "nitro".into(),
+            listen_port: 5000,
+            host_port: 5001,
+        };
+        let Err(e) = launch_qemu(&l) else { panic!("a 3-byte EIF booted") };
+        assert!(matches!(&e, QemuError::BadEif { eif: p, .. } if *p == eif), "{e}");
+        assert!(e.to_string().contains("truncated.eif"), "{e}");
+    }
+
+    #[test]
     fn machine_names_round_trip_and_unknown_ones_are_refused() {
-        for m in [QemuMachine::Microvm, QemuMachine::Q35] {
+        for m in [QemuMachine::Microvm, QemuMachine::Q35, QemuMachine::NitroEnclave] {
             assert_eq!(m.name().parse::<QemuMachine>().unwrap(), m);
         }
         let e = "pc".parse::<QemuMachine>().unwrap_err();
-        assert_eq!(e.to_string(), "unknown --qemu-machine \"pc\": use microvm or q35");
+        assert_eq!(e.to_string(), "unknown --qemu-machine \"pc\": use microvm, q35 or nitro-enclave");
     }
 }

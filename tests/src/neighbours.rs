@@ -361,6 +361,7 @@ impl Side {
             )])),
             policy_digest: self.policy.digest(),
             allow_simulated: true,
+            allow_emulated_nsm: false,
             max_age: Duration::from_secs(300),
         }
     }

@@ -169,7 +169,7 @@ fn qemu_boot_answers_evidence_over_vsock() {
         max_age_ms: Some(300_000),
         ..Default::default()
     });
-    let opts = Options { allow_simulated: true, allow_debug: false };
+    let opts = Options { allow_simulated: true, allow_debug: false, allow_emulated_nsm: false };
     let verdict =
         verify_evidence(Platform::Simulated, document.as_slice(), &expect, &opts, UnixTime::from_millis(now_ms()))
             .expect("the guest's evidence verifies");

@@ -113,7 +113,7 @@ fn owner_attests_shard(w: &World, endpoint: &str) -> ShardPeer {
     });
     let now =
         UnixTime::from_secs(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
-    let opts = Options { allow_simulated: true, allow_debug: false };
+    let opts = Options { allow_simulated: true, allow_debug: false, allow_emulated_nsm: false };
     verify_evidence(Platform::Simulated, &document.0, &expect, &opts, now).expect("the owner verifies the evidence");
     assert!(recorder.certifies(&public_key.0), "TLS terminates in the attested enclave");
     ShardPeer { endpoint: endpoint.to_string(), public_key }

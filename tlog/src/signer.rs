@@ -52,6 +52,9 @@ pub struct ExpectedImage {
     pub policies: Vec<Digest>,
     /// Accept simulated (development, forgeable) evidence.
     pub allow_simulated: bool,
+    /// Accept the unsigned documents of QEMU's emulated NSM (a test root; see
+    /// `attestation_verifier::emulated`).
+    pub allow_emulated_nsm: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,7 +151,11 @@ pub fn verify_boot_evidence(
         return Err(SignerError::UnexpectedPolicy(*policy));
     }
     let (expect, allow_debug) = boot_expectations(kind, Some(&expected.image), policy, public_key)?;
-    let opts = Options { allow_simulated: expected.allow_simulated, allow_debug };
+    let opts = Options {
+        allow_simulated: expected.allow_simulated,
+        allow_debug,
+        allow_emulated_nsm: expected.allow_emulated_nsm,
+    };
     verify_evidence(kind, document, &expect, &opts, UnixTime::from_secs(time))
         .map_err(|e| SignerError::Evidence(e.to_string()))
 }
@@ -175,10 +182,11 @@ pub fn own_image(
     document: &[u8],
     time: u64,
     simulated: bool,
+    emulated_nsm: bool,
 ) -> Result<ImageReference, SignerError> {
     let kind = evidence_kind(platform)?;
     let (expect, _) = boot_expectations(kind, None, policy, public_key)?;
-    let opts = Options { allow_simulated: simulated, allow_debug: false };
+    let opts = Options { allow_simulated: simulated, allow_debug: false, allow_emulated_nsm: emulated_nsm };
     let verdict = verify_evidence(kind, document, &expect, &opts, UnixTime::from_secs(time))
         .map_err(|e| SignerError::Evidence(e.to_string()))?;
     Ok(image_of(&verdict))
@@ -247,7 +255,8 @@ mod tests {
         let rd = protocol::wire::snp_report_data(p.as_bytes(), None, p.as_bytes(), b"k").to_vec();
         assert_eq!(e.report_data, Some(rd));
         // and verify_boot_evidence refuses the pairing before looking at the document
-        let expected = ExpectedImage { image: pcrs(), policies: vec![p], allow_simulated: false };
+        let expected =
+            ExpectedImage { image: pcrs(), policies: vec![p], allow_simulated: false, allow_emulated_nsm: false };
         assert!(matches!(
             verify_boot_evidence(protocol::platform::Platform::Snp, b"k", &p, b"not evidence", 0, &expected),
             Err(SignerError::WrongReference { .. })

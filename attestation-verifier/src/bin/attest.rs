@@ -82,6 +82,10 @@ enum VerifyKind {
         common: Common,
         #[command(flatten)]
         claims: ClaimArgs,
+        /// Accept the UNSIGNED documents of QEMU's emulated NSM (`nitro-enclave` machine)
+        /// without signature or chain checks (a test root; every claim is still checked).
+        #[arg(long)]
+        allow_emulated_nsm: bool,
     },
     /// AMD SEV-SNP attestation report.
     Snp {
@@ -236,6 +240,9 @@ fn one_line(v: &Verdict) -> String {
     if v.simulated {
         s.push_str(" (SIMULATED, INSECURE: proves nothing)");
     }
+    if v.emulated_nsm {
+        s.push_str(" (EMULATED NSM: unsigned, QEMU nitro-enclave; no AWS signature checked)");
+    }
     if v.debug {
         s.push_str(" (DEBUG MODE)");
     }
@@ -289,17 +296,17 @@ fn report(platform: Platform, json: bool, r: Result<Verdict, Error>) -> ExitCode
 
 fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
     match kind {
-        VerifyKind::Nitro { file, common, claims } => {
+        VerifyKind::Nitro { file, common, claims, allow_emulated_nsm } => {
             let doc = read_input(&file)?;
             let e = claim_expectations(&claims)?;
-            let o = Options { allow_debug: common.allow_debug, allow_simulated: false };
+            let o = Options { allow_debug: common.allow_debug, allow_simulated: false, allow_emulated_nsm };
             let r = nitro::verify_nitro(&doc, &e, &o, UnixTime::from_secs(common.at));
             Ok(report(Platform::Nitro, common.json, r))
         }
         VerifyKind::Simulated { file, common, claims, allow_simulated } => {
             let doc = read_input(&file)?;
             let e = claim_expectations(&claims)?;
-            let o = Options { allow_debug: common.allow_debug, allow_simulated };
+            let o = Options { allow_debug: common.allow_debug, allow_simulated, allow_emulated_nsm: false };
             let r = simulated::verify_simulated(&doc, &e, &o, UnixTime::from_secs(common.at));
             Ok(report(Platform::Simulated, common.json, r))
         }
@@ -328,7 +335,7 @@ fn run_verify(kind: VerifyKind) -> Result<ExitCode, UsageError> {
                 allow_migration_agent,
                 deny_smt,
             };
-            let mut o = Options { allow_debug: common.allow_debug, allow_simulated: false };
+            let mut o = Options { allow_debug: common.allow_debug, allow_simulated: false, allow_emulated_nsm: false };
             let mut e = e;
             if let Some(path) = expect_snp {
                 let text =

@@ -19,7 +19,7 @@ fn at_of(e: &serde_json::Value) -> UnixTime {
 }
 
 fn debug_ok() -> Options {
-    Options { allow_debug: true, allow_simulated: false }
+    Options { allow_debug: true, allow_simulated: false, allow_emulated_nsm: false }
 }
 
 fn expected_pcrs(e: &serde_json::Value) -> BTreeMap<u16, Vec<u8>> {

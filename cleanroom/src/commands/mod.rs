@@ -22,6 +22,8 @@ pub enum KeyHome {
 pub struct Attested {
     pub platform: protocol::platform::Platform,
     pub simulated: bool,
+    /// Accepted as unsigned emulated-NSM evidence (`--allow-emulated-nsm`).
+    pub emulated_nsm: bool,
     pub checks_passed: Vec<String>,
 }
 
@@ -30,6 +32,7 @@ impl Attested {
         Attested {
             platform: s.platform,
             simulated: s.simulated,
+            emulated_nsm: s.verdict.emulated_nsm,
             checks_passed: s.verdict.checks_passed.iter().map(|c| c.to_string()).collect(),
         }
     }

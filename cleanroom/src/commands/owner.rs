@@ -217,6 +217,7 @@ pub struct ReleaseRequest<'a> {
     pub front_door: &'a transport::Endpoint,
     pub image: crate::client::ImageReference,
     pub allow_simulated: bool,
+    pub allow_emulated_nsm: bool,
     pub keys: &'a Path,
     pub ledger: &'a Path,
     pub policy: &'a Path,
@@ -244,7 +245,8 @@ pub fn release(r: &ReleaseRequest<'_>) -> Result<ReleaseOutcome, Error> {
     crate::owner::check_retention(&policy, r.now)?;
     // The owner grants exactly what it reviewed.
     let review = crate::review::review(&spec, &policy, 100)?;
-    let expect = Expected::new(r.image.clone(), policy.digest(), r.allow_simulated);
+    let expect =
+        Expected::new(r.image.clone(), policy.digest(), r.allow_simulated).with_emulated_nsm(r.allow_emulated_nsm);
     // Every shard is attested before anything is granted: a shard that fails costs nothing.
     let shards = r.shards.iter().map(|ep| crate::client::attest_shard(ep, &expect)).collect::<Result<Vec<_>, _>>()?;
     let mut session = connect_attested(r.front_door, &expect)?;

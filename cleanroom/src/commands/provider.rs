@@ -146,6 +146,7 @@ pub struct SubmitRequest<'a> {
     pub front_door: &'a Endpoint,
     pub image: ImageReference,
     pub allow_simulated: bool,
+    pub allow_emulated_nsm: bool,
     pub policy_digest: Digest,
     pub blob_api: &'a Endpoint,
     pub module: &'a Path,
@@ -200,7 +201,8 @@ pub fn submit(r: &SubmitRequest<'_>, on_step: &mut dyn FnMut(SubmitStep<'_>)) ->
     if Digest::of(&wasm) != spec.module_hash {
         return Err(SubmitError::WrongModule(r.module.to_path_buf()).into());
     }
-    let expect = Expected::new(r.image.clone(), r.policy_digest, r.allow_simulated);
+    let expect =
+        Expected::new(r.image.clone(), r.policy_digest, r.allow_simulated).with_emulated_nsm(r.allow_emulated_nsm);
     let mut session = connect_attested(r.front_door, &expect)?;
     on_step(SubmitStep::Attested(&Attested::of(&session)));
     let module_blob = BlobClient::connect(r.blob_api)?.put(wasm)?;

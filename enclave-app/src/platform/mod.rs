@@ -55,6 +55,13 @@ pub trait Platform: Send + Sync {
     }
     /// True when evidence is not hardware-backed.
     fn simulated(&self) -> bool;
+    /// True when this platform's NSM answered with an unsigned document of QEMU's
+    /// emulated NSM (`nitro-enclave` machine; known after the first `attest`). An enclave
+    /// on an emulated NSM accepts its predecessors' and peers' emulated evidence, because
+    /// its own has no hardware root either; on real Nitro this is always false.
+    fn emulated_nsm(&self) -> bool {
+        false
+    }
     /// Evidence binding `nonce`, `user_data` and `public_key` to the measured state.
     fn attest(&self, nonce: Option<&[u8]>, user_data: &[u8], public_key: &[u8]) -> Result<Vec<u8>, PlatformError>;
     /// Extend a measurement register with `data` and lock it against further change.

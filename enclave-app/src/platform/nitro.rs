@@ -60,6 +60,8 @@ impl NsmDevice for NsmDriver {
 pub struct NitroPlatform {
     device: Box<dyn NsmDevice>,
     module_id: String,
+    /// Set by the first attestation: did the NSM answer with QEMU's unsigned document?
+    emulated: std::sync::OnceLock<bool>,
 }
 
 fn device_error(request: &'static str, reason: impl Into<String>) -> PlatformError {
@@ -115,7 +117,7 @@ impl NitroPlatform {
                         format!("only {max_pcrs} PCRs; PCR{} is needed for the policy", super::POLICY_PCR),
                     ));
                 }
-                Ok(NitroPlatform { device, module_id })
+                Ok(NitroPlatform { device, module_id, emulated: std::sync::OnceLock::new() })
             }
             other => Err(nsm_error("DescribeNSM", other)),
         }
@@ -136,6 +138,10 @@ impl Platform for NitroPlatform {
         false
     }
 
+    fn emulated_nsm(&self) -> bool {
+        self.emulated.get().copied().unwrap_or(false)
+    }
+
     fn attest(&self, nonce: Option<&[u8]>, user_data: &[u8], public_key: &[u8]) -> Result<Vec<u8>, PlatformError> {
         let request = Request::Attestation {
             user_data: Some(ByteBuf::from(user_data)),
@@ -143,7 +149,22 @@ impl Platform for NitroPlatform {
             public_key: Some(ByteBuf::from(public_key)),
         };
         match self.device.process(request) {
-            Response::Attestation { document } if !document.is_empty() => Ok(document),
+            Response::Attestation { document } if !document.is_empty() => {
+                // QEMU's nitro-enclave machine emulates the NSM without signing; say so once,
+                // loudly, on the console (the owner's verifier refuses such documents unless
+                // told to accept them as a test root).
+                self.emulated.get_or_init(|| {
+                    let emulated = attestation_verifier::emulated::extract_claims(&document).is_ok();
+                    if emulated {
+                        eprintln!(
+                            "enclave-app: EMULATED NSM: the NSM returned an unsigned document \
+                             (QEMU nitro-enclave machine); this is not AWS Nitro hardware"
+                        );
+                    }
+                    emulated
+                });
+                Ok(document)
+            }
             Response::Attestation { .. } => Err(device_error("Attestation", "empty document")),
             Response::Error(ErrorCode::InputTooLarge) => Err(device_error(
                 "Attestation",

@@ -87,6 +87,7 @@ impl Identity {
             &boot,
             now_ms() / 1000,
             platform.simulated(),
+            platform.emulated_nsm(),
         )
         .map_err(|e| PeerError::OwnEvidence(e.to_string()))?;
         let tls = crate::tls::server_config(&key)?;
@@ -117,6 +118,10 @@ impl Identity {
     }
     pub fn simulated(&self) -> bool {
         self.platform.simulated()
+    }
+    /// The platform is Nitro on QEMU's emulated NSM (unsigned evidence): test only.
+    pub fn emulated_nsm(&self) -> bool {
+        self.platform.emulated_nsm()
     }
     pub fn platform(&self) -> &dyn Platform {
         self.platform.as_ref()
@@ -214,7 +219,12 @@ impl Identity {
                 )),
             ),
         };
-        let options = Options { allow_simulated: self.platform.simulated(), allow_debug: false };
+        // A peer on an emulated NSM is accepted only by a peer whose own NSM is emulated.
+        let options = Options {
+            allow_simulated: self.platform.simulated(),
+            allow_debug: false,
+            allow_emulated_nsm: self.platform.emulated_nsm(),
+        };
         verify_evidence(kind, &document.0, &expectations, &options, UnixTime::from_secs(now_ms() / 1000))
             .map_err(|e| PeerError::Evidence(e.to_string()))?;
         Ok((public_key.0, theirs.0))
