@@ -6,6 +6,7 @@
 
 pub mod flood;
 pub mod neighbours;
+pub mod vm;
 
 use protocol::wire::{ClientMessage, EnclaveMessage};
 use std::net::TcpListener;

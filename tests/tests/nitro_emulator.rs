@@ -18,49 +18,17 @@
 //! runs it. Prints `{"bench":"nitro_enclave_boot_to_evidence_s",...}`.
 
 use attestation_verifier::{verify_evidence, Error, Expectations, NitroExpectations, Options, Platform, UnixTime};
+use cleanroom_e2e::vm::{log, now_ms, Proxy};
 use cleanroom_e2e::{bin, fetch_evidence, workspace_root};
-use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Policy, SandboxLimits, Timing};
+use protocol::policy::Policy;
 use protocol::wire::EnclaveMessage;
-use protocol::{Bytes, Digest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn policy() -> Policy {
-    let column = ColumnPolicy::new;
-    let policy = Policy {
-        population: "nitro-emulator-population".into(),
-        rows_per_chunk: 1 << 20,
-        allowed_modules: vec![Digest::of(b"nitro-emulator module")],
-        allowed_query_classes: vec!["histogram".into()],
-        collaborators: vec![Collaborator {
-            name: "acme".into(),
-            public_key: Bytes(protocol::signing::SigningKey::from_seed([6; 32]).public_key()),
-        }],
-        min_group_size: 5,
-        timing: Timing {
-            max_deadline_ms: 60_000,
-            setup_ms: 250,
-            ns_per_fuel: 2,
-            unit_overhead_ns: 30_000,
-            ingest_ns_per_row: 3_000,
-            ns_per_memory_page: 2_000,
-        },
-        sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
-        ..Policy::new(
-            protocol::signing::SigningKey::from_seed([5; 32]).public_key(),
-            Digest::of(b"nitro-emulator dataset"),
-            "customer_token",
-            vec![column("customer_token", "token", vec![]), column("income", "f64", vec![ColumnRole::Input])],
-        )
-    };
-    policy.validate().expect("the policy is valid");
-    policy
+    cleanroom_e2e::vm::boot_policy("nitro-emulator")
 }
 
 fn eif() -> PathBuf {
@@ -87,36 +55,6 @@ fn eif_build_pcrs(eif: &Path) -> BTreeMap<u16, Vec<u8>> {
             (i, hex::decode(hex_pcr).unwrap())
         })
         .collect()
-}
-
-/// The host proxy, stopped with SIGTERM (so it kills QEMU and the backend) when dropped.
-struct Proxy(Child);
-
-impl Proxy {
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        self.0.wait().ok()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.stop();
-        }
-    }
-}
-
-fn log(path: &Path) -> String {
-    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
 }
 
 fn start_proxy(eif: &Path, dir: &Path, policy: &Policy) -> (Proxy, PathBuf, PathBuf) {

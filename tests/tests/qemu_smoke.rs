@@ -16,74 +16,17 @@
 //! seconds from QEMU start to the first evidence answer.
 
 use attestation_verifier::{verify_evidence, Expectations, NitroExpectations, Options, Platform, UnixTime};
+use cleanroom_e2e::vm::{log, now_ms, Proxy};
 use cleanroom_e2e::{bin, fetch_evidence, workspace_root};
-use protocol::policy::{Collaborator, ColumnPolicy, ColumnRole, Policy, SandboxLimits, Timing};
+use protocol::policy::Policy;
 use protocol::wire::EnclaveMessage;
-use protocol::{Bytes, Digest};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn smoke_policy() -> Policy {
-    let column = ColumnPolicy::new;
-    let policy = Policy {
-        population: "qemu-smoke-population".into(),
-        rows_per_chunk: 1 << 20,
-        allowed_modules: vec![Digest::of(b"qemu-smoke module")],
-        allowed_query_classes: vec!["histogram".into()],
-        collaborators: vec![Collaborator {
-            name: "acme".into(),
-            public_key: Bytes(protocol::signing::SigningKey::from_seed([6; 32]).public_key()),
-        }],
-        min_group_size: 5,
-        timing: Timing {
-            max_deadline_ms: 60_000,
-            setup_ms: 250,
-            ns_per_fuel: 2,
-            unit_overhead_ns: 30_000,
-            ingest_ns_per_row: 3_000,
-            ns_per_memory_page: 2_000,
-        },
-        sandbox: SandboxLimits { fuel_per_unit: 20_000, memory_limit_bytes: 64 << 20, max_module_bytes: 1 << 20 },
-        ..Policy::new(
-            protocol::signing::SigningKey::from_seed([5; 32]).public_key(),
-            Digest::of(b"qemu-smoke dataset"),
-            "customer_token",
-            vec![column("customer_token", "token", vec![]), column("income", "f64", vec![ColumnRole::Input])],
-        )
-    };
-    policy.validate().expect("the smoke policy is valid");
-    policy
-}
-
-/// The host proxy, stopped with SIGTERM (so it kills QEMU and the backend) when dropped.
-struct Proxy(Child);
-
-impl Proxy {
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        self.0.wait().ok()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.stop();
-        }
-    }
+    cleanroom_e2e::vm::boot_policy("qemu-smoke")
 }
 
 fn alive(pid: u64) -> bool {
@@ -92,10 +35,6 @@ fn alive(pid: u64) -> bool {
         Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
-}
-
-fn log(path: &Path) -> String {
-    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
 }
 
 #[test]
